@@ -1,0 +1,6 @@
+"""Course discovery: fuzzy search and the hybrid recommender. Pure: no DB, no aiogram."""
+
+from bot.recommend.search import SearchHit, SearchIndex
+from bot.recommend.text import CourseDoc
+
+__all__ = ["CourseDoc", "SearchHit", "SearchIndex"]
