@@ -26,7 +26,12 @@ CATALOG: tuple[CourseDoc, ...] = (
         ("data", "machine learning"),
     ),
     CourseDoc(5, "UI Design Basics", "Layout, colour and typography for apps.", ("design", "ui")),
-    CourseDoc(6, "Figma for UX Designers", "Prototypes and components in Figma.", ("design", "ux")),
+    CourseDoc(
+        6,
+        "Figma for UI Designers",
+        "Prototypes and components for UI design in Figma.",
+        ("design", "ui", "ux"),
+    ),
     CourseDoc(
         7,
         "Marketing on Social Media",
