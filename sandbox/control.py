@@ -505,7 +505,7 @@ def setup_control_routes(app: web.Application, server: SandboxServer) -> None:
             raise ControlError(400, "type: group, supergroup or channel")
         chat = server.create_chat(kind, str(data.get("title") or "Group"), creator,
                                   data.get("username"))  # fmt: skip
-        if data.get("add_bot"):
+        if data.get("add_bot") not in (None, False):
             add_bot(server, chat, data["add_bot"] if isinstance(data["add_bot"], dict) else {})
         return ok(server, chat=chat_view(server, chat, creator))
 

@@ -333,6 +333,8 @@ class SandboxServer:
                         return chat
                 raise bad("chat not found")
         found = self.chats.get(chat_id)
+        if found is None and chat_id in self.users and chat_id != self.bot_id:
+            found = self.private_chat(self.users[chat_id])  # known user, not started yet
         if found is None:
             raise bad("chat not found")
         return found
@@ -864,6 +866,7 @@ class SandboxServer:
             out["is_anonymous"] = False
             for r in ADMIN_RIGHTS:
                 out[r] = bool(m.rights.get(r, False))
+            out["can_send_welcome_messages"] = bool(m.rights.get("can_send_welcome_messages"))
             for r in OPTIONAL_RIGHTS:
                 if r in m.rights:
                     out[r] = bool(m.rights[r])
@@ -1782,4 +1785,10 @@ async def _read_params(request: web.Request) -> tuple[dict[str, Any], bool]:
             )
         else:
             params[key] = value
+    # aiogram (and Telegram's docs) name an upload by "attach://<part>" in the field itself.
+    for key, value in list(params.items()):
+        if isinstance(value, str) and value.startswith("attach://"):
+            part = value[len("attach://") :]
+            if isinstance(params.get(part), FileUpload):
+                params[key] = params.pop(part)
     return params, False
