@@ -1,0 +1,3 @@
+"""Lyceum: a self-hosted Telegram storefront for paid knowledge."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,102 @@
+"""Command line: python -m bot {run,migrate,seed,demo}."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from bot.config import Settings, get_settings
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # aiohttp access logs would print request paths, which carry the bot token.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+async def _migrate(settings: Settings) -> None:
+    from bot.migrate import upgrade
+
+    await upgrade(settings.database_url)
+
+
+async def _seed(settings: Settings) -> int:
+    from bot.db import create_engine, create_sessionmaker
+    from bot.services.seed import seed_demo
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            added = await seed_demo(session)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return added
+
+
+async def _run(settings: Settings, webhook: bool) -> None:
+    from bot.app import build_app, run_polling, run_webhook
+
+    app = build_app(settings)
+    await (run_webhook(app) if webhook else run_polling(app))
+
+
+def cmd_demo(settings: Settings) -> int:
+    """Try it: real Telegram when BOT_TOKEN is set, else the local sandbox."""
+    if settings.token:
+        asyncio.run(_migrate(settings))
+        asyncio.run(_seed(settings))
+        print("Running on Telegram with your BOT_TOKEN. Open your bot and send /start.")
+        asyncio.run(_run(settings, webhook=False))
+        return 0
+    try:
+        from sandbox.demo import main as sandbox_demo  # type: ignore[import-not-found]
+    except ImportError:
+        print(
+            "BOT_TOKEN is not set, and the local sandbox is not installed.\n"
+            "Get a token from @BotFather, then: BOT_TOKEN=123:abc make demo",
+            file=sys.stderr,
+        )
+        return 2
+    return int(sandbox_demo() or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Lyceum bot")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the bot (long polling by default)")
+    run.add_argument("--webhook", action="store_true", help="receive updates by webhook")
+    sub.add_parser("migrate", help="upgrade the database to the latest schema")
+    seed = sub.add_parser("seed", help="load data")
+    seed.add_argument("--demo", action="store_true", help="the demo catalog")
+    sub.add_parser("demo", help="try the storefront (sandbox, or Telegram with BOT_TOKEN)")
+    args = parser.parse_args(argv)
+
+    _setup_logging()
+    settings = get_settings()
+    if args.command == "migrate":
+        asyncio.run(_migrate(settings))
+        print("database is at the latest revision")
+        return 0
+    if args.command == "seed":
+        if not args.demo:
+            parser.error("say what to seed: --demo")
+        asyncio.run(_migrate(settings))
+        added = asyncio.run(_seed(settings))
+        print(f"demo catalog ready ({added} courses added)")
+        return 0
+    if args.command == "demo":
+        return cmd_demo(settings)
+    if not settings.token:
+        print("BOT_TOKEN is not set. Put it in the environment or in .env.", file=sys.stderr)
+        return 2
+    asyncio.run(_run(settings, webhook=args.webhook))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""The one place that wires engine, Bot, Dispatcher, routers, middlewares and services."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, ErrorEvent
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.db import create_engine, create_sessionmaker
+from bot.i18n import PoI18n, create_i18n, pick_locale
+from bot.middlewares.db import DbSessionMiddleware
+from bot.middlewares.i18n import LocaleMiddleware
+from bot.middlewares.throttling import ThrottlingMiddleware
+from bot.middlewares.user import UserMiddleware
+from bot.services.events import EventBuffer
+from bot.services.search import CatalogSearch
+
+log = logging.getLogger(__name__)
+
+
+def feature_routers() -> list[Router]:
+    """Every feature's router, in matching order. The fallback router stays last."""
+    from bot.handlers import catalog, fallback, info, library, payments, sales_admin, search, start
+
+    routers = [
+        start.router,
+        catalog.router,
+        library.router,
+        info.router,
+        # Before search: a promo code typed after "I have a promo code" is not a query.
+        payments.router,
+        sales_admin.router,
+        search.router,
+        fallback.router,
+    ]
+    return [_detached(r) for r in routers]
+
+
+def _detached(router: Router) -> Router:
+    # Routers are module-level singletons and aiogram lets a router have one parent.
+    # A process that builds a second App (tests, benchmarks) re-attaches them here.
+    parent = router.parent_router
+    if parent is not None:
+        parent.sub_routers.remove(router)
+        router._parent_router = None
+    return router
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    bot: Bot
+    dp: Dispatcher
+    i18n: PoI18n
+    events: EventBuffer
+    search: CatalogSearch
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def allowed_updates(self) -> list[str]:
+        return self.dp.resolve_used_update_types()
+
+    async def close(self) -> None:
+        await self.events.stop(self.sessionmaker)
+        await self.search.close()
+        await self.bot.session.close()
+        await self.engine.dispose()
+
+
+def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
+    token = settings.token
+    if not token:
+        raise RuntimeError("BOT_TOKEN is not set")
+    if session is None:
+        if settings.telegram_api_url:
+            api = TelegramAPIServer.from_base(settings.telegram_api_url)
+            session = AiohttpSession(api=api)
+        else:
+            session = AiohttpSession()
+    return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
+
+
+def create_dispatcher(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    i18n: PoI18n,
+    events: EventBuffer,
+    search: CatalogSearch,
+) -> Dispatcher:
+    dp = Dispatcher(settings=settings, events=events, search=search, sessionmaker=sessionmaker)
+    # Order matters: drop floods before touching the database; the user row feeds i18n.
+    dp.update.outer_middleware(
+        ThrottlingMiddleware(settings.throttle_rate, settings.throttle_burst)
+    )
+    dp.update.outer_middleware(DbSessionMiddleware(sessionmaker))
+    dp.update.outer_middleware(UserMiddleware())
+    dp.update.outer_middleware(LocaleMiddleware(i18n))
+    dp.include_routers(*feature_routers())
+    dp.errors.register(error_handler(i18n))
+    return dp
+
+
+def error_handler(i18n: PoI18n) -> Callable[..., Awaitable[bool]]:
+    async def on_error(event: ErrorEvent, **data: Any) -> bool:
+        log.exception("update %s failed", event.update.update_id, exc_info=event.exception)
+        # Errors are handled outside the i18n middleware: pick the language here.
+        user = data.get("user")
+        locale = pick_locale(getattr(user, "language", None), None, i18n.default_locale)
+        text = i18n.gettext(
+            "Sorry, something went wrong on our side. Please try again in a moment.",
+            locale=locale,
+        )
+        update = event.update
+        try:
+            if update.callback_query is not None:
+                await update.callback_query.answer(text, show_alert=True)
+            elif update.message is not None and update.message.chat.type == "private":
+                await update.message.answer(text)
+        except Exception:  # the apology itself may fail (user blocked the bot); log only
+            log.warning("could not tell the user about the failure", exc_info=True)
+        return True
+
+    return on_error
+
+
+def build_app(
+    settings: Settings, *, session: BaseSession | None = None, engine: AsyncEngine | None = None
+) -> App:
+    engine = engine or create_engine(settings.database_url, echo=settings.database_echo)
+    sessionmaker = create_sessionmaker(engine)
+    i18n = create_i18n(settings.default_language)
+    events = EventBuffer()
+    search = CatalogSearch(sessionmaker)
+    bot = create_bot(settings, session)
+    dp = create_dispatcher(settings, sessionmaker, i18n, events, search)
+    return App(settings, engine, sessionmaker, bot, dp, i18n, events, search)
+
+
+def bot_commands(i18n: PoI18n, locale: str) -> list[BotCommand]:
+    with i18n.use_locale(locale):
+        return [
+            BotCommand(command="start", description=i18n.gettext("Main menu")),
+            BotCommand(command="catalog", description=i18n.gettext("Browse courses")),
+            BotCommand(command="search", description=i18n.gettext("Find a course")),
+            BotCommand(command="my", description=i18n.gettext("My library")),
+            BotCommand(command="help", description=i18n.gettext("Help")),
+            BotCommand(command="paysupport", description=i18n.gettext("Payment support")),
+        ]
+
+
+async def setup_commands(app: App) -> None:
+    scope = BotCommandScopeAllPrivateChats()
+    await app.bot.set_my_commands(
+        bot_commands(app.i18n, app.settings.default_language), scope=scope
+    )
+    for locale in ("en", "zh"):
+        await app.bot.set_my_commands(
+            bot_commands(app.i18n, locale), scope=scope, language_code=locale
+        )
+
+
+async def on_startup(app: App) -> None:
+    await setup_commands(app)
+    app.events.start(app.sessionmaker)
+
+
+def add_stripe_webhook(app: App, web_app: Any) -> None:
+    """Serve Stripe's checkout webhook (web checkout) on the bot's HTTP server."""
+    from bot.handlers.payments import gateways, web_payment_notifier
+    from bot.payments.web_checkout import stripe_webhook_handler
+
+    notify = web_payment_notifier(app.bot, app.sessionmaker, app.i18n, app.settings)
+    handler = stripe_webhook_handler(
+        app.sessionmaker, app.settings, gateways(app.bot, app.settings), notify
+    )
+    web_app.router.add_post(app.settings.stripe_webhook_path, handler)
+
+
+async def start_stripe_webhook_server(app: App) -> Any:
+    """In polling mode there is no HTTP server; run one just for Stripe's webhook."""
+    from aiohttp import web
+
+    web_app = web.Application()
+    add_stripe_webhook(app, web_app)
+    runner = web.AppRunner(web_app)
+    await runner.setup()
+    await web.TCPSite(runner, app.settings.webhook_host, app.settings.webhook_port).start()
+    return runner
+
+
+async def run_polling(app: App) -> None:
+    await on_startup(app)
+    stripe_runner = (
+        await start_stripe_webhook_server(app) if app.settings.stripe_webhook_secret else None
+    )
+    try:
+        await app.bot.delete_webhook(drop_pending_updates=False)
+        await app.dp.start_polling(
+            app.bot,
+            allowed_updates=app.allowed_updates,
+            handle_signals=True,
+            close_bot_session=False,
+        )
+    finally:
+        if stripe_runner is not None:
+            await stripe_runner.cleanup()
+        await app.close()
+
+
+async def run_webhook(app: App) -> None:
+    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiohttp import web
+
+    settings = app.settings
+    if not settings.webhook_url:
+        raise RuntimeError("WEBHOOK_URL is not set")
+    if settings.webhook_secret is None:
+        # Without a secret anyone who finds the URL could post forged updates.
+        raise RuntimeError("WEBHOOK_SECRET is required in webhook mode")
+    secret = settings.webhook_secret.get_secret_value()
+    web_app = web.Application()
+    # Handle before answering: if the process dies mid-update, Telegram redelivers it.
+    SimpleRequestHandler(
+        dispatcher=app.dp, bot=app.bot, secret_token=secret, handle_in_background=False
+    ).register(web_app, path=urlsplit(settings.webhook_url).path or "/")
+    setup_application(web_app, app.dp, bot=app.bot)
+    add_stripe_webhook(app, web_app)
+    await on_startup(app)
+    await app.bot.set_webhook(
+        settings.webhook_url,
+        secret_token=secret,
+        allowed_updates=app.allowed_updates,
+    )
+    runner = web.AppRunner(web_app)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.webhook_host, settings.webhook_port)
+    await site.start()
+    log.info("webhook listening on %s:%s", settings.webhook_host, settings.webhook_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await app.close()

@@ -1,0 +1,107 @@
+"""Typed settings, read once from the environment (and an optional .env file).
+
+Every setting is documented in .env.example. Secrets are SecretStr so that they never
+show up in a repr, a log line or a traceback.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DB_PATH = Path("data") / "lyceum.sqlite3"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- Telegram -------------------------------------------------------------------------
+    bot_token: SecretStr | None = None
+    telegram_api_url: str = ""
+    webhook_url: str = ""
+    webhook_secret: SecretStr | None = None
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = 8080
+
+    # --- Storage --------------------------------------------------------------------------
+    database_url: str = f"sqlite+aiosqlite:///{DEFAULT_DB_PATH}"
+    database_echo: bool = False
+
+    # --- People and locale ----------------------------------------------------------------
+    admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    default_language: Literal["en", "zh"] = "en"
+    timezone: str = "UTC"
+
+    # --- Flood control --------------------------------------------------------------------
+    throttle_rate: float = Field(default=0.3, ge=0.0)
+    throttle_burst: int = Field(default=5, ge=1)
+
+    # --- Catalog --------------------------------------------------------------------------
+    catalog_page_size: int = Field(default=6, ge=1, le=20)
+
+    # --- Payments -------------------------------------------------------------------------
+    payments_stars_enabled: bool = True
+    payments_provider_token: SecretStr | None = None
+    platform_fee_percent: Decimal = Field(default=Decimal("10"), ge=0, le=100)
+    order_ttl_minutes: int = Field(default=24 * 60, ge=1)
+    stripe_secret_key: SecretStr | None = None
+    stripe_api_base: str = ""
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_webhook_path: str = "/stripe/webhook"
+    stripe_checkout_success_url: str = ""
+    stripe_checkout_cancel_url: str = ""
+
+    # --- Scheduler: drip lessons, broadcasts and other timed jobs --------------------------
+    scheduler_enabled: bool = True
+    scheduler_rate: float = Field(default=30.0, gt=0.0)
+    scheduler_chat_interval: float = Field(default=1.0, ge=0.0)
+    scheduler_batch: int = Field(default=50, ge=1, le=1000)
+    scheduler_poll_interval: float = Field(default=1.0, gt=0.0)
+    scheduler_lease: float = Field(default=60.0, ge=5.0)
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        # Operators write ADMIN_IDS=1,2,3; accept that as well as a JSON list.
+        if isinstance(value, str):
+            parts = [p for p in value.replace(";", ",").replace(" ", ",").split(",") if p]
+            return frozenset(int(p) for p in parts)
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def token(self) -> str | None:
+        return self.bot_token.get_secret_value() if self.bot_token else None
+
+    @property
+    def provider_token(self) -> str:
+        """The Stripe provider token from @BotFather; empty means no card invoices."""
+        return (
+            self.payments_provider_token.get_secret_value() if self.payments_provider_token else ""
+        )
+
+    @property
+    def stripe_key(self) -> str:
+        return self.stripe_secret_key.get_secret_value() if self.stripe_secret_key else ""
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""aiogram Routers, one module per feature. Thin: parse, call a service, reply."""

@@ -1,0 +1,68 @@
+"""/help, /terms and /paysupport (Telegram requires the last of bots that take payments)."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+
+from bot.handlers.common import show
+from bot.keyboards.callbacks import MenuAction, MenuCB
+from bot.keyboards.menus import only_home
+
+router = Router(name=__name__)
+
+
+def help_text() -> str:
+    return _(
+        "<b>Lyceum</b> sells courses and paid communities right in this chat.\n\n"
+        "/start — main menu\n"
+        "/catalog — browse all courses\n"
+        "/search <i>words</i> — find a course (or just type the words)\n"
+        "/my — your library\n"
+        "/terms — terms of sale\n"
+        "/paysupport — help with a payment or a refund\n"
+        "/help — this message"
+    )
+
+
+def terms_text() -> str:
+    return _(
+        "<b>Terms of sale</b>\n\n"
+        "Courses and memberships are digital goods sold by their creators through Lyceum. "
+        "Payment gives you access for the period shown on the course or plan; lessons are "
+        "delivered in this chat. Creators are responsible for their content. The platform keeps "
+        "a fee from each sale. Refunds are described in /paysupport."
+    )
+
+
+def paysupport_text() -> str:
+    return _(
+        "<b>Payment support</b>\n\n"
+        "If a payment went wrong, or you want a refund, write to the creator of the course "
+        "or reply here with your order details. Refunds go back the way you paid: Telegram "
+        "Stars to your Stars balance, card payments to your card. Once refunded, access to "
+        "the course or group ends. We never charge twice for the same order: if you did pay "
+        "twice, the second payment is refunded."
+    )
+
+
+@router.message(Command("help"))
+async def cmd_help(message: Message) -> None:
+    await message.answer(help_text(), reply_markup=only_home())
+
+
+@router.callback_query(MenuCB.filter(F.action == MenuAction.HELP))
+async def on_help(callback: CallbackQuery) -> None:
+    await show(callback, help_text(), only_home())
+
+
+@router.message(Command("terms"))
+async def cmd_terms(message: Message) -> None:
+    await message.answer(terms_text())
+
+
+@router.message(Command("paysupport"))
+async def cmd_paysupport(message: Message) -> None:
+    await message.answer(paysupport_text())

@@ -1,0 +1,128 @@
+"""Texts of the learner's screens. Everything a creator or user typed is HTML-escaped."""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiogram.utils.i18n import gettext as _
+
+from bot.keyboards.menus import price_line, topic_label
+from bot.services.catalog import CatalogPage, CourseCard, CourseSummary, LibraryItem
+from bot.services.drip import CourseProgress, local_time
+
+CARD_DESCRIPTION_CHARS = 3000
+
+
+def welcome_new(name: str) -> str:
+    return _(
+        "Welcome to Lyceum, {name}! 👋\n"
+        "Courses, lessons and paid communities, right here in the chat.\n\n"
+        "First, choose your language:"
+    ).format(name=escape(name))
+
+
+def choose_interests() -> str:
+    return _("What would you like to learn? Pick any topics, then press Done.")
+
+
+def menu_text(name: str) -> str:
+    return _("Hello, {name}! What would you like to do?").format(name=escape(name))
+
+
+def all_set(interests: list[str]) -> str:
+    if not interests:
+        return _("You're all set. Browse the catalog or search for a course.")
+    topics = ", ".join(topic_label(k) for k in interests)
+    return _("You're all set. We'll suggest courses about: {topics}.").format(topics=topics)
+
+
+def catalog_text(page: CatalogPage, locale: str) -> str:
+    if page.total == 0:
+        return _("The catalog is empty for now. Please come back soon.")
+    lines = [
+        _("📚 Catalog — page {page} of {pages}").format(page=page.page + 1, pages=page.pages),
+        "",
+    ]
+    for item in page.items:
+        lines.append(summary_line(item, locale))
+    return "\n".join(lines)
+
+
+def summary_line(item: CourseSummary, locale: str) -> str:
+    flag = "🇨🇳" if item.language == "zh" else "🇬🇧"
+    price = price_line(item.price_minor, item.currency, item.stars_price, locale)
+    return f"{flag} <b>{escape(item.title)}</b> — {price}"
+
+
+def card_text(card: CourseCard, locale: str) -> str:
+    description = card.description
+    if len(description) > CARD_DESCRIPTION_CHARS:
+        description = description[: CARD_DESCRIPTION_CHARS - 1] + "…"
+    lines = [
+        f"<b>{escape(card.title)}</b>",
+        _("by {creator}").format(creator=escape(card.creator_name)),
+        "",
+        escape(description),
+        "",
+        _("Price: {price}").format(
+            price=price_line(card.price_minor, card.currency, card.stars_price, locale)
+        ),
+        _("Lessons: {count}").format(count=card.lesson_count),
+    ]
+    if card.tags:
+        lines.append(" ".join("#" + escape(t.replace(" ", "_")) for t in card.tags[:8]))
+    if card.owned:
+        lines += ["", _("✅ You own this course. Find it in /my.")]
+    return "\n".join(lines)
+
+
+def course_unavailable() -> str:
+    return _("This course is not available. It may have been removed or unpublished.")
+
+
+def search_results(query: str, items: list[CourseSummary], locale: str) -> str:
+    lines = [_("🔎 Results for «{query}»:").format(query=escape(query)), ""]
+    lines += [summary_line(item, locale) for item in items]
+    return "\n".join(lines)
+
+
+def nothing_found(query: str) -> str:
+    return _("Nothing found for «{query}». Try other words, or browse the catalog.").format(
+        query=escape(query)
+    )
+
+
+def search_prompt() -> str:
+    return _("Send me a few words about what you want to learn, e.g. “python” or “设计”.")
+
+
+def library_text(
+    items: list[LibraryItem], progress: dict[int, CourseProgress] | None = None
+) -> str:
+    if not items:
+        return _(
+            "Your library is empty. Open a course in the catalog and press Buy; "
+            "paid courses appear here and their lessons arrive in this chat."
+        )
+    lines = [_("🎒 Your library:"), ""]
+    for item in items:
+        if item.expires_at is None:
+            lines.append(f"• <b>{escape(item.title)}</b>")
+        else:
+            until = _("until {date}").format(date=item.expires_at.strftime("%Y-%m-%d"))
+            lines.append(f"• <b>{escape(item.title)}</b> ({until})")
+        p = (progress or {}).get(item.course_id)
+        if p is not None and p.total:
+            lines.append("  " + progress_line(p))
+    return "\n".join(lines)
+
+
+def progress_line(p: CourseProgress) -> str:
+    line = _("{done} of {total} done").format(done=p.done, total=p.total)
+    if p.completed:
+        return line + " · " + _("completed 🎉")
+    if p.paused:
+        return line + " · " + _("paused")
+    if p.next_at is not None:
+        return line + " · " + _("next lesson on {date}").format(date=local_time(p.next_at, p.tz))
+    return line

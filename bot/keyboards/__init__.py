@@ -1,0 +1,1 @@
+"""Inline keyboards and CallbackData factories (each packed value stays within 64 bytes)."""

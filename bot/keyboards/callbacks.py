@@ -1,0 +1,49 @@
+"""CallbackData factories. Short prefixes keep every packed value far below 64 bytes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from aiogram.filters.callback_data import CallbackData
+
+
+class MenuAction(StrEnum):
+    HOME = "home"
+    CATALOG = "cat"
+    SEARCH = "srch"
+    LIBRARY = "lib"
+    RECOMMEND = "rec"
+    HELP = "help"
+    LANGUAGE = "lang"
+    INTERESTS = "int"
+
+
+class MenuCB(CallbackData, prefix="m"):
+    action: MenuAction
+
+
+class LangCB(CallbackData, prefix="l"):
+    code: str
+
+
+class InterestCB(CallbackData, prefix="i"):
+    # "" means "done"; otherwise a topic key to toggle.
+    key: str
+
+
+class PageCB(CallbackData, prefix="p"):
+    page: int
+
+
+class CourseCB(CallbackData, prefix="c"):
+    id: int
+    # The catalog page to go back to; -1 when the card was opened from elsewhere.
+    back: int = -1
+
+
+class SimilarCB(CallbackData, prefix="sim"):
+    id: int
+
+
+class BuyCB(CallbackData, prefix="b"):
+    id: int

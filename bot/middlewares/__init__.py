@@ -1,0 +1,1 @@
+"""Outer middlewares on every update: throttling, DB session, current user, i18n."""

@@ -1,0 +1,51 @@
+"""The data model: one module per aggregate. Importing this package registers every table."""
+
+from bot.models.access import Entitlement, Group, GroupMember
+from bot.models.base import Base, utcnow
+from bot.models.catalog import ContentType, Course, Lesson, Plan, ReleaseRule
+from bot.models.drip import Delivery, DeliveryStatus, Enrollment, Job, JobStatus
+from bot.models.events import Event, EventKind
+from bot.models.orders import (
+    Coupon,
+    CouponKind,
+    LedgerEntry,
+    LedgerKind,
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentMethod,
+    ProductKind,
+)
+from bot.models.users import Creator, CreatorRole, User
+
+__all__ = [
+    "Base",
+    "ContentType",
+    "Coupon",
+    "CouponKind",
+    "Course",
+    "Creator",
+    "CreatorRole",
+    "Delivery",
+    "DeliveryStatus",
+    "Enrollment",
+    "Entitlement",
+    "Event",
+    "EventKind",
+    "Group",
+    "GroupMember",
+    "Job",
+    "JobStatus",
+    "LedgerEntry",
+    "LedgerKind",
+    "Lesson",
+    "Order",
+    "OrderStatus",
+    "Payment",
+    "PaymentMethod",
+    "Plan",
+    "ProductKind",
+    "ReleaseRule",
+    "User",
+    "utcnow",
+]

@@ -1,0 +1,29 @@
+"""Money in minor units. Pure functions; no floats touch an amount."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from babel.numbers import format_currency, get_currency_precision
+
+STARS = "XTR"
+
+
+def minor_digits(currency: str) -> int:
+    """Digits after the decimal point: 2 for USD, 0 for JPY, 3 for KWD; Stars have none."""
+    if currency.upper() == STARS:
+        return 0
+    return int(get_currency_precision(currency.upper()))
+
+
+def to_decimal(amount_minor: int, currency: str) -> Decimal:
+    return Decimal(amount_minor).scaleb(-minor_digits(currency))
+
+
+def format_money(amount_minor: int, currency: str, locale: str = "en") -> str:
+    if currency.upper() == STARS:
+        return f"⭐ {amount_minor}"
+    babel_locale = {"zh": "zh_Hans_CN"}.get(locale, "en_US")
+    return str(
+        format_currency(to_decimal(amount_minor, currency), currency.upper(), locale=babel_locale)
+    )

@@ -1,0 +1,1 @@
+"""Payments: the order state machine, the ledger and the providers (Stars, Stripe)."""

@@ -1,0 +1,1 @@
+"""The persistent scheduler (drip, reminders, expiry, broadcasts) and its one Sender."""

@@ -1,0 +1,174 @@
+"""The one interface every scheduled message goes through, and its rate limiter.
+
+The scheduler depends on the `Sender` Protocol, not on aiogram: production wraps the Bot
+(`telegram_sender.TelegramSender`), tests and benchmarks pass anything with the same
+shape. `RateLimitedSender` sits in front of it and is the only place that decides *when*
+a message may go: a global messages-per-second cap, a minimum spacing per chat, a global
+pause on 429 and retries with backoff on network errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.scheduler.clock import Clock, SystemClock
+from bot.scheduler.errors import RetryAfter, Transient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    text: str
+    data: str  # callback_data, at most 64 bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message as plain data: text, or a file_id with a caption, plus inline buttons."""
+
+    kind: str = "text"  # ContentType: text | photo | video | document | voice
+    text: str | None = None
+    file_id: str | None = None
+    caption: str | None = None
+    protect_content: bool = False
+    buttons: tuple[tuple[Button, ...], ...] = ()
+
+
+class Sender(Protocol):
+    async def send(self, chat_id: int, message: Outgoing) -> int:
+        """Send one message and return Telegram's message_id.
+
+        Raises the types of bot.scheduler.errors: RetryAfter, Unreachable, ChatNotFound,
+        Rejected, Transient.
+        """
+        ...
+
+    async def edit_text(self, chat_id: int, message_id: int, text: str) -> None: ...
+
+
+class RateLimiter:
+    """Slots for sends: a global spacing of 1/rate seconds and a per-chat spacing.
+
+    Slots are handed out from the previous slot, not from the moment the caller woke up,
+    so small sleep overshoots do not add up; a little slack lets the sender catch up on
+    at most `slack` missed slots, which Telegram's bucket (a burst of ~30) tolerates.
+    """
+
+    MAX_CHATS = 100_000
+
+    def __init__(
+        self,
+        per_second: float,
+        chat_interval: float,
+        clock: Clock,
+        slack: int = 2,
+    ) -> None:
+        if per_second <= 0:
+            raise ValueError("per_second must be positive")
+        self.per_second = per_second
+        self.interval = 1.0 / per_second
+        self.chat_interval = chat_interval
+        self.clock = clock
+        self.slack = slack
+        self._next = 0.0
+        self._paused_until = 0.0
+        self._chats: OrderedDict[int, float] = OrderedDict()
+
+    def chat_wait(self, chat_id: int) -> float:
+        """Seconds until this chat may receive again (0 when it may now)."""
+        return max(0.0, self._chats.get(chat_id, 0.0) - self.clock.monotonic())
+
+    def reserve(self, chat_id: int) -> float:
+        """Take the next slot for `chat_id`; returns how long to wait before sending."""
+        now = self.clock.monotonic()
+        floor = now - self.slack * self.interval
+        start = max(self._next, floor, self._paused_until, self._chats.get(chat_id, 0.0))
+        self._next = start + self.interval
+        self._chats.pop(chat_id, None)
+        self._chats[chat_id] = max(start, now) + self.chat_interval
+        if len(self._chats) > self.MAX_CHATS:
+            self._chats.popitem(last=False)
+        return max(0.0, start - now)
+
+    def pause(self, seconds: float) -> None:
+        """429: nobody sends until `seconds` from now."""
+        until = self.clock.monotonic() + seconds
+        self._paused_until = max(self._paused_until, until)
+        self._next = max(self._next, until)
+
+
+@dataclass
+class SenderStats:
+    sent: int = 0
+    retry_after: int = 0
+    network_errors: int = 0
+    waited_429: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class RateLimitedSender:
+    """A Sender that spaces sends and absorbs 429s and short network trouble.
+
+    429 pauses every send of this process for retry_after, then the same message is
+    tried again. Network errors are retried `network_retries` times with doubling
+    backoff; after that the Transient error goes up to the scheduler, which puts the
+    message back with a later due time (so nothing is dropped).
+    """
+
+    def __init__(
+        self,
+        inner: Sender,
+        *,
+        per_second: float = 30.0,
+        chat_interval: float = 1.0,
+        clock: Clock | None = None,
+        network_retries: int = 3,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+    ) -> None:
+        self.inner = inner
+        self.clock = clock or SystemClock()
+        self.limiter = RateLimiter(per_second, chat_interval, self.clock)
+        self.network_retries = network_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.stats = SenderStats()
+
+    @property
+    def per_second(self) -> float:
+        return self.limiter.per_second
+
+    def chat_wait(self, chat_id: int) -> float:
+        return self.limiter.chat_wait(chat_id)
+
+    async def send(self, chat_id: int, message: Outgoing) -> int:
+        result = await self._call(chat_id, lambda: self.inner.send(chat_id, message))
+        self.stats.sent += 1
+        return int(result or 0)
+
+    async def edit_text(self, chat_id: int, message_id: int, text: str) -> None:
+        await self._call(chat_id, lambda: self.inner.edit_text(chat_id, message_id, text))
+
+    async def _call(self, chat_id: int, fn):  # type: ignore[no-untyped-def]
+        failures = 0
+        while True:
+            await self.clock.sleep(self.limiter.reserve(chat_id))
+            try:
+                return await fn()
+            except RetryAfter as exc:
+                self.stats.retry_after += 1
+                self.stats.waited_429 += exc.retry_after
+                log.warning("429 from Telegram: every send waits %.1fs", exc.retry_after)
+                self.limiter.pause(exc.retry_after)
+            except Transient:
+                self.stats.network_errors += 1
+                failures += 1
+                if failures > self.network_retries:
+                    raise
+                delay = min(self.max_backoff, self.backoff * 2 ** (failures - 1))
+                log.info("network error sending to %s; retry %d in %.1fs", chat_id, failures, delay)
+                await self.clock.sleep(delay)

@@ -1,0 +1,120 @@
+"""Users: registration on first contact, language, interests, referrals, roles."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.models import Creator, CreatorRole, Event, EventKind, User, utcnow
+from bot.services.topics import TOPIC_KEYS
+
+# Writing last_seen on every update would turn every read into a commit.
+LAST_SEEN_RESOLUTION = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramProfile:
+    """What Telegram tells us about the sender of an update."""
+
+    id: int
+    first_name: str
+    last_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+
+
+def new_referral_code() -> str:
+    return secrets.token_urlsafe(6).replace("-", "x").replace("_", "y")
+
+
+async def upsert_user(
+    session: AsyncSession, profile: TelegramProfile, now: datetime | None = None
+) -> tuple[User, bool]:
+    """Return the user, creating them on first contact. The bool says whether they are new."""
+    now = now or utcnow()
+    user = await session.get(User, profile.id)
+    if user is None:
+        user = User(
+            id=profile.id,
+            first_name=profile.first_name[:128],
+            last_name=(profile.last_name or None) and profile.last_name[:128],
+            username=profile.username,
+            language_code=profile.language_code,
+            interests=[],
+            referral_code=new_referral_code(),
+            last_seen_at=now,
+            created_at=now,
+        )
+        session.add(user)
+        await session.flush()
+        return user, True
+    if user.first_name != profile.first_name[:128]:
+        user.first_name = profile.first_name[:128]
+    if user.username != profile.username:
+        user.username = profile.username
+    if user.language_code != profile.language_code:
+        user.language_code = profile.language_code
+    if user.is_blocked:
+        # They wrote to us, so they unblocked the bot: paused deliveries may resume.
+        user.is_blocked = False
+        user.blocked_at = None
+    if now - user.last_seen_at > LAST_SEEN_RESOLUTION:
+        user.last_seen_at = now
+    return user, False
+
+
+async def set_language(session: AsyncSession, user: User, language: str) -> None:
+    user.language = language
+
+
+def toggle_interest(user: User, key: str) -> bool:
+    """Flip one topic; False when the key is not a known topic (forged callback)."""
+    if key not in TOPIC_KEYS:
+        return False
+    current = list(user.interests or [])
+    if key in current:
+        current.remove(key)
+    else:
+        current.append(key)
+    user.interests = current  # a new list, so SQLAlchemy sees the change
+    return True
+
+
+def finish_onboarding(user: User) -> None:
+    user.onboarded = True
+
+
+async def apply_referral(session: AsyncSession, user: User, code: str) -> bool:
+    """Record who referred a new user. Only once, never oneself."""
+    if user.referred_by is not None or not code:
+        return False
+    referrer_id = await session.scalar(select(User.id).where(User.referral_code == code[:32]))
+    if referrer_id is None or referrer_id == user.id:
+        return False
+    user.referred_by = referrer_id
+    session.add(Event(user_id=user.id, kind=EventKind.START, data={"referrer": referrer_id}))
+    return True
+
+
+async def ensure_creator(
+    session: AsyncSession, user: User, *, owner: bool = False, display_name: str | None = None
+) -> Creator:
+    creator = await session.scalar(select(Creator).where(Creator.user_id == user.id))
+    role = CreatorRole.OWNER if owner else CreatorRole.CREATOR
+    if creator is None:
+        creator = Creator(
+            user_id=user.id, display_name=display_name or user.first_name or "Creator", role=role
+        )
+        session.add(creator)
+        await session.flush()
+    elif owner and creator.role != CreatorRole.OWNER:
+        creator.role = CreatorRole.OWNER
+    return creator
+
+
+async def get_creator(session: AsyncSession, user_id: int) -> Creator | None:
+    return await session.scalar(select(Creator).where(Creator.user_id == user_id))

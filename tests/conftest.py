@@ -1,0 +1,124 @@
+"""Shared fixtures: a migrated database (SQLite, or PostgreSQL via TEST_DATABASE_URL),
+the real App wired with a recording Bot session, and a harness to feed updates."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from bot.app import App, build_app
+from bot.config import Settings
+from bot.db import create_engine, create_sessionmaker
+from bot.migrate import upgrade
+from bot.models import Base
+from tests.support.recording import RecordingSession
+from tests.support.updates import Harness
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "")
+
+
+def is_postgres() -> bool:
+    return PG_URL.startswith("postgresql")
+
+
+async def create_pg_database(base_url: str) -> str:
+    """A fresh, empty PostgreSQL database next to TEST_DATABASE_URL's; returns its URL."""
+    import asyncpg
+
+    url = make_url(base_url)
+    name = f"lyceum_t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(
+        user=url.username,
+        password=url.password,
+        host=url.host,
+        port=url.port,
+        database=url.database or "postgres",
+    )
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import asyncio
+
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    asyncio.run(upgrade(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def _pg_migrated() -> str:
+    import asyncio
+
+    async def make() -> str:
+        url = await create_pg_database(PG_URL)
+        await upgrade(url)
+        return url
+
+    return asyncio.run(make())
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database for one test."""
+    if is_postgres():
+        yield request.getfixturevalue("_pg_migrated")
+    else:
+        template: Path = request.getfixturevalue("_sqlite_template")
+        target = tmp_path / "test.sqlite3"
+        shutil.copy(template, target)
+        yield f"sqlite+aiosqlite:///{target}"
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    if is_postgres():
+        # Tests share one migrated PostgreSQL database; start each from empty tables.
+        names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        async with engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    async with create_sessionmaker(engine)() as session:
+        yield session
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        bot_token="42:TEST-TOKEN",
+        database_url=database_url,
+        admin_ids="7",
+        throttle_rate=0,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
+    app = build_app(settings, session=RecordingSession(), engine=engine)
+    yield app
+    await app.events.flush(app.sessionmaker)
+    await app.search.close()
+
+
+@pytest.fixture
+def harness(app: App) -> Harness:
+    return Harness(app)
