@@ -4,20 +4,23 @@ Scores for one learner, each scaled to 0..1 over the catalog:
 
 - content: cosine between every course and the learner's profile vector — the TF-IDF
   rows of bought (weight 1) and viewed (weight ``VIEW_WEIGHT``) courses plus the onboarding
-  interests as a pseudo-document, so interests count before anything is bought;
+  interests as a pseudo-course, so interests count before anything is bought;
 - co-purchase: item-item cosine over who bought/finished what ("learners who bought X also
   bought Y"), kept to the ``NEIGHBOURS`` strongest neighbours per course;
 - popularity: log of distinct learners per course, the prior for learners with no signal.
 
-Then maximal marginal relevance (MMR) over the best ``POOL`` candidates, so the first five
-are not five near-copies of the same course.
+Then maximal marginal relevance (MMR) over the best ``POOL`` candidates, and near-copies
+(very similar text or titles) pushed to the end, so the top five are not five versions of
+the same course.
 
-Everything at request time is sparse algebra over precomputed matrices (~1 ms at 100k
-courses); ``fit`` is the expensive part and belongs in a worker thread.
+TF-IDF uses feature hashing (no vocabulary dict: bounded memory, fast fit). A request is a
+few gathers over precomputed CSR arrays (~1 ms at 100k courses); ``fit`` is the expensive
+part and belongs in a worker thread.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -25,20 +28,31 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 from rapidfuzz import fuzz, process
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 
-from bot.recommend.text import CourseDoc, analyze, doc_text, normalize
+from bot.recommend.text import CourseDoc, doc_features, normalize
 
 KIND_WEIGHT = {"purchase": 1.0, "done": 1.0, "view": 0.25}
 VIEW_WEIGHT = 0.5  # a viewed course says less about the learner than a bought one
 INTEREST_WEIGHT = 1.0
 NEIGHBOURS = 100
-QUERY_FEATURES = 96  # profile vector pruned to its strongest features: bounds request cost
-POOL = 60
+HASH_FEATURES = 2**20
+HASH_BLOCK = 5000
+MAX_DF = 0.5  # in catalogs of MAX_DF_MIN_DOCS+, words in more than half the courses rank
+MAX_DF_MIN_DOCS = 1000  # nothing and cost the most; tiny catalogs keep every word
+# The profile vector is cut to its strongest features, and to those whose postings fit in
+# a budget: a common word costs 30k postings per request and barely moves the ranking.
+QUERY_FEATURES = 64
+POSTINGS_BUDGET = 60_000
+POOL = 40
 MMR_LAMBDA = 0.8
 NEAR_COPY = 0.8  # content cosine above which a course is a near-copy of a chosen one
 NEAR_TITLE = 85.0  # or titles this alike (rapidfuzz ratio): "Python Basics Part 1/2/3"
 VIEWED_DEMOTE = 0.3  # already seen, not bought: suggest again only behind fresh courses
+
+F32 = NDArray[np.float32]
+F64 = NDArray[np.float64]
+Ints = NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,23 +79,60 @@ class Blend:
     copurchase: float = 1.0
     popularity: float = 0.1
     cold_popularity: float = 0.25  # interests only: a mild nudge towards what sells
-    mmr: float = MMR_LAMBDA
+    mmr: float = MMR_LAMBDA  # 1.0 turns diversity off
 
 
-def _scale(x: NDArray[np.float32]) -> NDArray[np.float32]:
+def _scale(x: F64) -> F64:
     top = float(x.max()) if x.size else 0.0
     return x / top if top > 0 else x
 
 
-def _top_rows(scores: NDArray[np.float32], n: int, allowed: NDArray[np.bool_]) -> NDArray[np.intp]:
-    """The ``n`` best allowed rows, best first, ties in row order (deterministic)."""
-    cand = np.flatnonzero(allowed)
-    if len(cand) > n:
-        part = np.argpartition(-scores[cand], n - 1)[:n]
-        # argpartition is not stable at the cut: include every row tied with the n-th.
-        cut = scores[cand[part]].min()
-        cand = cand[scores[cand] >= cut]
-    return cand[np.lexsort((cand, -scores[cand]))][:n]
+def _scale_into(x: F64, weight: float) -> None:
+    """x *= weight / max(x), in place (one pass over a catalog-sized array)."""
+    top = float(x.max()) if x.size else 0.0
+    if top > 0:
+        x *= weight / top
+
+
+def _gather(m: sp.csr_matrix, rows: Ints, weights: F64) -> tuple[Ints, F64]:
+    """Column indices and weighted values of the given rows, concatenated."""
+    starts = m.indptr[rows]
+    ends = m.indptr[rows + 1]
+    if int((ends - starts).sum()) == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    cols = np.concatenate([m.indices[s:e] for s, e in zip(starts, ends, strict=True)])
+    vals = np.concatenate([m.data[s:e] for s, e in zip(starts, ends, strict=True)])
+    return cols.astype(np.int64), vals * np.repeat(weights, ends - starts)
+
+
+def _bincount(idx: Ints, weights: F64, size: int = 0) -> F64:
+    return np.bincount(idx, weights=weights, minlength=size).astype(np.float64, copy=False)
+
+
+def _sum_sparse(cols: Ints, vals: F64) -> tuple[Ints, F64]:
+    """Merge duplicate columns of a sparse vector (sorted by column)."""
+    if cols.size == 0:
+        return cols, vals
+    uniq, inv = np.unique(cols, return_inverse=True)
+    return uniq.astype(np.int64), _bincount(inv.astype(np.int64), vals)
+
+
+def _top_rows(scores: F64, n: int) -> Ints:
+    """The ``n`` best rows, best first, ties in row order (never dependent on how the
+    partition fell). Scores are >= 0, or -inf for rows that are not allowed."""
+    if n <= 0 or scores.size == 0:
+        return np.empty(0, dtype=np.int64)
+    # Partition only the positive scores: with most of a big catalog at 0, numpy's
+    # introselect on the whole array degrades (5-15 ms instead of 0.5 ms at 100k).
+    pos = np.flatnonzero(scores > 0)
+    if len(pos) > n:
+        sub = scores[pos]
+        cut = sub[np.argpartition(-sub, n - 1)[n - 1]]
+        above = pos[sub > cut]
+        rows = np.concatenate([above, pos[sub == cut][: n - len(above)]])
+    else:
+        rows = np.concatenate([pos, np.flatnonzero(scores == 0)[: n - len(pos)]])
+    return rows[np.lexsort((rows, -scores[rows]))].astype(np.int64)
 
 
 def _prune_rows(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -100,24 +151,33 @@ def _prune_rows(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
     )
 
 
+def _hasher() -> HashingVectorizer:
+    return HashingVectorizer(
+        analyzer=doc_features,
+        n_features=HASH_FEATURES,
+        alternate_sign=False,
+        norm=None,
+        dtype=np.float32,
+    )
+
+
 class Recommender:
     def __init__(
         self,
-        ids: NDArray[np.int64],
+        ids: Ints,
         titles: list[str],
-        vectorizer: TfidfVectorizer | None,
-        docs_by_feature: sp.csr_matrix,
+        idf: F32 | None,
         content: sp.csr_matrix,
         neighbours: sp.csr_matrix,
-        popularity: NDArray[np.float32],
+        popularity: F64,
         blend: Blend,
     ) -> None:
         self._ids = ids
-        self._row = {int(i): r for r, i in enumerate(ids)}
-        self._titles = titles  # normalised, for near-copy detection
-        self._vectorizer = vectorizer
-        self._xt = docs_by_feature  # features x courses: the inverted index
+        self._titles = titles  # the docs' own strings, for near-copy detection
+        self._idf = idf  # per hashed feature, for vectors built at request time
+        self._interest_cache: dict[tuple[str, ...], tuple[Ints, F64]] = {}
         self._x = content  # courses x features, rows L2-normalised
+        self._xt = content.T.tocsr()  # features x courses: the inverted index
         self._s = neighbours  # courses x courses, co-purchase cosine, top NEIGHBOURS a row
         self._pop = popularity
         self.blend = blend
@@ -133,22 +193,30 @@ class Recommender:
     ) -> Recommender:
         by_id = {d.id: d for d in docs}
         ids = np.asarray(sorted(by_id), dtype=np.int64)
+        ordered = [by_id[int(i)] for i in ids]
         n = len(ids)
-        row = {int(i): r for r, i in enumerate(ids)}
-        vectorizer: TfidfVectorizer | None = None
-        x = sp.csr_matrix((n, 0), dtype=np.float32)
+        idf: F32 | None = None
+        x = sp.csr_matrix((n, HASH_FEATURES), dtype=np.float32)
         if n:
-            vectorizer = TfidfVectorizer(analyzer=analyze, sublinear_tf=True, dtype=np.float32)
-            try:
-                x = vectorizer.fit_transform([doc_text(by_id[int(i)]) for i in ids]).tocsr()
-            except ValueError:  # every document empty: no vocabulary
-                vectorizer = None
-        neighbours, popularity = cls._collaborative(row, n, interactions)
+            hasher = _hasher()
+            # In blocks: hashing a whole 100k catalog at once peaks ~80 MB higher.
+            counts = sp.vstack(
+                [hasher.transform(ordered[i : i + HASH_BLOCK]) for i in range(0, n, HASH_BLOCK)],
+                format="csr",
+            )
+            if n >= MAX_DF_MIN_DOCS:
+                df = np.bincount(counts.indices, minlength=HASH_FEATURES)
+                counts.data[df[counts.indices] > MAX_DF * n] = 0.0
+                counts.eliminate_zeros()
+            tfidf = TfidfTransformer(sublinear_tf=True)
+            x = sp.csr_matrix(tfidf.fit_transform(counts), dtype=np.float32)
+            del counts
+            idf = np.asarray(tfidf.idf_, dtype=np.float32)
+        neighbours, popularity = cls._collaborative(ids, interactions)
         return cls(
             ids,
-            [normalize(by_id[int(i)].title) for i in ids],
-            vectorizer,
-            x.T.tocsr(),
+            [d.title for d in ordered],
+            idf,
             x,
             neighbours,
             popularity,
@@ -156,37 +224,45 @@ class Recommender:
         )
 
     @staticmethod
-    def _collaborative(
-        row: dict[int, int], n: int, interactions: Iterable[Interaction]
-    ) -> tuple[sp.csr_matrix, NDArray[np.float32]]:
-        strength: dict[tuple[int, int], float] = {}
+    def _collaborative(ids: Ints, interactions: Iterable[Interaction]) -> tuple[sp.csr_matrix, F64]:
+        n = len(ids)
         users: dict[int, int] = {}
+        # C arrays rather than a dict of pairs: a store has millions of events.
+        user_col, course_col, weight_col = array("i"), array("q"), array("f")
         for it in interactions:
-            r = row.get(it.course_id)
-            w = KIND_WEIGHT.get(it.kind, 0.0)
-            if r is None or w <= 0:
-                continue
-            u = users.setdefault(it.user_id, len(users))
-            key = (u, r)
-            if strength.get(key, 0.0) < w:
-                strength[key] = w
-        if not strength:
-            return sp.csr_matrix((n, n), dtype=np.float32), np.zeros(n, dtype=np.float32)
-        keys = np.fromiter((k for pair in strength for k in pair), dtype=np.int64).reshape(-1, 2)
-        vals = np.fromiter(strength.values(), dtype=np.float32)
-        ui = sp.csr_matrix((vals, (keys[:, 0], keys[:, 1])), shape=(len(users), n))
-        popularity = np.log1p(np.asarray(ui.sum(axis=0)).ravel()).astype(np.float32)
+            weight = KIND_WEIGHT.get(it.kind, 0.0)
+            if weight > 0:
+                user_col.append(users.setdefault(it.user_id, len(users)))
+                course_col.append(it.course_id)
+                weight_col.append(weight)
+        u = np.frombuffer(user_col, dtype=np.int32).astype(np.int64)
+        course = np.frombuffer(course_col, dtype=np.int64)
+        w = np.frombuffer(weight_col, dtype=np.float32)
+        r = np.searchsorted(ids, course) if n else np.zeros(len(course), dtype=np.int64)
+        known = r < n
+        known[known] = ids[r[known]] == course[known]  # events of unknown courses: ignored
+        u, r, w = u[known], r[known], w[known]
+        if len(u) == 0:
+            return sp.csr_matrix((n, n), dtype=np.float32), np.zeros(n)
+        # One strength per (learner, course): the strongest event (bought beats viewed).
+        key = u * n + r
+        order = np.lexsort((w, key))
+        last = np.ones(len(order), dtype=bool)
+        last[:-1] = key[order][1:] != key[order][:-1]
+        pick = order[last]
+        ui = sp.csr_matrix((w[pick], (u[pick], r[pick])), shape=(len(users), n))
+        del u, r, w, key, order, last, pick
+        popularity = np.log1p(np.asarray(ui.sum(axis=0), dtype=np.float64).ravel())
         # Item-item cosine. Heavy users (who bought half the catalog) would make every pair
-        # co-occur: damp each user's contribution by 1/log(2 + their item count).
-        per_user = np.diff(ui.indptr)
-        damp = sp.diags((1.0 / np.log2(2.0 + per_user)).astype(np.float32))
-        co = (ui.T @ damp @ ui).tocsr().astype(np.float32)
+        # co-occur: damp each user's contribution by 1/log2(2 + their course count).
+        damp = (1.0 / np.log2(2.0 + np.diff(ui.indptr))).astype(np.float32)
+        weighted = sp.diags(damp) @ ui
+        co = (ui.T @ weighted).tocsr().astype(np.float32)
         co.setdiag(0.0)
         co.eliminate_zeros()
-        norms = np.sqrt(np.asarray((ui.multiply(ui)).T @ (1.0 / np.log2(2.0 + per_user))))
-        norms = np.asarray(norms, dtype=np.float32).ravel()
+        norms = np.sqrt(np.asarray(ui.multiply(weighted).sum(axis=0), dtype=np.float64).ravel())
         norms[norms == 0] = 1.0
-        inv = sp.diags(1.0 / norms)
+        inv = sp.diags((1.0 / norms).astype(np.float32))
         co = (inv @ co @ inv).tocsr().astype(np.float32)
         return _prune_rows(co, NEIGHBOURS), _scale(popularity)
 
@@ -195,66 +271,89 @@ class Recommender:
     def __len__(self) -> int:
         return len(self._ids)
 
-    def _rows(self, course_ids: Iterable[int]) -> list[int]:
-        return sorted({r for r in map(self._row.get, course_ids) if r is not None})
+    def _row(self, course_id: int) -> int | None:
+        r = int(np.searchsorted(self._ids, course_id))
+        return r if r < len(self._ids) and int(self._ids[r]) == course_id else None
 
-    def _content_scores(self, q: sp.csr_matrix) -> NDArray[np.float32]:
-        out = np.zeros(len(self._ids), dtype=np.float32)
-        if q.nnz == 0:
-            return out
-        if q.nnz > QUERY_FEATURES:
-            keep = np.argsort(-q.data, kind="stable")[:QUERY_FEATURES]
-            q = sp.csr_matrix(
-                (q.data[keep], (np.zeros(len(keep), dtype=np.int64), q.indices[keep])),
-                shape=q.shape,
-            )
-        res = (q @ self._xt).tocsr()
-        out[res.indices] = res.data
-        return out
+    def _rows(self, course_ids: Iterable[int]) -> list[int]:
+        wanted = np.unique(np.fromiter(course_ids, dtype=np.int64))
+        r = np.searchsorted(self._ids, wanted)
+        found = r < len(self._ids)
+        found[found] = self._ids[r[found]] == wanted[found]
+        return [int(x) for x in r[found]]
 
     def _profile_vector(
         self, interests: Sequence[str], weighted_rows: dict[int, float]
-    ) -> sp.csr_matrix:
-        width = self._x.shape[1]
-        q = sp.csr_matrix((1, width), dtype=np.float32)
-        if weighted_rows:
-            rows = sorted(weighted_rows)
-            w = sp.csr_matrix(np.asarray([[weighted_rows[r] for r in rows]], dtype=np.float32))
-            q = (w @ self._x[rows]).tocsr()
-            total = float(np.sqrt(q.multiply(q).sum()))
-            if total > 0:
-                q = q / total
-        if interests and self._vectorizer is not None:
-            iv = self._vectorizer.transform([" ".join(interests)]).astype(np.float32)
-            q = q + INTEREST_WEIGHT * iv
-        return sp.csr_matrix(q, dtype=np.float32)
+    ) -> tuple[Ints, F64]:
+        rows = np.asarray(sorted(weighted_rows), dtype=np.int64)
+        weights = np.asarray([weighted_rows[int(r)] for r in rows], dtype=np.float64)
+        cols, vals = _sum_sparse(*_gather(self._x, rows, weights))
+        if vals.size:
+            vals = vals / float(np.sqrt((vals**2).sum()))
+        if interests and self._idf is not None:
+            icols, ivals = self._interest_vector(tuple(interests))
+            cols, vals = _sum_sparse(
+                np.concatenate([cols, icols]), np.concatenate([vals, INTEREST_WEIGHT * ivals])
+            )
+        if vals.size:
+            order = np.lexsort((cols, -vals))[:QUERY_FEATURES]
+            df = self._xt.indptr[cols[order] + 1] - self._xt.indptr[cols[order]]
+            within = np.cumsum(df) <= POSTINGS_BUDGET
+            within[0] = True  # the strongest feature always counts
+            keep = np.sort(order[within])
+            cols, vals = cols[keep], vals[keep]
+        return cols, vals
 
-    def _copurchase_scores(self, weighted_rows: dict[int, float]) -> NDArray[np.float32]:
-        out = np.zeros(len(self._ids), dtype=np.float32)
+    def _interest_vector(self, interests: tuple[str, ...]) -> tuple[Ints, F64]:
+        """Onboarding interests as a TF-IDF vector of a pseudo-course titled with them.
+        Learners pick from a handful of topics, so the vectors are cached."""
+        hit = self._interest_cache.get(interests)
+        if hit is not None:
+            return hit
+        assert self._idf is not None
+        counts = _hasher().transform([CourseDoc(id=0, title=" ".join(interests))]).tocsr()
+        cols = counts.indices.astype(np.int64)
+        vals = (1.0 + np.log(counts.data.astype(np.float64))) * self._idf[cols].astype(np.float64)
+        norm = float(np.sqrt((vals**2).sum()))
+        vec = (cols, vals / norm if norm > 0 else vals)
+        if len(self._interest_cache) < 4096:
+            self._interest_cache[interests] = vec
+        return vec
+
+    def _content_scores(self, cols: Ints, vals: F64) -> F64:
+        rows, w = _gather(self._xt, cols, vals)
+        return _bincount(rows, w, len(self._ids))
+
+    def _copurchase_scores(self, weighted_rows: dict[int, float]) -> F64:
         if not weighted_rows or self._s.nnz == 0:
-            return out
-        rows = sorted(weighted_rows)
-        w = sp.csr_matrix(np.asarray([[weighted_rows[r] for r in rows]], dtype=np.float32))
-        res = (w @ self._s[rows]).tocsr()
-        out[res.indices] = res.data
-        return out
+            return np.zeros(len(self._ids))
+        rows = np.asarray(sorted(weighted_rows), dtype=np.int64)
+        weights = np.asarray([weighted_rows[int(r)] for r in rows], dtype=np.float64)
+        cols, w = _gather(self._s, rows, weights)
+        return _bincount(cols, w, len(self._ids))
 
-    def _diversify(
-        self, scores: NDArray[np.float32], allowed: NDArray[np.bool_], k: int
-    ) -> list[int]:
-        pool = _top_rows(scores, max(POOL, 3 * k), allowed)
-        if len(pool) == 0:
-            return []
-        rel = scores[pool].astype(np.float64)
-        lo, hi = rel.min(), rel.max()
-        rel = (rel - lo) / (hi - lo) if hi > lo else np.ones_like(rel)
-        xp = self._x[pool]
-        sim = (xp @ xp.T).toarray() if xp.shape[1] else np.zeros((len(pool), len(pool)))
-        np.fill_diagonal(sim, 0.0)
+    def _pairwise(self, rows: Ints) -> F64:
+        """Content cosine between the given courses (dense, len(rows) squared)."""
+        sub = self._x[rows]
+        if sub.nnz == 0:
+            return np.zeros((len(rows), len(rows)))
+        # Compact the hashed feature space to the columns these rows use, so the
+        # transpose is small.
+        uniq, inv = np.unique(sub.indices, return_inverse=True)
+        small = sp.csr_matrix((sub.data, inv.ravel(), sub.indptr), shape=(len(rows), len(uniq)))
+        return np.asarray((small @ small.T).toarray(), dtype=np.float64)
+
+    def _diversify(self, scores: F64, k: int) -> list[int]:
+        pool = _top_rows(scores, max(POOL, 3 * k))
         lam = self.blend.mmr
-        if lam >= 1.0:  # diversity off (the plain baselines in ``evaluate``)
+        if len(pool) == 0 or lam >= 1.0:  # lam 1.0: diversity off (``evaluate`` baselines)
             return [int(self._ids[r]) for r in pool[:k]]
-        titles = [self._titles[r] for r in pool]
+        rel = scores[pool]
+        lo, hi = float(rel.min()), float(rel.max())
+        rel = (rel - lo) / (hi - lo) if hi > lo else np.ones_like(rel)
+        sim = self._pairwise(pool)
+        np.fill_diagonal(sim, 0.0)
+        titles = [normalize(self._titles[r]) for r in pool]
         chosen: list[int] = []
         max_sim = np.zeros(len(pool))
         copy = np.zeros(len(pool), dtype=bool)
@@ -274,7 +373,7 @@ class Recommender:
                 copy |= alike[0] >= NEAR_TITLE
         return [int(self._ids[pool[i]]) for i in chosen]
 
-    def scores(self, profile: Profile) -> NDArray[np.float32]:
+    def scores(self, profile: Profile) -> F64:
         """Blended relevance of every course (row order = ascending course id)."""
         b = self.blend
         weighted: dict[int, float] = {}
@@ -282,32 +381,35 @@ class Recommender:
             weighted[r] = VIEW_WEIGHT
         for r in self._rows(profile.owned):
             weighted[r] = 1.0
-        content = _scale(self._content_scores(self._profile_vector(profile.interests, weighted)))
+        total = self._content_scores(*self._profile_vector(profile.interests, weighted))
+        _scale_into(total, 1.0 if not weighted else b.content)
         if not weighted:
-            return content + b.cold_popularity * self._pop
-        cf = _scale(self._copurchase_scores(weighted))
-        return b.copurchase * cf + b.content * content + b.popularity * self._pop
+            total += b.cold_popularity * self._pop
+            return total
+        cf = self._copurchase_scores(weighted)
+        _scale_into(cf, b.copurchase)
+        total += cf
+        total += b.popularity * self._pop
+        return total
 
     def recommend(self, profile: Profile, k: int = 10) -> list[int]:
         if k <= 0 or not len(self._ids):
             return []
-        allowed = np.ones(len(self._ids), dtype=bool)
-        allowed[self._rows((*profile.owned, *profile.exclude))] = False
         scores = self.scores(profile)
         scores[self._rows(profile.viewed)] *= VIEWED_DEMOTE
-        return self._diversify(scores, allowed, k)
+        scores[self._rows((*profile.owned, *profile.exclude))] = -np.inf
+        return self._diversify(scores, k)
 
     def similar(self, course_id: int, k: int = 5) -> list[int]:
-        r = self._row.get(course_id)
+        r = self._row(course_id)
         if r is None or k <= 0:
             return []
         b = self.blend
         one = {r: 1.0}
-        content = _scale(self._content_scores(self._x[r].tocsr()))
+        cols, vals = self._profile_vector((), one)
+        content = _scale(self._content_scores(cols, vals))
         cf = _scale(self._copurchase_scores(one))
         scores = b.content * content + b.copurchase * cf + b.popularity * self._pop
-        allowed = np.ones(len(self._ids), dtype=bool)
-        allowed[r] = False
-        # Only courses that share something with this one; popularity alone is no similarity.
-        allowed &= (content > 0) | (cf > 0)
-        return self._diversify(scores, allowed, k)
+        scores[(content <= 0) & (cf <= 0)] = -np.inf  # popularity alone is no similarity
+        scores[r] = -np.inf
+        return self._diversify(scores, k)

@@ -12,10 +12,12 @@ reference (see ``bot.services.search``).
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import NDArray
 from rapidfuzz import fuzz, process
 
@@ -61,18 +63,28 @@ class SearchIndex:
         ordered = [by_id[i] for i in sorted(by_id)]
         texts = [search_text(d) for d in ordered]
         gram_ids: dict[str, int] = {}
-        doc_col: list[int] = []
-        gram_col: list[int] = []
-        for row, text in enumerate(texts):
+        intern = gram_ids.setdefault
+        # C int arrays, not lists: 100k courses make ~4M (doc, gram) pairs.
+        gram_col = array("i")
+        lengths = array("i")
+        for text in texts:
             grams = fuzzy_grams(text)
-            gram_col.extend(gram_ids.setdefault(g, len(gram_ids)) for g in grams)
-            doc_col.extend([row] * len(grams))
-        gram_arr = np.asarray(gram_col, dtype=np.int32)
-        order = np.argsort(gram_arr, kind="stable")  # stable: postings stay in doc order
-        postings = np.asarray(doc_col, dtype=np.int32)[order]
-        df = np.bincount(gram_arr, minlength=len(gram_ids))
-        indptr = np.zeros(len(gram_ids) + 1, dtype=np.int64)
-        np.cumsum(df, out=indptr[1:])
+            gram_col.extend([intern(g, len(gram_ids)) for g in grams])
+            lengths.append(len(grams))
+        # Transposing the (doc -> grams) CSR gives the (gram -> docs) postings, each in
+        # doc order; scipy does it in C without a 4M-element argsort.
+        doc_indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.frombuffer(lengths, dtype=np.int32), out=doc_indptr[1:])
+        gram_arr = np.frombuffer(gram_col, dtype=np.int32)
+        by_doc = sp.csr_matrix(
+            (np.ones(len(gram_arr), dtype=np.int8), gram_arr, doc_indptr),
+            shape=(len(texts), len(gram_ids)),
+        )
+        by_gram = by_doc.tocsc()
+        del by_doc, gram_arr, gram_col
+        postings = by_gram.indices.astype(np.int32, copy=False)
+        indptr = by_gram.indptr.astype(np.int64)
+        df = np.diff(indptr)
         n = max(len(texts), 1)
         idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
         ids = np.fromiter((d.id for d in ordered), dtype=np.int64, count=len(ordered))

@@ -27,9 +27,9 @@ class CourseDoc:
 # CJK ideographs (basic + extension A + compatibility), kana and hangul: scripts written
 # without spaces between words.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_TOKEN = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+")
-_CJK_RUN = re.compile(rf"[{_CJK}]+")
 _NON_WORD = re.compile(r"[\W_]+")
+# One match per CJK run (group 1) or per word of any other script (group 2).
+_SPLIT = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
 
 # Only the words that would otherwise dominate short English titles; TF-IDF's idf handles
 # the rest.
@@ -45,64 +45,55 @@ def normalize(text: str) -> str:
     return _NON_WORD.sub(" ", text).strip()
 
 
-def is_cjk(token: str) -> bool:
-    return bool(_CJK_RUN.fullmatch(token))
+def _features(text: str, out: list[str], word_bigrams: bool) -> None:
+    prev = ""
+    for cjk, word in _SPLIT.findall(unicodedata.normalize("NFKC", text).casefold()):
+        if cjk:
+            out.extend(cjk)
+            out.extend([cjk[i : i + 2] for i in range(len(cjk) - 1)])
+            prev = ""
+        elif word in STOP_WORDS or (len(word) < 2 and not word.isdigit()):
+            prev = ""
+        else:
+            out.append(word)
+            if word_bigrams and prev:
+                out.append(f"{prev} {word}")
+            prev = word
 
 
-def tokens(text: str) -> list[str]:
-    """Latin words and whole CJK runs, from already normalised text."""
-    return _TOKEN.findall(text)
-
-
-def _cjk_grams(run: str, out: list[str]) -> None:
-    out.extend(run)
-    out.extend(run[i : i + 2] for i in range(len(run) - 1))
-
-
-def analyze(text: str) -> list[str]:
-    """TF-IDF features: word unigrams + bigrams (stop words dropped) and CJK char 1–2-grams.
-
-    Used as a scikit-learn ``analyzer`` callable, so it must be a module-level function
-    (picklable) and deterministic.
-    """
+def analyze(text: str, word_bigrams: bool = True) -> list[str]:
+    """TF-IDF features: words (stop words dropped), optionally word bigrams, and CJK
+    char 1–2-grams (always: a Chinese word is mostly two characters)."""
     out: list[str] = []
-    prev: str | None = None
-    for tok in tokens(normalize(text)):
-        if is_cjk(tok):
-            _cjk_grams(tok, out)
-            prev = None
-            continue
-        if tok in STOP_WORDS or (len(tok) < 2 and not tok.isdigit()):
-            prev = None
-            continue
-        out.append(tok)
-        if prev is not None:
-            out.append(prev + " " + tok)
-        prev = tok
+    _features(text, out, word_bigrams)
+    return out
+
+
+def doc_features(doc: CourseDoc) -> list[str]:
+    """The recommender's analyzer over a whole course: title and tags count twice and
+    get word bigrams; the description counts once, words only — description bigrams
+    multiply the feature count (memory, request cost) for little gain."""
+    head: list[str] = []
+    _features(doc.title, head, True)
+    for tag in doc.tags:
+        _features(tag, head, True)
+    out = head + head
+    _features(doc.description, out, False)
     return out
 
 
 def fuzzy_grams(text: str) -> list[str]:
     """Search prefilter grams from normalised text: padded char trigrams per Latin word
-    (so a typo still shares most grams), CJK char 1–2-grams. Duplicates are kept out."""
+    (so a typo still shares most grams), CJK char 1–2-grams. No duplicates."""
     seen: dict[str, None] = {}
-    for tok in tokens(text):
-        if is_cjk(tok):
-            for ch in tok:
-                seen[ch] = None
-            for i in range(len(tok) - 1):
-                seen[tok[i : i + 2]] = None
+    for cjk, word in _SPLIT.findall(text):
+        if cjk:
+            seen.update(dict.fromkeys(cjk))
+            seen.update(dict.fromkeys(cjk[i : i + 2] for i in range(len(cjk) - 1)))
         else:
-            padded = f" {tok} "
-            for i in range(len(padded) - 2):
-                seen[padded[i : i + 3]] = None
+            padded = f" {word} "
+            seen.update(dict.fromkeys(padded[i : i + 3] for i in range(len(padded) - 2)))
     return list(seen)
-
-
-def doc_text(doc: CourseDoc) -> str:
-    """What the recommender reads: the title and tags count twice, the description once."""
-    tags = " ".join(doc.tags)
-    return f"{doc.title} {doc.title} {tags} {tags} {doc.description}"
 
 
 def search_text(doc: CourseDoc) -> str:

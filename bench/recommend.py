@@ -1,0 +1,349 @@
+"""Recommender and search benchmark on a synthetic catalog; prints JSON.
+
+    .venv/bin/python bench/recommend.py [--courses 100000] [--users 50000] [--queries 1000]
+
+Measures: fit time (search index + recommender, i.e. one catalog refresh), p50/p99 top-10
+latency of ``Recommender.recommend`` and ``SearchIndex.search``, the overlap of fast search
+with brute-force rapidfuzz ``WRatio`` over every course, and peak RSS of the process.
+Goals (issue 7): recommend p99 < 5 ms, search p99 < 10 ms with >= 90% overlap,
+RSS < 300 MB, refit < 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.recommend import (
+    CourseDoc,
+    Interaction,
+    Profile,
+    Recommender,
+    SearchHit,
+    SearchIndex,
+)
+
+SEED = 7
+
+TOPICS = {
+    "python": ("python", "programming", "coding"),
+    "javascript": ("javascript", "web", "frontend"),
+    "react": ("react", "javascript", "frontend"),
+    "django": ("django", "python", "web"),
+    "sql": ("sql", "databases", "data"),
+    "excel": ("excel", "spreadsheets", "business"),
+    "statistics": ("statistics", "data", "math"),
+    "machine learning": ("machine learning", "data", "ai"),
+    "deep learning": ("deep learning", "ai", "neural networks"),
+    "photography": ("photography", "camera", "photo"),
+    "video editing": ("video", "editing", "photo"),
+    "guitar": ("guitar", "music"),
+    "piano": ("piano", "music"),
+    "drawing": ("drawing", "illustration", "design"),
+    "ui design": ("design", "ui", "ux"),
+    "figma": ("figma", "design", "ui"),
+    "marketing": ("marketing", "social media"),
+    "seo": ("seo", "marketing", "web"),
+    "copywriting": ("copywriting", "writing", "marketing"),
+    "investing": ("investing", "finance", "stocks"),
+    "accounting": ("accounting", "finance", "business"),
+    "leadership": ("leadership", "management", "business"),
+    "productivity": ("productivity", "personal growth", "habits"),
+    "english": ("english", "language", "speaking"),
+    "spanish": ("spanish", "language"),
+    "yoga": ("yoga", "fitness", "health"),
+    "cooking": ("cooking", "food"),
+    "docker": ("docker", "devops", "cloud"),
+    "kubernetes": ("kubernetes", "devops", "cloud"),
+    "rust": ("rust", "programming", "systems"),
+}
+ZH_TOPICS = {
+    "机器学习": ("机器学习", "数据", "人工智能"),
+    "数据分析": ("数据分析", "数据", "统计"),
+    "平面设计": ("设计", "平面设计"),
+    "摄影": ("摄影", "视频"),
+    "投资理财": ("投资", "理财", "金融"),
+    "英语口语": ("英语", "语言"),
+    "吉他": ("吉他", "音乐"),
+    "编程入门": ("编程", "程序设计"),
+    "市场营销": ("营销", "市场"),
+    "创业管理": ("创业", "管理", "商业"),
+}
+LEVELS = ("", "Beginner", "Intermediate", "Advanced", "Complete", "Practical", "Modern")
+FORMS = (
+    "{level} {topic}",
+    "{topic} for Beginners",
+    "{level} {topic} Masterclass",
+    "{topic} Bootcamp {year}",
+    "Learn {topic} in {n} Days",
+    "{topic} Projects: {project}",
+    "The {level} Guide to {topic}",
+    "{topic} from Zero to Hero",
+)
+PROJECTS = ("Build 10 Apps", "Real World Cases", "Hands-on Labs", "Interview Prep", "Portfolio")
+ZH_FORMS = ("{topic}入门", "{topic}实战", "{topic}进阶课程", "零基础学{topic}", "{topic}精讲")
+SYLLABLES = ("ka", "lo", "mi", "ra", "te", "su", "no", "va", "pe", "ri", "do", "ga", "lu", "be")
+
+
+def _vocabulary(rng: random.Random, size: int = 4000) -> list[str]:
+    words = {
+        "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4))) for _ in range(size * 2)
+    }
+    return sorted(words)[:size]
+
+
+def make_catalog(n: int, rng: random.Random) -> tuple[list[CourseDoc], list[str]]:
+    vocab = _vocabulary(rng)
+    # Zipf-like word frequencies, as in real descriptions.
+    weights = [1.0 / (i + 1) for i in range(len(vocab))]
+    topics = list(TOPICS)
+    zh_topics = list(ZH_TOPICS)
+    docs: list[CourseDoc] = []
+    topic_of: list[str] = []
+    for i in range(1, n + 1):
+        if rng.random() < 0.15:
+            topic = rng.choice(zh_topics)
+            title = rng.choice(ZH_FORMS).format(topic=topic)
+            tags = ZH_TOPICS[topic]
+            lang = "zh"
+            desc = "本课程" + "".join(rng.choice(zh_topics) for _ in range(3)) + "，适合初学者。"
+        else:
+            topic = rng.choice(topics)
+            title = rng.choice(FORMS).format(
+                level=rng.choice(LEVELS),
+                topic=topic.title(),
+                year=rng.choice((2022, 2023, 2024, 2025)),
+                n=rng.choice((7, 10, 21, 30)),
+                project=rng.choice(PROJECTS),
+            )
+            tags = TOPICS[topic]
+            lang = "en"
+            words = rng.choices(vocab, weights=weights, k=rng.randint(15, 40))
+            desc = f"Learn {topic} with {' '.join(words)}."
+        docs.append(
+            CourseDoc(
+                id=i,
+                title=" ".join(title.split()),
+                description=desc,
+                tags=tags,
+                language=lang,
+                creator_id=rng.randint(1, 2000),
+            )
+        )
+        topic_of.append(topic)
+    return docs, topic_of
+
+
+class Store:
+    """Synthetic learners. Each learner's history comes from their own seeded generator, so
+    the ~450k events can be streamed into ``Recommender.fit`` (as the service streams DB
+    rows) and one learner's history regenerated for a profile."""
+
+    def __init__(self, docs: list[CourseDoc], topic_of: list[str], users: int) -> None:
+        self.by_topic: dict[str, list[int]] = {}
+        for d, t in zip(docs, topic_of, strict=True):
+            self.by_topic.setdefault(t, []).append(d.id)
+        self.topics = sorted(self.by_topic)
+        self.users = users
+        self.count = 0
+
+    def history(self, user: int) -> list[Interaction]:
+        rng = random.Random(SEED * 1_000_003 + user)
+        liked = rng.sample(self.topics, 2)
+        out: list[Interaction] = []
+        for step in range(rng.randint(1, 12)):
+            pool = self.by_topic[rng.choice(liked)]
+            # A popular head within each topic: low ids sell more.
+            course = pool[min(int(rng.expovariate(1 / 40)), len(pool) - 1)]
+            out.append(Interaction(user, course, "view", float(step)))
+            if rng.random() < 0.4:
+                out.append(Interaction(user, course, "purchase", step + 0.5))
+        return out
+
+    def interactions(self) -> Iterator[Interaction]:
+        self.count = 0
+        for user in range(1, self.users + 1):
+            events = self.history(user)
+            self.count += len(events)
+            yield from events
+
+
+def typo(word: str, rng: random.Random) -> str:
+    if len(word) < 4:
+        return word
+    i = rng.randrange(1, len(word) - 1)
+    op = rng.choice(("swap", "drop", "replace", "insert"))
+    if op == "swap":
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    if op == "drop":
+        return word[:i] + word[i + 1 :]
+    letters = "abcdefghijklmnopqrstuvwxyz" if word.isascii() else "的学习数据课程设计"
+    if op == "replace":
+        return word[:i] + rng.choice(letters) + word[i + 1 :]
+    return word[:i] + rng.choice(letters) + word[i:]
+
+
+def make_queries(docs: list[CourseDoc], n: int, rng: random.Random) -> list[str]:
+    queries: list[str] = []
+    for _ in range(n):
+        d = rng.choice(docs)
+        kind = rng.random()
+        if kind < 0.4:  # a few words of a title, one with a typo
+            words = d.title.split()
+            start = rng.randrange(len(words))
+            part = words[start : start + rng.randint(1, 3)]
+            j = rng.randrange(len(part))
+            part[j] = typo(part[j], rng)
+            q = " ".join(part)
+        elif kind < 0.7:  # a tag, maybe misspelt
+            q = typo(rng.choice(d.tags), rng) if rng.random() < 0.5 else rng.choice(d.tags)
+        elif kind < 0.85:  # the start of a title, as typed in inline mode
+            q = d.title[: rng.randint(3, 12)]
+        else:  # a whole title with a typo
+            q = typo(d.title, rng)
+        queries.append(q)
+    return queries
+
+
+def make_profiles(docs: list[CourseDoc], store: Store, n: int, rng: random.Random) -> list[Profile]:
+    interests = ("python", "design", "数据", "marketing", "music", "finance", "摄影")
+    profiles: list[Profile] = []
+    for i in range(n):
+        if i % 4 == 0:  # a new learner: onboarding interests only
+            profiles.append(Profile(interests=tuple(rng.sample(interests, 2))))
+            continue
+        h = store.history(rng.randint(1, store.users))
+        profiles.append(
+            Profile(
+                interests=tuple(rng.sample(interests, 1)),
+                viewed=tuple(it.course_id for it in h if it.kind == "view"),
+                owned=tuple(it.course_id for it in h if it.kind == "purchase"),
+            )
+        )
+    # A heavy learner with 60 courses bought.
+    profiles.append(Profile(owned=tuple(rng.sample([d.id for d in docs], 60))))
+    return profiles
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    s = sorted(samples)
+
+    def pct(p: float) -> float:
+        return round(s[min(len(s) - 1, int(p * len(s)))] * 1000, 3)
+
+    return {"p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": round(s[-1] * 1000, 3)}
+
+
+def overlap(fast: list[SearchHit], brute: list[SearchHit]) -> tuple[float, float]:
+    """(strict, tie-aware): strict is |fast ∩ brute| / |brute| by id; tie-aware counts a
+    fast hit as matching when its brute-force score reaches brute force's 10th score
+    (courses tied at the cut are interchangeable)."""
+    if not brute:
+        return (1.0, 1.0) if not fast else (0.0, 0.0)
+    ids = {h.course_id for h in brute}
+    strict = sum(h.course_id in ids for h in fast) / len(brute)
+    cut = brute[-1].score
+    tie = min(sum(h.score >= cut for h in fast), len(brute)) / len(brute)
+    return strict, tie
+
+
+def rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--courses", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=50_000)
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--profiles", type=int, default=1000)
+    parser.add_argument("--overlap-queries", type=int, default=100)
+    args = parser.parse_args()
+    rng = random.Random(SEED)
+
+    rss_start = rss_mb()
+    docs, topic_of = make_catalog(args.courses, rng)
+    store = Store(docs, topic_of, args.users)
+    queries = make_queries(docs, args.queries, rng)
+    profiles = make_profiles(docs, store, args.profiles, rng)
+    del topic_of
+    gc.collect()
+    rss_data = rss_mb()
+
+    t0 = time.perf_counter()
+    index = SearchIndex.build(docs)
+    t1 = time.perf_counter()
+    model = Recommender.fit(docs, store.interactions())
+    t2 = time.perf_counter()
+
+    rec_times: list[float] = []
+    for p in profiles:
+        s = time.perf_counter()
+        model.recommend(p, k=10)
+        rec_times.append(time.perf_counter() - s)
+    sim_times: list[float] = []
+    for d in rng.sample(docs, min(500, len(docs))):
+        s = time.perf_counter()
+        model.similar(d.id, k=5)
+        sim_times.append(time.perf_counter() - s)
+    search_times: list[float] = []
+    empty = 0
+    for q in queries:
+        s = time.perf_counter()
+        hits = index.search(q, limit=10)
+        search_times.append(time.perf_counter() - s)
+        empty += not hits
+    strict: list[float] = []
+    tie: list[float] = []
+    brute_times: list[float] = []
+    for q in queries[: args.overlap_queries]:
+        s = time.perf_counter()
+        brute = index.brute_force(q, limit=10)
+        brute_times.append(time.perf_counter() - s)
+        a, b = overlap(index.search(q, limit=10), brute)
+        strict.append(a)
+        tie.append(b)
+
+    report = {
+        "courses": len(docs),
+        "interactions": store.count,
+        "fit_seconds": {
+            "search_index": round(t1 - t0, 2),
+            "recommender": round(t2 - t1, 2),
+            "total": round(t2 - t0, 2),
+        },
+        "recommend_top10": {"profiles": len(profiles), **percentiles(rec_times)},
+        "similar_top5": {"courses": len(sim_times), **percentiles(sim_times)},
+        "search_top10": {
+            "queries": len(queries),
+            **percentiles(search_times),
+            "empty_results": empty,
+        },
+        "search_overlap_with_brute_force_top10": {
+            "queries": len(strict),
+            "tie_aware": round(sum(tie) / max(len(tie), 1), 4),
+            "strict_ids": round(sum(strict) / max(len(strict), 1), 4),
+            "brute_force_p50_ms": percentiles(brute_times)["p50_ms"] if brute_times else None,
+        },
+        "peak_rss_mb": {
+            "process": rss_mb(),
+            "at_start": rss_start,
+            "after_synthetic_data": rss_data,
+        },
+    }
+    json.dump(report, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
