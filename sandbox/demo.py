@@ -53,6 +53,7 @@ class BotProcess:
         self.log_path = Path(log_path) if log_path else None
         self.proc: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
+        self.webhook = False
 
     async def run_command(self, *args: str, timeout: float = 120.0) -> str:
         """Run ``python -m bot <args>`` to completion; returns its output."""
@@ -72,6 +73,7 @@ class BotProcess:
         await self.run_command("seed", "--demo")
 
     async def start(self, *, webhook: bool = False, ready_timeout: float = 30.0) -> None:
+        self.webhook = webhook
         args = ["run", "--webhook"] if webhook else ["run"]
         stdout: Any = asyncio.subprocess.DEVNULL
         if self.log_path is not None:
@@ -116,6 +118,8 @@ class BotProcess:
         proc = self.proc
         if proc is not None and proc.returncode is None:
             proc.send_signal(signal.SIGINT)
+            await asyncio.sleep(0.2)
+            await self.server.interrupt_polling()
             try:
                 await asyncio.wait_for(proc.wait(), timeout)
             except TimeoutError:

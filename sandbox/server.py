@@ -158,6 +158,7 @@ class SandboxServer:
         self.time_offset = 0
         self.next_group_id = 1000
         self._poll_generation = 0
+        self._poll_interrupts = 0
         self._limits_global: TokenBucket | None = None
         self._private_buckets: dict[int, TokenBucket] = {}
         self._group_buckets: dict[int, TokenBucket] = {}
@@ -1570,13 +1571,21 @@ class SandboxServer:
         self._poll_generation += 1
         generation = self._poll_generation
 
+        interrupts = self._poll_interrupts
+
         def ready() -> bool:
-            return bool(self.updates) or generation != self._poll_generation
+            return (
+                bool(self.updates)
+                or generation != self._poll_generation
+                or interrupts != self._poll_interrupts
+            )
 
         if not self.updates and timeout > 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout), self.updates_changed:
                     await self.updates_changed.wait_for(ready)
+        if interrupts != self._poll_interrupts:
+            return []
         if generation != self._poll_generation:
             raise ApiError(
                 409,
@@ -1584,6 +1593,12 @@ class SandboxServer:
                 "instance is running",
             )
         return self.updates[:limit]
+
+    async def interrupt_polling(self) -> None:
+        """End every waiting getUpdates now with no updates (a bot shutting down need not
+        wait out its long-poll timeout)."""
+        self._poll_interrupts += 1
+        await self._notify(self.updates_changed)
 
     def confirm(self, offset: int | None) -> None:
         """Telegram's offset: every update below it is confirmed and forgotten;

@@ -1,0 +1,99 @@
+"""The real bot (``python -m bot run``) as a child process against the sandbox, on SQLite
+with the demo catalog — polling or webhook — and the learner's side to drive it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sandbox import SandboxConfig, SandboxServer
+from sandbox.client import SandboxClient
+from sandbox.demo import BotProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def demo_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrated and seeded once per session; each test gets a copy."""
+    import subprocess
+
+    path = tmp_path_factory.mktemp("e2e-template") / "demo.sqlite3"
+    env = dict(os.environ, DATABASE_URL=f"sqlite+aiosqlite:///{path}", BOT_TOKEN="123456:TEST")
+    for args in (["migrate"], ["seed", "--demo"]):
+        subprocess.run(
+            [sys.executable, "-m", "bot", *args],
+            env=env, cwd=ROOT, check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+    return path
+
+
+@pytest.fixture
+def database_url(demo_db_template: Path, tmp_path: Path) -> str:
+    target = tmp_path / "db.sqlite"
+    shutil.copy(demo_db_template, target)
+    return f"sqlite+aiosqlite:///{target}"
+
+
+@pytest.fixture
+async def sandbox_server() -> AsyncIterator[SandboxServer]:
+    server = SandboxServer(SandboxConfig(token="123456:TEST", webhook_retry_delay=0.1))
+    await server.start("127.0.0.1", 0)
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def learner_client(sandbox_server: SandboxServer) -> AsyncIterator[SandboxClient]:
+    async with SandboxClient(sandbox_server.base_url) as client:
+        yield client
+
+
+async def start_bot(
+    server: SandboxServer, database_url: str, tmp_path: Path, *, webhook: bool
+) -> BotProcess:
+    env = {"THROTTLE_RATE": "0", "ADMIN_IDS": "7000001"}
+    if webhook:
+        port = free_port()
+        env.update(
+            WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram/webhook",
+            WEBHOOK_SECRET="e2e-secret_123",
+            WEBHOOK_HOST="127.0.0.1",
+            WEBHOOK_PORT=str(port),
+        )
+    bot = BotProcess(server, database_url, extra_env=env, cwd=ROOT, log_path=tmp_path / "bot.log")
+    try:
+        await bot.start(webhook=webhook, ready_timeout=60)
+    except BaseException:
+        await bot.stop()
+        print((tmp_path / "bot.log").read_text(errors="replace")[-4000:])
+        raise
+    return bot
+
+
+@pytest.fixture(params=["polling", "webhook"])
+async def running_bot(
+    request: pytest.FixtureRequest,
+    sandbox_server: SandboxServer,
+    database_url: str,
+    tmp_path: Path,
+) -> AsyncIterator[BotProcess]:
+    bot = await start_bot(
+        sandbox_server, database_url, tmp_path, webhook=request.param == "webhook"
+    )
+    yield bot
+    await bot.stop()
+    await asyncio.sleep(0)
