@@ -1,0 +1,187 @@
+"""A creator's message to every learner of a course, through the same rate-limited sender.
+
+`queue_broadcast` stores one parent job. When the worker runs it, it fans out into one
+child job per learner (dedupe key `bc<parent>:<user>`, in the same commit, so a crash
+cannot fan out twice), then wakes every few seconds to edit the creator's status message
+with progress and an ETA until every child has run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.models import Entitlement, Job, JobStatus, ProductKind, User
+from bot.scheduler.errors import ChatNotFound, Rejected, SendError, Unreachable
+from bot.scheduler.jobs import JobContext, JobRegistry
+from bot.scheduler.sender import Outgoing
+
+BROADCAST = "broadcast"
+BROADCAST_MESSAGE = "broadcast.msg"
+PROGRESS_EVERY = timedelta(seconds=5)
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastPlan:
+    job_id: int
+    total: int
+    eta_seconds: float
+
+
+def register(registry: JobRegistry) -> None:
+    registry.register(BROADCAST, run_broadcast)
+    registry.register(BROADCAST_MESSAGE, send_one)
+
+
+def _learners(course_id: int, now: datetime):  # type: ignore[no-untyped-def]
+    return (
+        select(Entitlement.user_id)
+        .join(User, User.id == Entitlement.user_id)
+        .where(
+            Entitlement.product_kind == ProductKind.COURSE,
+            Entitlement.product_id == course_id,
+            Entitlement.revoked_at.is_(None),
+            or_(Entitlement.expires_at.is_(None), Entitlement.expires_at > now),
+            User.is_blocked.is_(False),
+        )
+        .order_by(Entitlement.user_id)
+    )
+
+
+async def count_learners(session: AsyncSession, course_id: int, now: datetime) -> int:
+    sub = _learners(course_id, now).subquery()
+    return int(await session.scalar(select(func.count()).select_from(sub)) or 0)
+
+
+async def queue_broadcast(
+    session: AsyncSession,
+    *,
+    course_id: int,
+    text: str,
+    creator_chat_id: int,
+    locale: str,
+    protect_content: bool,
+    per_second: float,
+    now: datetime,
+) -> BroadcastPlan:
+    total = await count_learners(session, course_id, now)
+    job = Job(
+        kind=BROADCAST,
+        payload={
+            "course_id": course_id,
+            "text": text,
+            "chat_id": creator_chat_id,
+            "locale": locale,
+            "protect": protect_content,
+            "total": total,
+        },
+        run_at=now,
+        status=JobStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    await session.flush()
+    return BroadcastPlan(job.id, total, eta(total, per_second))
+
+
+def eta(remaining: int, per_second: float) -> float:
+    return math.ceil(remaining / per_second) if per_second > 0 else 0.0
+
+
+def attach_status_message(job: Job, message_id: int) -> None:
+    job.payload = {**job.payload, "status_message_id": message_id}
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastProgress:
+    total: int
+    sent: int
+    failed: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.total - self.sent - self.failed)
+
+
+async def broadcast_progress(session: AsyncSession, job: Job) -> BroadcastProgress:
+    prefix = f"bc{job.id}:%"
+    finished = (Job.status == JobStatus.DONE) | (Job.status == JobStatus.FAILED)
+    row = (
+        await session.execute(
+            select(
+                func.count(Job.id).filter(and_(finished, Job.last_error.is_(None))),
+                func.count(Job.id).filter(and_(finished, Job.last_error.is_not(None))),
+            ).where(Job.kind == BROADCAST_MESSAGE, Job.dedupe_key.like(prefix))
+        )
+    ).one()
+    return BroadcastProgress(int(job.payload.get("total", 0)), int(row[0]), int(row[1]))
+
+
+async def run_broadcast(ctx: JobContext, job: Job) -> datetime | None:
+    payload = dict(job.payload)
+    now = ctx.clock.now()
+    if not payload.get("fanned"):
+        learners = list(await ctx.session.scalars(_learners(payload["course_id"], now)))
+        if learners:
+            await ctx.session.execute(
+                insert(Job),
+                [
+                    {
+                        "kind": BROADCAST_MESSAGE,
+                        "dedupe_key": f"bc{job.id}:{user_id}",
+                        "payload": {
+                            "chat_id": user_id,
+                            "text": payload["text"],
+                            "protect": payload.get("protect", False),
+                        },
+                        "run_at": now,
+                        "status": JobStatus.PENDING,
+                        "attempts": 0,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for user_id in learners
+                ],
+            )
+        payload.update(fanned=True, total=len(learners))
+        job.payload = payload
+        return now + timedelta(seconds=1)
+    progress = await broadcast_progress(ctx.session, job)
+    finished = progress.remaining == 0
+    message_id = payload.get("status_message_id")
+    if message_id:
+        text = ctx.renderer.broadcast_progress(
+            payload.get("locale", "en"),
+            progress.sent,
+            progress.failed,
+            progress.total,
+            eta(progress.remaining, ctx.sender.per_second),
+            finished,
+        )
+        # Progress is a courtesy: if the edit fails, the broadcast goes on.
+        with contextlib.suppress(SendError):
+            await ctx.sender.edit_text(payload["chat_id"], int(message_id), text)
+    return None if finished else now + PROGRESS_EVERY
+
+
+async def send_one(ctx: JobContext, job: Job) -> datetime | None:
+    payload = job.payload
+    chat_id = int(payload["chat_id"])
+    message = Outgoing(text=payload["text"], protect_content=bool(payload.get("protect")))
+    try:
+        await ctx.sender.send(chat_id, message)
+    except Unreachable as exc:
+        user = await ctx.session.get(User, chat_id)
+        if user is not None:
+            user.is_blocked = True
+            user.blocked_at = ctx.clock.now()
+        job.last_error = f"blocked: {exc}"[:500]
+    except (ChatNotFound, Rejected) as exc:
+        job.last_error = str(exc)[:500]
+    return None

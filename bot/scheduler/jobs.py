@@ -1,0 +1,48 @@
+"""Pluggable job kinds: a feature registers a handler for its kind; the worker runs it.
+
+A handler gets a JobContext and the claimed Job. Returning None finishes the job;
+returning a datetime runs it again then (a ticker, a reminder series). Raising
+`errors.Transient` retries it later with backoff; any other exception marks it failed
+with a log line. Handlers change the database through ctx.session; the worker commits
+after each job, so a job and its effects land together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.models import Job
+from bot.scheduler.clock import Clock
+from bot.scheduler.render import Renderer
+from bot.scheduler.sender import RateLimitedSender
+
+
+@dataclass
+class JobContext:
+    session: AsyncSession
+    sender: RateLimitedSender
+    clock: Clock
+    renderer: Renderer
+
+
+JobHandler = Callable[[JobContext, Job], Awaitable[datetime | None]]
+
+
+class JobRegistry:
+    def __init__(self) -> None:
+        self._handlers: dict[str, JobHandler] = {}
+
+    def register(self, kind: str, handler: JobHandler) -> None:
+        if len(kind) > 32:
+            raise ValueError("job kinds are at most 32 characters")
+        self._handlers[kind] = handler
+
+    def get(self, kind: str) -> JobHandler | None:
+        return self._handlers.get(kind)
+
+    def kinds(self) -> list[str]:
+        return sorted(self._handlers)

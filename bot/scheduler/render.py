@@ -1,0 +1,62 @@
+"""How scheduled messages look. The app passes an i18n-aware renderer built on the bot's
+catalogs (bot/keyboards/learning.py); this plain English one serves tests and benchmarks."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Protocol
+
+from bot.scheduler.sender import Button, Outgoing
+from bot.services.drip import LessonView
+
+
+class Renderer(Protocol):
+    def lesson(self, view: LessonView) -> Outgoing: ...
+
+    def broadcast_progress(
+        self, locale: str, sent: int, failed: int, total: int, eta_seconds: float, finished: bool
+    ) -> str: ...
+
+
+def lesson_heading(view: LessonView, label: str) -> str:
+    title = f" · {escape(view.lesson_title)}" if view.lesson_title else ""
+    return f"<b>{escape(view.course_title)}</b>\n{label}{title}"
+
+
+def lesson_message(view: LessonView, heading: str, buttons: tuple[Button, ...]) -> Outgoing:
+    if view.kind == "text" or not view.file_id:
+        body = view.text or ""
+        return Outgoing(
+            kind="text",
+            text=f"{heading}\n\n{body}" if body else heading,
+            protect_content=view.protect_content,
+            buttons=(buttons,),
+        )
+    caption = view.caption or ""
+    return Outgoing(
+        kind=view.kind,
+        file_id=view.file_id,
+        caption=f"{heading}\n\n{caption}" if caption else heading,
+        protect_content=view.protect_content,
+        buttons=(buttons,),
+    )
+
+
+class PlainRenderer:
+    def lesson(self, view: LessonView) -> Outgoing:
+        heading = lesson_heading(view, f"Lesson {view.number} of {view.total}")
+        buttons = (
+            Button("✅ Done", f"ls:done:{view.delivery_id}"),
+            Button("Next ▶", f"ls:next:{view.delivery_id}"),
+        )
+        return lesson_message(view, heading, buttons)
+
+    def broadcast_progress(
+        self, locale: str, sent: int, failed: int, total: int, eta_seconds: float, finished: bool
+    ) -> str:
+        if finished:
+            return f"Broadcast finished: {sent} of {total} delivered, {failed} unreachable."
+        return (
+            f"Broadcast: {sent} of {total} sent, {failed} unreachable, "
+            f"about {eta_seconds:.0f}s left."
+        )

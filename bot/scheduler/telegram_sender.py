@@ -1,0 +1,107 @@
+"""The production Sender: aiogram's Bot, with Telegram's errors mapped to ours.
+
+The only module of the scheduler that imports aiogram; app.py builds it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramNotFound,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.scheduler.errors import ChatNotFound, Rejected, RetryAfter, Transient, Unreachable
+from bot.scheduler.sender import Outgoing
+
+# A caption is limited to 1024 characters, a text to 4096.
+CAPTION_LIMIT = 1024
+TEXT_LIMIT = 4096
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:
+    if not message.buttons:
+        return None
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=b.text, callback_data=b.data) for b in row]
+            for row in message.buttons
+        ]
+    )
+
+
+class TelegramSender:
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def send(self, chat_id: int, message: Outgoing) -> int:
+        common: dict[str, Any] = {
+            "chat_id": chat_id,
+            "protect_content": message.protect_content,
+            "reply_markup": _markup(message),
+        }
+        caption = _clip(message.caption, CAPTION_LIMIT)
+        try:
+            if message.kind == "photo":
+                sent = await self.bot.send_photo(
+                    photo=message.file_id or "", caption=caption, **common
+                )
+            elif message.kind == "video":
+                sent = await self.bot.send_video(
+                    video=message.file_id or "", caption=caption, **common
+                )
+            elif message.kind == "document":
+                sent = await self.bot.send_document(
+                    document=message.file_id or "", caption=caption, **common
+                )
+            elif message.kind == "voice":
+                sent = await self.bot.send_voice(
+                    voice=message.file_id or "", caption=caption, **common
+                )
+            else:
+                sent = await self.bot.send_message(
+                    text=_clip(message.text, TEXT_LIMIT) or "…", **common
+                )
+        except Exception as exc:
+            raise map_error(exc) from exc
+        return sent.message_id
+
+    async def edit_text(self, chat_id: int, message_id: int, text: str) -> None:
+        try:
+            await self.bot.edit_message_text(
+                text=_clip(text, TEXT_LIMIT) or "…", chat_id=chat_id, message_id=message_id
+            )
+        except TelegramBadRequest as exc:
+            if "message is not modified" in exc.message:
+                return
+            raise map_error(exc) from exc
+        except Exception as exc:
+            raise map_error(exc) from exc
+
+
+def map_error(exc: BaseException) -> BaseException:
+    """aiogram's exception → ours. Anything unknown is passed through unchanged."""
+    if isinstance(exc, TelegramRetryAfter):
+        return RetryAfter(exc.retry_after, exc.message)
+    if isinstance(exc, TelegramForbiddenError):
+        return Unreachable(exc.message)
+    if isinstance(exc, TelegramBadRequest | TelegramNotFound):
+        if "chat not found" in exc.message.lower() or "user not found" in exc.message.lower():
+            return ChatNotFound(exc.message)
+        return Rejected(exc.message)
+    if isinstance(exc, TelegramNetworkError | TelegramServerError | TimeoutError | OSError):
+        return Transient(str(exc))
+    return exc
