@@ -159,6 +159,7 @@ class SandboxServer:
         self.next_group_id = 1000
         self._poll_generation = 0
         self._poll_interrupts = 0
+        self._stopping = False
         self._limits_global: TokenBucket | None = None
         self._private_buckets: dict[int, TokenBucket] = {}
         self._group_buckets: dict[int, TokenBucket] = {}
@@ -190,6 +191,10 @@ class SandboxServer:
         return self.base_url
 
     async def stop(self) -> None:
+        # Wake long polls (getUpdates, /sandbox/api/wait) so the HTTP server can close now.
+        self._stopping = True
+        await self._notify(self.changed)
+        await self._notify(self.updates_changed)
         if self._webhook_task is not None:
             self._webhook_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -256,7 +261,7 @@ class SandboxServer:
             return self.seq
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout), self.changed:
-                await self.changed.wait_for(lambda: self.seq > seq)
+                await self.changed.wait_for(lambda: self.seq > seq or self._stopping)
         return self.seq
 
     def violation(self, kind: str, method: str, detail: Any) -> None:
@@ -1578,6 +1583,7 @@ class SandboxServer:
                 bool(self.updates)
                 or generation != self._poll_generation
                 or interrupts != self._poll_interrupts
+                or self._stopping
             )
 
         if not self.updates and timeout > 0:
