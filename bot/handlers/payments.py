@@ -1,0 +1,630 @@
+"""Buying: Buy → choice of method → invoice (or link, or web checkout) → pre-checkout
+re-check → successful_payment → receipt. Thin: the rules live in bot.payments."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from html import escape
+
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.filters import StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import (
+    CallbackQuery,
+    LabeledPrice,
+    Message,
+    PreCheckoutQuery,
+    TransactionPartnerUser,
+)
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.handlers.common import current_locale, show
+from bot.i18n import pick_locale
+from bot.keyboards.callbacks import BuyCB
+from bot.keyboards.payments import (
+    LinkCB,
+    PayCB,
+    PromoCB,
+    methods_keyboard,
+    receipt_keyboard,
+    url_keyboard,
+)
+from bot.models import Coupon, Order, Payment, PaymentMethod, ProductKind, User, utcnow
+from bot.money import STARS, format_money
+from bot.payments import coupons as coupons_service
+from bot.payments.checkout import Outcome, PaymentResult, RefundReason, record_payment
+from bot.payments.coupons import CouponProblem
+from bot.payments.gateways import (
+    AlreadyRefunded,
+    Gateways,
+    ProviderError,
+    StarTxn,
+)
+from bot.payments.orders import (
+    Offer,
+    OfferProblem,
+    Refusal,
+    check_pre_checkout,
+    claim_free,
+    make_offer,
+    open_order,
+)
+from bot.payments.refunds import RefundResult, RefundStatus, refund_payment
+from bot.payments.stripe_api import StripeGateway
+from bot.payments.web_checkout import start_web_checkout
+
+log = logging.getLogger(__name__)
+
+router = Router(name=__name__)
+
+TITLE_LIMIT = 32
+DESCRIPTION_LIMIT = 255
+TELEGRAM_METHODS = (PaymentMethod.STARS, PaymentMethod.CARD)
+
+
+class PromoState(StatesGroup):
+    code = State()
+
+
+# --- adapters: the payment services' view of Telegram and Stripe ------------------------
+
+
+class TelegramStars:
+    """refundStarPayment and getStarTransactions for bot.payments (which has no aiogram)."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def refund_star_payment(self, user_id: int, telegram_payment_charge_id: str) -> None:
+        try:
+            await self.bot.refund_star_payment(
+                user_id=user_id, telegram_payment_charge_id=telegram_payment_charge_id
+            )
+        except TelegramBadRequest as exc:
+            if "CHARGE_ALREADY_REFUNDED" in exc.message.upper():
+                raise AlreadyRefunded(exc.message) from exc
+            raise ProviderError(exc.message) from exc
+        except TelegramAPIError as exc:
+            raise ProviderError(exc.message) from exc
+
+    async def star_transactions(self, offset: int, limit: int) -> list[StarTxn]:
+        result = await self.bot.get_star_transactions(offset=offset, limit=limit)
+        out: list[StarTxn] = []
+        for txn in result.transactions:
+            partner = txn.source if txn.source is not None else txn.receiver
+            is_user = isinstance(partner, TransactionPartnerUser)
+            out.append(
+                StarTxn(
+                    id=txn.id,
+                    amount=txn.amount,
+                    date=int(txn.date.timestamp()) if hasattr(txn.date, "timestamp") else 0,
+                    direction="in" if txn.source is not None else "out",
+                    user_id=partner.user.id if is_user else None,  # type: ignore[union-attr]
+                    invoice_payload=partner.invoice_payload if is_user else None,  # type: ignore[union-attr]
+                )
+            )
+        return out
+
+
+@lru_cache(maxsize=4)
+def _stripe(key: str, base: str) -> StripeGateway:
+    return StripeGateway(key, base)
+
+
+def stripe_gateway(settings: Settings) -> StripeGateway | None:
+    return _stripe(settings.stripe_key, settings.stripe_api_base) if settings.stripe_key else None
+
+
+def gateways(bot: Bot, settings: Settings) -> Gateways:
+    return Gateways(stars=TelegramStars(bot), card=stripe_gateway(settings))
+
+
+# --- texts ------------------------------------------------------------------------------
+
+
+def method_name(method: str) -> str:
+    names: dict[str, str] = {
+        PaymentMethod.STARS: _("Telegram Stars"),
+        PaymentMethod.CARD: _("card"),
+        PaymentMethod.WEB: _("card (web checkout)"),
+    }
+    return names.get(method, _("free"))
+
+
+def offer_problem_text(problem: OfferProblem) -> str:
+    if problem == OfferProblem.OWNED:
+        return _("You already have this. Find it in /my.")
+    if problem == OfferProblem.NO_METHODS:
+        return _("This course cannot be bought right now. Please try again later.")
+    return _("This course is not available. It may have been removed or unpublished.")
+
+
+def refusal_text(refusal: Refusal) -> str:
+    """What the learner reads when Telegram's payment sheet is refused (≤ 255 chars)."""
+    texts = {
+        Refusal.PRICE_CHANGED: _(
+            "The price changed since this invoice was made. Nothing was charged. "
+            "Open the course and press Buy again to pay the current price."
+        ),
+        Refusal.EXPIRED: _(
+            "This invoice has expired. Nothing was charged. Press Buy again for a new one."
+        ),
+        Refusal.ALREADY_PAID: _("This order is already paid. Nothing was charged."),
+        Refusal.OWNED: _("You already have this course. Nothing was charged."),
+        Refusal.COUPON_INVALID: _(
+            "The promo code on this invoice is no longer valid. Nothing was charged. "
+            "Press Buy again to see the current price."
+        ),
+        Refusal.UNAVAILABLE: _("This course is no longer on sale. Nothing was charged."),
+        Refusal.METHOD_OFF: _(
+            "This payment method is no longer accepted for this course. Nothing was charged."
+        ),
+        Refusal.NOT_YOURS: _(
+            "This invoice was made for another account. Open the course and press Buy."
+        ),
+    }
+    return texts.get(
+        refusal,
+        _("This invoice is no longer valid. Nothing was charged. Press Buy again."),
+    )
+
+
+def choose_text(offer: Offer, locale: str) -> str:
+    lines = [
+        _("<b>{title}</b>").format(title=escape(offer.product.title)),
+        "",
+    ]
+    if offer.coupon is not None:
+        lines.append(_("🏷 Promo code {code} applied.").format(code=escape(offer.coupon.code)))
+        for q in offer.quotes:
+            if q.discounted:
+                lines.append(
+                    _("{method}: <s>{old}</s> → {new}").format(
+                        method=method_name(q.method),
+                        old=format_money(q.list_amount, q.currency, locale),
+                        new=format_money(q.amount, q.currency, locale),
+                    )
+                )
+        lines.append("")
+    lines.append(_("How would you like to pay?"))
+    return "\n".join(lines)
+
+
+def receipt_text(result: PaymentResult, method: str, locale: str) -> str:
+    lines = [
+        _("✅ Payment received — thank you!"),
+        "",
+        _("<b>{title}</b> is yours. Lessons arrive in this chat; find it any time in /my.").format(
+            title=escape(result.title)
+        ),
+        "",
+        _("Paid: {amount} ({method})").format(
+            amount=format_money(result.amount, result.currency, locale),
+            method=method_name(method),
+        ),
+        _("Order: <code>{ref}</code>").format(ref=escape(result.order_ref or "")),
+    ]
+    if result.late:
+        lines += [
+            "",
+            _(
+                "This invoice was older than your latest order, or its terms had changed; "
+                "we credited it as paid."
+            ),
+        ]
+    lines += ["", _("Questions or a refund: /paysupport")]
+    return "\n".join(lines)
+
+
+def free_text(title: str) -> str:
+    return _("🎁 <b>{title}</b> is yours, free. Lessons arrive in this chat; see /my.").format(
+        title=escape(title)
+    )
+
+
+def auto_refund_text(result: PaymentResult, refund: RefundResult | None, locale: str) -> str:
+    amount = format_money(result.amount, result.currency, locale)
+    if result.reason in (RefundReason.ALREADY_PAID, RefundReason.OWNED):
+        why = _("You already have «{title}», so this extra payment of {amount} is not needed.")
+    else:
+        why = _("This invoice is no longer valid, so your payment of {amount} cannot be applied.")
+    why = why.format(title=escape(result.title), amount=amount)
+    if refund is not None and refund.status in (RefundStatus.DONE, RefundStatus.SYNCED):
+        return why + "\n" + _("We refunded it: it goes back the way you paid.")
+    return (
+        why
+        + "\n"
+        + _(
+            "We could not refund it automatically; we will do it by hand. "
+            "Reference: <code>{ref}</code>. See /paysupport."
+        ).format(ref=escape(result.order_ref or str(result.payment_id or "")))
+    )
+
+
+def refunded_text(result: RefundResult, locale: str) -> str:
+    text = _("↩️ Your payment of {amount} for «{title}» was refunded.").format(
+        amount=format_money(result.amount, result.currency, locale), title=escape(result.title)
+    )
+    if result.revoked:
+        text += "\n" + _("Access to it has ended.")
+    if result.currency == STARS:
+        text += "\n" + _("The Stars are back on your balance.")
+    else:
+        text += "\n" + _("Card refunds usually appear within 5–10 days.")
+    return text
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _kind(kind: str) -> str | None:
+    return kind if kind in (ProductKind.COURSE, ProductKind.PLAN) else None
+
+
+async def _coupon(session: AsyncSession, coupon_id: int) -> Coupon | None:
+    return await session.get(Coupon, coupon_id) if coupon_id > 0 else None
+
+
+async def _show_offer(callback: CallbackQuery, offer: Offer) -> None:
+    locale = current_locale()
+    quotes = [(q.method, q.amount, q.currency) for q in offer.quotes]
+    coupon_id = offer.coupon.id if offer.coupon else 0
+    markup = methods_keyboard(offer.product.kind, offer.product.id, quotes, coupon_id, locale)
+    await show(callback, choose_text(offer, locale), markup)
+
+
+async def _grant_free(bot: Bot, chat_id: int, title: str) -> None:
+    await bot.send_message(chat_id, free_text(title), reply_markup=receipt_keyboard())
+
+
+def _invoice_fields(offer: Offer, order: Order, settings: Settings) -> dict[str, object]:
+    product = offer.product
+    description = product.description.strip() or product.title
+    if offer.coupon is not None:
+        description = f"🏷 {offer.coupon.code} · " + description
+    title = product.title if len(product.title) <= TITLE_LIMIT else product.title[:31] + "…"
+    if len(description) > DESCRIPTION_LIMIT:
+        description = description[: DESCRIPTION_LIMIT - 1] + "…"
+    return {
+        "title": title,
+        "description": description,
+        "payload": order.public_ref,
+        "currency": order.currency,
+        "prices": [LabeledPrice(label=title, amount=order.amount_minor)],
+        # Stars take an empty provider token; cards take the Stripe one from @BotFather.
+        "provider_token": "" if order.method == PaymentMethod.STARS else settings.provider_token,
+    }
+
+
+# --- Buy and the choice of method ------------------------------------------------------
+
+
+@router.callback_query(BuyCB.filter())
+async def on_buy(
+    callback: CallbackQuery,
+    callback_data: BuyCB,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    bot: Bot,
+) -> None:
+    offer = await make_offer(session, user.id, ProductKind.COURSE, callback_data.id, settings)
+    if isinstance(offer, OfferProblem):
+        await callback.answer(offer_problem_text(offer), show_alert=True)
+        return
+    if offer.product.is_free:
+        await claim_free(session, user.id, offer)
+        await callback.answer()
+        await _grant_free(bot, user.id, offer.product.title)
+        return
+    await _show_offer(callback, offer)
+
+
+@router.callback_query(PayCB.filter())
+async def on_pay(
+    callback: CallbackQuery,
+    callback_data: PayCB,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    bot: Bot,
+) -> None:
+    kind = _kind(callback_data.k)
+    coupon = await _coupon(session, callback_data.cp)
+    offer = (
+        await make_offer(session, user.id, kind, callback_data.id, settings, coupon)
+        if kind
+        else OfferProblem.UNAVAILABLE
+    )
+    if isinstance(offer, OfferProblem):
+        await callback.answer(offer_problem_text(offer), show_alert=True)
+        return
+    if offer.free:
+        await claim_free(session, user.id, offer)
+        await callback.answer()
+        await _grant_free(bot, user.id, offer.product.title)
+        return
+    if offer.quote_for(callback_data.m) is None:
+        await callback.answer(
+            _("This payment method is not available for this course."), show_alert=True
+        )
+        return
+    if callback_data.m == PaymentMethod.WEB:
+        await _web_checkout(callback, session, user, offer, settings, bot)
+        return
+    order = await open_order(session, user.id, offer, callback_data.m, settings)
+    await bot.send_invoice(chat_id=user.id, **_invoice_fields(offer, order, settings))  # type: ignore[arg-type]
+    await callback.answer()
+
+
+async def _web_checkout(
+    callback: CallbackQuery,
+    session: AsyncSession,
+    user: User,
+    offer: Offer,
+    settings: Settings,
+    bot: Bot,
+) -> None:
+    gateway = stripe_gateway(settings)
+    if gateway is None:
+        await callback.answer(
+            _("This payment method is not available for this course."), show_alert=True
+        )
+        return
+    me = await bot.me()
+    try:
+        link = await start_web_checkout(session, user.id, offer, settings, gateway, me.username)
+    except ProviderError as exc:
+        log.warning("checkout session failed: %s", exc.detail)
+        await callback.answer(
+            _("The payment page could not be opened. Please try another method or later."),
+            show_alert=True,
+        )
+        return
+    await callback.answer()
+    await bot.send_message(
+        user.id,
+        _(
+            "Pay for <b>{title}</b> on Stripe's secure page. Access opens here as soon as "
+            "the payment is confirmed."
+        ).format(title=escape(offer.product.title)),
+        reply_markup=url_keyboard(_("🌐 Open the payment page"), link.url),
+    )
+
+
+@router.callback_query(LinkCB.filter())
+async def on_invoice_link(
+    callback: CallbackQuery,
+    callback_data: LinkCB,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    bot: Bot,
+) -> None:
+    kind = _kind(callback_data.k)
+    coupon = await _coupon(session, callback_data.cp)
+    offer = (
+        await make_offer(session, user.id, kind, callback_data.id, settings, coupon)
+        if kind
+        else OfferProblem.UNAVAILABLE
+    )
+    if isinstance(offer, OfferProblem):
+        await callback.answer(offer_problem_text(offer), show_alert=True)
+        return
+    q = offer.quote_for(callback_data.m)
+    if callback_data.m not in TELEGRAM_METHODS or q is None or q.amount <= 0:
+        await callback.answer(
+            _("This payment method is not available for this course."), show_alert=True
+        )
+        return
+    order = await open_order(session, user.id, offer, callback_data.m, settings)
+    url = await bot.create_invoice_link(**_invoice_fields(offer, order, settings))  # type: ignore[arg-type]
+    await callback.answer()
+    await bot.send_message(
+        user.id,
+        _(
+            "Your payment link for <b>{title}</b>. Open it from this account (in a Mini App, "
+            "another device or later); it is valid until the order expires."
+        ).format(title=escape(offer.product.title)),
+        reply_markup=url_keyboard(_("💳 Pay"), url),
+    )
+
+
+# --- promo codes -----------------------------------------------------------------------
+
+
+def coupon_problem_text(problem: CouponProblem) -> str:
+    return {
+        CouponProblem.EXPIRED: _("This promo code has expired."),
+        CouponProblem.USED_UP: _("This promo code has been used up."),
+        CouponProblem.NOT_THIS_PRODUCT: _("This promo code is not valid for this course."),
+    }.get(problem, _("There is no such promo code. Check the spelling and try again."))
+
+
+@router.callback_query(PromoCB.filter())
+async def on_promo(callback: CallbackQuery, callback_data: PromoCB, state: FSMContext) -> None:
+    await state.set_state(PromoState.code)
+    await state.update_data(k=callback_data.k, id=callback_data.id)
+    await show(callback, _("Send me the promo code as a message."))
+
+
+@router.message(StateFilter(PromoState.code))
+async def on_promo_code(
+    message: Message,
+    state: FSMContext,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    bot: Bot,
+) -> None:
+    data = await state.get_data()
+    await state.clear()
+    text = (message.text or "").strip()
+    if not text or text.startswith("/"):
+        await message.answer(_("Promo code entry cancelled."))
+        return
+    kind = _kind(str(data.get("k", "")))
+    product_id = int(data.get("id", 0) or 0)
+    offer = (
+        await make_offer(session, user.id, kind, product_id, settings)
+        if kind
+        else OfferProblem.UNAVAILABLE
+    )
+    if isinstance(offer, OfferProblem):
+        await message.answer(offer_problem_text(offer))
+        return
+    coupon = await coupons_service.find_code(session, text)
+    problem = coupons_service.coupon_problem(coupon, offer.product, utcnow())
+    if problem is not None or coupon is None:
+        await message.answer(coupon_problem_text(problem or CouponProblem.UNKNOWN))
+        return
+    offer = await make_offer(session, user.id, offer.product.kind, product_id, settings, coupon)
+    if isinstance(offer, OfferProblem):
+        await message.answer(offer_problem_text(offer))
+        return
+    if offer.free:
+        await claim_free(session, user.id, offer)
+        await _grant_free(bot, user.id, offer.product.title)
+        return
+    if not any(q.discounted for q in offer.quotes):
+        await message.answer(_("This promo code does not lower any price of this course."))
+        return
+    locale = current_locale()
+    quotes = [(q.method, q.amount, q.currency) for q in offer.quotes]
+    await message.answer(
+        choose_text(offer, locale),
+        reply_markup=methods_keyboard(offer.product.kind, product_id, quotes, coupon.id, locale),
+    )
+
+
+# --- Telegram's side of the payment ----------------------------------------------------
+
+
+@router.pre_checkout_query()
+async def on_pre_checkout(
+    query: PreCheckoutQuery, session: AsyncSession, settings: Settings
+) -> None:
+    refusal = await check_pre_checkout(
+        session,
+        payload=query.invoice_payload,
+        user_id=query.from_user.id,
+        currency=query.currency,
+        total_amount=query.total_amount,
+        settings=settings,
+    )
+    if refusal is None:
+        await query.answer(ok=True)
+    else:
+        log.info("pre-checkout refused: %s", refusal)
+        await query.answer(ok=False, error_message=refusal_text(refusal))
+
+
+async def _is_successful_payment(message: Message) -> bool:
+    # Async on purpose: aiogram runs sync (magic) filters in a thread.
+    return message.successful_payment is not None
+
+
+@router.message(_is_successful_payment)
+async def on_successful_payment(
+    message: Message, session: AsyncSession, user: User, settings: Settings, bot: Bot
+) -> None:
+    paid = message.successful_payment
+    assert paid is not None
+    method = PaymentMethod.STARS if paid.currency.upper() == STARS else PaymentMethod.CARD
+    result = await record_payment(
+        session,
+        payload=paid.invoice_payload,
+        payer_id=user.id,
+        method=method,
+        currency=paid.currency,
+        amount=paid.total_amount,
+        settings=settings,
+        telegram_charge_id=paid.telegram_payment_charge_id,
+        provider_charge_id=paid.provider_payment_charge_id or None,
+        raw=paid.model_dump(mode="json", exclude_none=True),
+    )
+    locale = current_locale()
+    if result.outcome == Outcome.DUPLICATE:
+        return  # a redelivered update: the learner already has their receipt
+    if result.outcome == Outcome.CREDITED:
+        await message.answer(receipt_text(result, method, locale), reply_markup=receipt_keyboard())
+        return
+    refund: RefundResult | None = None
+    if result.outcome == Outcome.REFUND_DUE and result.payment_id is not None:
+        payment = await session.get(Payment, result.payment_id)
+        if payment is not None:
+            refund = await refund_payment(
+                session, payment, gateways(bot, settings), settings, actor_creator_id=None
+            )
+    elif result.outcome == Outcome.UNKNOWN_ORDER:
+        refund = await _refund_unrecorded(bot, settings, user.id, method, paid)
+    if refund is None or refund.status not in (RefundStatus.DONE, RefundStatus.SYNCED):
+        log.error("payment %s needs a manual refund", paid.telegram_payment_charge_id)
+    await message.answer(auto_refund_text(result, refund, locale))
+
+
+async def _refund_unrecorded(bot: Bot, settings: Settings, user_id: int, method: str, paid):  # type: ignore[no-untyped-def]
+    """Money for an invoice we cannot find: nothing to credit, so give it back."""
+    try:
+        if method == PaymentMethod.STARS:
+            await TelegramStars(bot).refund_star_payment(user_id, paid.telegram_payment_charge_id)
+        else:
+            gateway = stripe_gateway(settings)
+            if gateway is None or not paid.provider_payment_charge_id:
+                return None
+            await gateway.refund(paid.provider_payment_charge_id)
+    except AlreadyRefunded:
+        return RefundResult(RefundStatus.SYNCED)
+    except ProviderError:
+        return None
+    return RefundResult(RefundStatus.DONE)
+
+
+# --- notifications from outside an update (web checkout, staff refunds) --------------------
+
+
+async def tell_learner(
+    bot: Bot, session: AsyncSession, i18n: I18n, settings: Settings, user_id: int, build
+) -> None:  # type: ignore[no-untyped-def]
+    """Send `build(locale)` to a learner in their own language; never raises."""
+    learner = await session.get(User, user_id)
+    locale = pick_locale(
+        learner.language if learner else None,
+        learner.language_code if learner else None,
+        settings.default_language,
+    )
+    try:
+        with i18n.use_locale(locale):
+            text, markup = build(locale)
+        await bot.send_message(user_id, text, reply_markup=markup)
+    except TelegramAPIError:
+        log.warning("could not message learner %s", user_id, exc_info=True)
+
+
+def web_payment_notifier(
+    bot: Bot,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    i18n: I18n,
+    settings: Settings,
+):  # type: ignore[no-untyped-def]
+    """The webhook's way to send the receipt (or the refund note) after it commits."""
+
+    async def notify(result: PaymentResult, refund: RefundResult | None) -> None:
+        if not result.user_id:
+            return
+
+        def build(locale: str):  # type: ignore[no-untyped-def]
+            if result.outcome == Outcome.CREDITED:
+                return receipt_text(result, PaymentMethod.WEB, locale), receipt_keyboard()
+            return auto_refund_text(result, refund, locale), None
+
+        async with sessionmaker() as session:
+            await tell_learner(bot, session, i18n, settings, result.user_id, build)
+
+    return notify

@@ -1,0 +1,214 @@
+"""Money in: record a payment exactly once, then credit it or mark it for a refund.
+
+One transaction (the caller's) holds all of it: the payment row, the order going to
+`paid`, the entitlement (bot.services.access.grant, whose hooks start drip and group
+access), the funnel event and the ledger. Redelivered updates and webhook retries hit
+the unique provider ids and change nothing; concurrent duplicates lose on the unique
+index inside a SAVEPOINT and are reported as duplicates too.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.models import Event, EventKind, Order, OrderStatus, Payment, PaymentMethod, utcnow
+from bot.payments import coupons as coupons_service
+from bot.payments import ledger
+from bot.payments.orders import CREDITABLE, get_order
+from bot.payments.products import load_product
+from bot.services import access
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(StrEnum):
+    CREDITED = "credited"
+    DUPLICATE = "duplicate"  # seen before: nothing changed
+    REFUND_DUE = "refund_due"  # recorded, but access was not granted: give the money back
+    UNKNOWN_ORDER = "unknown_order"  # no order behind the payload: give the money back
+
+
+class RefundReason(StrEnum):
+    ALREADY_PAID = "already_paid"
+    OWNED = "owned"
+    ORDER_REFUNDED = "order_refunded"
+    PRODUCT_GONE = "product_gone"
+    NOT_YOURS = "not_yours"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    outcome: Outcome
+    user_id: int
+    currency: str
+    amount: int
+    payment_id: int | None = None
+    order_ref: str | None = None
+    product_kind: str | None = None
+    product_id: int | None = None
+    title: str = ""
+    # Credited although the order had expired, been replaced or repriced meanwhile.
+    late: bool = False
+    reason: RefundReason | None = None
+
+
+async def _existing(
+    session: AsyncSession,
+    method: str,
+    telegram_charge_id: str | None,
+    provider_charge_id: str | None,
+    external_event_id: str | None,
+) -> Payment | None:
+    conditions = []
+    if telegram_charge_id:
+        conditions.append(Payment.telegram_payment_charge_id == telegram_charge_id)
+    if external_event_id:
+        conditions.append(Payment.external_event_id == external_event_id)
+    if method == PaymentMethod.WEB and provider_charge_id:
+        # Stripe may send more than one event for the same checkout (completed, then
+        # async_payment_succeeded): the payment intent identifies the money.
+        conditions.append(
+            (Payment.method == PaymentMethod.WEB)
+            & (Payment.provider_payment_charge_id == provider_charge_id)
+        )
+    if not conditions:
+        return None
+    return await session.scalar(select(Payment).where(or_(*conditions)).limit(1))
+
+
+async def record_payment(
+    session: AsyncSession,
+    *,
+    payload: str,
+    payer_id: int | None,
+    method: str,
+    currency: str,
+    amount: int,
+    settings: Settings,
+    telegram_charge_id: str | None = None,
+    provider_charge_id: str | None = None,
+    external_event_id: str | None = None,
+    raw: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> PaymentResult:
+    """Book money that has already been taken. Never raises for business reasons."""
+    now = now or utcnow()
+    currency = currency.upper()
+    provider_charge_id = provider_charge_id or None
+    order = await get_order(session, payload)
+    user_id = payer_id if payer_id is not None else (order.user_id if order else 0)
+    charge = telegram_charge_id or external_event_id
+    base = PaymentResult(Outcome.UNKNOWN_ORDER, user_id, currency, amount)
+    if order is None:
+        log.error("payment %s for unknown payload %r", charge, payload)
+        return base
+    base = replace(base, order_ref=order.public_ref)
+    dup = await _existing(
+        session, method, telegram_charge_id, provider_charge_id, external_event_id
+    )
+    if dup is not None:
+        return replace(base, outcome=Outcome.DUPLICATE, payment_id=dup.id)
+
+    payment = Payment(
+        order_id=order.id,
+        user_id=user_id,
+        method=method,
+        currency=currency,
+        amount_minor=amount,
+        telegram_payment_charge_id=telegram_charge_id,
+        provider_payment_charge_id=provider_charge_id,
+        external_event_id=external_event_id,
+        raw={**(raw or {}), "credited": False},
+        created_at=now,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(payment)
+            await session.flush()
+    except IntegrityError:
+        # A concurrent delivery of the same payment committed first.
+        log.info("duplicate payment %s lost the race", charge)
+        return replace(base, outcome=Outcome.DUPLICATE)
+
+    product = await load_product(session, order.product_kind, order.product_id)
+    fee_bps = await ledger.fee_bps_for(session, order.creator_id, settings)
+    # The money arrived whatever happens next: the ledger says so. A refund, if due,
+    # books the exact negation.
+    await ledger.book_sale(session, payment, order.creator_id, fee_bps)
+    info = replace(
+        base,
+        payment_id=payment.id,
+        product_kind=order.product_kind,
+        product_id=order.product_id,
+        title=product.title if product else "",
+    )
+
+    reason = await _refusal(session, order, user_id, product is not None, now)
+    if reason is not None:
+        return replace(info, outcome=Outcome.REFUND_DUE, reason=reason)
+    late = (
+        order.status != OrderStatus.PENDING
+        or order.currency != currency
+        or order.amount_minor != amount
+    )
+    won = await session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.status.in_(CREDITABLE))
+        .values(status=OrderStatus.PAID, paid_at=now, currency=currency, amount_minor=amount)
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(won, "rowcount", 0):
+        # Another payment of the same order got there first.
+        return replace(info, outcome=Outcome.REFUND_DUE, reason=RefundReason.ALREADY_PAID)
+    await session.refresh(order)
+    payment.raw = {**payment.raw, "credited": True}
+    assert product is not None
+    await access.grant(
+        session,
+        order.user_id,
+        order.product_kind,
+        order.product_id,
+        days=product.period_days,
+        now=now,
+        source_order_id=order.id,
+    )
+    if order.coupon_id is not None:
+        await coupons_service.use_once(session, order.coupon_id)
+    session.add(
+        Event(
+            user_id=order.user_id,
+            kind=EventKind.PAID,
+            course_id=order.product_id if order.product_kind == "course" else None,
+            creator_id=order.creator_id,
+            data={"order": order.id, "method": method, "amount": amount, "currency": currency},
+            created_at=now,
+        )
+    )
+    await session.flush()
+    return replace(info, outcome=Outcome.CREDITED, late=late)
+
+
+async def _refusal(
+    session: AsyncSession, order: Order, payer_id: int, product_exists: bool, now: datetime
+) -> RefundReason | None:
+    """Why this payment must not be credited, or None."""
+    if order.user_id != payer_id:
+        return RefundReason.NOT_YOURS
+    if order.status == OrderStatus.PAID:
+        return RefundReason.ALREADY_PAID
+    if order.status == OrderStatus.REFUNDED:
+        return RefundReason.ORDER_REFUNDED
+    if not product_exists:
+        return RefundReason.PRODUCT_GONE
+    if await access.has_access(session, order.user_id, order.product_kind, order.product_id, now):
+        return RefundReason.OWNED
+    return None

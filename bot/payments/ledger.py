@@ -1,0 +1,105 @@
+"""The ledger: every credit and refund split into platform fee and creator net.
+
+A sale books +gross = +fee + +net; its refund books the exact negation of that sale, so
+a refunded sale nets to zero for both sides whatever the fee was at the time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.models import Creator, LedgerEntry, LedgerKind, Payment
+from bot.payments.pricing import percent_to_bps, split_fee
+
+
+async def fee_bps_for(session: AsyncSession, creator_id: int, settings: Settings) -> int:
+    override = await session.scalar(select(Creator.fee_bps).where(Creator.id == creator_id))
+    if override is not None:
+        return max(0, min(10_000, override))
+    return percent_to_bps(settings.platform_fee_percent)
+
+
+async def book_sale(
+    session: AsyncSession, payment: Payment, creator_id: int, fee_bps: int
+) -> LedgerEntry:
+    fee, net = split_fee(payment.amount_minor, fee_bps)
+    entry = LedgerEntry(
+        payment_id=payment.id,
+        creator_id=creator_id,
+        kind=LedgerKind.SALE,
+        currency=payment.currency,
+        gross_minor=payment.amount_minor,
+        fee_minor=fee,
+        net_minor=net,
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def book_refund(
+    session: AsyncSession, payment: Payment, creator_id: int, fee_bps: int
+) -> LedgerEntry:
+    sale = await session.scalar(
+        select(LedgerEntry).where(
+            LedgerEntry.payment_id == payment.id, LedgerEntry.kind == LedgerKind.SALE
+        )
+    )
+    if sale is not None:
+        gross, fee, net = sale.gross_minor, sale.fee_minor, sale.net_minor
+    else:  # a payment booked before the ledger existed: split it the way it is split now
+        gross = payment.amount_minor
+        fee, net = split_fee(gross, fee_bps)
+    entry = LedgerEntry(
+        payment_id=payment.id,
+        creator_id=creator_id,
+        kind=LedgerKind.REFUND,
+        currency=payment.currency,
+        gross_minor=-gross,
+        fee_minor=-fee,
+        net_minor=-net,
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+@dataclass(frozen=True, slots=True)
+class CurrencyTotals:
+    currency: str
+    sales: int
+    refunds: int
+    gross_minor: int
+    fee_minor: int
+    net_minor: int
+
+
+async def sales_summary(session: AsyncSession, creator_id: int | None) -> list[CurrencyTotals]:
+    """Revenue per currency (refunds already subtracted); None = the whole platform."""
+    sales = func.sum(case((LedgerEntry.kind == LedgerKind.SALE, 1), else_=0))
+    query = select(
+        LedgerEntry.currency,
+        func.count(LedgerEntry.id),
+        sales,
+        func.sum(LedgerEntry.gross_minor),
+        func.sum(LedgerEntry.fee_minor),
+        func.sum(LedgerEntry.net_minor),
+    ).group_by(LedgerEntry.currency)
+    if creator_id is not None:
+        query = query.where(LedgerEntry.creator_id == creator_id)
+    rows = (await session.execute(query.order_by(LedgerEntry.currency))).all()
+    return [
+        CurrencyTotals(
+            currency=row[0],
+            sales=int(row[2] or 0),
+            refunds=int(row[1] or 0) - int(row[2] or 0),
+            gross_minor=int(row[3] or 0),
+            fee_minor=int(row[4] or 0),
+            net_minor=int(row[5] or 0),
+        )
+        for row in rows
+    ]

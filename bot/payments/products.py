@@ -1,0 +1,91 @@
+"""What can be bought: courses and plans, seen through one shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.models import Course, PaymentMethod, Plan, ProductKind
+from bot.money import STARS
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    kind: str
+    id: int
+    creator_id: int
+    title: str
+    description: str
+    price_minor: int
+    currency: str
+    stars_price: int
+    accepts_stars: bool
+    accepts_card: bool
+    published: bool
+    # None: lifetime access.
+    period_days: int | None
+
+    @property
+    def is_free(self) -> bool:
+        return self.price_minor <= 0 and self.stars_price <= 0
+
+    def list_price(self, method: str) -> tuple[str, int]:
+        """(currency, amount in minor units) for a payment method."""
+        if method == PaymentMethod.STARS:
+            return STARS, self.stars_price
+        return self.currency.upper(), self.price_minor
+
+
+async def load_product(session: AsyncSession, kind: str, product_id: int) -> Product | None:
+    if kind == ProductKind.COURSE:
+        course = await session.get(Course, product_id)
+        if course is None:
+            return None
+        return Product(
+            kind=ProductKind.COURSE,
+            id=course.id,
+            creator_id=course.creator_id,
+            title=course.title,
+            description=course.description,
+            price_minor=course.price_minor,
+            currency=course.currency.upper(),
+            stars_price=course.stars_price,
+            accepts_stars=course.accepts_stars,
+            accepts_card=course.accepts_card,
+            published=course.published,
+            period_days=None,
+        )
+    if kind == ProductKind.PLAN:
+        plan = await session.get(Plan, product_id)
+        if plan is None:
+            return None
+        return Product(
+            kind=ProductKind.PLAN,
+            id=plan.id,
+            creator_id=plan.creator_id,
+            title=plan.title,
+            description=plan.description,
+            price_minor=plan.price_minor,
+            currency=plan.currency.upper(),
+            stars_price=plan.stars_price,
+            accepts_stars=plan.accepts_stars,
+            accepts_card=plan.accepts_card,
+            published=plan.published,
+            period_days=plan.period_days,
+        )
+    return None
+
+
+def available_methods(product: Product, settings: Settings) -> list[str]:
+    """How this product can be paid here: the creator's choice ∩ the configuration."""
+    methods: list[str] = []
+    if settings.payments_stars_enabled and product.accepts_stars and product.stars_price > 0:
+        methods.append(PaymentMethod.STARS)
+    if product.accepts_card and product.price_minor > 0:
+        if settings.provider_token:
+            methods.append(PaymentMethod.CARD)
+        if settings.stripe_key:
+            methods.append(PaymentMethod.WEB)
+    return methods

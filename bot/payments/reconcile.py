@@ -1,0 +1,97 @@
+"""Stars reconciliation: our payments against Telegram's getStarTransactions.
+
+A gap means money and books disagree: a Stars payment Telegram has but we never
+credited (a lost successful_payment), one we credited that Telegram does not know, an
+amount that differs, or a refund only one side has seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.models import Payment, PaymentMethod
+from bot.payments.gateways import StarsApi, StarTxn
+
+PAGE = 100
+MAX_PAGES = 10_000
+
+
+@dataclass
+class ReconcileReport:
+    remote_payments: int = 0
+    local_payments: int = 0
+    missing_locally: list[StarTxn] = field(default_factory=list)
+    missing_remotely: list[str] = field(default_factory=list)
+    amount_mismatch: list[tuple[str, int, int]] = field(default_factory=list)
+    refunded_only_remotely: list[str] = field(default_factory=list)
+    refunded_only_locally: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.missing_locally
+            or self.missing_remotely
+            or self.amount_mismatch
+            or self.refunded_only_remotely
+            or self.refunded_only_locally
+        )
+
+    def lines(self) -> list[str]:
+        out = [
+            f"Telegram Stars payments: {self.remote_payments}; recorded here: {self.local_payments}"
+        ]
+        for txn in self.missing_locally:
+            out.append(
+                f"MISSING HERE: {txn.id} {txn.amount} XTR from user {txn.user_id} "
+                f"(payload {txn.invoice_payload!r})"
+            )
+        out += [f"MISSING AT TELEGRAM: {charge}" for charge in self.missing_remotely]
+        out += [
+            f"AMOUNT DIFFERS: {charge} Telegram {remote} XTR, here {local} XTR"
+            for charge, remote, local in self.amount_mismatch
+        ]
+        out += [f"REFUNDED AT TELEGRAM ONLY: {c}" for c in self.refunded_only_remotely]
+        out += [f"REFUNDED HERE ONLY: {c}" for c in self.refunded_only_locally]
+        out.append("OK: no gaps" if self.ok else "GAPS FOUND")
+        return out
+
+
+async def fetch_all(stars: StarsApi) -> list[StarTxn]:
+    txns: list[StarTxn] = []
+    for page in range(MAX_PAGES):
+        batch = await stars.star_transactions(page * PAGE, PAGE)
+        txns.extend(batch)
+        if len(batch) < PAGE:
+            break
+    return txns
+
+
+def compare(txns: list[StarTxn], local: list[Payment]) -> ReconcileReport:
+    incoming = {t.id: t for t in txns if t.direction == "in" and t.user_id is not None}
+    refunded_remote = {t.id for t in txns if t.direction == "out" and t.id in incoming}
+    mine = {p.telegram_payment_charge_id: p for p in local if p.telegram_payment_charge_id}
+    report = ReconcileReport(remote_payments=len(incoming), local_payments=len(mine))
+    for charge, txn in incoming.items():
+        payment = mine.get(charge)
+        if payment is None:
+            report.missing_locally.append(txn)
+            continue
+        if payment.amount_minor != txn.amount:
+            report.amount_mismatch.append((charge, txn.amount, payment.amount_minor))
+        if charge in refunded_remote and payment.refunded_at is None:
+            report.refunded_only_remotely.append(charge)
+        if charge not in refunded_remote and payment.refunded_at is not None:
+            report.refunded_only_locally.append(charge)
+    report.missing_remotely = sorted(c for c in mine if c not in incoming)
+    return report
+
+
+async def reconcile_stars(session: AsyncSession, stars: StarsApi) -> ReconcileReport:
+    txns = await fetch_all(stars)
+    local = list(
+        await session.scalars(select(Payment).where(Payment.method == PaymentMethod.STARS))
+    )
+    return compare(txns, local)
