@@ -95,12 +95,19 @@ class BotProcess:
         want = "setWebhook" if webhook else "getUpdates"
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.returncode is not None:
-                raise RuntimeError(f"the bot exited with {self.proc.returncode}; see its log")
+                raise RuntimeError(
+                    f"the bot exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
             called = any(name == want for name, _ in self.server.calls)
             if called and (not webhook or await self._webhook_listening()):
                 return
             await asyncio.sleep(0.05)
-        raise TimeoutError(f"the bot did not call {want} within {timeout}s")
+        raise TimeoutError(f"the bot did not call {want} within {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 3000) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return "(no log; pass log_path= to keep the bot's output)"
+        return self.log_path.read_text(errors="replace")[-chars:]
 
     async def _webhook_listening(self) -> bool:
         host = self.env.get("WEBHOOK_HOST", "127.0.0.1")
@@ -149,10 +156,12 @@ async def run_demo(
 
     create_user(server, {"id": LEARNER_ID, "first_name": "Learner", "language_code": "en"})
     create_user(server, {"id": CREATOR_ID, "first_name": "Creator", "language_code": "en"})
+    log_path = Path(db_path).with_suffix(".log")
     bot = BotProcess(
         server,
         f"sqlite+aiosqlite:///{db_path}",
         extra_env={"ADMIN_IDS": str(CREATOR_ID)},
+        log_path=log_path,
     )
     if stop is None:
         stop = asyncio.Event()
@@ -165,8 +174,9 @@ async def run_demo(
         await bot.prepare()
         await bot.start()
         print(f"\nLyceum demo is running.\n  Web chat:         {server.chat_url}", flush=True)
-        print(f"  TELEGRAM_API_URL: {url}\n  Learner id {LEARNER_ID}, creator id {CREATOR_ID}"
-              "\nCtrl-C to stop.", flush=True)  # fmt: skip
+        print(f"  TELEGRAM_API_URL: {url}\n  Bot log:          {log_path}", flush=True)
+        print(f"  Users: Learner ({LEARNER_ID}), Creator ({CREATOR_ID}, an admin)", flush=True)
+        print("Ctrl-C to stop.", flush=True)
         await stop.wait()
     finally:
         await bot.stop()
