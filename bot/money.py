@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 
 from babel.numbers import format_currency, get_currency_precision
 
@@ -20,7 +21,9 @@ def to_decimal(amount_minor: int, currency: str) -> Decimal:
     return Decimal(amount_minor).scaleb(-minor_digits(currency))
 
 
+@lru_cache(maxsize=4096)
 def format_money(amount_minor: int, currency: str, locale: str = "en") -> str:
+    # Cached: Babel's formatting costs ~50 µs and catalog pages show a dozen prices.
     if currency.upper() == STARS:
         return f"⭐ {amount_minor}"
     babel_locale = {"zh": "zh_Hans_CN"}.get(locale, "en_US")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from aiogram import F, Router
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,37 +16,71 @@ from bot.handlers.common import current_locale, is_private, show
 from bot.keyboards.callbacks import CourseCB, MenuAction, MenuCB, PageCB
 from bot.keyboards.menus import card_keyboard, catalog_keyboard
 from bot.models import EventKind, User
-from bot.services.catalog import catalog_page, course_card
+from bot.services.catalog import course_card
 from bot.services.events import EventBuffer
+from bot.services.search import CatalogSearch, CatalogSnapshot
 
 router = Router(name=__name__)
 
 
 @router.message(Command("catalog"), is_private)
-async def cmd_catalog(message: Message, session: AsyncSession, settings: Settings) -> None:
-    page = await catalog_page(session, 0, settings.catalog_page_size)
-    await message.answer(
-        views.catalog_text(page, current_locale()), reply_markup=catalog_keyboard(page)
-    )
+async def cmd_catalog(
+    message: Message, session: AsyncSession, settings: Settings, search: CatalogSearch
+) -> None:
+    snapshot = await search.snapshot(session)
+    text, markup = catalog_screen(snapshot, 0, settings.catalog_page_size, current_locale())
+    await message.answer(text, reply_markup=markup)
 
 
 @router.callback_query(MenuCB.filter(F.action == MenuAction.CATALOG))
-async def on_catalog(callback: CallbackQuery, session: AsyncSession, settings: Settings) -> None:
-    await _show_page(callback, session, settings, 0)
+async def on_catalog(
+    callback: CallbackQuery, session: AsyncSession, settings: Settings, search: CatalogSearch
+) -> None:
+    await _show_page(callback, session, settings, search, 0)
 
 
 @router.callback_query(PageCB.filter())
 async def on_page(
-    callback: CallbackQuery, callback_data: PageCB, session: AsyncSession, settings: Settings
+    callback: CallbackQuery,
+    callback_data: PageCB,
+    session: AsyncSession,
+    settings: Settings,
+    search: CatalogSearch,
 ) -> None:
-    await _show_page(callback, session, settings, callback_data.page)
+    await _show_page(callback, session, settings, search, callback_data.page)
 
 
 async def _show_page(
-    callback: CallbackQuery, session: AsyncSession, settings: Settings, number: int
+    callback: CallbackQuery,
+    session: AsyncSession,
+    settings: Settings,
+    search: CatalogSearch,
+    number: int,
 ) -> None:
-    page = await catalog_page(session, number, settings.catalog_page_size)
-    await show(callback, views.catalog_text(page, current_locale()), catalog_keyboard(page))
+    snapshot = await search.snapshot(session)
+    text, markup = catalog_screen(snapshot, number, settings.catalog_page_size, current_locale())
+    await show(callback, text, markup)
+
+
+# A catalog page looks the same to everyone until the catalog changes, and rendering
+# it (a dozen prices, a keyboard of pydantic objects) costs more than the rest of the
+# update: keep recent pages, keyed by the snapshot they came from.
+_screens: OrderedDict[tuple[int, int, int, str], tuple[str, InlineKeyboardMarkup]] = OrderedDict()
+MAX_CACHED_SCREENS = 1024
+
+
+def catalog_screen(
+    snapshot: CatalogSnapshot, number: int, size: int, locale: str
+) -> tuple[str, InlineKeyboardMarkup]:
+    page = snapshot.page(number, size)
+    key = (snapshot.version, page.page, size, locale)
+    screen = _screens.get(key)
+    if screen is None:
+        screen = (views.catalog_text(page, locale), catalog_keyboard(page))
+        _screens[key] = screen
+        if len(_screens) > MAX_CACHED_SCREENS:
+            _screens.popitem(last=False)
+    return screen
 
 
 @router.callback_query(CourseCB.filter())

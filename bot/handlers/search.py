@@ -12,7 +12,6 @@ from bot.handlers.common import current_locale, is_private, show
 from bot.keyboards.callbacks import MenuAction, MenuCB
 from bot.keyboards.menus import catalog_or_home, results_keyboard
 from bot.models import EventKind, User
-from bot.services.catalog import summaries
 from bot.services.events import EventBuffer
 from bot.services.search import MAX_QUERY_CHARS, CatalogSearch
 
@@ -64,8 +63,7 @@ async def _answer(
     events: EventBuffer,
 ) -> None:
     query = " ".join(query.split())[:MAX_QUERY_CHARS]
-    ids = await search.search(query, limit=RESULTS, session=session)
-    items = await summaries(session, ids)
+    items = await search.search(query, limit=RESULTS, session=session)
     events.record(EventKind.SEARCH, user_id=user.id, data={"q": query[:64], "n": len(items)})
     if not items:
         await message.answer(views.nothing_found(query), reply_markup=catalog_or_home())

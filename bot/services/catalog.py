@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Course, Creator, Entitlement, Lesson, ProductKind, utcnow
+from bot.models.base import UTCDateTime
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,21 +66,6 @@ _SUMMARY_COLUMNS = (
 )
 
 
-async def catalog_page(session: AsyncSession, page: int, size: int) -> CatalogPage:
-    total = await session.scalar(select(func.count()).where(Course.published.is_(True))) or 0
-    pages = max(1, -(-total // size))
-    page = min(max(page, 0), pages - 1)
-    rows = await session.execute(
-        select(*_SUMMARY_COLUMNS)
-        .where(Course.published.is_(True))
-        .order_by(Course.id)
-        .limit(size)
-        .offset(page * size)
-    )
-    items = [CourseSummary(*row) for row in rows]
-    return CatalogPage(items=items, page=page, pages=pages, total=total)
-
-
 async def summaries(session: AsyncSession, ids: list[int]) -> list[CourseSummary]:
     """Published courses by id, in the order given (search and recommendation results)."""
     if not ids:
@@ -90,7 +77,7 @@ async def summaries(session: AsyncSession, ids: list[int]) -> list[CourseSummary
     return [by_id[i] for i in ids if i in by_id]
 
 
-def _active_entitlement(user_id: int, now: datetime):  # type: ignore[no-untyped-def]
+def _active_entitlement(user_id: Any, now: Any) -> ColumnElement[bool]:
     return and_(
         Entitlement.user_id == user_id,
         Entitlement.revoked_at.is_(None),
@@ -99,28 +86,39 @@ def _active_entitlement(user_id: int, now: datetime):  # type: ignore[no-untyped
     )
 
 
-async def course_card(
-    session: AsyncSession, course_id: int, user_id: int, now: datetime | None = None
-) -> CourseCard | None:
-    """The card of a published course, or None (missing, unpublished or forged id)."""
-    now = now or utcnow()
-    lessons = select(func.count(Lesson.id)).where(Lesson.course_id == Course.id).scalar_subquery()
+def _card_statement() -> Select[Any]:
+    # Built once: constructing this expression per call costs more than running it.
+    lessons = select(func.count(Lesson.id)).where(Lesson.course_id == Course.id)
     owned = (
         select(Entitlement.id)
         .where(
-            _active_entitlement(user_id, now),
+            _active_entitlement(bindparam("user_id"), bindparam("now", type_=UTCDateTime())),
             Entitlement.product_kind == ProductKind.COURSE,
             Entitlement.product_id == Course.id,
         )
         .exists()
     )
-    row = (
-        await session.execute(
-            select(Course, Creator.display_name, lessons.label("n"), owned.label("owned"))
-            .join(Creator, Creator.id == Course.creator_id)
-            .where(Course.id == course_id, Course.published.is_(True))
+    return (
+        select(
+            Course,
+            Creator.display_name,
+            lessons.scalar_subquery().label("n"),
+            owned.label("owned"),
         )
-    ).first()
+        .join(Creator, Creator.id == Course.creator_id)
+        .where(Course.id == bindparam("course_id"), Course.published.is_(True))
+    )
+
+
+_CARD = _card_statement()
+
+
+async def course_card(
+    session: AsyncSession, course_id: int, user_id: int, now: datetime | None = None
+) -> CourseCard | None:
+    """The card of a published course, or None (missing, unpublished or forged id)."""
+    params = {"course_id": course_id, "user_id": user_id, "now": now or utcnow()}
+    row = (await session.execute(_CARD, params)).first()
     if row is None:
         return None
     course: Course = row[0]

@@ -1,29 +1,58 @@
-"""Catalog search: an in-memory index over published courses, rebuilt off the event loop.
+"""The published catalog held in memory: ordered summaries for paging, and a fuzzy search
+index. Rebuilt off the event loop; read paths never query the database for it.
 
-Handlers never wait for a rebuild once an index exists: a stale index keeps answering
-while a fresh one is built in a worker thread and swapped in. Other processes (webhook
-workers) see catalog changes within `max_age` seconds.
+Handlers never wait for a rebuild once a snapshot exists: a stale one keeps answering
+while a fresh one is built in a worker thread and swapped in. Call `invalidate()` after
+any catalog change; other processes (webhook workers) see changes within `max_age`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.models import Course
 from bot.recommend import CourseDoc, SearchIndex
+from bot.services.catalog import CatalogPage, CourseSummary
 
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 200
 
 
-async def load_docs(session: AsyncSession) -> list[CourseDoc]:
+_versions = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CatalogSnapshot:
+    summaries: list[CourseSummary]  # published courses, by id
+    by_id: dict[int, CourseSummary]
+    docs: list[CourseDoc]
+    index: SearchIndex
+    # Unique per build, so that screens rendered from a snapshot can be cached by it.
+    version: int
+
+    @classmethod
+    def build(cls, summaries: list[CourseSummary], docs: list[CourseDoc]) -> CatalogSnapshot:
+        by_id = {s.id: s for s in summaries}
+        return cls(summaries, by_id, docs, SearchIndex.build(docs), next(_versions))
+
+    def page(self, number: int, size: int) -> CatalogPage:
+        total = len(self.summaries)
+        pages = max(1, -(-total // size))
+        number = min(max(number, 0), pages - 1)
+        items = self.summaries[number * size : (number + 1) * size]
+        return CatalogPage(items=items, page=number, pages=pages, total=total)
+
+
+async def _load(session: AsyncSession) -> tuple[list[CourseSummary], list[CourseDoc]]:
     rows = await session.execute(
         select(
             Course.id,
@@ -32,74 +61,96 @@ async def load_docs(session: AsyncSession) -> list[CourseDoc]:
             Course.tags,
             Course.language,
             Course.creator_id,
+            Course.price_minor,
+            Course.currency,
+            Course.stars_price,
         )
         .where(Course.published.is_(True))
         .order_by(Course.id)
     )
-    return [
-        CourseDoc(
-            id=r.id,
-            title=r.title,
-            description=r.description or "",
-            tags=tuple(r.tags or ()),
-            language=r.language,
-            creator_id=r.creator_id,
+    summaries: list[CourseSummary] = []
+    docs: list[CourseDoc] = []
+    for r in rows:
+        summaries.append(
+            CourseSummary(r.id, r.title, r.price_minor, r.currency, r.stars_price, r.language)
         )
-        for r in rows
-    ]
+        docs.append(
+            CourseDoc(
+                id=r.id,
+                title=r.title,
+                description=r.description or "",
+                tags=tuple(r.tags or ()),
+                language=r.language,
+                creator_id=r.creator_id,
+            )
+        )
+    return summaries, docs
+
+
+async def load_docs(session: AsyncSession) -> list[CourseDoc]:
+    return (await _load(session))[1]
 
 
 class CatalogSearch:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], max_age: float = 60.0):
         self._sessionmaker = sessionmaker
         self._max_age = max_age
-        self._index: SearchIndex | None = None
+        self._snapshot: CatalogSnapshot | None = None
         self._built_at = 0.0
         self._stale = True
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Task[None] | None = None
 
     def invalidate(self) -> None:
-        """Call after any catalog change; the next search schedules a rebuild."""
+        """Call after any catalog change; the next read schedules a rebuild."""
         self._stale = True
 
     async def _rebuild(self, session: AsyncSession | None = None) -> None:
         async with self._lock:
             self._stale = False
             if session is not None:
-                docs = await load_docs(session)
+                summaries, docs = await _load(session)
             else:
                 async with self._sessionmaker() as own:
-                    docs = await load_docs(own)
-            # Building is CPU work: keep it off the event loop.
-            self._index = await asyncio.to_thread(SearchIndex.build, docs)
+                    summaries, docs = await _load(own)
+            # Building the index is CPU work: keep it off the event loop.
+            self._snapshot = await asyncio.to_thread(CatalogSnapshot.build, summaries, docs)
             self._built_at = time.monotonic()
 
     def _is_stale(self) -> bool:
         return self._stale or time.monotonic() - self._built_at > self._max_age
 
-    async def index(self, session: AsyncSession | None = None) -> SearchIndex:
-        """The current index. Only the very first build makes the caller wait.
+    async def snapshot(self, session: AsyncSession | None = None) -> CatalogSnapshot:
+        """The current snapshot. Only the very first build makes the caller wait.
 
-        A handler passes its own session: on SQLite the pool holds one connection, which
-        that handler already has, so opening a second one here would wait forever.
+        A handler passes its own session so that the first build reuses its connection
+        instead of waiting for another one from the pool.
         """
-        if self._index is None:
+        if self._snapshot is None:
             await self._rebuild(session)
         elif self._is_stale() and (self._refresh is None or self._refresh.done()):
             self._stale = False
             self._refresh = asyncio.create_task(self._rebuild())
-        assert self._index is not None
-        return self._index
+        assert self._snapshot is not None
+        return self._snapshot
+
+    async def index(self, session: AsyncSession | None = None) -> SearchIndex:
+        return (await self.snapshot(session)).index
+
+    async def page(
+        self, number: int, size: int, session: AsyncSession | None = None
+    ) -> CatalogPage:
+        return (await self.snapshot(session)).page(number, size)
 
     async def search(
         self, query: str, limit: int = 8, session: AsyncSession | None = None
-    ) -> list[int]:
+    ) -> list[CourseSummary]:
         query = query.strip()[:MAX_QUERY_CHARS]
         if not query:
             return []
-        index = await self.index(session)
-        return [hit.course_id for hit in index.search(query, limit=limit)]
+        snap = await self.snapshot(session)
+        hits = snap.index.search(query, limit=limit)
+        return [snap.by_id[h.course_id] for h in hits if h.course_id in snap.by_id]
 
     async def close(self) -> None:
         if self._refresh is not None:

@@ -48,10 +48,21 @@ async def upsert_user(
             referral_code=new_referral_code(),
             last_seen_at=now,
             created_at=now,
+            # Explicit values keep the new row fully loaded (cacheable, see UserMiddleware).
+            language=None,
+            timezone=None,
+            blocked_at=None,
+            referred_by=None,
         )
         session.add(user)
         await session.flush()
         return user, True
+    refresh_profile(user, profile, now)
+    return user, False
+
+
+def refresh_profile(user: User, profile: TelegramProfile, now: datetime) -> None:
+    """Bring a known user up to date with what Telegram says; touches only what changed."""
     if user.first_name != profile.first_name[:128]:
         user.first_name = profile.first_name[:128]
     if user.username != profile.username:
@@ -64,7 +75,6 @@ async def upsert_user(
         user.blocked_at = None
     if now - user.last_seen_at > LAST_SEEN_RESOLUTION:
         user.last_seen_at = now
-    return user, False
 
 
 async def set_language(session: AsyncSession, user: User, language: str) -> None:
