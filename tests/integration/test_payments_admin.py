@@ -1,0 +1,251 @@
+"""Creators and the admin: promo codes, refunds of Stars payments, revenue."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.methods import RefundStarPayment, SendInvoice, SendMessage
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from bot.app import App, build_app
+from bot.config import Settings
+from bot.keyboards.callbacks import BuyCB
+from bot.models import Coupon, Entitlement, LedgerEntry, Order, OrderStatus, Payment, User
+from tests.integration.test_payments_helpers import (
+    ADMIN,
+    CREATOR_USER,
+    OTHER_CREATOR_USER,
+    PayRecordingSession,
+    make_course,
+    pay_settings,
+    pre_checkout_update,
+    successful_payment_update,
+    tg,
+)
+from tests.support.updates import Harness
+
+ANN = tg(1001, "Ann")
+MAYA = tg(CREATOR_USER, "Maya")
+OLEG = tg(OTHER_CREATOR_USER, "Oleg")
+BOSS = tg(ADMIN, "Boss")
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return pay_settings(database_url)
+
+
+@pytest.fixture
+async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
+    app = build_app(settings, session=PayRecordingSession(), engine=engine)
+    yield app
+    await app.events.flush(app.sessionmaker)
+    await app.search.close()
+
+
+async def paid_stars_order(harness: Harness, course_id: int, charge: str = "st-1") -> str:
+    await harness.press(BuyCB(id=course_id).pack(), ANN)
+    await harness.click("⭐ Telegram", ANN)  # the same in English and Chinese
+    invoice = harness.session.of_type(SendInvoice)[-1]
+    amount = invoice.prices[0].amount
+    await harness.feed(pre_checkout_update(ANN, invoice.payload, "XTR", amount))
+    await harness.feed(successful_payment_update(ANN, invoice.payload, "XTR", amount, charge))
+    return invoice.payload
+
+
+async def test_promo_code_lowers_the_invoice_and_counts_a_use(
+    harness: Harness, db: AsyncSession
+) -> None:
+    _, course_id = await make_course(db)
+    await harness.send("/coupon add spring25 25% uses=1 days=10", MAYA)
+    assert "Promo code created" in harness.last_text() and "SPRING25" in harness.last_text()
+
+    await harness.press(BuyCB(id=course_id).pack(), ANN)
+    await harness.click("promo code", ANN)
+    await harness.send("Spring25", ANN)
+    text = harness.last_text()
+    assert "SPRING25 applied" in text and "<s>$19.99</s> → $14.99" in text
+    await harness.click("Telegram Stars", ANN)
+    invoice = harness.session.of_type(SendInvoice)[-1]
+    assert invoice.prices[0].amount == 375  # 500 Stars − 25 %
+    await harness.feed(pre_checkout_update(ANN, invoice.payload, "XTR", 375))
+    await harness.feed(successful_payment_update(ANN, invoice.payload, "XTR", 375, "cp-1"))
+    assert "Payment received" in harness.last_text()
+    db.expire_all()
+    coupon = await db.scalar(select(Coupon))
+    assert coupon is not None and coupon.used_count == 1
+
+    # Used up now: another learner is told so.
+    _, other_course = await make_course(db, title="SQL basics")
+    bob = tg(2002, "Bob")
+    await harness.press(BuyCB(id=other_course).pack(), bob)
+    await harness.click("promo code", bob)
+    await harness.send("SPRING25", bob)
+    assert "used up" in harness.last_text()
+
+
+async def test_coupon_made_invalid_before_pre_checkout_is_refused(
+    harness: Harness, db: AsyncSession
+) -> None:
+    _, course_id = await make_course(db)
+    await harness.send(f"/coupon add HALF 50% course={course_id}", MAYA)
+    await harness.press(BuyCB(id=course_id).pack(), ANN)
+    await harness.click("promo code", ANN)
+    await harness.send("half", ANN)
+    await harness.click("Card", ANN)
+    invoice = harness.session.of_type(SendInvoice)[-1]
+    # 999.5 off rounds half up to 1000 off.
+    assert (invoice.currency, invoice.prices[0].amount) == ("USD", 999)
+    await harness.send("/coupon off HALF", MAYA)
+    assert "is off" in harness.last_text()
+    await harness.feed(pre_checkout_update(ANN, invoice.payload, "USD", 999))
+    from aiogram.methods import AnswerPreCheckoutQuery
+
+    answer = harness.session.of_type(AnswerPreCheckoutQuery)[-1]
+    assert answer.ok is False and "promo code" in (answer.error_message or "")
+
+
+async def test_hundred_percent_coupon_grants_access_without_invoice(
+    harness: Harness, db: AsyncSession
+) -> None:
+    _, course_id = await make_course(db)
+    await harness.send("/coupon add GIFT 100%", MAYA)
+    await harness.press(BuyCB(id=course_id).pack(), ANN)
+    await harness.click("promo code", ANN)
+    await harness.send("gift", ANN)
+    assert "is yours, free" in harness.last_text()
+    assert harness.session.of_type(SendInvoice) == []
+    db.expire_all()
+    order = await db.scalar(select(Order))
+    assert order is not None and (order.method, order.status, order.amount_minor) == (
+        "free",
+        OrderStatus.PAID,
+        0,
+    )
+    ent = await db.scalar(select(Entitlement))
+    assert ent is not None and ent.source_order_id == order.id
+    coupon = await db.scalar(select(Coupon))
+    assert coupon is not None and coupon.used_count == 1
+
+
+async def test_coupon_commands_are_for_creators_and_validated(
+    harness: Harness, db: AsyncSession
+) -> None:
+    await make_course(db)
+    await harness.send("/coupon add X1X 10%", ANN)
+    assert "for course creators" in harness.last_text()
+    await harness.send("/coupon add OKAY 150%", MAYA)
+    assert "between 1 and 100" in harness.last_text()
+    await harness.send("/coupon add FIVE 5.001USD", MAYA)
+    assert "20% or as an amount" in harness.last_text()
+    await harness.send("/coupon add OTHER 10% course=999", MAYA)
+    assert "No such course" in harness.last_text()
+    await harness.send("/coupon add FIVE 5USD", MAYA)
+    await harness.send("/coupon add FIVE 5USD", MAYA)
+    assert "already taken" in harness.last_text()
+    await harness.send("/coupon list", MAYA)
+    assert "FIVE" in harness.last_text() and "$5.00" in harness.last_text()
+
+
+async def test_creator_refunds_a_stars_sale_and_the_learner_is_told(
+    harness: Harness, db: AsyncSession
+) -> None:
+    _, course_id = await make_course(db)
+    ref = await paid_stars_order(harness, course_id)
+    ann = await db.get(User, ANN.id)
+    assert ann is not None
+    ann.language = "zh"  # Ann reads Chinese; Maya gets English
+    await db.commit()
+
+    # Another creator cannot see or refund it.
+    await make_course(db, creator_user=OTHER_CREATOR_USER, title="Other")
+    await harness.send(f"/refund {ref}", OLEG)
+    assert "No payment found" in harness.last_text()
+    assert harness.session.of_type(RefundStarPayment) == []
+
+    harness.session.clear()
+    await harness.send(f"/refund {ref}", MAYA)
+    call = harness.session.of_type(RefundStarPayment)[-1]
+    assert (call.user_id, call.telegram_payment_charge_id) == (ANN.id, "st-1")
+    sent = harness.session.of_type(SendMessage)
+    to_maya = [m.text for m in sent if m.chat_id == MAYA.id]
+    to_ann = [m.text for m in sent if m.chat_id == ANN.id]
+    assert any("Refunded payment" in t and "revoked" in t for t in to_maya)
+    assert any("已退款" in t and "访问已结束" in t for t in to_ann), to_ann
+
+    db.expire_all()
+    order = await db.scalar(select(Order).where(Order.public_ref == ref))
+    assert order is not None and order.status == OrderStatus.REFUNDED
+    ent = await db.scalar(select(Entitlement))
+    assert ent is not None and ent.revoked_at is not None
+    rows = sorted(
+        (e.kind, e.gross_minor, e.fee_minor, e.net_minor)
+        for e in await db.scalars(select(LedgerEntry))
+    )
+    assert rows == [("refund", -500, -50, -450), ("sale", 500, 50, 450)]
+
+    # Twice is harmless.
+    await harness.send(f"/refund {ref}", MAYA)
+    assert "already refunded" in harness.last_text()
+    assert len(harness.session.of_type(RefundStarPayment)) == 1
+
+    # And the learner can buy again.
+    await paid_stars_order(harness, course_id, charge="st-2")
+    db.expire_all()
+    ent = await db.scalar(select(Entitlement))
+    assert ent is not None and ent.revoked_at is None
+
+
+async def test_charge_already_refunded_and_provider_errors(
+    harness: Harness, db: AsyncSession
+) -> None:
+    _, course_id = await make_course(db)
+    ref = await paid_stars_order(harness, course_id)
+    payment_id = await db.scalar(select(Payment.id))
+
+    harness.session.add_result(
+        TelegramBadRequest(method=None, message="Bad Request: PAYMENT_PROVIDER_ERROR")  # type: ignore[arg-type]
+    )
+    await harness.send(f"/refund {payment_id}", BOSS)
+    assert "refused the refund" in harness.last_text() and "Nothing was changed" in (
+        harness.last_text()
+    )
+    db.expire_all()
+    payment = await db.get(Payment, payment_id)
+    assert payment is not None and payment.refunded_at is None
+
+    harness.session.add_result(
+        TelegramBadRequest(method=None, message="Bad Request: CHARGE_ALREADY_REFUNDED")  # type: ignore[arg-type]
+    )
+    await harness.send(f"/refund {ref}", BOSS)  # the admin may refund anyone's sale
+    assert "CHARGE_ALREADY_REFUNDED" in harness.last_text() or any(
+        "CHARGE_ALREADY_REFUNDED" in t for t in harness.session.texts()
+    )
+    db.expire_all()
+    payment = await db.get(Payment, payment_id)
+    assert payment is not None and payment.refunded_at is not None
+
+
+async def test_sales_report_per_currency(harness: Harness, db: AsyncSession) -> None:
+    _, course_id = await make_course(db)
+    _, card_course = await make_course(db, title="Design", price_minor=1500, currency="JPY")
+    await paid_stars_order(harness, course_id)
+    await harness.press(BuyCB(id=card_course).pack(), ANN)
+    await harness.click("Card", ANN)
+    invoice = harness.session.of_type(SendInvoice)[-1]
+    await harness.feed(pre_checkout_update(ANN, invoice.payload, "JPY", 1500))
+    await harness.feed(
+        successful_payment_update(ANN, invoice.payload, "JPY", 1500, "card-1", "ch_1")
+    )
+    await harness.send("/sales", MAYA)
+    text = harness.last_text()
+    assert "JPY: 1 sales, 0 refunds — gross ¥1,500, fee ¥150, net ¥1,350" in text
+    assert "XTR: 1 sales, 0 refunds — gross ⭐ 500, fee ⭐ 50, net ⭐ 450" in text
+    await harness.send("/sales", OLEG)
+    assert "for course creators" in harness.last_text()
+    await harness.send("/sales", BOSS)
+    assert "platform" in harness.last_text()
+    assert await db.scalar(select(func.count()).select_from(LedgerEntry)) == 2
