@@ -356,7 +356,7 @@ async function main() {
   }
   state.chatId = Number(params.get("chat")) || state.userId;
   const info = await api("GET", "/info");
-  $("#bot-info").textContent = `Bot @${info.bot.username} · Bot API ${info.spec_version}`;
+  $("#bot-info").textContent = `Bot @${info.bot.username} · ${info.spec_version}`;
   state.seq = info.seq;
   await refresh();
   document.body.dataset.ready = "1";
