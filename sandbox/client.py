@@ -153,6 +153,13 @@ class SandboxUser:
         data = await self._act("/send", {"text": text, "chat_id": _chat_id(chat)})
         return Message(data["message"], data["seq"], outgoing=False)
 
+    async def edit(self, message: Message, text: str) -> Message:
+        """Edit one of this user's own text messages (the bot gets edited_message)."""
+        data = await self._act(
+            "/edit", {"chat_id": message.chat_id, "message_id": message.message_id, "text": text}
+        )
+        return Message(data["message"], data["seq"], outgoing=False, edited=True)
+
     async def click(
         self,
         label: str,

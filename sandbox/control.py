@@ -414,6 +414,29 @@ def setup_control_routes(app: web.Application, server: SandboxServer) -> None:
         msg = send_text(server, user, chat, str(data.get("text", "")), data.get("reply_to"))
         return ok(server, message=msg.tg)
 
+    async def user_edit(request: web.Request) -> web.Response:
+        """The user edits one of their messages; the bot gets edited_message."""
+        user = get_user(server, request)
+        data = await body(request)
+        chat = target_chat(server, user, data.get("chat_id"))
+        msg = server.message(chat, int(data.get("message_id") or 0))
+        if msg is None or msg.outgoing or msg.tg.get("from", {}).get("id") != user.id:
+            raise ControlError(404, "no such message of this user")
+        text = str(data.get("text") or "")
+        if not text or "text" not in msg.tg:
+            raise ControlError(400, "only text messages, with new text")
+        msg.tg["text"] = text
+        msg.tg.pop("entities", None)
+        entities = command_entities(text)
+        if entities:
+            msg.tg["entities"] = entities
+        msg.tg["edit_date"] = server.now()
+        msg.edited = True
+        msg.seq = server.bump()
+        if chat.type == "private" or server.bot_member(chat).is_member:
+            server.push_update("edited_message", dict(msg.tg))
+        return ok(server, message=msg.tg)
+
     async def user_press(request: web.Request) -> web.Response:
         user = get_user(server, request)
         data = await body(request)
@@ -594,6 +617,7 @@ def setup_control_routes(app: web.Application, server: SandboxServer) -> None:
     r.add_get(f"{API}/users/{{user_id}}", user_get)
     r.add_post(f"{API}/users/{{user_id}}/send", user_send)
     r.add_post(f"{API}/users/{{user_id}}/press", user_press)
+    r.add_post(f"{API}/users/{{user_id}}/edit", user_edit)
     r.add_post(f"{API}/users/{{user_id}}/pay", user_pay)
     r.add_post(f"{API}/users/{{user_id}}/join", user_join)
     r.add_post(f"{API}/users/{{user_id}}/leave", user_leave)

@@ -328,6 +328,17 @@ function wire() {
     await api("POST", `/users/${state.userId}/${blocked ? "unblock" : "block"}`);
     refresh();
   };
+  $("#as-creator").onclick = async () => {
+    // The demo starts a "Creator" user (an admin of the bot); create one if there is none.
+    let creator = state.users.find((u) => u.first_name === "Creator");
+    if (!creator) creator = (await api("POST", "/users", { first_name: "Creator", language_code: "en" })).user;
+    state.userId = creator.id;
+    state.chatId = creator.id;
+    state.renderedKey = "";
+    localStorage.setItem("sandbox-user", state.userId);
+    await loadUsers();
+    refresh();
+  };
   $("#join-button").onclick = () => openLink($("#join-link").value.trim());
   $("#create-chat").onclick = async () => {
     const title = $("#new-chat-title").value.trim() || "My group";

@@ -281,7 +281,8 @@ async def test_every_update_and_result_conforms(
     await call("sendMessage", chat_id=group.id, text="hello group")
     await call("sendMessage", chat_id=channel.id, text="hello channel")
     await channel.post(owner, "a post")
-    await bob.send("hi all", chat=group)
+    said = await bob.send("hi all", chat=group)
+    await bob.edit(said, "hi everyone")
     await client.request("POST", f"/users/{alice.id}/inline", {"query": "py"})
     iq = next(u for u in server.updates if "inline_query" in u)["inline_query"]
     await call(
@@ -306,6 +307,7 @@ async def test_every_update_and_result_conforms(
     kinds = {k for u in server.updates for k in u if k != "update_id"}
     assert kinds >= {
         "message",
+        "edited_message",
         "callback_query",
         "inline_query",
         "pre_checkout_query",
