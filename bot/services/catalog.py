@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -86,8 +86,9 @@ def _active_entitlement(user_id: Any, now: Any) -> ColumnElement[bool]:
     )
 
 
-def _card_statement() -> Select[Any]:
+def _card_statement() -> Select[Unpack[tuple[Any, ...]]]:
     # Built once: constructing this expression per call costs more than running it.
+    # Plain columns, not the ORM entity: the card needs no identity map.
     lessons = select(func.count(Lesson.id)).where(Lesson.course_id == Course.id)
     owned = (
         select(Entitlement.id)
@@ -100,9 +101,19 @@ def _card_statement() -> Select[Any]:
     )
     return (
         select(
-            Course,
-            Creator.display_name,
-            lessons.scalar_subquery().label("n"),
+            Course.id,
+            Course.title,
+            Course.description,
+            Course.tags,
+            Course.language,
+            Course.creator_id,
+            Creator.display_name.label("creator_name"),
+            Course.price_minor,
+            Course.currency,
+            Course.stars_price,
+            Course.accepts_stars,
+            Course.accepts_card,
+            lessons.scalar_subquery().label("lesson_count"),
             owned.label("owned"),
         )
         .join(Creator, Creator.id == Course.creator_id)
@@ -121,23 +132,11 @@ async def course_card(
     row = (await session.execute(_CARD, params)).first()
     if row is None:
         return None
-    course: Course = row[0]
-    return CourseCard(
-        id=course.id,
-        title=course.title,
-        description=course.description,
-        tags=list(course.tags or []),
-        language=course.language,
-        creator_id=course.creator_id,
-        creator_name=row[1],
-        price_minor=course.price_minor,
-        currency=course.currency,
-        stars_price=course.stars_price,
-        accepts_stars=course.accepts_stars,
-        accepts_card=course.accepts_card,
-        lesson_count=int(row[2] or 0),
-        owned=bool(row[3]),
-    )
+    fields = row._asdict()
+    fields["tags"] = list(fields["tags"] or [])
+    fields["lesson_count"] = int(fields["lesson_count"] or 0)
+    fields["owned"] = bool(fields["owned"])
+    return CourseCard(**fields)
 
 
 async def library(
