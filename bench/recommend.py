@@ -282,8 +282,10 @@ def main() -> int:
     t0 = time.perf_counter()
     index = SearchIndex.build(docs)
     t1 = time.perf_counter()
+    rss_search = rss_mb()
     model = Recommender.fit(docs, store.interactions())
     t2 = time.perf_counter()
+    rss_fit = rss_mb()
 
     rec_times: list[float] = []
     for p in profiles:
@@ -338,6 +340,8 @@ def main() -> int:
             "process": rss_mb(),
             "at_start": rss_start,
             "after_synthetic_data": rss_data,
+            "after_search_index": rss_search,
+            "after_recommender_fit": rss_fit,
         },
     }
     json.dump(report, sys.stdout, indent=2)

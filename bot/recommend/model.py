@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 from rapidfuzz import fuzz, process
-from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+from sklearn.feature_extraction.text import HashingVectorizer
 
 from bot.recommend.text import CourseDoc, doc_features, normalize
 
@@ -36,6 +36,7 @@ KIND_WEIGHT = {"purchase": 1.0, "done": 1.0, "view": 0.25}
 VIEW_WEIGHT = 0.5  # a viewed course says less about the learner than a bought one
 INTEREST_WEIGHT = 1.0
 NEIGHBOURS = 100
+NEIGHBOUR_BLOCK = 2_000
 HASH_FEATURES = 2**20
 HASH_BLOCK = 5000
 MAX_DF = 0.5  # in catalogs of MAX_DF_MIN_DOCS+, words in more than half the courses rank
@@ -151,6 +152,33 @@ def _prune_rows(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
     )
 
 
+def _tfidf(ordered: list[CourseDoc]) -> tuple[sp.csr_matrix, F32]:
+    """L2-normalised sublinear TF-IDF rows (scikit-learn's smooth idf), computed in place:
+    at 100k courses every copy of the matrix is ~26 MB."""
+    n = len(ordered)
+    hasher = _hasher()
+    # In blocks: hashing a whole catalog at once peaks far higher.
+    blocks = [hasher.transform(ordered[i : i + HASH_BLOCK]) for i in range(0, n, HASH_BLOCK)]
+    x = sp.csr_matrix(sp.vstack(blocks, format="csr"), dtype=np.float32)
+    del blocks
+    x.sum_duplicates()
+    df = np.bincount(x.indices, minlength=HASH_FEATURES)
+    if n >= MAX_DF_MIN_DOCS:
+        x.data[df[x.indices] > MAX_DF * n] = 0.0
+        x.eliminate_zeros()
+    idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+    del df
+    np.log(x.data, out=x.data)
+    x.data += 1.0
+    x.data *= idf[x.indices]
+    row_sq = np.add.reduceat(x.data**2, x.indptr[:-1]) if x.nnz else np.zeros(n)
+    row_sq[np.diff(x.indptr) == 0] = 0.0  # reduceat repeats a value for empty rows
+    norms = np.sqrt(row_sq).astype(np.float32)
+    norms[norms == 0] = 1.0
+    x.data /= np.repeat(norms, np.diff(x.indptr))
+    return x, idf
+
+
 def _hasher() -> HashingVectorizer:
     return HashingVectorizer(
         analyzer=doc_features,
@@ -198,20 +226,7 @@ class Recommender:
         idf: F32 | None = None
         x = sp.csr_matrix((n, HASH_FEATURES), dtype=np.float32)
         if n:
-            hasher = _hasher()
-            # In blocks: hashing a whole 100k catalog at once peaks ~80 MB higher.
-            counts = sp.vstack(
-                [hasher.transform(ordered[i : i + HASH_BLOCK]) for i in range(0, n, HASH_BLOCK)],
-                format="csr",
-            )
-            if n >= MAX_DF_MIN_DOCS:
-                df = np.bincount(counts.indices, minlength=HASH_FEATURES)
-                counts.data[df[counts.indices] > MAX_DF * n] = 0.0
-                counts.eliminate_zeros()
-            tfidf = TfidfTransformer(sublinear_tf=True)
-            x = sp.csr_matrix(tfidf.fit_transform(counts), dtype=np.float32)
-            del counts
-            idf = np.asarray(tfidf.idf_, dtype=np.float32)
+            x, idf = _tfidf(ordered)
         neighbours, popularity = cls._collaborative(ids, interactions)
         return cls(
             ids,
@@ -256,15 +271,25 @@ class Recommender:
         # Item-item cosine. Heavy users (who bought half the catalog) would make every pair
         # co-occur: damp each user's contribution by 1/log2(2 + their course count).
         damp = (1.0 / np.log2(2.0 + np.diff(ui.indptr))).astype(np.float32)
-        weighted = sp.diags(damp) @ ui
-        co = (ui.T @ weighted).tocsr().astype(np.float32)
-        co.setdiag(0.0)
-        co.eliminate_zeros()
+        weighted = (sp.diags(damp) @ ui).tocsr()
         norms = np.sqrt(np.asarray(ui.multiply(weighted).sum(axis=0), dtype=np.float64).ravel())
         norms[norms == 0] = 1.0
-        inv = sp.diags((1.0 / norms).astype(np.float32))
-        co = (inv @ co @ inv).tocsr().astype(np.float32)
-        return _prune_rows(co, NEIGHBOURS), _scale(popularity)
+        inv = (1.0 / norms).astype(np.float32)
+        by_course = ui.T.tocsr()
+        del ui
+        # In blocks of courses, pruned as they come: the full co-occurrence matrix of a
+        # big store is several times larger than what we keep.
+        blocks = []
+        for start in range(0, n, NEIGHBOUR_BLOCK):
+            co = (by_course[start : start + NEIGHBOUR_BLOCK] @ weighted).tocsr()
+            co = sp.csr_matrix(co, dtype=np.float32)
+            rows = np.repeat(np.arange(co.shape[0]), np.diff(co.indptr)) + start
+            co.data *= inv[rows] * inv[co.indices]
+            co.data[co.indices == rows] = 0.0  # a course is not its own neighbour
+            co.eliminate_zeros()
+            blocks.append(_prune_rows(co, NEIGHBOURS))
+        neighbours = sp.csr_matrix(sp.vstack(blocks, format="csr"), dtype=np.float32)
+        return neighbours, _scale(popularity)
 
     # -- scoring ---------------------------------------------------------------------
 

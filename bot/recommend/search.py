@@ -38,7 +38,7 @@ class SearchHit:
 
 
 class SearchIndex:
-    __slots__ = ("_gram_ids", "_idf", "_ids", "_indptr", "_postings", "_texts")
+    __slots__ = ("_gram_ids", "_idf", "_ids", "_indptr", "_inv_len", "_postings", "_texts")
 
     def __init__(
         self,
@@ -48,6 +48,7 @@ class SearchIndex:
         indptr: NDArray[np.int64],
         postings: NDArray[np.int32],
         idf: NDArray[np.float32],
+        inv_len: NDArray[np.float32],
     ) -> None:
         self._ids = ids
         self._texts = texts
@@ -55,6 +56,7 @@ class SearchIndex:
         self._indptr = indptr
         self._postings = postings
         self._idf = idf
+        self._inv_len = inv_len
 
     @classmethod
     def build(cls, docs: Iterable[CourseDoc]) -> SearchIndex:
@@ -88,7 +90,12 @@ class SearchIndex:
         n = max(len(texts), 1)
         idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
         ids = np.fromiter((d.id for d in ordered), dtype=np.int64, count=len(ordered))
-        return cls(ids, texts, gram_ids, indptr, postings, idf)
+        # WRatio favours texts about as long as the query: so does the prefilter, or a
+        # short query ("sql") would fill its candidates with long texts that merely
+        # mention the word, and miss the short titles WRatio ranks first.
+        grams_per_doc = np.maximum(np.frombuffer(lengths, dtype=np.int32), 1)
+        inv_len = (1.0 / np.sqrt(grams_per_doc)).astype(np.float32)
+        return cls(ids, texts, gram_ids, indptr, postings, idf, inv_len)
 
     def __len__(self) -> int:
         return len(self._texts)
@@ -98,7 +105,11 @@ class SearchIndex:
     ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
         """Rows of the docs sharing the most idf-weighted grams with the query (in row
         order), and those overlap scores."""
-        gids = [g for g in map(self._gram_ids.get, fuzzy_grams(normalized_query)) if g is not None]
+        gids = [
+            g
+            for g in map(self._gram_ids.get, fuzzy_grams(normalized_query, query=True))
+            if g is not None
+        ]
         if not gids:
             return np.empty(0, dtype=np.intp), np.empty(0)
         starts = self._indptr[gids]
@@ -107,11 +118,18 @@ class SearchIndex:
         weights = np.repeat(self._idf[gids], ends - starts)
         scores = np.bincount(rows, weights=weights, minlength=len(self._texts))
         hit = np.flatnonzero(scores)
+        raw = scores[hit]
         if len(hit) > limit:
-            # The best `limit`; ties at the cut go to the lower row, for determinism.
-            order = np.lexsort((hit, -scores[hit]))
-            hit = np.sort(hit[order[:limit]])
-        return hit, scores[hit].astype(np.float64)
+            # Half by raw overlap (long queries: whole titles), half by overlap relative
+            # to the text's length (short queries: WRatio favours texts about as long as
+            # the query). Ties at a cut go to the lower row, for determinism.
+            short = raw * self._inv_len[hit]
+            keep = np.union1d(
+                np.lexsort((hit, -raw))[: limit // 2], np.lexsort((hit, -short))[: limit // 2]
+            )
+            hit, raw = hit[keep], raw[keep]
+        scores = raw
+        return hit, np.asarray(scores, dtype=np.float64)
 
     def search(self, query: str, limit: int = 10) -> list[SearchHit]:
         q = normalize(query[: MAX_QUERY_CHARS * 2])[:MAX_QUERY_CHARS]

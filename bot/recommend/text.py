@@ -82,20 +82,27 @@ def doc_features(doc: CourseDoc) -> list[str]:
     return out
 
 
-def fuzzy_grams(text: str) -> list[str]:
+def fuzzy_grams(text: str, query: bool = False) -> list[str]:
     """Search prefilter grams from normalised text: padded char trigrams per Latin word
-    (so a typo still shares most grams), CJK char 1–2-grams. No duplicates."""
+    (so a typo still shares most grams), CJK char 1–2-grams. No duplicates.
+
+    The index also gets each word's first letter (" b"), which a query uses only for a
+    one-letter word: what inline mode sees while the learner is still typing."""
     seen: dict[str, None] = {}
     for cjk, word in _SPLIT.findall(text):
         if cjk:
             seen.update(dict.fromkeys(cjk))
             seen.update(dict.fromkeys(cjk[i : i + 2] for i in range(len(cjk) - 1)))
-        else:
-            padded = f" {word} "
-            seen.update(dict.fromkeys(padded[i : i + 3] for i in range(len(padded) - 2)))
+            continue
+        padded = f" {word} "
+        if not query or len(word) == 1:
+            seen[padded[:2]] = None
+        seen.update(dict.fromkeys(padded[i : i + 3] for i in range(len(padded) - 2)))
     return list(seen)
 
 
 def search_text(doc: CourseDoc) -> str:
-    """What search matches against: title and tags, normalised."""
-    return normalize(" ".join((doc.title, *doc.tags)))
+    """What search matches against: title and tags, normalised, each word once (tags often
+    repeat the title, and rapidfuzz's WRatio marks long texts down)."""
+    words = normalize(" ".join((doc.title, *doc.tags))).split()
+    return " ".join(dict.fromkeys(words))
