@@ -600,7 +600,8 @@ async def tell_learner(
         settings.default_language,
     )
     try:
-        with i18n.use_locale(locale):
+        # Outside an update (the Stripe webhook) no i18n context is set yet.
+        with i18n.context(), i18n.use_locale(locale):
             text, markup = build(locale)
         await bot.send_message(user_id, text, reply_markup=markup)
     except TelegramAPIError:
