@@ -45,6 +45,25 @@ async def _run(settings: Settings, webhook: bool) -> None:
     await (run_webhook(app) if webhook else run_polling(app))
 
 
+async def _reconcile_stars(settings: Settings) -> int:
+    """Compare our Stars payments with getStarTransactions; exit 1 on any gap."""
+    from bot.app import create_bot
+    from bot.db import create_engine, create_sessionmaker
+    from bot.handlers.payments import TelegramStars
+    from bot.payments.reconcile import reconcile_stars
+
+    engine = create_engine(settings.database_url)
+    bot = create_bot(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            report = await reconcile_stars(session, TelegramStars(bot))
+    finally:
+        await bot.session.close()
+        await engine.dispose()
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
 def cmd_demo(settings: Settings) -> int:
     """Try it: real Telegram when BOT_TOKEN is set, else the local sandbox."""
     if settings.token:
@@ -74,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     seed = sub.add_parser("seed", help="load data")
     seed.add_argument("--demo", action="store_true", help="the demo catalog")
     sub.add_parser("demo", help="try the storefront (sandbox, or Telegram with BOT_TOKEN)")
+    sub.add_parser(
+        "reconcile-stars", help="compare local Stars payments with Telegram's transactions"
+    )
     args = parser.parse_args(argv)
 
     _setup_logging()
@@ -91,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "demo":
         return cmd_demo(settings)
+    if args.command == "reconcile-stars":
+        if not settings.token:
+            print("BOT_TOKEN is not set. Put it in the environment or in .env.", file=sys.stderr)
+            return 2
+        return asyncio.run(_reconcile_stars(settings))
     if not settings.token:
         print("BOT_TOKEN is not set. Put it in the environment or in .env.", file=sys.stderr)
         return 2

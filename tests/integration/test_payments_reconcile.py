@@ -1,0 +1,75 @@
+"""`python -m bot reconcile-stars` against getStarTransactions as Telegram answers it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from aiogram.types import StarTransaction, TransactionPartnerUser
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+import bot.app
+from bot.__main__ import _reconcile_stars
+from bot.app import App, build_app
+from bot.config import Settings
+from bot.keyboards.callbacks import BuyCB
+from tests.integration.test_payments_helpers import (
+    PayRecordingSession,
+    make_course,
+    pay_settings,
+    successful_payment_update,
+    tg,
+)
+from tests.support.updates import Harness
+
+ANN = tg(1001, "Ann")
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return pay_settings(database_url)
+
+
+@pytest.fixture
+async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
+    app = build_app(settings, session=PayRecordingSession(), engine=engine)
+    yield app
+    await app.search.close()
+
+
+def incoming(charge: str, amount: int, payload: str) -> StarTransaction:
+    partner = TransactionPartnerUser(
+        transaction_type="invoice_payment", user=ANN, invoice_payload=payload
+    )
+    return StarTransaction(id=charge, amount=amount, date=datetime.now(UTC), source=partner)
+
+
+async def test_reconcile_reports_a_payment_missing_here(
+    app: App,
+    harness: Harness,
+    db: AsyncSession,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, course_id = await make_course(db)
+    await harness.press(BuyCB(id=course_id).pack(), ANN)
+    await harness.click("Telegram Stars", ANN)
+    from aiogram.methods import SendInvoice
+
+    ref = harness.session.of_type(SendInvoice)[-1].payload
+    await harness.feed(successful_payment_update(ANN, ref, "XTR", 500, "st-ok"))
+
+    session = app.bot.session
+    assert isinstance(session, PayRecordingSession)
+    monkeypatch.setattr(bot.app, "create_bot", lambda settings: app.bot)
+
+    session.star_transactions = [incoming("st-ok", 500, ref)]
+    assert await _reconcile_stars(app.settings) == 0
+    assert "OK: no gaps" in capsys.readouterr().out
+
+    # A successful_payment that never reached us: Telegram has it, we do not.
+    session.star_transactions.append(incoming("st-lost", 500, "lost-ref"))
+    assert await _reconcile_stars(app.settings) == 1
+    out = capsys.readouterr().out
+    assert "MISSING HERE: st-lost 500 XTR from user 1001" in out and "GAPS FOUND" in out
