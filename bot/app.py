@@ -26,6 +26,8 @@ from bot.middlewares.db import DbSessionMiddleware
 from bot.middlewares.i18n import LocaleMiddleware
 from bot.middlewares.throttling import ThrottlingMiddleware
 from bot.middlewares.user import UserMiddleware
+from bot.scheduler.clock import Clock, SystemClock
+from bot.scheduler.worker import Scheduler
 from bot.services.events import EventBuffer
 from bot.services.search import CatalogSearch
 
@@ -34,10 +36,24 @@ log = logging.getLogger(__name__)
 
 def feature_routers() -> list[Router]:
     """Every feature's router, in matching order. The fallback router stays last."""
-    from bot.handlers import catalog, fallback, info, library, payments, sales_admin, search, start
+    from bot.handlers import (
+        authoring,
+        catalog,
+        fallback,
+        info,
+        learning,
+        library,
+        payments,
+        sales_admin,
+        search,
+        start,
+    )
 
     routers = [
         start.router,
+        # Creators' guided steps (/newcourse, /addlesson) must see their input before search.
+        authoring.router,
+        learning.router,
         catalog.router,
         library.router,
         info.router,
@@ -76,7 +92,13 @@ class App:
     def allowed_updates(self) -> list[str]:
         return self.dp.resolve_used_update_types()
 
+    @property
+    def scheduler(self) -> Scheduler:
+        return self.extras["scheduler"]  # type: ignore[no-any-return]
+
     async def close(self) -> None:
+        # First: the worker finishes the message in flight and records it.
+        await self.scheduler.stop()
         await self.events.stop(self.sessionmaker)
         await self.search.close()
         await self.bot.session.close()
@@ -139,8 +161,52 @@ def error_handler(i18n: PoI18n) -> Callable[..., Awaitable[bool]]:
     return on_error
 
 
+def create_scheduler(
+    settings: Settings,
+    bot: Bot,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    i18n: PoI18n,
+    clock: Clock,
+) -> Scheduler:
+    """The one scheduler: drip lessons and every registered job kind, one rate-limited sender."""
+    from bot.keyboards.learning import I18nRenderer
+    from bot.scheduler import broadcast
+    from bot.scheduler.jobs import JobRegistry
+    from bot.scheduler.sender import RateLimitedSender
+    from bot.scheduler.telegram_sender import TelegramSender
+    from bot.scheduler.worker import WorkerConfig
+    from bot.services import drip
+
+    drip.install(settings.timezone)
+    registry = JobRegistry()
+    broadcast.register(registry)
+    sender = RateLimitedSender(
+        TelegramSender(bot),
+        per_second=settings.scheduler_rate,
+        chat_interval=settings.scheduler_chat_interval,
+        clock=clock,
+    )
+    config = WorkerConfig(
+        batch_size=settings.scheduler_batch,
+        lease_seconds=settings.scheduler_lease,
+        poll_interval=settings.scheduler_poll_interval,
+    )
+    return Scheduler(
+        sessionmaker,
+        sender,
+        clock=clock,
+        renderer=I18nRenderer(i18n),
+        registry=registry,
+        config=config,
+    )
+
+
 def build_app(
-    settings: Settings, *, session: BaseSession | None = None, engine: AsyncEngine | None = None
+    settings: Settings,
+    *,
+    session: BaseSession | None = None,
+    engine: AsyncEngine | None = None,
+    clock: Clock | None = None,
 ) -> App:
     engine = engine or create_engine(settings.database_url, echo=settings.database_echo)
     sessionmaker = create_sessionmaker(engine)
@@ -149,7 +215,14 @@ def build_app(
     search = CatalogSearch(sessionmaker)
     bot = create_bot(settings, session)
     dp = create_dispatcher(settings, sessionmaker, i18n, events, search)
-    return App(settings, engine, sessionmaker, bot, dp, i18n, events, search)
+    clock = clock or SystemClock()
+    scheduler = create_scheduler(settings, bot, sessionmaker, i18n, clock)
+    # Handlers read the time from here, so tests can move it.
+    dp["clock"] = clock
+    dp["scheduler"] = scheduler
+    app = App(settings, engine, sessionmaker, bot, dp, i18n, events, search)
+    app.extras["scheduler"] = scheduler
+    return app
 
 
 def bot_commands(i18n: PoI18n, locale: str) -> list[BotCommand]:
@@ -178,6 +251,8 @@ async def setup_commands(app: App) -> None:
 async def on_startup(app: App) -> None:
     await setup_commands(app)
     app.events.start(app.sessionmaker)
+    if app.settings.scheduler_enabled:
+        app.scheduler.start()
 
 
 def add_stripe_webhook(app: App, web_app: Any) -> None:

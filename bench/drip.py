@@ -1,0 +1,296 @@
+"""Drip delivery throughput and crash safety against the sandbox Bot API server.
+
+Seeds N learners (default 10,000) each with one lesson due now, starts the sandbox
+in-process with Telegram's flood limits on and a network latency per call, then runs
+the real scheduler worker (`bot.scheduler.worker.Scheduler` with the aiogram-backed
+TelegramSender) as a subprocess until every delivery is sent. Prints JSON per mode:
+
+- steady: one worker, start to finish;
+- kill:   the worker is killed with SIGKILL at three random moments and restarted.
+
+Figures: sends/s (first to last message the sandbox accepted, restarts included) and
+its ratio to the configured cap, 429s the sandbox answered, duplicates (messages beyond
+the first per learner), lost (learners who got nothing), kills.
+
+    python bench/drip.py [--mode steady|kill|both] [--n 10000] [--rate 30] [--latency 0.02]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, insert, select  # noqa: E402
+
+from bot.db import create_engine, create_sessionmaker  # noqa: E402
+from bot.migrate import upgrade  # noqa: E402
+from bot.models import (  # noqa: E402
+    Course,
+    Creator,
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    Lesson,
+    User,
+)
+
+FIRST_UID = 10_000_000
+SCRIPT = str(Path(__file__).resolve())
+
+
+# --- the worker process -----------------------------------------------------------------
+
+
+async def worker_main(args: argparse.Namespace) -> None:
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+
+    from bot.scheduler.sender import RateLimitedSender
+    from bot.scheduler.telegram_sender import TelegramSender
+    from bot.scheduler.worker import Scheduler, WorkerConfig
+
+    engine = create_engine(args.db)
+    session = AiohttpSession(api=TelegramAPIServer.from_base(args.api))
+    bot = Bot(args.token, session=session)
+    sender = RateLimitedSender(
+        TelegramSender(bot), per_second=args.rate, chat_interval=args.chat_interval
+    )
+    worker = Scheduler(
+        create_sessionmaker(engine),
+        sender,
+        config=WorkerConfig(batch_size=args.batch, poll_interval=0.2),
+    )
+    await worker.recover()
+    idle = 0
+    try:
+        while idle < 3:
+            idle = idle + 1 if await worker.run_once() == 0 else 0
+            if idle:
+                await asyncio.sleep(0.2)
+    finally:
+        await bot.session.close()
+        await engine.dispose()
+
+
+# --- the driver ---------------------------------------------------------------------------
+
+
+async def seed(url: str, n: int) -> None:
+    await upgrade(url)
+    engine = create_engine(url)
+    now = datetime.now(UTC)
+    try:
+        async with create_sessionmaker(engine)() as s:
+            owner = User(id=1, first_name="Owner", referral_code="owner")
+            s.add(owner)
+            await s.flush()
+            creator = Creator(user_id=1, display_name="Owner")
+            s.add(creator)
+            await s.flush()
+            course = Course(creator_id=creator.id, title="Bench course", published=True)
+            s.add(course)
+            await s.flush()
+            lesson = Lesson(course_id=course.id, position=1, title="One", text="Lesson one")
+            s.add(lesson)
+            await s.flush()
+            uids = [FIRST_UID + i for i in range(n)]
+            # Quiet hours off (start == end): the bench must not depend on the hour it runs.
+            await s.execute(
+                insert(User),
+                [
+                    {
+                        "id": uid,
+                        "first_name": f"L{uid}",
+                        "referral_code": f"b{uid}",
+                        "interests": [],
+                        "quiet_start": 0,
+                        "quiet_end": 0,
+                    }
+                    for uid in uids
+                ],
+            )
+            await s.execute(
+                insert(Enrollment),
+                [{"user_id": uid, "course_id": course.id, "started_at": now} for uid in uids],
+            )
+            rows = await s.execute(select(Enrollment.id, Enrollment.user_id))
+            await s.execute(
+                insert(Delivery),
+                [
+                    {
+                        "enrollment_id": eid,
+                        "lesson_id": lesson.id,
+                        "user_id": uid,
+                        "due_at": now,
+                        "status": DeliveryStatus.PENDING,
+                    }
+                    for eid, uid in rows
+                ],
+            )
+            await s.commit()
+    finally:
+        await engine.dispose()
+
+
+async def db_counts(url: str) -> dict[str, int]:
+    engine = create_engine(url)
+    try:
+        async with create_sessionmaker(engine)() as s:
+            rows = await s.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
+            return {status: int(count) for status, count in rows}
+    finally:
+        await engine.dispose()
+
+
+async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    from sandbox.control import create_user
+    from sandbox.limits import RateLimits, SandboxConfig
+    from sandbox.server import ApiError, SandboxServer
+
+    tmp = Path(tempfile.mkdtemp(prefix="lyceum-bench-drip-"))
+    url = f"sqlite+aiosqlite:///{tmp / 'bench.sqlite3'}"
+    await seed(url, args.n)
+
+    config = SandboxConfig(limits=RateLimits(), latency=args.latency, validate_output=False)
+    server = SandboxServer(config)
+    api = await server.start("127.0.0.1", 0)
+    for i in range(args.n):
+        create_user(server, {"id": FIRST_UID + i}).started = True
+
+    accepted: list[float] = []
+    too_many = 0
+    check_rate = server.check_rate
+
+    def counting_check_rate(chat: Any) -> None:
+        nonlocal too_many
+        try:
+            check_rate(chat)
+        except ApiError as exc:
+            if exc.code == 429:
+                too_many += 1
+            raise
+        accepted.append(time.monotonic())
+
+    server.check_rate = counting_check_rate  # type: ignore[method-assign]
+
+    cmd = [
+        sys.executable,
+        SCRIPT,
+        "--worker",
+        "--db",
+        url,
+        "--api",
+        api,
+        "--token",
+        config.token,
+        "--rate",
+        str(args.rate),
+        "--batch",
+        str(args.batch),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    expected = args.n / args.rate
+    kills_at = sorted(random.uniform(2.0, max(3.0, expected - 5.0)) for _ in range(args.kills))
+    if mode != "kill":
+        kills_at = []
+    started = time.monotonic()
+    kills = 0
+    killed_at: list[float] = []
+    proc = await asyncio.create_subprocess_exec(*cmd, env=env)
+    try:
+        while True:
+            try:
+                code = await asyncio.wait_for(proc.wait(), 0.1)
+            except TimeoutError:
+                code = None
+            if code is not None:
+                if code != 0:
+                    raise RuntimeError(f"worker exited with {code}")
+                break
+            if kills < len(kills_at) and time.monotonic() - started >= kills_at[kills]:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_at.append(time.monotonic())
+                await proc.wait()
+                kills += 1
+                proc = await asyncio.create_subprocess_exec(*cmd, env=env)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await server.stop()
+
+    per_user = {uid: 0 for uid in range(FIRST_UID, FIRST_UID + args.n)}
+    for chat_id, chat in server.chats.items():
+        if chat_id in per_user:
+            per_user[chat_id] = sum(1 for m in chat.messages.values() if m.outgoing)
+    span = accepted[-1] - accepted[0] if len(accepted) > 1 else 0.0
+    rate = (len(accepted) - 1) / span if span else 0.0
+    # Time from each kill to the restarted worker's first accepted message (process
+    # start-up, mostly importing aiogram): the cost of the crash, not of the sender.
+    gaps = [next((t for t in accepted if t > k), k) - k for k in killed_at]
+    up = span - sum(gaps)
+    up_rate = (len(accepted) - 1) / up if up > 0 else 0.0
+    return {
+        "mode": mode,
+        "deliveries": args.n,
+        "cap_per_s": args.rate,
+        "latency_s": args.latency,
+        "sends_per_s": round(rate, 2),
+        "ratio_to_cap": round(rate / args.rate, 4),
+        "seconds": round(span, 1),
+        "restart_gaps_s": [round(g, 2) for g in gaps],
+        "sends_per_s_while_up": round(up_rate, 2),
+        "ratio_to_cap_while_up": round(up_rate / args.rate, 4),
+        "http_429": too_many,
+        "duplicates": sum(max(0, c - 1) for c in per_user.values()),
+        "lost": sum(1 for c in per_user.values() if c == 0),
+        "kills": kills,
+        "db": await db_counts(url),
+    }
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    p.add_argument("--mode", choices=["steady", "kill", "both"], default="both")
+    p.add_argument("--n", type=int, default=10_000)
+    p.add_argument("--rate", type=float, default=30.0)
+    p.add_argument("--chat-interval", type=float, default=1.0)
+    p.add_argument("--latency", type=float, default=0.02)
+    p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--kills", type=int, default=3)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--db", help=argparse.SUPPRESS)
+    p.add_argument("--api", help=argparse.SUPPRESS)
+    p.add_argument("--token", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main() -> None:
+    args = parse()
+    if args.worker:
+        asyncio.run(worker_main(args))
+        return
+    if args.seed is not None:
+        random.seed(args.seed)
+    modes = ["steady", "kill"] if args.mode == "both" else [args.mode]
+    for mode in modes:
+        print(json.dumps(asyncio.run(run_mode(mode, args))), flush=True)
+
+
+if __name__ == "__main__":
+    main()

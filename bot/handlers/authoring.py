@@ -1,0 +1,699 @@
+"""Creators in chat: /newcourse (a guided conversation), lessons, schedules, broadcasts.
+
+Every handler resolves the creator first and every service call re-checks that the
+course or lesson is theirs; the handler only parses and words the answer.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.handlers.common import clip, current_locale, is_private
+from bot.keyboards.authoring import NewCourseCB, language_choice, publish_choice
+from bot.models import Creator, ReleaseRule, User
+from bot.scheduler.clock import Clock
+from bot.services import authoring
+from bot.services.authoring import CourseDraft, LessonContent
+from bot.services.search import CatalogSearch
+
+router = Router(name=__name__)
+router.message.filter(is_private)
+
+
+class NewCourse(StatesGroup):
+    title = State()
+    description = State()
+    tags = State()
+    language = State()
+    price = State()
+    stars = State()
+    confirm = State()
+
+
+class LessonInput(StatesGroup):
+    add = State()
+    replace = State()
+
+
+class BroadcastInput(StatesGroup):
+    text = State()
+
+
+def not_creator() -> str:
+    return _("Only creators can do this. Send /becomecreator to start selling courses.")
+
+
+def not_found() -> str:
+    return _("No such course or lesson among yours. /courses lists them.")
+
+
+async def _creator(session: AsyncSession, user: User, settings: Settings) -> Creator | None:
+    return await authoring.creator_for(session, user, settings.admin_ids)
+
+
+def _int_args(command: CommandObject, count: int) -> list[int] | None:
+    parts = (command.args or "").split()
+    if len(parts) < count or not all(p.isdigit() for p in parts[:count]):
+        return None
+    return [int(p) for p in parts[:count]]
+
+
+@router.message(Command("cancel"), StateFilter("*"))
+async def cmd_cancel(message: Message, state: FSMContext) -> None:
+    await state.clear()
+    await message.answer(_("Cancelled."))
+
+
+@router.message(Command("becomecreator"))
+async def cmd_become_creator(message: Message, session: AsyncSession, user: User) -> None:
+    _creator_row, created = await authoring.become_creator(session, user)
+    if created:
+        await message.answer(
+            _(
+                "You are a creator now. /newcourse creates a course, /courses lists yours, "
+                "/creatorhelp shows every creator command."
+            )
+        )
+    else:
+        await message.answer(_("You are already a creator. /creatorhelp lists what you can do."))
+
+
+@router.message(Command("creatorhelp"))
+async def cmd_creator_help(message: Message) -> None:
+    await message.answer(
+        _(
+            "<b>Creator commands</b>\n"
+            "/newcourse — create a course step by step\n"
+            "/courses — your courses\n"
+            "/editcourse <i>id field value</i> — field: title, description, tags, language, "
+            "price, stars\n"
+            "/publish <i>id</i>, /unpublish <i>id</i>\n"
+            "/protect <i>id</i> on|off — forbid forwarding and saving lessons\n"
+            "/addlesson <i>id</i> — then send the lesson: text, photo, video, document "
+            "or voice\n"
+            "/lessons <i>id</i> — lessons and their release rules\n"
+            "/release <i>lesson</i> days <i>N</i> | at <i>YYYY-MM-DD HH:MM</i> | after\n"
+            "/movelesson <i>lesson</i> up|down, /editlesson <i>lesson</i>, "
+            "/dellesson <i>lesson</i>\n"
+            "/preview <i>id day</i> — what a learner has on that day\n"
+            "/broadcast <i>id</i> — message every learner of a course\n"
+            "/cancel — stop the current step"
+        )
+    )
+
+
+# --- /newcourse -------------------------------------------------------------------------
+
+
+@router.message(Command("newcourse"))
+async def cmd_new_course(
+    message: Message, session: AsyncSession, user: User, settings: Settings, state: FSMContext
+) -> None:
+    if await _creator(session, user, settings) is None:
+        await message.answer(not_creator())
+        return
+    await state.set_state(NewCourse.title)
+    await state.set_data({})
+    await message.answer(_("New course. What is its title? (/cancel to stop)"))
+
+
+def _text(message: Message) -> str:
+    return (message.html_text if message.text else "").strip()
+
+
+@router.message(NewCourse.title, F.text)
+async def on_title(message: Message, state: FSMContext) -> None:
+    title = (message.text or "").strip()
+    if not title or title.startswith("/"):
+        await message.answer(_("Please send the title as text."))
+        return
+    await state.update_data(title=title[: authoring.MAX_TITLE])
+    await state.set_state(NewCourse.description)
+    await message.answer(_("Describe the course in a few sentences."))
+
+
+@router.message(NewCourse.description, F.text)
+async def on_description(message: Message, state: FSMContext) -> None:
+    await state.update_data(description=(message.text or "").strip()[:3000])
+    await state.set_state(NewCourse.tags)
+    await message.answer(_("Tags, separated by commas (or - for none):"))
+
+
+@router.message(NewCourse.tags, F.text)
+async def on_tags(message: Message, state: FSMContext) -> None:
+    await state.update_data(tags=authoring.parse_tags(message.text or ""))
+    await state.set_state(NewCourse.language)
+    await message.answer(_("Which language is the course in?"), reply_markup=language_choice())
+
+
+@router.callback_query(NewCourse.language, NewCourseCB.filter(F.action == "lang"))
+async def on_language(
+    callback: CallbackQuery, callback_data: NewCourseCB, state: FSMContext
+) -> None:
+    language = callback_data.value if callback_data.value in ("en", "zh") else "en"
+    await state.update_data(language=language)
+    await state.set_state(NewCourse.price)
+    await callback.answer()
+    if callback.message is not None:
+        await callback.message.answer(
+            _("Card price, e.g. <code>19.99 USD</code>, or 0 for no card payments:")
+        )
+
+
+@router.message(NewCourse.price, F.text)
+async def on_price(message: Message, state: FSMContext) -> None:
+    price = authoring.parse_price(message.text or "")
+    if price is None:
+        await message.answer(_("I could not read that price. Try e.g. <code>19.99 USD</code>."))
+        return
+    await state.update_data(price_minor=price[0], currency=price[1])
+    await state.set_state(NewCourse.stars)
+    await message.answer(_("Price in Telegram Stars (a whole number, 0 for none):"))
+
+
+@router.message(NewCourse.stars, F.text)
+async def on_stars(message: Message, state: FSMContext) -> None:
+    stars = authoring.parse_stars(message.text or "")
+    if stars is None:
+        await message.answer(_("Please send a whole number of Stars, e.g. 250."))
+        return
+    await state.update_data(stars_price=stars)
+    await state.set_state(NewCourse.confirm)
+    data = await state.get_data()
+    await message.answer(
+        _("Ready: <b>{title}</b>. Publish it now or keep it as a draft?").format(
+            title=escape(data.get("title", ""))
+        ),
+        reply_markup=publish_choice(),
+    )
+
+
+@router.callback_query(NewCourse.confirm, NewCourseCB.filter(F.action.in_({"publish", "draft"})))
+async def on_confirm(
+    callback: CallbackQuery,
+    callback_data: NewCourseCB,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    state: FSMContext,
+    search: CatalogSearch,
+) -> None:
+    creator = await _creator(session, user, settings)
+    data: dict[str, Any] = await state.get_data()
+    await state.clear()
+    await callback.answer()
+    if creator is None or not data.get("title") or callback.message is None:
+        return
+    draft = CourseDraft(
+        title=data["title"],
+        description=data.get("description", ""),
+        tags=data.get("tags", []),
+        language=data.get("language", "en"),
+        price_minor=int(data.get("price_minor", 0)),
+        currency=data.get("currency", "USD"),
+        stars_price=int(data.get("stars_price", 0)),
+    )
+    publish = callback_data.action == "publish"
+    course = await authoring.create_course(session, creator, draft, publish=publish)
+    search.invalidate()
+    text = (
+        _("Course #{id} «{title}» is published.")
+        if publish
+        else _("Course #{id} «{title}» is saved as a draft. /publish {id} when ready.")
+    )
+    await callback.message.answer(
+        text.format(id=course.id, title=escape(course.title))
+        + "\n"
+        + _("Add lessons with /addlesson {id}.").format(id=course.id)
+    )
+
+
+@router.message(StateFilter(NewCourse))
+async def on_new_course_other(message: Message) -> None:
+    await message.answer(_("Please answer with text, or /cancel."))
+
+
+# --- course management ------------------------------------------------------------------
+
+
+@router.message(Command("courses"))
+async def cmd_courses(
+    message: Message, session: AsyncSession, user: User, settings: Settings
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await message.answer(not_creator())
+        return
+    courses = await authoring.my_courses(session, creator)
+    if not courses:
+        await message.answer(_("You have no courses yet. /newcourse creates one."))
+        return
+    lines = [_("Your courses:")]
+    for c in courses:
+        status = _("published") if c.published else _("draft")
+        lines.append(
+            _("#{id} <b>{title}</b> — {status}, {lessons} lessons, {learners} learners").format(
+                id=c.id,
+                title=escape(c.title),
+                status=status,
+                lessons=c.lessons,
+                learners=c.learners,
+            )
+        )
+    await message.answer(clip("\n".join(lines)))
+
+
+@router.message(Command("editcourse"))
+async def cmd_edit_course(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    search: CatalogSearch,
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await message.answer(not_creator())
+        return
+    parts = (command.args or "").split(maxsplit=2)
+    if len(parts) < 3 or not parts[0].isdigit() or parts[1] not in authoring.EDITABLE:
+        await message.answer(
+            _("Usage: /editcourse <id> <field> <value>; fields: {fields}").format(
+                fields=", ".join(authoring.EDITABLE)
+            )
+        )
+        return
+    result = await authoring.edit_course(session, creator, int(parts[0]), parts[1], parts[2])
+    if result is None:
+        await message.answer(not_found())
+    elif result is False:
+        await message.answer(_("That value does not fit the field {field}.").format(field=parts[1]))
+    else:
+        search.invalidate()
+        await message.answer(_("Saved."))
+
+
+async def _publish(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    search: CatalogSearch,
+    published: bool,
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await message.answer(not_creator())
+        return
+    args = _int_args(command, 1)
+    course = await authoring.set_published(session, creator, args[0], published) if args else None
+    if course is None:
+        await message.answer(not_found())
+        return
+    search.invalidate()
+    text = _("«{title}» is published.") if published else _("«{title}» is unpublished.")
+    await message.answer(text.format(title=escape(course.title)))
+
+
+@router.message(Command("publish"))
+async def cmd_publish(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    search: CatalogSearch,
+) -> None:
+    await _publish(message, command, session, user, settings, search, True)
+
+
+@router.message(Command("unpublish"))
+async def cmd_unpublish(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    search: CatalogSearch,
+) -> None:
+    await _publish(message, command, session, user, settings, search, False)
+
+
+@router.message(Command("protect"))
+async def cmd_protect(
+    message: Message, command: CommandObject, session: AsyncSession, user: User, settings: Settings
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await message.answer(not_creator())
+        return
+    parts = (command.args or "").split()
+    if len(parts) != 2 or not parts[0].isdigit() or parts[1] not in ("on", "off"):
+        await message.answer(_("Usage: /protect <id> on|off"))
+        return
+    course = await authoring.set_protect(session, creator, int(parts[0]), parts[1] == "on")
+    if course is None:
+        await message.answer(not_found())
+    elif course.protect_content:
+        await message.answer(_("Lessons of this course can't be forwarded or saved."))
+    else:
+        await message.answer(_("Lessons of this course may be forwarded and saved."))
+
+
+# --- lessons ----------------------------------------------------------------------------
+
+
+def content_of(message: Message) -> LessonContent | None:
+    caption = message.html_text if message.caption else None
+    if message.photo:
+        return LessonContent("photo", file_id=message.photo[-1].file_id, caption=caption)
+    if message.video:
+        return LessonContent("video", file_id=message.video.file_id, caption=caption)
+    if message.document:
+        return LessonContent("document", file_id=message.document.file_id, caption=caption)
+    if message.voice:
+        return LessonContent("voice", file_id=message.voice.file_id, caption=caption)
+    if message.text and not message.text.startswith("/"):
+        return LessonContent("text", text=message.html_text)
+    return None
+
+
+@router.message(Command("addlesson"))
+async def cmd_add_lesson(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    state: FSMContext,
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await message.answer(not_creator())
+        return
+    args = _int_args(command, 1)
+    course = await authoring.own_course(session, creator, args[0]) if args else None
+    if course is None:
+        await message.answer(not_found() if args else _("Usage: /addlesson <course id>"))
+        return
+    await state.set_state(LessonInput.add)
+    await state.set_data({"course_id": course.id})
+    await message.answer(
+        _(
+            "Send the lesson for «{title}»: text, a photo, a video, a document or a voice "
+            "message, with a caption if you like. /cancel to stop."
+        ).format(title=escape(course.title))
+    )
+
+
+@router.message(Command("editlesson"))
+async def cmd_edit_lesson(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    state: FSMContext,
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await message.answer(not_creator())
+        return
+    args = _int_args(command, 1)
+    owned = await authoring.own_lesson(session, creator, args[0]) if args else None
+    if owned is None:
+        await message.answer(not_found() if args else _("Usage: /editlesson <lesson id>"))
+        return
+    await state.set_state(LessonInput.replace)
+    await state.set_data({"lesson_id": owned[0].id})
+    await message.answer(_("Send the new content of this lesson. /cancel to stop."))
+
+
+@router.message(StateFilter(LessonInput))
+async def on_lesson_content(
+    message: Message,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    state: FSMContext,
+    clock: Clock,
+) -> None:
+    creator = await _creator(session, user, settings)
+    content = content_of(message)
+    if creator is None or content is None:
+        await message.answer(
+            _("Please send text, a photo, a video, a document or a voice message.")
+        )
+        return
+    data = await state.get_data()
+    await state.clear()
+    if data.get("lesson_id"):
+        lesson = await authoring.replace_content(session, creator, data["lesson_id"], content)
+        await message.answer(_("Lesson updated.") if lesson else not_found())
+        return
+    lesson = await authoring.add_lesson(session, creator, data["course_id"], content, clock.now())
+    if lesson is None:
+        await message.answer(not_found())
+        return
+    await message.answer(
+        _(
+            "Lesson #{id} added as number {position}, released {rule}. "
+            "/release {id} changes that; /addlesson {course} adds another."
+        ).format(
+            id=lesson.id,
+            position=lesson.position,
+            rule=rule_text(lesson.release_rule, lesson.release_days, None),
+            course=data["course_id"],
+        )
+    )
+
+
+def rule_text(rule: str, days: int, at: Any) -> str:
+    if rule == ReleaseRule.AT_DATE and at is not None:
+        return _("on {date} (learner's local time)").format(date=at.strftime("%Y-%m-%d %H:%M"))
+    if rule == ReleaseRule.AFTER_PREVIOUS:
+        return _("when the previous lesson is done")
+    if days == 0:
+        return _("at enrollment")
+    return _("{days} days after enrollment").format(days=days)
+
+
+@router.message(Command("lessons"))
+async def cmd_lessons(
+    message: Message, command: CommandObject, session: AsyncSession, user: User, settings: Settings
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await message.answer(not_creator())
+        return
+    args = _int_args(command, 1)
+    course = await authoring.own_course(session, creator, args[0]) if args else None
+    if course is None:
+        await message.answer(not_found() if args else _("Usage: /lessons <course id>"))
+        return
+    lessons = await authoring.lessons_of(session, course.id)
+    if not lessons:
+        await message.answer(_("No lessons yet. /addlesson {id} adds one.").format(id=course.id))
+        return
+    lines = [f"<b>{escape(course.title)}</b>"]
+    for number, lesson in enumerate(lessons, start=1):
+        lines.append(
+            f"{number}. [#{lesson.id}] {escape(lesson.title)} — "
+            + rule_text(lesson.release_rule, lesson.release_days, lesson.release_at)
+        )
+    await message.answer(clip("\n".join(lines)))
+
+
+@router.message(Command("release"))
+async def cmd_release(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    clock: Clock,
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await message.answer(not_creator())
+        return
+    parts = (command.args or "").split(maxsplit=1)
+    release = authoring.parse_release(parts[1]) if len(parts) == 2 else None
+    if not parts or not parts[0].isdigit() or release is None:
+        await message.answer(
+            _("Usage: /release <lesson id> days <N> | at <YYYY-MM-DD HH:MM> | after")
+        )
+        return
+    result = await authoring.set_release(session, creator, int(parts[0]), release, clock.now())
+    if result is None:
+        await message.answer(not_found())
+        return
+    lesson, count = result
+    await message.answer(
+        _("Lesson #{id} is now released {rule}. Re-planned for {count} enrolled learners.").format(
+            id=lesson.id,
+            rule=rule_text(lesson.release_rule, lesson.release_days, lesson.release_at),
+            count=count,
+        )
+    )
+
+
+@router.message(Command("movelesson"))
+async def cmd_move_lesson(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    clock: Clock,
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await message.answer(not_creator())
+        return
+    parts = (command.args or "").split()
+    if len(parts) != 2 or not parts[0].isdigit() or parts[1] not in ("up", "down"):
+        await message.answer(_("Usage: /movelesson <lesson id> up|down"))
+        return
+    delta = -1 if parts[1] == "up" else 1
+    course = await authoring.move_lesson(session, creator, int(parts[0]), delta, clock.now())
+    await message.answer(
+        _("Moved. /lessons {id} shows the order.").format(id=course.id) if course else not_found()
+    )
+
+
+@router.message(Command("dellesson"))
+async def cmd_delete_lesson(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    clock: Clock,
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await message.answer(not_creator())
+        return
+    args = _int_args(command, 1)
+    course = await authoring.delete_lesson(session, creator, args[0], clock.now()) if args else None
+    await message.answer(_("Lesson deleted.") if course else not_found())
+
+
+@router.message(Command("preview"))
+async def cmd_preview(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    clock: Clock,
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await message.answer(not_creator())
+        return
+    args = _int_args(command, 2)
+    if args is None:
+        await message.answer(_("Usage: /preview <course id> <day>"))
+        return
+    tz = user.timezone or settings.timezone
+    items = await authoring.preview(session, creator, args[0], args[1], tz, clock.now())
+    if items is None:
+        await message.answer(not_found())
+        return
+    have = [i for i in items if i.available]
+    lines = [
+        _("A learner who enrolls today has {n} of {total} lessons on day {day}:").format(
+            n=len(have), total=len(items), day=args[1]
+        )
+    ]
+    for item in items:
+        mark = "✅" if item.available else "⏳"
+        when = _("day {day}").format(day=item.day)
+        lines.append(f"{mark} {item.number}. {escape(item.title)} ({when})")
+    await message.answer(clip("\n".join(lines)))
+
+
+# --- broadcasts -------------------------------------------------------------------------
+
+
+@router.message(Command("broadcast"))
+async def cmd_broadcast(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    state: FSMContext,
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await message.answer(not_creator())
+        return
+    args = _int_args(command, 1)
+    course = await authoring.own_course(session, creator, args[0]) if args else None
+    if course is None:
+        await message.answer(not_found() if args else _("Usage: /broadcast <course id>"))
+        return
+    await state.set_state(BroadcastInput.text)
+    await state.set_data({"course_id": course.id})
+    await message.answer(
+        _("Send the text for every learner of «{title}». /cancel to stop.").format(
+            title=escape(course.title)
+        )
+    )
+
+
+@router.message(BroadcastInput.text, F.text)
+async def on_broadcast_text(
+    message: Message,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    state: FSMContext,
+    clock: Clock,
+) -> None:
+    creator = await _creator(session, user, settings)
+    data = await state.get_data()
+    await state.clear()
+    if creator is None or (message.text or "").startswith("/"):
+        await message.answer(_("Cancelled."))
+        return
+    plan = await authoring.start_broadcast(
+        session,
+        creator,
+        data["course_id"],
+        clip(message.html_text),
+        chat_id=message.chat.id,
+        locale=current_locale(),
+        per_second=settings.scheduler_rate,
+        now=clock.now(),
+    )
+    if plan is None:
+        await message.answer(not_found())
+        return
+    status = await message.answer(
+        _("📣 Broadcast queued for {total} learners. Estimated time: {eta}.").format(
+            total=plan.total, eta=duration(plan.eta_seconds)
+        )
+    )
+    await authoring.attach_status(session, plan.job_id, status.message_id)
+
+
+def duration(seconds: float) -> str:
+    from bot.keyboards.learning import duration as fmt
+
+    return fmt(seconds, _)
