@@ -29,22 +29,36 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def demo_db_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Migrated and seeded once per session; each test gets a copy."""
+    path = tmp_path_factory.mktemp("e2e-template") / "demo.sqlite3"
+    prepare_database(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+def prepare_database(url: str) -> None:
+    """``python -m bot migrate`` and ``python -m bot seed --demo``, as an operator would."""
     import subprocess
 
-    path = tmp_path_factory.mktemp("e2e-template") / "demo.sqlite3"
-    env = dict(os.environ, DATABASE_URL=f"sqlite+aiosqlite:///{path}", BOT_TOKEN="123456:TEST")
+    env = dict(os.environ, DATABASE_URL=url, BOT_TOKEN="123456:TEST")
     for args in (["migrate"], ["seed", "--demo"]):
         subprocess.run(
             [sys.executable, "-m", "bot", *args],
             env=env, cwd=ROOT, check=True, capture_output=True, timeout=120,
         )  # fmt: skip
-    return path
 
 
 @pytest.fixture
-def database_url(demo_db_template: Path, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The demo catalog in a fresh database: PostgreSQL when TEST_DATABASE_URL says so,
+    else a copy of a SQLite file seeded once per session."""
+    from tests.conftest import PG_URL, create_pg_database, is_postgres
+
+    if is_postgres():
+        url = asyncio.run(create_pg_database(PG_URL))
+        prepare_database(url)
+        return url
+    template: Path = request.getfixturevalue("demo_db_template")
     target = tmp_path / "db.sqlite"
-    shutil.copy(demo_db_template, target)
+    shutil.copy(template, target)
     return f"sqlite+aiosqlite:///{target}"
 
 
