@@ -3,6 +3,7 @@ re-check → successful_payment → receipt. Thin: the rules live in bot.payment
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import lru_cache
 from html import escape
@@ -66,6 +67,7 @@ router = Router(name=__name__)
 TITLE_LIMIT = 32
 DESCRIPTION_LIMIT = 255
 TELEGRAM_METHODS = (PaymentMethod.STARS, PaymentMethod.CARD)
+UNKNOWN_ORDER_RETRIES = (0.05, 0.1, 0.2, 0.4, 0.8)
 
 
 class PromoState(StatesGroup):
@@ -510,14 +512,20 @@ async def on_promo_code(
 async def on_pre_checkout(
     query: PreCheckoutQuery, session: AsyncSession, settings: Settings
 ) -> None:
-    refusal = await check_pre_checkout(
-        session,
-        payload=query.invoice_payload,
-        user_id=query.from_user.id,
-        currency=query.currency,
-        total_amount=query.total_amount,
-        settings=settings,
-    )
+    for delay in (*UNKNOWN_ORDER_RETRIES, None):
+        refusal = await check_pre_checkout(
+            session,
+            payload=query.invoice_payload,
+            user_id=query.from_user.id,
+            currency=query.currency,
+            total_amount=query.total_amount,
+            settings=settings,
+        )
+        if refusal != Refusal.UNKNOWN_ORDER or delay is None:
+            break
+        # The invoice can reach a fast payer before the update that created its order has
+        # committed (PostgreSQL, concurrent updates): look again, still far within 10 s.
+        await asyncio.sleep(delay)
     if refusal is None:
         await query.answer(ok=True)
     else:

@@ -165,7 +165,12 @@ async def test_price_change_between_invoice_and_pre_checkout_is_refused(
     assert old is not None and old.status == OrderStatus.CANCELLED
 
 
-async def test_pre_checkout_refusals(harness: Harness, db: AsyncSession) -> None:
+async def test_pre_checkout_refusals(
+    harness: Harness, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.handlers import payments as payment_handlers
+
+    monkeypatch.setattr(payment_handlers, "UNKNOWN_ORDER_RETRIES", (0.01,))
     _, course_id = await make_course(db)
     invoice = await buy(harness, course_id, "Telegram Stars")
     bob = tg(2002, "Bob")
