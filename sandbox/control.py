@@ -341,6 +341,7 @@ def setup_control_routes(app: web.Application, server: SandboxServer) -> None:
             webhook=server.webhook["url"] if server.webhook else None,
             pending_updates=len(server.updates),
             time_offset=server.time_offset,
+            stats={method: dict(codes) for method, codes in server.stats.items()},
         )
 
     async def set_config(request: web.Request) -> web.Response:

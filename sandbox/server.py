@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,8 @@ class SandboxServer:
         self.violations: list[dict[str, Any]] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.emitted = 0
+        # Answers per method and HTTP code, e.g. stats["sendMessage"][429] (benchmarks).
+        self.stats: dict[str, Counter[int]] = defaultdict(Counter)
         self.seq = 0
         self.time_offset = 0
         self.next_group_id = 1000
@@ -291,6 +294,7 @@ class SandboxServer:
         if self.config.latency:
             await asyncio.sleep(self.config.latency)
         if parsed.error:
+            self.stats[name][400] += 1
             return bad(parsed.error.removeprefix("Bad Request: ")).to_json()
         self.calls.append((name, parsed.params))
         if len(self.calls) > 5000:
@@ -299,21 +303,29 @@ class SandboxServer:
             self, f"api_{name}", None
         )
         try:
-            if handler is None:
-                if self.spec.methods[name]["returns"] == ["Boolean"]:
-                    result: Any = True
-                else:
-                    self.violation("unsupported_method", name, "not simulated by the sandbox")
-                    raise bad(f"method {name} is not supported by the sandbox")
-            else:
-                result = await handler(parsed.params)
+            result = await self._run(name, handler, parsed.params)
         except ApiError as exc:
+            self.stats[name][exc.code] += 1
             return exc.to_json()
+        self.stats[name][200] += 1
         if self.config.validate_output:
             errors = self.spec.check_result(name, result)
             if errors:
                 self.violation("nonconforming_result", name, errors[:5])
         return {"ok": True, "result": result}
+
+    async def _run(
+        self,
+        name: str,
+        handler: Callable[[dict[str, Any]], Awaitable[Any]] | None,
+        params: dict[str, Any],
+    ) -> Any:
+        if handler is None:
+            if self.spec.methods[name]["returns"] == ["Boolean"]:
+                return True
+            self.violation("unsupported_method", name, "not simulated by the sandbox")
+            raise bad(f"method {name} is not supported by the sandbox")
+        return await handler(params)
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["token"] != self.token:

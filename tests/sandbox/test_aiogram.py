@@ -174,6 +174,7 @@ async def test_flood_limits_answer_429(server: SandboxServer, abot: Bot) -> None
     with pytest.raises(TelegramRetryAfter) as exc:
         await abot.send_message(alice.id, "too fast")
     assert exc.value.retry_after >= 1
+    assert server.stats["sendMessage"][429] == 1 and server.stats["sendMessage"][200] == 3
     await client.close()
 
 
