@@ -41,9 +41,11 @@ def feature_routers() -> list[Router]:
         catalog,
         fallback,
         info,
+        inline,
         learning,
         library,
         payments,
+        recommend,
         sales_admin,
         search,
         start,
@@ -60,6 +62,8 @@ def feature_routers() -> list[Router]:
         # Before search: a promo code typed after "I have a promo code" is not a query.
         payments.router,
         sales_admin.router,
+        recommend.router,
+        inline.router,
         search.router,
         fallback.router,
     ]

@@ -1,0 +1,91 @@
+"""“Recommended for you” (main menu, /foryou) and “Similar courses” (on every card)."""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.handlers import views
+from bot.handlers.common import current_locale, is_private, show
+from bot.keyboards.callbacks import MenuAction, MenuCB, SimilarCB
+from bot.keyboards.menus import catalog_or_home, results_keyboard
+from bot.models import User
+from bot.services.catalog import CourseSummary
+from bot.services.recommendations import recommend_for, similar_to
+from bot.services.search import CatalogSearch
+
+router = Router(name=__name__)
+
+RECOMMENDED = 5
+SIMILAR = 5
+
+
+def recommended_text(items: list[CourseSummary], locale: str) -> str:
+    lines = [_("✨ Recommended for you:"), ""]
+    lines += [views.summary_line(item, locale) for item in items]
+    return "\n".join(lines)
+
+
+def similar_text(items: list[CourseSummary], locale: str) -> str:
+    lines = [_("🧭 Similar courses:"), ""]
+    lines += [views.summary_line(item, locale) for item in items]
+    return "\n".join(lines)
+
+
+def no_recommendations() -> str:
+    return _("No suggestions yet. Browse the catalog, or pick your interests in the menu.")
+
+
+def no_similar(title: str | None = None) -> str:
+    if title:
+        return _("Nothing similar to «{title}» yet.").format(title=escape(title))
+    return _("Nothing similar yet.")
+
+
+async def recommended_screen(
+    session: AsyncSession, user_id: int, search: CatalogSearch, k: int = RECOMMENDED
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The “Recommended for you” screen. Other flows show it too: after a purchase and
+    after a finished lesson, and once onboarding interests are picked."""
+    items = await recommend_for(session, user_id, k, catalog=search)
+    if not items:
+        return no_recommendations(), catalog_or_home()
+    return recommended_text(items, current_locale()), results_keyboard(items)
+
+
+@router.callback_query(MenuCB.filter(F.action == MenuAction.RECOMMEND))
+async def on_recommended(
+    callback: CallbackQuery, session: AsyncSession, user: User, search: CatalogSearch
+) -> None:
+    text, markup = await recommended_screen(session, user.id, search)
+    await show(callback, text, markup)
+
+
+@router.message(Command("foryou"), is_private)
+async def cmd_recommended(
+    message: Message, session: AsyncSession, user: User, search: CatalogSearch
+) -> None:
+    text, markup = await recommended_screen(session, user.id, search)
+    await message.answer(text, reply_markup=markup)
+
+
+@router.callback_query(SimilarCB.filter())
+async def on_similar(
+    callback: CallbackQuery,
+    callback_data: SimilarCB,
+    session: AsyncSession,
+    user: User,
+    search: CatalogSearch,
+) -> None:
+    items = await similar_to(session, callback_data.id, SIMILAR, catalog=search, user_id=user.id)
+    if not items:
+        snapshot = await search.snapshot(session)
+        course = snapshot.by_id.get(callback_data.id)
+        await show(callback, no_similar(course.title if course else None), catalog_or_home())
+        return
+    await show(callback, similar_text(items, current_locale()), results_keyboard(items))

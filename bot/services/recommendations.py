@@ -1,0 +1,215 @@
+"""Recommendations: "Recommended for you", "Similar courses" and search, as plain data.
+
+One ``Recommendations`` holder per catalog (``CatalogSearch``) in a process. It fits a
+``Recommender`` on the catalog snapshot's published courses plus the learners' signals
+(entitlements, views, purchases, finished lessons) in a worker thread and swaps the
+reference atomically. Handlers never wait for a refit once a model exists:
+
+- the catalog changed (``CatalogSearch.invalidate()`` → a snapshot with a new
+  ``version``): the old model keeps answering while a new one is fitted;
+- co-purchase statistics drift as people buy: refitted at most every ``max_age`` seconds.
+
+A learner's own profile (interests, what they own and viewed) is read per request, so a
+purchase or a new interest counts at once, and owned courses are never suggested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.models import Entitlement, Event, EventKind, ProductKind, User
+from bot.recommend import Interaction, Profile, Recommender
+from bot.services.catalog import CourseSummary
+from bot.services.search import CatalogSearch, CatalogSnapshot
+from bot.services.topics import interest_keywords
+
+log = logging.getLogger(__name__)
+
+# The most recent funnel events the model learns from: bounded fit time and memory.
+MAX_EVENTS = 300_000
+RECENT_VIEWS = 30
+EVENT_KINDS = {
+    EventKind.VIEW.value: "view",
+    EventKind.PAID.value: "purchase",
+    EventKind.LESSON_DONE.value: "done",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    model: Recommender
+    snapshot: CatalogSnapshot
+    built_at: float
+
+
+async def load_interactions(session: AsyncSession) -> list[Interaction]:
+    """Every course entitlement ever granted (refunds included: they still say what
+    goes together) and the most recent funnel events about courses."""
+    out: list[Interaction] = []
+    grants = await session.execute(
+        select(Entitlement.user_id, Entitlement.product_id, Entitlement.starts_at).where(
+            Entitlement.product_kind == ProductKind.COURSE
+        )
+    )
+    for user_id, course_id, starts_at in grants:
+        out.append(Interaction(user_id, course_id, "purchase", starts_at.timestamp()))
+    events = await session.execute(
+        select(Event.user_id, Event.course_id, Event.kind, Event.created_at)
+        .where(Event.kind.in_(list(EVENT_KINDS)), Event.course_id.is_not(None))
+        .where(Event.user_id.is_not(None))
+        .order_by(Event.id.desc())
+        .limit(MAX_EVENTS)
+    )
+    for who, what, kind, created_at in events:
+        if who is not None and what is not None:
+            out.append(Interaction(who, what, EVENT_KINDS[kind], created_at.timestamp()))
+    return out
+
+
+async def load_profile(session: AsyncSession, user_id: int) -> Profile:
+    """What the recommender knows about one learner: onboarding interests (as keywords in
+    both languages), owned courses (every non-revoked entitlement, expired ones too:
+    they bought it once) and recent views."""
+    keys = await session.scalar(select(User.interests).where(User.id == user_id))
+    owned = await session.scalars(
+        select(Entitlement.product_id).where(
+            Entitlement.user_id == user_id,
+            Entitlement.product_kind == ProductKind.COURSE,
+            Entitlement.revoked_at.is_(None),
+        )
+    )
+    viewed = await session.scalars(
+        select(Event.course_id)
+        .where(
+            Event.user_id == user_id,
+            Event.kind == EventKind.VIEW,
+            Event.course_id.is_not(None),
+        )
+        .order_by(Event.id.desc())
+        .limit(RECENT_VIEWS)
+    )
+    return Profile(
+        interests=interest_keywords(list(keys or ())),
+        owned=tuple(sorted(set(owned))),
+        viewed=tuple(dict.fromkeys(v for v in viewed if v is not None)),
+    )
+
+
+class Recommendations:
+    """The process-wide holder of the fitted model for one catalog."""
+
+    def __init__(self, catalog: CatalogSearch, max_age: float = 900.0) -> None:
+        self.catalog = catalog
+        self.max_age = max_age
+        self._fitted: Fitted | None = None
+        self._lock = asyncio.Lock()
+        self._refresh: asyncio.Task[None] | None = None
+        self._stale = False
+
+    def invalidate(self) -> None:
+        """Refit soon (new purchases matter now); the current model keeps answering."""
+        self._stale = True
+
+    async def _fit(self, session: AsyncSession | None) -> None:
+        async with self._lock:
+            snapshot = await self.catalog.snapshot(session)
+            current = self._fitted
+            if current is not None and current.snapshot is snapshot and not self._stale:
+                return  # another caller fitted it while we waited for the lock
+            self._stale = False
+            if session is not None:
+                interactions = await load_interactions(session)
+            else:
+                # CatalogSearch keeps the process's sessionmaker; a background refit
+                # reads through its own short session.
+                async with self.catalog._sessionmaker() as own:
+                    interactions = await load_interactions(own)
+            # Fitting is CPU work (seconds at 100k courses): never on the event loop.
+            model = await asyncio.to_thread(Recommender.fit, snapshot.docs, interactions)
+            self._fitted = Fitted(model, snapshot, time.monotonic())
+            log.info("recommender fitted: %d courses, %d signals", len(model), len(interactions))
+
+    async def fitted(self, session: AsyncSession | None = None) -> Fitted:
+        """The current model. Only the very first fit makes the caller wait."""
+        snapshot = await self.catalog.snapshot(session)
+        current = self._fitted
+        if current is None:
+            await self._fit(session)
+            assert self._fitted is not None
+            return self._fitted
+        outdated = (
+            current.snapshot is not snapshot
+            or self._stale
+            or time.monotonic() - current.built_at > self.max_age
+        )
+        if outdated and (self._refresh is None or self._refresh.done()):
+            self._refresh = asyncio.create_task(self._fit(None))
+        return current
+
+    async def wait_fresh(self) -> None:
+        """Tests and the demo: wait until a refit in flight (if any) has landed."""
+        if self._refresh is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresh
+
+    async def close(self) -> None:
+        if self._refresh is not None and not self._refresh.done():
+            self._refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._refresh
+
+
+_holders: weakref.WeakKeyDictionary[CatalogSearch, Recommendations] = weakref.WeakKeyDictionary()
+
+
+def recommendations(catalog: CatalogSearch) -> Recommendations:
+    """The holder for this catalog (one per process in production; tests build several)."""
+    holder = _holders.get(catalog)
+    if holder is None:
+        holder = _holders[catalog] = Recommendations(catalog)
+    return holder
+
+
+def _summaries(snapshot: CatalogSnapshot, ids: list[int]) -> list[CourseSummary]:
+    return [snapshot.by_id[i] for i in ids if i in snapshot.by_id]
+
+
+async def recommend_for(
+    session: AsyncSession, user_id: int, k: int = 5, *, catalog: CatalogSearch
+) -> list[CourseSummary]:
+    """Courses for this learner, best first: never one they own, never an unpublished one."""
+    fitted = await recommendations(catalog).fitted(session)
+    profile = await load_profile(session, user_id)
+    return _summaries(fitted.snapshot, fitted.model.recommend(profile, k))
+
+
+async def similar_to(
+    session: AsyncSession,
+    course_id: int,
+    k: int = 5,
+    *,
+    catalog: CatalogSearch,
+    user_id: int | None = None,
+) -> list[CourseSummary]:
+    """Courses like this one (text and co-purchases); without the learner's own ones."""
+    fitted = await recommendations(catalog).fitted(session)
+    owned: set[int] = set()
+    if user_id is not None:
+        owned = set((await load_profile(session, user_id)).owned)
+    ids = [i for i in fitted.model.similar(course_id, k + len(owned)) if i not in owned]
+    return _summaries(fitted.snapshot, ids[:k])
+
+
+async def search_courses(
+    query: str, limit: int = 8, *, catalog: CatalogSearch, session: AsyncSession | None = None
+) -> list[CourseSummary]:
+    """Typo-tolerant search over titles and tags (the catalog's own index)."""
+    return await catalog.search(query, limit=limit, session=session)
