@@ -22,6 +22,7 @@ from aiogram.types import (
 )
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
@@ -575,6 +576,44 @@ async def on_successful_payment(
     if refund is None or refund.status not in (RefundStatus.DONE, RefundStatus.SYNCED):
         log.error("payment %s needs a manual refund", paid.telegram_payment_charge_id)
     await message.answer(auto_refund_text(result, refund, locale))
+
+
+class _RefundedElsewhere:
+    """A provider whose refund has already happened (Telegram told us it did)."""
+
+    async def refund_star_payment(self, user_id: int, telegram_payment_charge_id: str) -> None:
+        raise AlreadyRefunded("refunded outside the bot")
+
+    async def star_transactions(self, offset: int, limit: int) -> list[StarTxn]:
+        return []
+
+    async def refund(self, charge_id: str, idempotency_key: str | None = None) -> str:
+        raise AlreadyRefunded("refunded outside the bot")
+
+
+async def _is_refunded_payment(message: Message) -> bool:
+    return message.refunded_payment is not None
+
+
+@router.message(_is_refunded_payment)
+async def on_refunded_payment(message: Message, session: AsyncSession, settings: Settings) -> None:
+    """Telegram's note that a payment was refunded. Ours are booked already; one refunded
+    elsewhere (e.g. by Telegram support) is booked now, and access ends with it."""
+    refunded = message.refunded_payment
+    assert refunded is not None
+    payment = await session.scalar(
+        select(Payment).where(
+            Payment.telegram_payment_charge_id == refunded.telegram_payment_charge_id
+        )
+    )
+    if payment is None or payment.refunded_at is not None:
+        return
+    elsewhere = _RefundedElsewhere()
+    result = await refund_payment(
+        session, payment, Gateways(stars=elsewhere, card=elsewhere), settings, actor_creator_id=None
+    )
+    if result.status == RefundStatus.SYNCED:
+        await message.answer(refunded_text(result, current_locale()))
 
 
 async def _refund_unrecorded(bot: Bot, settings: Settings, user_id: int, method: str, paid):  # type: ignore[no-untyped-def]

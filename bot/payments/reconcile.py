@@ -71,7 +71,7 @@ async def fetch_all(stars: StarsApi) -> list[StarTxn]:
 
 def compare(txns: list[StarTxn], local: list[Payment]) -> ReconcileReport:
     incoming = {t.id: t for t in txns if t.direction == "in" and t.user_id is not None}
-    refunded_remote = {t.id for t in txns if t.direction == "out" and t.id in incoming}
+    refunded_remote = _refunded(incoming, [t for t in txns if t.direction == "out"])
     mine = {p.telegram_payment_charge_id: p for p in local if p.telegram_payment_charge_id}
     report = ReconcileReport(remote_payments=len(incoming), local_payments=len(mine))
     for charge, txn in incoming.items():
@@ -87,6 +87,24 @@ def compare(txns: list[StarTxn], local: list[Payment]) -> ReconcileReport:
             report.refunded_only_locally.append(charge)
     report.missing_remotely = sorted(c for c in mine if c not in incoming)
     return report
+
+
+def _refunded(incoming: dict[str, StarTxn], outgoing: list[StarTxn]) -> set[str]:
+    """Charge ids of refunded payments. Telegram gives a refund the id of the payment it
+    refunds; a refund with another id is matched by user, payload and amount instead."""
+    refunded = {t.id for t in outgoing if t.id in incoming}
+    for txn in outgoing:
+        if txn.id in incoming or txn.user_id is None or not txn.invoice_payload:
+            continue
+        for charge, paid in incoming.items():
+            if charge not in refunded and (paid.user_id, paid.invoice_payload, paid.amount) == (
+                txn.user_id,
+                txn.invoice_payload,
+                txn.amount,
+            ):
+                refunded.add(charge)
+                break
+    return refunded
 
 
 async def reconcile_stars(session: AsyncSession, stars: StarsApi) -> ReconcileReport:

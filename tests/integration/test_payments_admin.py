@@ -249,3 +249,41 @@ async def test_sales_report_per_currency(harness: Harness, db: AsyncSession) -> 
     await harness.send("/sales", BOSS)
     assert "platform" in harness.last_text()
     assert await db.scalar(select(func.count()).select_from(LedgerEntry)) == 2
+
+
+async def test_refund_made_outside_the_bot_is_booked_from_telegrams_notice(
+    harness: Harness, db: AsyncSession
+) -> None:
+    from datetime import UTC, datetime
+
+    from aiogram.types import Chat, Message, RefundedPayment, Update
+
+    _, course_id = await make_course(db)
+    ref = await paid_stars_order(harness, course_id)
+    notice = Update(
+        update_id=990_001,
+        message=Message(
+            message_id=990_001,
+            date=datetime.now(UTC),
+            chat=Chat(id=ANN.id, type="private"),
+            from_user=ANN,
+            refunded_payment=RefundedPayment(
+                currency="XTR",
+                total_amount=500,
+                invoice_payload=ref,
+                telegram_payment_charge_id="st-1",
+            ),
+        ),
+    )
+    harness.session.clear()
+    await harness.feed(notice)
+    assert harness.session.of_type(RefundStarPayment) == []  # nothing to call: it is done
+    assert "was refunded" in harness.last_text()
+    db.expire_all()
+    ent = await db.scalar(select(Entitlement))
+    assert ent is not None and ent.revoked_at is not None
+    assert await db.scalar(select(func.sum(LedgerEntry.gross_minor))) == 0
+    # Telegram repeats itself, or the refund was ours: nothing more happens, no reply.
+    harness.session.clear()
+    await harness.feed(notice.model_copy(update={"update_id": 990_002}))
+    assert harness.session.of_type(SendMessage) == []

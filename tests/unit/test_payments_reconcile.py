@@ -54,3 +54,9 @@ async def test_fetch_all_pages() -> None:
             return self.txns[offset : offset + limit]
 
     assert len(await fetch_all(Fake())) == 250
+
+
+def test_a_refund_with_its_own_id_is_matched_by_user_payload_and_amount() -> None:
+    refund = StarTxn("rf-1", 7, 0, "out", 1001, "ref")
+    report = compare([txn("b", 7), refund], [pay("b", 7, True)])
+    assert report.ok
