@@ -1,0 +1,153 @@
+"""Drip with the real bot (`python -m bot run`, its scheduler inside) over the sandbox:
+a creator builds a course in chat, learners get lesson 1 at once, Done releases the next,
+quiet hours hold a lesson back, a schedule edit reaches enrolled learners, a learner who
+blocked the bot is paused and resumed, and a broadcast reaches everyone.
+
+The bot runs on the real clock here; lessons due days later are covered with a moved
+clock in tests/integration/test_drip_*.py."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.db import create_engine, create_sessionmaker
+from bot.models import Course, Lesson, ProductKind
+from bot.services import access, drip
+from sandbox import SandboxServer
+from sandbox.client import SandboxClient, SandboxUser
+from sandbox.demo import BotProcess
+from tests.e2e.conftest import start_bot
+
+CREATOR_ID = 7000001  # ADMIN_IDS of the e2e bot
+
+
+@pytest.fixture
+async def polling_bot(
+    sandbox_server: SandboxServer, database_url: str, tmp_path: Path
+) -> AsyncIterator[BotProcess]:
+    bot = await start_bot(sandbox_server, database_url, tmp_path, webhook=False)
+    yield bot
+    await bot.stop()
+
+
+async def say(user: SandboxUser, text: str, expect: str, timeout: float = 10) -> str:
+    await user.send(text)
+    message = await user.wait_for_message(contains=expect, timeout=timeout)
+    await user.wait_for_idle(quiet=0.15)
+    return message.text
+
+
+async def grant(database_url: str, user_id: int, course_id: int) -> None:
+    """Access given outside a payment (an owner's gift): the grant hook enrolls."""
+    drip.install("UTC")
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            await access.grant(session, user_id, ProductKind.COURSE, course_id, days=None)
+            await session.commit()
+    finally:
+        await engine.dispose()
+
+
+async def ids(database_url: str, title: str) -> tuple[int, list[int]]:
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            course_id = await session.scalar(select(Course.id).where(Course.title == title))
+            assert course_id is not None
+            lessons = await session.scalars(
+                select(Lesson.id).where(Lesson.course_id == course_id).order_by(Lesson.position)
+            )
+            return course_id, list(lessons)
+    finally:
+        await engine.dispose()
+
+
+async def no_message(user: SandboxUser, contains: str, wait: float = 3.0) -> None:
+    with pytest.raises(TimeoutError):
+        await user.wait_for_message(contains=contains, timeout=wait)
+
+
+async def test_drip_course_end_to_end(
+    polling_bot: BotProcess,
+    sandbox_server: SandboxServer,
+    learner_client: SandboxClient,
+    database_url: str,
+) -> None:
+    olga = await learner_client.create_user("Olga", "en", id=CREATOR_ID)
+    alice = await learner_client.create_user("Alice", "en")
+    bob = await learner_client.create_user("Bob", "en")
+    await say(olga, "/start", "Welcome", timeout=15)
+
+    # The creator builds a course in the chat.
+    await say(olga, "/newcourse", "What is its title")
+    await say(olga, "Drip E2E", "Describe")
+    await say(olga, "Three short lessons.", "Tags")
+    await say(olga, "test, drip", "Which language")
+    await olga.click("English")
+    await olga.wait_for_message(contains="Card price")
+    await olga.wait_for_idle(quiet=0.15)
+    await say(olga, "0", "Stars")
+    await say(olga, "100", "Publish it now")
+    await olga.click("🚀 Publish")
+    published = await olga.wait_for_message(contains="is published")
+    course_id = int(re.search(r"#(\d+)", published.text).group(1))  # type: ignore[union-attr]
+    await olga.wait_for_idle(quiet=0.15)
+    for body in ("First: hello", "Second: SELECT", "Third: JOIN"):
+        await say(olga, f"/addlesson {course_id}", "Send the lesson")
+        await say(olga, body, "added as number")
+    _, (_first, l2, l3) = await ids(database_url, "Drip E2E")
+    await say(olga, f"/release {l2} after", "previous lesson is done")
+
+    # Alice enrolls: lesson 1 at once, protected, with Done and Next.
+    await say(alice, "/start", "Welcome", timeout=15)
+    # Default quiet hours are 22:00-08:00 local; the test must not depend on the hour.
+    await say(alice, "/quiet off", "Saved")
+    await grant(database_url, alice.id, course_id)
+    lesson1 = await alice.wait_for_message(contains="Lesson 1 of 3", timeout=10)
+    assert "First: hello" in lesson1.text and lesson1.protected
+    assert lesson1.buttons == ["✅ Done", "Next ▶"]
+    # Done releases the lesson that waits for it.
+    await alice.click("✅ Done", message=lesson1)
+    await alice.wait_for_message(contains="Lesson 2 of 3", timeout=10)
+    await alice.wait_for_idle(quiet=0.15)
+
+    # Quiet hours now: moving lesson 3 to "at enrollment" makes it due, but not sent.
+    now = datetime.now(UTC)
+    start, end = now - timedelta(hours=1), now + timedelta(hours=2)
+    await say(alice, f"/quiet {start:%H:%M}-{end:%H:%M}", "Saved")
+    await say(olga, f"/release {l3} days 0", "Re-planned for 1 enrolled learners")
+    await no_message(alice, "Lesson 3 of 3")
+    await say(alice, "/quiet off", "Saved")
+    lesson3 = await alice.wait_for_message(contains="Lesson 3 of 3", timeout=10)
+    assert "Third: JOIN" in lesson3.text
+    await alice.wait_for_idle(quiet=0.15)
+    library = await say(alice, "/my", "Your library")
+    assert "Drip E2E" in library and "1 of 3 done" in library
+
+    # Bob blocked the bot: his lesson waits; he comes back and gets it.
+    await say(bob, "/start", "Welcome", timeout=15)
+    await say(bob, "/quiet off", "Saved")
+    await bob.block()
+    await grant(database_url, bob.id, course_id)
+    await asyncio.sleep(3)
+    await bob.unblock()
+    await no_message(bob, "Lesson 1 of 3", wait=1.0)
+    await bob.send("hi again")
+    await bob.wait_for_message(contains="Lesson 1 of 3", timeout=10)
+    await bob.wait_for_idle(quiet=0.15)
+
+    # A broadcast reaches every learner, and the creator sees it finish.
+    await say(olga, f"/broadcast {course_id}", "Send the text")
+    await say(olga, "Live Q&A at 18:00", "queued for 2 learners")
+    for learner in (alice, bob):
+        await learner.wait_for_message(contains="Live Q&A at 18:00", timeout=10)
+    await olga.wait_for_message(contains="Broadcast finished: 2 of 2 delivered", timeout=15)
+    assert sandbox_server.violations == []
