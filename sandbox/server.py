@@ -493,6 +493,9 @@ class SandboxServer:
             "callback_game",
             "pay",
         )
+        # Telegram keeps only the fields it knows.
+        known = {f["name"] for f in self.spec.types["InlineKeyboardButton"]["fields"]}
+        rows = [[{k: v for k, v in b.items() if k in known} for b in row] for row in rows]
         for row in rows:
             for button in row:
                 present = [a for a in actions if a in button]

@@ -67,6 +67,13 @@ class Spec:
             if not ok:
                 return ParsedRequest(out, unknown, f"Bad Request: can't parse {name}")
             out[name] = coerced
+            if isinstance(coerced, dict | list):
+                # Fields the spec does not know, inside objects (reply_markup.…): logged too.
+                unknown += [
+                    e.split(":", 1)[0]
+                    for e in self.check_any(f["types"], coerced, name)
+                    if " has no field " in e
+                ]
         return ParsedRequest(out, unknown)
 
     def _coerce(self, types: list[str], value: Any) -> tuple[bool, Any]:

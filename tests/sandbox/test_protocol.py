@@ -110,6 +110,12 @@ async def test_unknown_parameters_are_logged(server: SandboxServer, client: Sand
         {"kind": "unknown_parameter", "method": "sendMessage", "detail": ["colour"]}
     ]
     assert (await client.violations())[0]["detail"] == ["colour"]
+    markup = {"inline_keyboard": [[{"text": "A", "callback_data": "a", "colour": "red"}]]}
+    _, body = await raw_call(
+        server, "sendMessage", json_body={"chat_id": alice.id, "text": "x", "reply_markup": markup}
+    )
+    assert body["ok"]
+    assert server.violations[-1]["detail"] == ["reply_markup.inline_keyboard[0][0].colour"]
     await client.clear_violations()
     assert server.violations == []
 
