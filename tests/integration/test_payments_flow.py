@@ -245,6 +245,22 @@ async def test_concurrent_duplicate_loses_on_the_unique_index(
     assert await count(db, LedgerEntry) == 1
 
 
+async def test_concurrent_deliveries_credit_once(harness: Harness, db: AsyncSession) -> None:
+    """Three copies at once (webhook retries racing): one payment, one grant, one receipt.
+    Truly concurrent on PostgreSQL, where the losers hit the unique index."""
+    import asyncio
+
+    _, course_id = await make_course(db)
+    invoice = await buy(harness, course_id, "Telegram Stars")
+    update = successful_payment_update(ANN, invoice.payload, "XTR", 500, "race")
+    harness.session.clear()
+    await asyncio.gather(*(harness.feed(update) for _ in range(3)))
+    assert len([t for t in harness.session.texts() if "Payment received" in t]) == 1
+    assert await count(db, Payment) == 1
+    assert await count(db, LedgerEntry) == 1
+    assert await count(db, Entitlement) == 1
+
+
 async def test_invoice_link_for_sharing(harness: Harness, db: AsyncSession) -> None:
     _, course_id = await make_course(db)
     await harness.press(BuyCB(id=course_id).pack(), ANN)

@@ -85,3 +85,15 @@ def test_parse_coupon_values() -> None:
         parse_spec(["x", "20%", "course=1", "plan=2"])
     with pytest.raises(CouponSpecError):
         parse_spec(["x", "20%", "uses=-1"])
+
+
+def test_payment_callbacks_fit_telegram_limit() -> None:
+    from bot.keyboards.payments import LinkCB, PayCB, PromoCB
+
+    big = 2**63 - 1
+    for packed in (
+        PayCB(k="course", id=big, m="stars", cp=big).pack(),
+        LinkCB(k="course", id=big, m="card", cp=big).pack(),
+        PromoCB(k="course", id=big).pack(),
+    ):
+        assert len(packed.encode()) <= 64, packed
