@@ -1,8 +1,10 @@
 """The web chat in headless Chromium against the sandbox and the real bot: send /start, pick a
-language, open the catalog by its button, and check what the page shows."""
+language, open the catalog by its button, check what the page shows, then buy a course with
+the sandbox Pay button. Screenshots land in tmp_path."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -81,7 +83,19 @@ async def test_web_chat(
     await browser.screenshot(tmp_path / "webchat.png")
     assert (tmp_path / "webchat.png").stat().st_size > 1000
 
-    # The page and the sandbox agree: the catalog message is the bot's, edited in place.
-    last = await learner.last_message()
-    assert last is not None and "Catalog — page 1" in last.text and last.edited
+    # Buy it with the sandbox's Pay button.
+    assert await browser.wait_for(CLICK_BUTTON, "Python for Absolute Beginners")
+    assert await browser.wait_for(CLICK_BUTTON, "🛒 Buy")
+    await browser.wait_for(HAS_MESSAGE, "How would you like to pay?")
+    assert await browser.wait_for(CLICK_BUTTON, "⭐ Telegram Stars — ⭐ 150")
+    await browser.wait_for("return document.querySelectorAll('.pay-button').length > 0")
+    await asyncio.sleep(0.3)  # a person's pause; see test_purchase.py
+    await browser.click(".pay-button")
+    await browser.wait_for(HAS_MESSAGE, "Payment received", timeout=15)
+    await browser.screenshot(tmp_path / "webchat-paid.png")
+
+    # The page and the sandbox agree.
+    messages = await learner.messages()
+    assert any(m.successful_payment for m in messages)
+    assert "Payment received" in messages[-1].text
     assert sandbox_server.violations == []
