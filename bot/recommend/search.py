@@ -37,6 +37,17 @@ class SearchHit:
     score: float  # 0..100
 
 
+def _best(scores: NDArray[np.float64], n: int) -> NDArray[np.intp]:
+    """Positions of the ``n`` highest scores; ties at the cut go to the lowest positions,
+    so the answer never depends on how the partition fell. Unordered."""
+    if len(scores) <= n:
+        return np.arange(len(scores))
+    cut = scores[np.argpartition(-scores, n - 1)[n - 1]]
+    above = np.flatnonzero(scores > cut)
+    tied = np.flatnonzero(scores == cut)[: n - len(above)]
+    return np.concatenate([above, tied])
+
+
 class SearchIndex:
     __slots__ = ("_gram_ids", "_idf", "_ids", "_indptr", "_inv_len", "_postings", "_texts")
 
@@ -118,18 +129,14 @@ class SearchIndex:
         weights = np.repeat(self._idf[gids], ends - starts)
         scores = np.bincount(rows, weights=weights, minlength=len(self._texts))
         hit = np.flatnonzero(scores)
-        raw = scores[hit]
+        raw = scores[hit].astype(np.float64)
         if len(hit) > limit:
             # Half by raw overlap (long queries: whole titles), half by overlap relative
             # to the text's length (short queries: WRatio favours texts about as long as
-            # the query). Ties at a cut go to the lower row, for determinism.
-            short = raw * self._inv_len[hit]
-            keep = np.union1d(
-                np.lexsort((hit, -raw))[: limit // 2], np.lexsort((hit, -short))[: limit // 2]
-            )
+            # the query).
+            keep = np.union1d(_best(raw, limit // 2), _best(raw * self._inv_len[hit], limit // 2))
             hit, raw = hit[keep], raw[keep]
-        scores = raw
-        return hit, np.asarray(scores, dtype=np.float64)
+        return hit, raw
 
     def search(self, query: str, limit: int = 10) -> list[SearchHit]:
         q = normalize(query[: MAX_QUERY_CHARS * 2])[:MAX_QUERY_CHARS]

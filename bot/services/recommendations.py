@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 # The most recent funnel events the model learns from: bounded fit time and memory.
 MAX_EVENTS = 300_000
 RECENT_VIEWS = 30
+SPARE = 3
 EVENT_KINDS = {
     EventKind.VIEW.value: "view",
     EventKind.PAID.value: "purchase",
@@ -178,8 +179,11 @@ def recommendations(catalog: CatalogSearch) -> Recommendations:
     return holder
 
 
-def _summaries(snapshot: CatalogSnapshot, ids: list[int]) -> list[CourseSummary]:
-    return [snapshot.by_id[i] for i in ids if i in snapshot.by_id]
+async def _published(
+    catalog: CatalogSearch, session: AsyncSession, ids: list[int], k: int
+) -> list[CourseSummary]:
+    snapshot = await catalog.snapshot(session)
+    return [snapshot.by_id[i] for i in ids if i in snapshot.by_id][:k]
 
 
 async def recommend_for(
@@ -188,7 +192,9 @@ async def recommend_for(
     """Courses for this learner, best first: never one they own, never an unpublished one."""
     fitted = await recommendations(catalog).fitted(session)
     profile = await load_profile(session, user_id)
-    return _summaries(fitted.snapshot, fitted.model.recommend(profile, k))
+    # A few spare: courses unpublished since the fit drop out against the newest snapshot.
+    ids = fitted.model.recommend(profile, k + SPARE)
+    return await _published(catalog, session, ids, k)
 
 
 async def similar_to(
@@ -204,8 +210,8 @@ async def similar_to(
     owned: set[int] = set()
     if user_id is not None:
         owned = set((await load_profile(session, user_id)).owned)
-    ids = [i for i in fitted.model.similar(course_id, k + len(owned)) if i not in owned]
-    return _summaries(fitted.snapshot, ids[:k])
+    ids = [i for i in fitted.model.similar(course_id, k + len(owned) + SPARE) if i not in owned]
+    return await _published(catalog, session, ids, k)
 
 
 async def search_courses(
