@@ -41,10 +41,11 @@ def paysupport_text() -> str:
     return _(
         "<b>Payment support</b>\n\n"
         "If a payment went wrong, or you want a refund, write to the creator of the course "
-        "or reply here with your order details. Refunds go back the way you paid: Telegram "
-        "Stars to your Stars balance, card payments to your card. Once refunded, access to "
-        "the course or group ends. We never charge twice for the same order: if you did pay "
-        "twice, the second payment is refunded."
+        "and quote the order number from your receipt. Refunds go back the way you paid: "
+        "Telegram Stars to your Stars balance at once, card payments to your card within "
+        "5–10 days. Once refunded, access to the course or group ends. We never charge twice "
+        "for the same order: if you did pay twice, the second payment is refunded "
+        "automatically and we tell you so."
     )
 
 
