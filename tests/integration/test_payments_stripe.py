@@ -349,3 +349,60 @@ async def test_webhook_credits_a_completed_checkout_once(
         if m.chat_id == ANN.id and "Payment received" in m.text
     ]
     assert len(receipts) == 1
+
+
+RECORDED_REFUND: dict[str, Any] = {
+    "id": "re_3Q0a1b2c3",
+    "object": "refund",
+    "amount": 1999,
+    "charge": "ch_3Q0a1b2c3",
+    "currency": "usd",
+    "payment_intent": "pi_2",
+    "status": "succeeded",
+}
+
+
+async def test_web_payment_for_an_owned_course_is_refunded_through_stripe(
+    database_url: str, engine: AsyncEngine, db: AsyncSession
+) -> None:
+    async with StripeStub({"/v1/refunds": (200, RECORDED_REFUND)}) as stub:
+        settings = pay_settings(
+            database_url,
+            stripe_secret_key=STRIPE_KEY,
+            stripe_api_base=stub.url,
+            stripe_webhook_secret=WEBHOOK_SECRET,
+        )
+        app = make_app(settings, engine)
+        _, course_id = await make_course(db)
+        await upsert_user(db, TelegramProfile(id=ANN.id, first_name="Ann", language_code="en"))
+        offer = await make_offer(db, ANN.id, "course", course_id, settings)
+        assert isinstance(offer, Offer)
+        ref = (await open_order(db, ANN.id, offer, "web", settings)).public_ref
+        # The same checkout opened in two browser tabs and paid in both.
+        refs = [ref, ref]
+        await db.commit()
+
+        web_app = web.Application()
+        add_stripe_webhook(app, web_app)
+        runner = web.AppRunner(web_app)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        url = f"http://127.0.0.1:{port}{settings.stripe_webhook_path}"
+        try:
+            for n, ref in enumerate(refs, 1):
+                body = checkout_completed(f"evt_{n}", ref, 1999, f"pi_{n}")
+                assert await post(url, body, stripe_signature(body, WEBHOOK_SECRET)) == 200
+        finally:
+            await runner.cleanup()
+            await app.search.close()
+
+        assert [form for _, form in stub.requests] == [{"payment_intent": "pi_2"}]
+        texts = [m.text for m in app.bot.session.of_type(SendMessage)]  # type: ignore[attr-defined]
+        assert any("Payment received" in t for t in texts)
+        assert any("We refunded it" in t for t in texts)
+        db.expire_all()
+        payments = {p.provider_payment_charge_id: p for p in await db.scalars(select(Payment))}
+        assert payments["pi_1"].refunded_at is None
+        assert payments["pi_2"].refunded_at is not None
+        assert await db.scalar(select(func.sum(LedgerEntry.gross_minor))) == 1999

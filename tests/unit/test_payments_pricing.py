@@ -97,3 +97,47 @@ def test_payment_callbacks_fit_telegram_limit() -> None:
         PromoCB(k="course", id=big).pack(),
     ):
         assert len(packed.encode()) <= 64, packed
+
+
+def test_coupon_rules() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.models import Coupon
+    from bot.payments.coupons import CouponProblem, apply, coupon_problem
+    from bot.payments.products import Product
+
+    now = datetime.now(UTC)
+    product = Product("course", 3, 9, "T", "", 1999, "USD", 500, True, True, True, None)
+
+    def coupon(**kw: object) -> Coupon:
+        values: dict[str, object] = {
+            "code": "X",
+            "creator_id": 9,
+            "kind": "percent",
+            "value": 10,
+            "active": True,
+            "used_count": 0,
+            "max_uses": None,
+            "expires_at": None,
+            "product_kind": None,
+            "product_id": None,
+            "currency": None,
+        }
+        values.update(kw)
+        return Coupon(**values)
+
+    assert coupon_problem(coupon(), product, now) is None
+    assert coupon_problem(None, product, now) == CouponProblem.UNKNOWN
+    assert coupon_problem(coupon(active=False), product, now) == CouponProblem.INACTIVE
+    past = now - timedelta(seconds=1)
+    assert coupon_problem(coupon(expires_at=past), product, now) == CouponProblem.EXPIRED
+    used = coupon(max_uses=2, used_count=2)
+    assert coupon_problem(used, product, now) == CouponProblem.USED_UP
+    assert coupon_problem(coupon(creator_id=8), product, now) == CouponProblem.NOT_THIS_PRODUCT
+    other = coupon(product_kind="course", product_id=4)
+    assert coupon_problem(other, product, now) == CouponProblem.NOT_THIS_PRODUCT
+    assert coupon_problem(coupon(product_kind="course", product_id=3), product, now) is None
+    # A fixed amount applies only in its own currency; percent to Stars and cards alike.
+    five_usd = coupon(kind="fixed", value=500, currency="USD")
+    assert apply(five_usd, 1999, "USD") == 1499 and apply(five_usd, 500, "XTR") == 500
+    assert apply(coupon(), 500, "XTR") == 450
