@@ -98,4 +98,11 @@ async def test_web_chat(
     messages = await learner.messages()
     assert any(m.successful_payment for m in messages)
     assert "Payment received" in messages[-1].text
+    assert (await learner.state())["user"]["stars"] == 10_000 - 150
+
+    # Paying the same invoice again: the bot refuses at pre-checkout, nothing is charged.
+    invoice = next(m for m in messages if m.invoice is not None)
+    again = await learner.pay(invoice)
+    assert not again.paid and again.reason == "rejected"
+    assert (await learner.state())["user"]["stars"] == 10_000 - 150
     assert sandbox_server.violations == []
