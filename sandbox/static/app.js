@@ -277,8 +277,14 @@ async function refresh() {
 
 async function sendText(text) {
   if (!text || !state.userId) return;
+  const chat = state.me && state.me.chats.find((c) => c.id === state.chatId);
   try {
-    await api("POST", `/users/${state.userId}/send`, { text, chat_id: state.chatId });
+    if (chat && chat.type === "channel") {
+      // Channels have posts, not messages from members: the owner or an admin posts.
+      await api("POST", `/chats/${state.chatId}/post`, { user_id: state.userId, text });
+    } else {
+      await api("POST", `/users/${state.userId}/send`, { text, chat_id: state.chatId });
+    }
   } catch (e) { toast(e.message, true); }
   refresh();
 }
