@@ -40,6 +40,8 @@ def feature_routers() -> list[Router]:
         authoring,
         catalog,
         fallback,
+        group_admin,
+        groups,
         info,
         inline,
         learning,
@@ -62,6 +64,9 @@ def feature_routers() -> list[Router]:
         # Before search: a promo code typed after "I have a promo code" is not a query.
         payments.router,
         sales_admin.router,
+        # Paid groups: chat events (join requests, chat_member) and creators' commands.
+        groups.router,
+        group_admin.router,
         recommend.router,
         inline.router,
         search.router,
@@ -173,6 +178,7 @@ def create_scheduler(
     clock: Clock,
 ) -> Scheduler:
     """The one scheduler: drip lessons and every registered job kind, one rate-limited sender."""
+    from bot.handlers import groups
     from bot.keyboards.learning import I18nRenderer
     from bot.scheduler import broadcast
     from bot.scheduler.jobs import JobRegistry
@@ -184,6 +190,7 @@ def create_scheduler(
     drip.install(settings.timezone)
     registry = JobRegistry()
     broadcast.register(registry)
+    groups.install(registry, bot, i18n, settings)
     sender = RateLimitedSender(
         TelegramSender(bot),
         per_second=settings.scheduler_rate,

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     scheduler_poll_interval: float = Field(default=1.0, gt=0.0)
     scheduler_lease: float = Field(default=60.0, ge=5.0)
 
+    # --- Paid groups ----------------------------------------------------------------------
+    grace_period_hours: int = Field(default=24, ge=0, le=24 * 30)
+
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:

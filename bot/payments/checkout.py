@@ -20,7 +20,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.models import Event, EventKind, Order, OrderStatus, Payment, PaymentMethod, utcnow
+from bot.models import (
+    Event,
+    EventKind,
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentMethod,
+    ProductKind,
+    utcnow,
+)
 from bot.payments import coupons as coupons_service
 from bot.payments import ledger
 from bot.payments.orders import CREDITABLE, get_order
@@ -152,6 +161,20 @@ async def record_payment(
         title=product.title if product else "",
     )
 
+    if product is not None and _is_renewal(order, user_id, raw or {}):
+        # A Stars subscription charged again: the same paid order, one more period.
+        payment.raw = {**payment.raw, "credited": True}
+        await access.grant(
+            session,
+            order.user_id,
+            order.product_kind,
+            order.product_id,
+            days=product.period_days or SUBSCRIPTION_DAYS,
+            now=now,
+            source_order_id=order.id,
+        )
+        await session.flush()
+        return replace(info, outcome=Outcome.CREDITED)
     reason = await _refusal(session, order, user_id, product is not None, now)
     if reason is not None:
         return replace(info, outcome=Outcome.REFUND_DUE, reason=reason)
@@ -195,6 +218,20 @@ async def record_payment(
     )
     await session.flush()
     return replace(info, outcome=Outcome.CREDITED, late=late)
+
+
+SUBSCRIPTION_DAYS = 30
+
+
+def _is_renewal(order: Order, payer_id: int, raw: dict[str, Any]) -> bool:
+    """A recurring (not the first) Stars subscription payment of an already paid order."""
+    return (
+        bool(raw.get("is_recurring"))
+        and not raw.get("is_first_recurring")
+        and order.status == OrderStatus.PAID
+        and order.user_id == payer_id
+        and order.product_kind == ProductKind.PLAN
+    )
 
 
 async def _refusal(

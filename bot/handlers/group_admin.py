@@ -1,0 +1,470 @@
+"""Paid groups, the creator's side: linking chats, plans, members, extend/kick, audits.
+
+Every command resolves the caller's Creator and lets the service check ownership:
+creator A never sees or touches creator B's chats or plans (ADMIN_IDS owners see all).
+"""
+
+from __future__ import annotations
+
+import logging
+from html import escape
+
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, ChatMember, Message, ReplyKeyboardRemove
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.handlers.groups import plain
+from bot.keyboards.groups import AuditCB, audit_keyboard, pick_chat_keyboard
+from bot.models import Creator, Group, Plan, User
+from bot.scheduler.clock import Clock
+from bot.services import groups as groups_service
+from bot.services import memberships
+from bot.services.authoring import creator_for
+from bot.services.groups import MemberView, Missing
+
+log = logging.getLogger(__name__)
+
+router = Router(name=__name__)
+
+LIST_LIMIT = 40
+
+
+def not_creator() -> str:
+    return _("Only creators can do this. Send /becomecreator first.")
+
+
+def not_yours() -> str:
+    return _("No such chat or plan of yours.")
+
+
+def missing_text(missing: list[Missing]) -> str:
+    names = {
+        Missing.CALLER_NOT_ADMIN: _("you are not an admin of this chat"),
+        Missing.BOT_NOT_ADMIN: _("the bot is not an admin of this chat"),
+        Missing.CAN_INVITE: _("the bot lacks the right to invite users via link"),
+        Missing.CAN_RESTRICT: _("the bot lacks the right to ban (restrict) members"),
+    }
+    lines = [_("Cannot link this chat:")] + [f"• {names[m]}" for m in missing]
+    if Missing.CALLER_NOT_ADMIN not in missing:
+        lines.append(_("Make the bot an admin with both rights, then try again."))
+    return "\n".join(lines)
+
+
+def _view(member: ChatMember) -> MemberView:
+    return MemberView(
+        status=plain(getattr(member, "status", "")),
+        can_invite_users=bool(getattr(member, "can_invite_users", False)),
+        can_restrict_members=bool(getattr(member, "can_restrict_members", False)),
+    )
+
+
+async def _creator(session: AsyncSession, user: User, settings: Settings) -> Creator | None:
+    return await creator_for(session, user, settings.admin_ids)
+
+
+async def _link(
+    bot: Bot,
+    session: AsyncSession,
+    creator: Creator,
+    user_id: int,
+    chat_id: int,
+) -> str:
+    """Check both sides' rights in the chat, then link it. Returns what to tell the creator."""
+    try:
+        chat = await bot.get_chat(chat_id)
+        caller = _view(await bot.get_chat_member(chat_id, user_id))
+        me = _view(await bot.get_chat_member(chat_id, bot.id))
+    except TelegramAPIError as exc:
+        log.info("linking %s: %s", chat_id, exc)
+        return _("Cannot link this chat: the bot is not in it. Add the bot as an admin first.")
+    missing = groups_service.missing_rights(caller, me)
+    if missing:
+        return missing_text(missing)
+    title = chat.title or str(chat_id)
+    group = await groups_service.link_chat(session, creator, chat_id, plain(chat.type), title)
+    if group == groups_service.LinkProblem.OTHER_CREATOR:
+        return _("This chat is linked by another creator.")
+    return _(
+        "✅ Linked {title}. Attach it to a plan: /plan new Title stars=500 days=30 chat={chat}"
+    ).format(title=escape(title), chat=chat_id)
+
+
+@router.message(Command("linkgroup"))
+async def cmd_linkgroup(
+    message: Message, session: AsyncSession, user: User, settings: Settings, bot: Bot
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await _answer(message, bot, user.id, not_creator())
+        return
+    if message.chat.type == "private":
+        await message.answer(
+            _("Pick the group or channel to sell access to (you and the bot must be admins)."),
+            reply_markup=pick_chat_keyboard(),
+        )
+        return
+    text = await _link(bot, session, creator, user.id, message.chat.id)
+    await _answer(message, bot, user.id, text)
+
+
+async def _answer(message: Message, bot: Bot, user_id: int, text: str) -> None:
+    """Admin chatter goes to the creator in private, not to the group's members."""
+    if message.chat.type == "private":
+        await message.answer(text)
+        return
+    try:
+        await bot.send_message(user_id, text)
+    except TelegramAPIError:
+        await message.reply(text)
+
+
+async def _is_chat_shared(message: Message) -> bool:
+    return message.chat_shared is not None
+
+
+@router.message(_is_chat_shared)
+async def on_chat_shared(
+    message: Message, session: AsyncSession, user: User, settings: Settings, bot: Bot
+) -> None:
+    shared = message.chat_shared
+    assert shared is not None
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await message.answer(not_creator(), reply_markup=ReplyKeyboardRemove())
+        return
+    text = await _link(bot, session, creator, user.id, shared.chat_id)
+    await message.answer(text, reply_markup=ReplyKeyboardRemove())
+
+
+@router.message(Command("groups"))
+async def cmd_groups(
+    message: Message, session: AsyncSession, user: User, settings: Settings, bot: Bot
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await _answer(message, bot, user.id, not_creator())
+        return
+    lines = [_("<b>Your chats</b>")]
+    pairs = await groups_service.my_groups(session, creator)
+    for group, plan in pairs[:LIST_LIMIT]:
+        plan_part = (
+            _("plan #{id} {title}").format(id=plan.id, title=escape(plan.title))
+            if plan
+            else _("no plan")
+        )
+        lines.append(f"• {escape(group.title)} ({group.chat_id}) — {plan_part}")
+    if not pairs:
+        lines.append(_("None yet. Add the bot as an admin and send /linkgroup."))
+    lines.append("")
+    lines.append(_("<b>Your plans</b>"))
+    for plan in (await groups_service.my_plans(session, creator))[:LIST_LIMIT]:
+        lines.append(f"• #{plan.id} {escape(plan.title)} — {_plan_terms(plan)}")
+    await _answer(message, bot, user.id, "\n".join(lines))
+
+
+def _plan_terms(plan: Plan) -> str:
+    period = _("lifetime") if plan.period_days is None else _("{n} days").format(n=plan.period_days)
+    parts = [period, _("{n} ⭐").format(n=plan.stars_price)]
+    if plan.trial_days:
+        parts.append(_("trial {n} days").format(n=plan.trial_days))
+    if plan.stars_subscription:
+        parts.append(_("subscription"))
+    parts.append(_("published") if plan.published else _("draft"))
+    return ", ".join(parts)
+
+
+def _int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+@router.message(Command("members"))
+async def cmd_members(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    bot: Bot,
+    clock: Clock,
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await _answer(message, bot, user.id, not_creator())
+        return
+    group = await _group_arg(session, creator, message, command.args)
+    if group is None:
+        await _answer(message, bot, user.id, not_yours() + "\n" + _("Usage: /members <chat>"))
+        return
+    report = await groups_service.member_report(session, group, clock.now())
+    lines = [_("<b>{title}</b>").format(title=escape(group.title))]
+    for label, rows in (
+        (_("Active"), report.active),
+        (_("Expiring within 3 days"), report.expiring),
+        (_("Expired"), report.expired),
+    ):
+        lines.append(f"{label}: {len(rows)}")
+        for line in rows[:LIST_LIMIT]:
+            until = line.expires_at.strftime("%Y-%m-%d") if line.expires_at else "∞"
+            trial = " " + _("(trial)") if line.is_trial else ""
+            lines.append(f"  {line.user_id} — {until}{trial}")
+    await _answer(message, bot, user.id, "\n".join(lines))
+
+
+async def _group_arg(
+    session: AsyncSession, creator: Creator, message: Message, args: str | None
+) -> Group | None:
+    ref = _int((args or "").split()[0]) if args else None
+    if ref is None and message.chat.type != "private":
+        ref = message.chat.id
+    if ref is None:
+        return None
+    return await groups_service.owned_group(session, creator, ref)
+
+
+async def _plan_arg(session: AsyncSession, creator: Creator, ref: str | None) -> Plan | None:
+    if ref is not None:
+        plan_id = _int(ref.lstrip("#"))
+        return await groups_service.owned_plan(session, creator, plan_id) if plan_id else None
+    plans = await groups_service.my_plans(session, creator)
+    own = [p for p in plans if p.creator_id == creator.id]
+    return own[0] if len(own) == 1 else None
+
+
+@router.message(Command("extend"))
+async def cmd_extend(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    bot: Bot,
+    clock: Clock,
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await _answer(message, bot, user.id, not_creator())
+        return
+    args = (command.args or "").split()
+    target = _int(args[0]) if args else None
+    days = _int(args[1]) if len(args) > 1 else None
+    if target is None or days is None or not 0 < days <= 3650:
+        await _answer(message, bot, user.id, _("Usage: /extend <user id> <days> [plan id]"))
+        return
+    plan = await _plan_arg(session, creator, args[2] if len(args) > 2 else None)
+    if plan is None:
+        await _answer(message, bot, user.id, not_yours())
+        return
+    if await session.get(User, target) is None:
+        await _answer(message, bot, user.id, _("That user has not started the bot yet."))
+        return
+    ent = await groups_service.extend(session, plan, target, days, clock.now())
+    until = ent.expires_at.strftime("%Y-%m-%d %H:%M") if ent.expires_at else "∞"
+    await _answer(
+        message,
+        bot,
+        user.id,
+        _("Extended {user} on {plan} until {until} UTC.").format(
+            user=target, plan=escape(plan.title), until=until
+        ),
+    )
+
+
+@router.message(Command("kick"))
+async def cmd_kick(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    bot: Bot,
+    clock: Clock,
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await _answer(message, bot, user.id, not_creator())
+        return
+    args = (command.args or "").split()
+    target = _int(args[0]) if args else None
+    if target is None:
+        await _answer(message, bot, user.id, _("Usage: /kick <user id> [plan id]"))
+        return
+    plan = await _plan_arg(session, creator, args[1] if len(args) > 1 else None)
+    if plan is None:
+        await _answer(message, bot, user.id, not_yours())
+        return
+    now = clock.now()
+    if not await groups_service.kick(session, plan, target, now):
+        # Nothing to revoke: still remove them from the plan's chats (whitelist aside).
+        for group in await groups_service.plan_groups(session, plan.id):
+            await memberships.schedule_removal(session, group, [target], now)
+    await _answer(
+        message,
+        bot,
+        user.id,
+        _("{user} loses access to {plan} and is being removed.").format(
+            user=target, plan=escape(plan.title)
+        ),
+    )
+
+
+@router.message(Command("plan"))
+async def cmd_plan(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    bot: Bot,
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await _answer(message, bot, user.id, not_creator())
+        return
+    usage = _(
+        "Usage:\n/plan new Title stars=500 days=30|life trial=7 sub=yes publish=yes chat=CHAT_ID\n"
+        "/plan PLAN_ID stars=… days=… trial=… publish=yes|no chat=…"
+    )
+    args = (command.args or "").strip()
+    head, _sep, rest = args.partition(" ")
+    plan: Plan | None = None
+    if head == "new":
+        pass
+    elif _int(head.lstrip("#")) is not None:
+        plan = await groups_service.owned_plan(session, creator, int(head.lstrip("#")))
+        if plan is None:
+            await _answer(message, bot, user.id, not_yours())
+            return
+    else:
+        await _answer(message, bot, user.id, usage)
+        return
+    spec = groups_service.parse_plan_spec(rest)
+    if spec is None:
+        await _answer(message, bot, user.id, usage)
+        return
+    result = await groups_service.save_plan(session, creator, spec, plan)
+    if isinstance(result, groups_service.PlanError):
+        errors = {
+            groups_service.PlanError.NOT_YOURS: not_yours(),
+            groups_service.PlanError.NO_TITLE: usage,
+            groups_service.PlanError.BAD_ARGS: usage,
+            groups_service.PlanError.CHAT_TAKEN: _(
+                "That chat is already sold by another plan; a chat belongs to one plan."
+            ),
+            groups_service.PlanError.SUBSCRIPTION_MONTHLY: _(
+                "Stars subscriptions renew every 30 days: set days=30."
+            ),
+        }
+        await _answer(message, bot, user.id, errors[result])
+        return
+    await _answer(
+        message,
+        bot,
+        user.id,
+        _("Plan #{id} {title}: {terms}").format(
+            id=result.id, title=escape(result.title), terms=_plan_terms(result)
+        ),
+    )
+
+
+@router.message(Command("whitelist"))
+async def cmd_whitelist(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    bot: Bot,
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await _answer(message, bot, user.id, not_creator())
+        return
+    args = (command.args or "").split()
+    if len(args) < 2 or _int(args[1]) is None:
+        await _answer(message, bot, user.id, _("Usage: /whitelist <chat> <user id> [off]"))
+        return
+    group = await _group_arg(session, creator, message, args[0])
+    if group is None:
+        await _answer(message, bot, user.id, not_yours())
+        return
+    on = not (len(args) > 2 and args[2].lower() == "off")
+    await groups_service.set_whitelist(session, group, int(args[1]), on)
+    await _answer(
+        message,
+        bot,
+        user.id,
+        _("Whitelist of {title}: {ids}").format(
+            title=escape(group.title), ids=", ".join(map(str, group.whitelist)) or "—"
+        ),
+    )
+
+
+def audit_text(title: str, user_ids: list[int]) -> str:
+    if not user_ids:
+        return _("Audit of {title}: everyone the bot has seen may be there.").format(
+            title=escape(title)
+        )
+    shown = ", ".join(str(u) for u in user_ids[:LIST_LIMIT])
+    more = "…" if len(user_ids) > LIST_LIMIT else ""
+    return _("Audit of {title} (dry run): would remove {n}: {ids}{more}").format(
+        title=escape(title), n=len(user_ids), ids=shown, more=more
+    )
+
+
+@router.message(Command("audit"))
+async def cmd_audit(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    bot: Bot,
+    clock: Clock,
+) -> None:
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await _answer(message, bot, user.id, not_creator())
+        return
+    group = await _group_arg(session, creator, message, command.args)
+    if group is None:
+        await _answer(message, bot, user.id, not_yours() + "\n" + _("Usage: /audit <chat>"))
+        return
+    would = await groups_service.audit(session, group, clock.now())
+    markup = audit_keyboard(group.chat_id, len(would)) if would else None
+    text = audit_text(group.title, would)
+    if message.chat.type == "private":
+        await message.answer(text, reply_markup=markup)
+    else:
+        try:
+            await bot.send_message(user.id, text, reply_markup=markup)
+        except TelegramAPIError:
+            await message.reply(text, reply_markup=markup)
+
+
+@router.callback_query(AuditCB.filter())
+async def on_audit_confirm(
+    callback: CallbackQuery,
+    callback_data: AuditCB,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    clock: Clock,
+) -> None:
+    creator = await _creator(session, user, settings)
+    group = (
+        await groups_service.owned_group(session, creator, callback_data.chat) if creator else None
+    )
+    if group is None:
+        await callback.answer(not_yours(), show_alert=True)
+        return
+    now = clock.now()
+    would = await groups_service.audit(session, group, now)
+    await memberships.schedule_removal(session, group, would, now)
+    await callback.answer(_("Removing {n} members.").format(n=len(would)), show_alert=True)

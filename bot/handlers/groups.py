@@ -1,0 +1,365 @@
+"""Paid groups, the learner's side and the chat's: the join-request gate, the chat_member
+guard, buying/trial/subscribing to a plan, cancelling a Stars subscription renewal.
+
+Also the adapters the membership jobs use (ChatAdmin over the Bot, localised texts).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from html import escape
+
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import Command
+from aiogram.types import (
+    CallbackQuery,
+    ChatJoinRequest,
+    ChatMemberUpdated,
+    LabeledPrice,
+    Message,
+)
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.handlers.common import current_locale, is_private
+from bot.i18n import pick_locale
+from bot.keyboards.groups import PlanCB, cancel_keyboard, link_keyboard, plan_keyboard
+from bot.keyboards.payments import methods_keyboard
+from bot.models import (
+    Entitlement,
+    Order,
+    Payment,
+    PaymentMethod,
+    Plan,
+    ProductKind,
+    User,
+)
+from bot.payments.orders import Offer, OfferProblem, make_offer, open_order
+from bot.scheduler.clock import Clock
+from bot.scheduler.jobs import JobRegistry
+from bot.scheduler.sender import Button, Outgoing
+from bot.scheduler.telegram_sender import map_error
+from bot.services import groups as groups_service
+from bot.services import memberships
+
+log = logging.getLogger(__name__)
+
+router = Router(name=__name__)
+
+
+def plain(value: object) -> str:
+    """An aiogram enum (str, Enum) or a plain string, as its value: str() gives the name."""
+    return str(getattr(value, "value", value))
+
+
+# --- adapters for the scheduled jobs ------------------------------------------------------
+
+
+class BotChatAdmin:
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    async def create_join_link(self, chat_id: int, name: str) -> str:
+        try:
+            link = await self.bot.create_chat_invite_link(
+                chat_id=chat_id, name=name, creates_join_request=True
+            )
+        except TelegramAPIError as exc:
+            raise map_error(exc) from exc
+        return link.invite_link
+
+    async def remove(self, chat_id: int, user_id: int) -> None:
+        try:
+            await self.bot.ban_chat_member(chat_id=chat_id, user_id=user_id)
+            await self.bot.unban_chat_member(chat_id=chat_id, user_id=user_id, only_if_banned=True)
+        except TelegramAPIError as exc:
+            raise map_error(exc) from exc
+
+
+class I18nTexts:
+    def __init__(self, i18n: I18n) -> None:
+        self.i18n = i18n
+
+    def _loc(self, locale: str) -> str:
+        return pick_locale(locale, None, self.i18n.default_locale)
+
+    def invite(self, locale: str, plan: str, links: list[tuple[str, str]]) -> Outgoing:
+        loc = self._loc(locale)
+
+        def _(text: str) -> str:
+            return self.i18n.gettext(text, locale=loc)
+
+        lines = [
+            _("🎟 Your access to {plan} is ready. Your personal links:").format(plan=escape(plan))
+        ]
+        lines += [f"• {escape(title)}: {link}" for title, link in links]
+        lines.append(_("Each link works for you only: the bot approves your request."))
+        return Outgoing(text="\n".join(lines))
+
+    def reminder(
+        self, locale: str, plan: str, plan_id: int, expires_at: datetime, hours: int
+    ) -> Outgoing:
+        loc = self._loc(locale)
+
+        def _(text: str) -> str:
+            return self.i18n.gettext(text, locale=loc)
+
+        text = _("⏰ Your access to {plan} ends in {hours} hours ({when} UTC).").format(
+            plan=escape(plan), hours=hours, when=expires_at.strftime("%Y-%m-%d %H:%M")
+        )
+        renew = Button(_("🔄 Renew"), PlanCB(a="buy", id=plan_id).pack())
+        return Outgoing(text=text, buttons=((renew,),))
+
+    def removed(self, locale: str, plan: str, plan_id: int) -> Outgoing:
+        loc = self._loc(locale)
+
+        def _(text: str) -> str:
+            return self.i18n.gettext(text, locale=loc)
+
+        text = _("Your access to {plan} has ended. Renew to come back any time.").format(
+            plan=escape(plan)
+        )
+        renew = Button(_("🔄 Renew"), PlanCB(a="buy", id=plan_id).pack())
+        return Outgoing(text=text, buttons=((renew,),))
+
+
+def install(registry: JobRegistry, bot: Bot, i18n: I18n, settings: Settings) -> None:
+    """Called by app.create_scheduler: hooks on plan grants/revokes and the job kinds."""
+    memberships.install(settings.grace_period_hours)
+    memberships.register(registry, memberships.Wiring(BotChatAdmin(bot), I18nTexts(i18n)))
+
+
+# --- the gate -----------------------------------------------------------------------------
+
+
+def how_to_buy(title: str) -> str:
+    return _(
+        "Joining {chat} needs an active plan. Buy access below, then use your personal link."
+    ).format(chat=escape(title))
+
+
+async def _tell(bot: Bot, chat_id: int, text: str, **kwargs: object) -> None:
+    try:
+        await bot.send_message(chat_id, text, **kwargs)  # type: ignore[arg-type]
+    except TelegramAPIError as exc:
+        log.info("could not message %s: %s", chat_id, exc)
+
+
+@router.chat_join_request()
+async def on_join_request(
+    request: ChatJoinRequest, session: AsyncSession, bot: Bot, clock: Clock
+) -> None:
+    group = await groups_service.group_by_chat(session, request.chat.id)
+    if group is None:
+        return  # not a chat we sell: leave it to its admins
+    user_id = request.from_user.id
+    if await groups_service.is_allowed(session, group, user_id, clock.now()):
+        await request.approve()
+        await groups_service.note_member(session, group, user_id, "member")
+        return
+    await request.decline()
+    plan = await session.get(Plan, group.plan_id) if group.plan_id else None
+    if plan is not None and plan.published:
+        markup = plan_keyboard(
+            plan.id,
+            trial=plan.trial_days > 0,
+            subscription=plan.stars_subscription,
+        )
+        await _tell(bot, request.user_chat_id, how_to_buy(group.title), reply_markup=markup)
+    else:
+        await _tell(bot, request.user_chat_id, _("This chat is not open for new members now."))
+
+
+@router.chat_member()
+async def on_chat_member(
+    update: ChatMemberUpdated, session: AsyncSession, bot: Bot, clock: Clock
+) -> None:
+    """The guard: whoever got in without an entitlement (added by someone, an old link)."""
+    group = await groups_service.group_by_chat(session, update.chat.id)
+    if group is None:
+        return
+    member = update.new_chat_member
+    user = member.user
+    if user.is_bot:
+        return
+    status = plain(member.status)
+    await groups_service.note_member(session, group, user.id, status)
+    if status not in ("member", "restricted"):
+        return
+    if await groups_service.is_allowed(session, group, user.id, clock.now()):
+        return
+    try:
+        await BotChatAdmin(bot).remove(group.chat_id, user.id)
+    except Exception as exc:
+        log.warning("guard could not remove %s from %s: %s", user.id, group.chat_id, exc)
+        return
+    await groups_service.note_member(session, group, user.id, "left")
+    log.info("guard removed %s from %s (no entitlement)", user.id, group.chat_id)
+
+
+# --- buying a plan ------------------------------------------------------------------------
+
+
+def plan_text(plan: Plan) -> str:
+    if plan.period_days is None:
+        period = _("lifetime access")
+    else:
+        period = _("{days} days of access").format(days=plan.period_days)
+    text = f"<b>{escape(plan.title)}</b>\n{period}"
+    if plan.trial_days:
+        text += "\n" + _("Free trial: {days} days").format(days=plan.trial_days)
+    return text
+
+
+@router.callback_query(PlanCB.filter())
+async def on_plan(
+    callback: CallbackQuery,
+    callback_data: PlanCB,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    bot: Bot,
+    clock: Clock,
+) -> None:
+    plan = await session.get(Plan, callback_data.id)
+    if plan is None or not plan.published:
+        await callback.answer(_("This plan is not on sale."), show_alert=True)
+        return
+    action = callback_data.a
+    if action == "trial":
+        result = await groups_service.start_trial(session, user.id, plan, clock.now())
+        if isinstance(result, groups_service.TrialProblem):
+            await callback.answer(
+                _("The free trial is used up. Buy access to continue."), show_alert=True
+            )
+            return
+        await callback.answer(_("Your trial has started. Your invite is on its way."))
+        return
+    if action == "cancel":
+        await _cancel_subscription(callback, session, user, plan, bot)
+        return
+    offer = await make_offer(session, user.id, ProductKind.PLAN, plan.id, settings)
+    if offer == OfferProblem.OWNED:
+        await callback.answer(
+            _("Your access is active. You can renew once it has ended."), show_alert=True
+        )
+        return
+    if not isinstance(offer, Offer):
+        await callback.answer(_("This plan is not on sale."), show_alert=True)
+        return
+    if action == "sub":
+        await _subscribe(callback, session, user, plan, offer, settings, bot)
+        return
+    locale = current_locale()
+    quotes = [(q.method, q.amount, q.currency) for q in offer.quotes]
+    await callback.answer()
+    await bot.send_message(
+        user.id,
+        plan_text(plan),
+        reply_markup=methods_keyboard(ProductKind.PLAN, plan.id, quotes, 0, locale),
+    )
+
+
+async def _subscribe(
+    callback: CallbackQuery,
+    session: AsyncSession,
+    user: User,
+    plan: Plan,
+    offer: Offer,
+    settings: Settings,
+    bot: Bot,
+) -> None:
+    if not plan.stars_subscription or offer.quote_for(PaymentMethod.STARS) is None:
+        await callback.answer(_("This plan has no Stars subscription."), show_alert=True)
+        return
+    order = await open_order(session, user.id, offer, PaymentMethod.STARS, settings)
+    title = plan.title if len(plan.title) <= 32 else plan.title[:31] + "…"
+    url = await bot.create_invoice_link(
+        title=title,
+        description=(plan.description.strip() or plan.title)[:255],
+        payload=order.public_ref,
+        currency="XTR",
+        prices=[LabeledPrice(label=title, amount=order.amount_minor)],
+        provider_token="",
+        subscription_period=groups_service.SUBSCRIPTION_PERIOD,
+    )
+    await callback.answer()
+    await bot.send_message(
+        user.id,
+        _(
+            "⭐ {plan}: {stars} Stars every 30 days. Cancel renewal any time with /subscriptions."
+        ).format(plan=escape(plan.title), stars=order.amount_minor),
+        reply_markup=link_keyboard(_("⭐ Subscribe"), url),
+    )
+
+
+async def _subscription_charge(session: AsyncSession, user_id: int, plan_id: int) -> str | None:
+    """The charge id of the learner's latest recurring Stars payment for this plan."""
+    rows = await session.scalars(
+        select(Payment)
+        .join(Order, Order.id == Payment.order_id)
+        .where(
+            Payment.user_id == user_id,
+            Order.product_kind == ProductKind.PLAN,
+            Order.product_id == plan_id,
+            Payment.method == PaymentMethod.STARS,
+        )
+        .order_by(Payment.id.desc())
+    )
+    for payment in rows:
+        if payment.raw.get("subscription_expiration_date") and payment.telegram_payment_charge_id:
+            return payment.telegram_payment_charge_id
+    return None
+
+
+async def _cancel_subscription(
+    callback: CallbackQuery, session: AsyncSession, user: User, plan: Plan, bot: Bot
+) -> None:
+    charge = await _subscription_charge(session, user.id, plan.id)
+    if charge is None:
+        await callback.answer(_("No subscription to cancel."), show_alert=True)
+        return
+    await bot.edit_user_star_subscription(
+        user_id=user.id, telegram_payment_charge_id=charge, is_canceled=True
+    )
+    await callback.answer()
+    await bot.send_message(
+        user.id,
+        _(
+            "Renewal of {plan} is cancelled. Your access lasts to the end of the paid period."
+        ).format(plan=escape(plan.title)),
+    )
+
+
+@router.message(Command("subscriptions"), is_private)
+async def cmd_subscriptions(
+    message: Message, session: AsyncSession, user: User, clock: Clock
+) -> None:
+    rows = await session.execute(
+        select(Entitlement, Plan)
+        .join(Plan, Plan.id == Entitlement.product_id)
+        .where(Entitlement.user_id == user.id, Entitlement.product_kind == ProductKind.PLAN)
+        .order_by(Plan.id)
+    )
+    now = clock.now()
+    found = False
+    for ent, plan in rows.tuples():
+        if not ent.is_active(now):
+            continue
+        found = True
+        until = (
+            _("for life")
+            if ent.expires_at is None
+            else _("until {when} UTC").format(when=ent.expires_at.strftime("%Y-%m-%d %H:%M"))
+        )
+        text = f"<b>{escape(plan.title)}</b> — {until}"
+        charge = await _subscription_charge(session, user.id, plan.id)
+        markup = cancel_keyboard(plan.id) if charge else None
+        await message.answer(text, reply_markup=markup)
+    if not found:
+        await message.answer(_("You have no active plans."))

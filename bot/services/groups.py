@@ -1,0 +1,360 @@
+"""Paid groups: linking chats, plans, who may be in a chat, member reports and audits.
+
+Plain data in and out; the handlers talk to Telegram. Ownership is checked here, once:
+a creator acts only on their own chats and plans, platform owners (ADMIN_IDS) on all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.models import Creator, CreatorRole, Entitlement, Group, GroupMember, Plan, ProductKind
+from bot.services import access
+
+# Members the bot has seen as present in a chat.
+PRESENT = ("member", "restricted", "administrator", "creator")
+ADMIN_STATUSES = ("administrator", "creator")
+# Stars subscriptions renew every 30 days (Telegram's only subscription_period).
+SUBSCRIPTION_DAYS = 30
+SUBSCRIPTION_PERIOD = SUBSCRIPTION_DAYS * 24 * 3600
+
+
+# --- rights -------------------------------------------------------------------------------
+
+
+class Missing(StrEnum):
+    CALLER_NOT_ADMIN = "caller_not_admin"
+    BOT_NOT_ADMIN = "bot_not_admin"
+    CAN_INVITE = "can_invite_users"
+    CAN_RESTRICT = "can_restrict_members"
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    """What getChatMember said, as plain data."""
+
+    status: str
+    can_invite_users: bool = False
+    can_restrict_members: bool = False
+
+
+def missing_rights(caller: MemberView, bot: MemberView) -> list[Missing]:
+    """Everything that stops linking, all at once, so the creator fixes it in one go."""
+    missing: list[Missing] = []
+    if caller.status not in ADMIN_STATUSES:
+        missing.append(Missing.CALLER_NOT_ADMIN)
+    if bot.status != "administrator":
+        missing.append(Missing.BOT_NOT_ADMIN)
+        return missing
+    if not bot.can_invite_users:
+        missing.append(Missing.CAN_INVITE)
+    if not bot.can_restrict_members:
+        missing.append(Missing.CAN_RESTRICT)
+    return missing
+
+
+# --- ownership ----------------------------------------------------------------------------
+
+
+def is_owner(creator: Creator) -> bool:
+    return creator.role == CreatorRole.OWNER
+
+
+class LinkProblem(StrEnum):
+    OTHER_CREATOR = "other_creator"
+
+
+async def link_chat(
+    session: AsyncSession, creator: Creator, chat_id: int, kind: str, title: str
+) -> Group | LinkProblem:
+    group = await session.scalar(select(Group).where(Group.chat_id == chat_id))
+    if group is None:
+        group = Group(chat_id=chat_id, kind=kind, title=title[:255], creator_id=creator.id)
+        session.add(group)
+    elif group.creator_id != creator.id and not is_owner(creator):
+        return LinkProblem.OTHER_CREATOR
+    else:
+        group.title = title[:255]
+        group.kind = kind
+    await session.flush()
+    return group
+
+
+async def group_by_chat(session: AsyncSession, chat_id: int) -> Group | None:
+    return await session.scalar(select(Group).where(Group.chat_id == chat_id))
+
+
+async def owned_group(session: AsyncSession, creator: Creator, ref: int) -> Group | None:
+    """A chat by Telegram chat id or by our group id, only if this creator may act on it."""
+    group = await group_by_chat(session, ref)
+    if group is None and 0 < ref < 2**31:
+        group = await session.get(Group, ref)
+    if group is None or not (group.creator_id == creator.id or is_owner(creator)):
+        return None
+    return group
+
+
+async def owned_plan(session: AsyncSession, creator: Creator, plan_id: int) -> Plan | None:
+    plan = await session.get(Plan, plan_id)
+    if plan is None or not (plan.creator_id == creator.id or is_owner(creator)):
+        return None
+    return plan
+
+
+async def my_groups(session: AsyncSession, creator: Creator) -> list[tuple[Group, Plan | None]]:
+    query = select(Group, Plan).outerjoin(Plan, Plan.id == Group.plan_id).order_by(Group.id)
+    if not is_owner(creator):
+        query = query.where(Group.creator_id == creator.id)
+    return [(g, p) for g, p in (await session.execute(query)).tuples()]
+
+
+async def my_plans(session: AsyncSession, creator: Creator) -> list[Plan]:
+    query = select(Plan).order_by(Plan.id)
+    if not is_owner(creator):
+        query = query.where(Plan.creator_id == creator.id)
+    return list(await session.scalars(query))
+
+
+async def plan_groups(session: AsyncSession, plan_id: int) -> list[Group]:
+    return list(await session.scalars(select(Group).where(Group.plan_id == plan_id)))
+
+
+# --- plans --------------------------------------------------------------------------------
+
+
+class PlanError(StrEnum):
+    BAD_ARGS = "bad_args"
+    NO_TITLE = "no_title"
+    NOT_YOURS = "not_yours"
+    SUBSCRIPTION_MONTHLY = "subscription_monthly"
+    # A chat is sold by one plan: moving it would cut off the other plan's members.
+    CHAT_TAKEN = "chat_taken"
+
+
+@dataclass
+class PlanSpec:
+    title: str | None = None
+    stars: int | None = None
+    price_minor: int | None = None
+    currency: str | None = None
+    days: int | None = None
+    lifetime: bool = False
+    trial: int | None = None
+    subscription: bool | None = None
+    publish: bool | None = None
+    chats: list[int] = field(default_factory=list)
+
+
+def parse_plan_spec(text: str) -> PlanSpec | None:
+    """`Title words stars=500 days=30|life trial=7 sub=yes publish=yes chat=-100…`."""
+    spec = PlanSpec()
+    title: list[str] = []
+    try:
+        for word in text.split():
+            key, sep, value = word.partition("=")
+            if not sep:
+                title.append(word)
+                continue
+            key = key.lower()
+            if key == "stars":
+                spec.stars = int(value)
+            elif key == "price":
+                amount, _, currency = value.partition(":")
+                spec.price_minor = round(float(amount) * 100)
+                spec.currency = (currency or "USD").upper()[:3]
+            elif key == "days":
+                if value.lower() in ("life", "lifetime", "forever"):
+                    spec.lifetime = True
+                else:
+                    spec.days = int(value)
+            elif key == "trial":
+                spec.trial = int(value)
+            elif key == "sub":
+                spec.subscription = value.lower() in ("1", "yes", "on", "true")
+            elif key == "publish":
+                spec.publish = value.lower() in ("1", "yes", "on", "true")
+            elif key == "chat":
+                spec.chats.append(int(value))
+            else:
+                return None
+    except ValueError:
+        return None
+    numbers = [spec.stars, spec.price_minor, spec.days, spec.trial]
+    if any(n is not None and n < 0 for n in numbers) or (spec.days == 0):
+        return None
+    spec.title = " ".join(title)[:200] or None
+    return spec
+
+
+async def save_plan(
+    session: AsyncSession, creator: Creator, spec: PlanSpec, plan: Plan | None = None
+) -> Plan | PlanError:
+    """Create (plan None) or edit a plan; attach the chats named in `chat=`."""
+    groups = []
+    for ref in spec.chats:
+        group = await owned_group(session, creator, ref)
+        if group is None:
+            return PlanError.NOT_YOURS
+        if group.plan_id is not None and (plan is None or group.plan_id != plan.id):
+            return PlanError.CHAT_TAKEN
+        groups.append(group)
+    if plan is None and not spec.title:
+        return PlanError.NO_TITLE
+    # Validate before touching anything: the caller's transaction stays clean on refusal.
+    default_period = plan.period_days if plan is not None else SUBSCRIPTION_DAYS
+    period = None if spec.lifetime else (spec.days if spec.days is not None else default_period)
+    sub = spec.subscription
+    if sub is None:
+        sub = plan.stars_subscription if plan is not None else False
+    if sub and period != SUBSCRIPTION_DAYS:
+        return PlanError.SUBSCRIPTION_MONTHLY
+    if plan is None:
+        assert spec.title is not None
+        plan = Plan(creator_id=creator.id, title=spec.title, period_days=30)
+        session.add(plan)
+    elif spec.title:
+        plan.title = spec.title
+    if spec.stars is not None:
+        plan.stars_price = spec.stars
+    if spec.price_minor is not None:
+        plan.price_minor = spec.price_minor
+        plan.currency = spec.currency or plan.currency
+    if spec.lifetime:
+        plan.period_days = None
+    elif spec.days is not None:
+        plan.period_days = spec.days
+    if spec.trial is not None:
+        plan.trial_days = spec.trial
+    if spec.subscription is not None:
+        plan.stars_subscription = spec.subscription
+    if spec.publish is not None:
+        plan.published = spec.publish
+    await session.flush()
+    for group in groups:
+        group.plan_id = plan.id
+    await session.flush()
+    return plan
+
+
+# --- who may be in a chat -----------------------------------------------------------------
+
+
+async def is_allowed(session: AsyncSession, group: Group, user_id: int, now: datetime) -> bool:
+    if user_id in (group.whitelist or []):
+        return True
+    if group.plan_id is None:
+        return False
+    return await access.has_access(session, user_id, ProductKind.PLAN, group.plan_id, now)
+
+
+async def note_member(session: AsyncSession, group: Group, user_id: int, status: str) -> None:
+    row = await session.scalar(
+        select(GroupMember).where(GroupMember.group_id == group.id, GroupMember.user_id == user_id)
+    )
+    if row is None:
+        session.add(GroupMember(group_id=group.id, user_id=user_id, status=status))
+    else:
+        row.status = status
+    await session.flush()
+
+
+class TrialProblem(StrEnum):
+    NO_TRIAL = "no_trial"
+    USED = "used"
+
+
+async def start_trial(
+    session: AsyncSession, user_id: int, plan: Plan, now: datetime
+) -> Entitlement | TrialProblem:
+    """A free trial, once per user and plan: any earlier access (paid or trial) uses it up."""
+    if plan.trial_days <= 0 or not plan.published:
+        return TrialProblem.NO_TRIAL
+    if await access.get_entitlement(session, user_id, ProductKind.PLAN, plan.id) is not None:
+        return TrialProblem.USED
+    return await access.grant(
+        session, user_id, ProductKind.PLAN, plan.id, days=plan.trial_days, now=now, is_trial=True
+    )
+
+
+# --- reports ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemberLine:
+    user_id: int
+    expires_at: datetime | None
+    is_trial: bool
+
+
+@dataclass
+class MemberReport:
+    active: list[MemberLine] = field(default_factory=list)
+    expiring: list[MemberLine] = field(default_factory=list)
+    expired: list[MemberLine] = field(default_factory=list)
+
+
+async def member_report(
+    session: AsyncSession, group: Group, now: datetime, soon: timedelta = timedelta(days=3)
+) -> MemberReport:
+    report = MemberReport()
+    if group.plan_id is None:
+        return report
+    rows = await session.scalars(
+        select(Entitlement)
+        .where(
+            Entitlement.product_kind == ProductKind.PLAN, Entitlement.product_id == group.plan_id
+        )
+        .order_by(Entitlement.expires_at)
+    )
+    for ent in rows:
+        line = MemberLine(ent.user_id, ent.expires_at, ent.is_trial)
+        if not ent.is_active(now):
+            report.expired.append(line)
+        elif ent.expires_at is not None and ent.expires_at - now <= soon:
+            report.expiring.append(line)
+        else:
+            report.active.append(line)
+    return report
+
+
+async def audit(session: AsyncSession, group: Group, now: datetime) -> list[int]:
+    """Members the bot has seen in the chat who may not be there: would be removed."""
+    seen = await session.scalars(
+        select(GroupMember)
+        .where(GroupMember.group_id == group.id, GroupMember.status.in_(PRESENT))
+        .order_by(GroupMember.user_id)
+    )
+    out = []
+    for member in seen:
+        if member.status in ADMIN_STATUSES:
+            continue
+        if not await is_allowed(session, group, member.user_id, now):
+            out.append(member.user_id)
+    return out
+
+
+async def set_whitelist(session: AsyncSession, group: Group, user_id: int, on: bool) -> None:
+    current = set(group.whitelist or [])
+    current = current | {user_id} if on else current - {user_id}
+    group.whitelist = sorted(current)
+    await session.flush()
+
+
+async def extend(
+    session: AsyncSession, plan: Plan, user_id: int, days: int, now: datetime
+) -> Entitlement:
+    return await access.grant(session, user_id, ProductKind.PLAN, plan.id, days=days, now=now)
+
+
+async def kick(session: AsyncSession, plan: Plan, user_id: int, now: datetime) -> bool:
+    """Revoke the plan; True when that happened now (its revoke hook removes them)."""
+    ent = await access.get_entitlement(session, user_id, ProductKind.PLAN, plan.id)
+    if ent is None or ent.revoked_at is not None:
+        return False
+    await access.revoke(session, user_id, ProductKind.PLAN, plan.id, now=now)
+    return True

@@ -1,0 +1,286 @@
+"""Memberships over time: invites on grant, reminders before expiry, removal after grace.
+
+Access changes schedule persistent jobs (bot.scheduler) inside the granting transaction;
+the one scheduler runs them and sends through its one rate-limited sender. Chat actions
+(invite links, ban/unban) go through a `ChatAdmin` the app passes in, so this module
+never imports aiogram. A renewal does not cancel anything: every job carries the expiry it
+was scheduled for and does nothing once the entitlement says otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.models import Entitlement, Group, Job, JobStatus, Plan, ProductKind, User
+from bot.scheduler.errors import ChatNotFound, Rejected, Transient, Unreachable
+from bot.scheduler.jobs import JobContext, JobRegistry
+from bot.scheduler.sender import Outgoing
+from bot.services import access
+from bot.services import groups as groups_service
+
+log = logging.getLogger(__name__)
+
+INVITE = "grp_invite"
+REMIND = "grp_remind"
+EXPIRE = "grp_expire"
+REMOVE = "grp_remove"
+REMINDER_HOURS = (72, 24)
+
+_config: dict[str, Any] = {"grace_hours": 24}
+
+
+class ChatAdmin(Protocol):
+    async def create_join_link(self, chat_id: int, name: str) -> str: ...
+
+    async def remove(self, chat_id: int, user_id: int) -> None:
+        """Ban then unban with only_if_banned: out now, free to rejoin after paying."""
+        ...
+
+
+class Texts(Protocol):
+    """The words of scheduled messages, localised by the app (bot/handlers/groups.py)."""
+
+    def invite(self, locale: str, plan: str, links: list[tuple[str, str]]) -> Outgoing: ...
+
+    def reminder(
+        self, locale: str, plan: str, plan_id: int, expires_at: datetime, hours: int
+    ) -> Outgoing: ...
+
+    def removed(self, locale: str, plan: str, plan_id: int) -> Outgoing: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    admin: ChatAdmin
+    texts: Texts
+
+
+def install(grace_hours: int) -> None:
+    """Wire plans into access changes: a grant invites, a revoke removes."""
+    _config["grace_hours"] = grace_hours
+    access.on_grant(ProductKind.PLAN, on_plan_granted)
+    access.on_revoke(ProductKind.PLAN, on_plan_revoked)
+
+
+def register(registry: JobRegistry, wiring: Wiring) -> None:
+    async def invite(ctx: JobContext, job: Job) -> datetime | None:
+        await run_invite(ctx, job, wiring)
+        return None
+
+    async def remind(ctx: JobContext, job: Job) -> datetime | None:
+        await run_remind(ctx, job, wiring)
+        return None
+
+    async def expire(ctx: JobContext, job: Job) -> datetime | None:
+        await run_expire(ctx, job, wiring)
+        return None
+
+    async def remove(ctx: JobContext, job: Job) -> datetime | None:
+        await run_remove(ctx, job, wiring)
+        return None
+
+    registry.register(INVITE, invite)
+    registry.register(REMIND, remind)
+    registry.register(EXPIRE, expire)
+    registry.register(REMOVE, remove)
+
+
+def grace() -> timedelta:
+    return timedelta(hours=int(_config["grace_hours"]))
+
+
+# --- scheduling ---------------------------------------------------------------------------
+
+
+async def schedule(
+    session: AsyncSession,
+    kind: str,
+    payload: dict[str, Any],
+    run_at: datetime,
+    dedupe_key: str | None = None,
+) -> None:
+    if dedupe_key is not None:
+        seen = await session.scalar(select(Job.id).where(Job.dedupe_key == dedupe_key))
+        if seen is not None:
+            return
+    session.add(Job(kind=kind, payload=payload, run_at=run_at, dedupe_key=dedupe_key))
+    await session.flush()
+
+
+def _stamp(when: datetime | None) -> int:
+    return 0 if when is None else int(when.timestamp())
+
+
+async def on_plan_granted(session: AsyncSession, change: access.AccessChange) -> None:
+    stamp = _stamp(change.expires_at)
+    base = {"user": change.user_id, "plan": change.product_id, "exp": stamp}
+    # One invite per grant; a renewal of someone still inside gets a fresh link too,
+    # which is harmless and helps who left meanwhile.
+    await schedule(
+        session, INVITE, base, change.at, f"gi:{change.entitlement_id}:{stamp}:{_stamp(change.at)}"
+    )
+    if change.expires_at is None:
+        return
+    for hours in REMINDER_HOURS:
+        at = change.expires_at - timedelta(hours=hours)
+        if at > change.at:
+            key = f"gr:{change.entitlement_id}:{stamp}:{hours}"
+            await schedule(session, REMIND, {**base, "hours": hours}, at, key)
+    await schedule(
+        session, EXPIRE, base, change.expires_at + grace(), f"ge:{change.entitlement_id}:{stamp}"
+    )
+
+
+async def on_plan_revoked(session: AsyncSession, change: access.AccessChange) -> None:
+    payload = {"user": change.user_id, "plan": change.product_id}
+    await schedule(session, REMOVE, payload, change.at)
+
+
+async def schedule_removal(
+    session: AsyncSession, group: Group, user_ids: list[int], now: datetime
+) -> None:
+    """An explicit removal (audit confirm, /kick): re-checked when the job runs."""
+    await schedule(session, REMOVE, {"chat": group.chat_id, "users": user_ids}, now)
+
+
+# --- jobs ---------------------------------------------------------------------------------
+
+
+async def _user_and_plan(
+    session: AsyncSession, payload: dict[str, Any]
+) -> tuple[User | None, Plan | None]:
+    return await session.get(User, payload["user"]), await session.get(Plan, payload["plan"])
+
+
+def _locale(user: User | None) -> str:
+    if user is None:
+        return "en"
+    return user.language or (user.language_code or "en")[:2]
+
+
+async def _send(ctx: JobContext, user: User | None, message: Outgoing) -> None:
+    if user is None or user.is_blocked:
+        return
+    try:
+        await ctx.sender.send(user.id, message)
+    except (Unreachable, ChatNotFound, Rejected) as exc:
+        log.info("could not tell user %s: %s", user.id, exc)
+
+
+def _current(ent: Entitlement | None, payload: dict[str, Any]) -> bool:
+    """The entitlement is still the one this job was scheduled for (not renewed, revoked)."""
+    return ent is not None and ent.revoked_at is None and _stamp(ent.expires_at) == payload["exp"]
+
+
+def _link_name(user: User | None, user_id: int) -> str:
+    name = (user.first_name if user else "") or str(user_id)
+    return f"{name} · {user_id}"[:32]
+
+
+async def run_invite(ctx: JobContext, job: Job, wiring: Wiring) -> None:
+    user, plan = await _user_and_plan(ctx.session, job.payload)
+    if plan is None:
+        return None
+    now = ctx.clock.now()
+    if not await access.has_access(
+        ctx.session, job.payload["user"], ProductKind.PLAN, plan.id, now
+    ):
+        return None
+    links = []
+    for group in await groups_service.plan_groups(ctx.session, plan.id):
+        try:
+            link = await wiring.admin.create_join_link(
+                group.chat_id, _link_name(user, job.payload["user"])
+            )
+        except Transient:
+            raise
+        except Exception as exc:  # lost rights, chat gone: the others still work
+            log.warning("invite link for chat %s failed: %s", group.chat_id, exc)
+            continue
+        links.append((group.title, link))
+    if links:
+        await _send(ctx, user, wiring.texts.invite(_locale(user), plan.title, links))
+    return None
+
+
+async def run_remind(ctx: JobContext, job: Job, wiring: Wiring) -> None:
+    user, plan = await _user_and_plan(ctx.session, job.payload)
+    if plan is None:
+        return None
+    ent = await access.get_entitlement(ctx.session, job.payload["user"], ProductKind.PLAN, plan.id)
+    if not _current(ent, job.payload) or ent is None or ent.expires_at is None:
+        return None  # renewed or revoked meanwhile: this reminder is stale
+    if ent.expires_at <= ctx.clock.now():
+        return None
+    message = wiring.texts.reminder(
+        _locale(user), plan.title, plan.id, ent.expires_at, int(job.payload["hours"])
+    )
+    await _send(ctx, user, message)
+    return None
+
+
+async def _remove_from(
+    ctx: JobContext, wiring: Wiring, group: Group, user_id: int, now: datetime
+) -> bool:
+    if await groups_service.is_allowed(ctx.session, group, user_id, now):
+        return False
+    try:
+        await wiring.admin.remove(group.chat_id, user_id)
+    except Transient:
+        raise
+    except Exception as exc:
+        log.warning("removing %s from %s failed: %s", user_id, group.chat_id, exc)
+        return False
+    await groups_service.note_member(ctx.session, group, user_id, "left")
+    return True
+
+
+async def run_expire(ctx: JobContext, job: Job, wiring: Wiring) -> None:
+    user, plan = await _user_and_plan(ctx.session, job.payload)
+    if plan is None:
+        return None
+    ent = await access.get_entitlement(ctx.session, job.payload["user"], ProductKind.PLAN, plan.id)
+    now = ctx.clock.now()
+    if ent is None or ent.is_active(now) or not _current(ent, job.payload):
+        return None  # renewed: nothing to do
+    removed = 0
+    for group in await groups_service.plan_groups(ctx.session, plan.id):
+        removed += await _remove_from(ctx, wiring, group, job.payload["user"], now)
+    await _send(ctx, user, wiring.texts.removed(_locale(user), plan.title, plan.id))
+    log.info("plan %s expired for %s: removed from %d chats", plan.id, job.payload["user"], removed)
+    return None
+
+
+async def run_remove(ctx: JobContext, job: Job, wiring: Wiring) -> None:
+    now = ctx.clock.now()
+    payload = job.payload
+    if "plan" in payload:
+        user, plan = await _user_and_plan(ctx.session, payload)
+        if plan is None:
+            return None
+        removed = 0
+        for group in await groups_service.plan_groups(ctx.session, plan.id):
+            removed += await _remove_from(ctx, wiring, group, payload["user"], now)
+        if removed:
+            await _send(ctx, user, wiring.texts.removed(_locale(user), plan.title, plan.id))
+        return None
+    chat = await groups_service.group_by_chat(ctx.session, payload["chat"])
+    if chat is None:
+        return None
+    for user_id in payload["users"]:
+        await _remove_from(ctx, wiring, chat, user_id, now)
+    return None
+
+
+async def pending_jobs(session: AsyncSession, kind: str) -> list[Job]:
+    return list(
+        await session.scalars(
+            select(Job).where(Job.kind == kind, Job.status == JobStatus.PENDING).order_by(Job.id)
+        )
+    )
