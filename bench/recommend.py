@@ -19,6 +19,7 @@ import random
 import resource
 import sys
 import time
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,8 +147,7 @@ def make_catalog(n: int, rng: random.Random) -> tuple[list[CourseDoc], list[str]
 
 class Store:
     """Synthetic learners. Each learner's history comes from their own seeded generator, so
-    the ~450k events can be streamed into ``Recommender.fit`` (as the service streams DB
-    rows) and one learner's history regenerated for a profile."""
+    one learner's history can be regenerated for a profile."""
 
     def __init__(self, docs: list[CourseDoc], topic_of: list[str], users: int) -> None:
         self.by_topic: dict[str, list[int]] = {}
@@ -170,12 +170,25 @@ class Store:
                 out.append(Interaction(user, course, "purchase", step + 0.5))
         return out
 
-    def interactions(self) -> Iterator[Interaction]:
-        self.count = 0
+    def compact(self) -> tuple[array[int], array[int], array[int]]:
+        """Every learner's events as (user, course, kind) arrays: what the service loads
+        from the database before fitting (see ``bot.services.recommendations.Signals``)."""
+        users, courses, kinds = array("q"), array("q"), array("b")
         for user in range(1, self.users + 1):
-            events = self.history(user)
-            self.count += len(events)
-            yield from events
+            for it in self.history(user):
+                users.append(it.user_id)
+                courses.append(it.course_id)
+                kinds.append(KINDS.index(it.kind))
+        self.count = len(users)
+        return users, courses, kinds
+
+
+KINDS = ("view", "purchase", "done")
+
+
+def replay(signals: tuple[array[int], array[int], array[int]]) -> Iterator[Interaction]:
+    for user, course, kind in zip(*signals, strict=True):
+        yield Interaction(user, course, KINDS[kind])
 
 
 def typo(word: str, rng: random.Random) -> str:
@@ -302,6 +315,7 @@ def main() -> int:
     rss_start = rss_mb()
     docs, topic_of = make_catalog(args.courses, rng)
     store = Store(docs, topic_of, args.users)
+    signals = store.compact()
     queries = make_queries(docs, args.queries, rng)
     profiles = make_profiles(docs, store, args.profiles, rng)
     del topic_of
@@ -314,7 +328,7 @@ def main() -> int:
         index = SearchIndex.build(docs)
     rss_search = rss_mb()
     with build:
-        model = Recommender.fit(docs, store.interactions())
+        model = Recommender.fit(docs, replay(signals))
     rss_fit = rss_mb()
 
     rec = Timer()

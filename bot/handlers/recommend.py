@@ -6,14 +6,14 @@ from html import escape
 
 from aiogram import F, Router
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handlers import views
 from bot.handlers.common import current_locale, is_private, show
 from bot.keyboards.callbacks import MenuAction, MenuCB, SimilarCB
-from bot.keyboards.menus import catalog_or_home, results_keyboard
+from bot.keyboards.menus import catalog_or_home, course_buttons, results_keyboard
 from bot.models import User
 from bot.services.catalog import CourseSummary
 from bot.services.recommendations import recommend_for, similar_to
@@ -56,6 +56,15 @@ async def recommended_screen(
     if not items:
         return no_recommendations(), catalog_or_home()
     return recommended_text(items, current_locale()), results_keyboard(items)
+
+
+async def suggestion_rows(
+    session: AsyncSession, user_id: int, search: CatalogSearch, k: int = 3
+) -> list[list[InlineKeyboardButton]]:
+    """A few course buttons to append under another screen (a purchase receipt, a
+    finished lesson): the learner's next step without another message."""
+    items = await recommend_for(session, user_id, k, catalog=search)
+    return course_buttons(items)
 
 
 @router.callback_query(MenuCB.filter(F.action == MenuAction.RECOMMEND))

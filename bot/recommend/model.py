@@ -244,12 +244,17 @@ class Recommender:
         users: dict[int, int] = {}
         # C arrays rather than a dict of pairs: a store has millions of events.
         user_col, course_col, weight_col = array("i"), array("q"), array("f")
+        add_user, add_course, add_weight = user_col.append, course_col.append, weight_col.append
+        weight_of, user_number = KIND_WEIGHT.get, users.get
         for it in interactions:
-            weight = KIND_WEIGHT.get(it.kind, 0.0)
+            weight = weight_of(it.kind, 0.0)
             if weight > 0:
-                user_col.append(users.setdefault(it.user_id, len(users)))
-                course_col.append(it.course_id)
-                weight_col.append(weight)
+                number = user_number(it.user_id)
+                if number is None:
+                    number = users[it.user_id] = len(users)
+                add_user(number)
+                add_course(it.course_id)
+                add_weight(weight)
         u = np.frombuffer(user_col, dtype=np.int32).astype(np.int64)
         course = np.frombuffer(course_col, dtype=np.int64)
         w = np.frombuffer(weight_col, dtype=np.float32)

@@ -76,13 +76,16 @@ class SearchIndex:
         ordered = [by_id[i] for i in sorted(by_id)]
         texts = [search_text(d) for d in ordered]
         gram_ids: dict[str, int] = {}
-        intern = gram_ids.setdefault
+        lookup = gram_ids.get
         # C int arrays, not lists: 100k courses make ~4M (doc, gram) pairs.
         gram_col = array("i")
         lengths = array("i")
         for text in texts:
             grams = fuzzy_grams(text)
-            gram_col.extend([intern(g, len(gram_ids)) for g in grams])
+            known = list(map(lookup, grams))
+            if None in known:  # new grams: rare once the common ones are in
+                known = [gram_ids.setdefault(g, len(gram_ids)) for g in grams]
+            gram_col.extend(known)  # type: ignore[arg-type]
             lengths.append(len(grams))
         # Transposing the (doc -> grams) CSR gives the (gram -> docs) postings, each in
         # doc order; scipy does it in C without a 4M-element argsort.

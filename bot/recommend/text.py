@@ -74,9 +74,8 @@ def doc_features(doc: CourseDoc) -> list[str]:
     get word bigrams; the description counts once, words only — description bigrams
     multiply the feature count (memory, request cost) for little gain."""
     head: list[str] = []
-    _features(doc.title, head, True)
-    for tag in doc.tags:
-        _features(tag, head, True)
+    # One pass over title and tags (a word bigram may span the seam: harmless).
+    _features(" ".join((doc.title, *doc.tags)), head, True)
     out = head + head
     _features(doc.description, out, False)
     return out
@@ -88,17 +87,17 @@ def fuzzy_grams(text: str, query: bool = False) -> list[str]:
 
     The index also gets each word's first letter (" b"), which a query uses only for a
     one-letter word: what inline mode sees while the learner is still typing."""
-    seen: dict[str, None] = {}
+    grams: list[str] = []
     for cjk, word in _SPLIT.findall(text):
         if cjk:
-            seen.update(dict.fromkeys(cjk))
-            seen.update(dict.fromkeys(cjk[i : i + 2] for i in range(len(cjk) - 1)))
+            grams += cjk
+            grams += [cjk[i : i + 2] for i in range(len(cjk) - 1)]
             continue
         padded = f" {word} "
         if not query or len(word) == 1:
-            seen[padded[:2]] = None
-        seen.update(dict.fromkeys(padded[i : i + 3] for i in range(len(padded) - 2)))
-    return list(seen)
+            grams.append(padded[:2])
+        grams += [padded[i : i + 3] for i in range(len(padded) - 2)]
+    return list(dict.fromkeys(grams))
 
 
 def search_text(doc: CourseDoc) -> str:

@@ -20,6 +20,8 @@ import contextlib
 import logging
 import time
 import weakref
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -51,27 +53,54 @@ class Fitted:
     built_at: float
 
 
-async def load_interactions(session: AsyncSession) -> list[Interaction]:
+KINDS = ("view", "purchase", "done")
+
+
+class Signals:
+    """Learners' signals in compact arrays (~13 bytes each instead of a ~100-byte object),
+    turned into ``Interaction`` objects one at a time inside the fitting thread."""
+
+    __slots__ = ("_courses", "_kinds", "_users")
+
+    def __init__(self) -> None:
+        self._users = array("q")
+        self._courses = array("q")
+        self._kinds = array("b")
+
+    def add(self, user_id: int, course_id: int, kind: str) -> None:
+        self._users.append(user_id)
+        self._courses.append(course_id)
+        self._kinds.append(KINDS.index(kind))
+
+    def __len__(self) -> int:
+        return len(self._users)
+
+    def __iter__(self) -> Iterator[Interaction]:
+        for user_id, course_id, kind in zip(self._users, self._courses, self._kinds, strict=True):
+            yield Interaction(user_id, course_id, KINDS[kind])
+
+
+async def load_interactions(session: AsyncSession) -> Signals:
     """Every course entitlement ever granted (refunds included: they still say what
     goes together) and the most recent funnel events about courses."""
-    out: list[Interaction] = []
+    out = Signals()
     grants = await session.execute(
-        select(Entitlement.user_id, Entitlement.product_id, Entitlement.starts_at).where(
+        select(Entitlement.user_id, Entitlement.product_id).where(
             Entitlement.product_kind == ProductKind.COURSE
         )
     )
-    for user_id, course_id, starts_at in grants:
-        out.append(Interaction(user_id, course_id, "purchase", starts_at.timestamp()))
+    for user_id, course_id in grants:
+        out.add(user_id, course_id, "purchase")
     events = await session.execute(
-        select(Event.user_id, Event.course_id, Event.kind, Event.created_at)
+        select(Event.user_id, Event.course_id, Event.kind)
         .where(Event.kind.in_(list(EVENT_KINDS)), Event.course_id.is_not(None))
         .where(Event.user_id.is_not(None))
         .order_by(Event.id.desc())
         .limit(MAX_EVENTS)
     )
-    for who, what, kind, created_at in events:
+    for who, what, kind in events:
         if who is not None and what is not None:
-            out.append(Interaction(who, what, EVENT_KINDS[kind], created_at.timestamp()))
+            out.add(who, what, EVENT_KINDS[kind])
     return out
 
 

@@ -212,3 +212,17 @@ async def test_empty_inline_query_suggests_courses(
     answer = harness.session.of_type(AnswerInlineQuery)[-1]
     assert answer.is_personal
     assert answer.results[0].title == "Guitar Chords in 30 Days"  # type: ignore[union-attr]
+
+
+async def test_suggestion_rows_for_other_screens(
+    app: App, db: AsyncSession, catalog: dict[str, int]
+) -> None:
+    from bot.handlers.recommend import suggestion_rows
+    from bot.keyboards.callbacks import CourseCB
+
+    await learner(db, 2010, ["programming"])
+    await own(db, 2010, catalog["Python for Beginners"])
+    rows = await suggestion_rows(db, 2010, app.search, k=2)
+    assert len(rows) == 2
+    ids = {CourseCB.unpack(row[0].callback_data or "").id for row in rows}
+    assert catalog["Python for Beginners"] not in ids
