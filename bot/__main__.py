@@ -1,4 +1,4 @@
-"""Command line: python -m bot {run,migrate,seed,demo}."""
+"""Command line: python -m bot {run,migrate,seed,demo,reconcile-stars,audit}."""
 
 from __future__ import annotations
 
@@ -64,6 +64,23 @@ async def _reconcile_stars(settings: Settings) -> int:
     return 0 if report.ok else 1
 
 
+async def _audit(settings: Settings, chat_id: int | None, confirm: bool) -> int:
+    """Paid chats: members the bot has seen without an entitlement. A dry run unless
+    --confirm, which queues their removal for the running bot's scheduler."""
+    from bot.db import create_engine, create_sessionmaker
+    from bot.services.groups import audit_all
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            lines = await audit_all(session, chat_id, confirm=confirm)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    print("\n".join(lines))
+    return 0
+
+
 def cmd_demo(settings: Settings) -> int:
     """Try it: real Telegram when BOT_TOKEN is set, else the local sandbox."""
     if settings.token:
@@ -96,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "reconcile-stars", help="compare local Stars payments with Telegram's transactions"
     )
+    audit = sub.add_parser("audit", help="paid chats: who would be removed (dry run)")
+    audit.add_argument("--chat", type=int, default=None, help="one chat id (default: all)")
+    audit.add_argument(
+        "--confirm", action="store_true", help="queue the removals for the running bot"
+    )
     args = parser.parse_args(argv)
 
     _setup_logging()
@@ -118,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             print("BOT_TOKEN is not set. Put it in the environment or in .env.", file=sys.stderr)
             return 2
         return asyncio.run(_reconcile_stars(settings))
+    if args.command == "audit":
+        return asyncio.run(_audit(settings, args.chat, args.confirm))
     if not settings.token:
         print("BOT_TOKEN is not set. Put it in the environment or in .env.", file=sys.stderr)
         return 2

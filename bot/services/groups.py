@@ -13,7 +13,16 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import Creator, CreatorRole, Entitlement, Group, GroupMember, Plan, ProductKind
+from bot.models import (
+    Creator,
+    CreatorRole,
+    Entitlement,
+    Group,
+    GroupMember,
+    Plan,
+    ProductKind,
+    utcnow,
+)
 from bot.services import access
 
 # Members the bot has seen as present in a chat.
@@ -358,3 +367,28 @@ async def kick(session: AsyncSession, plan: Plan, user_id: int, now: datetime) -
         return False
     await access.revoke(session, user_id, ProductKind.PLAN, plan.id, now=now)
     return True
+
+
+async def audit_all(
+    session: AsyncSession, chat_id: int | None, *, confirm: bool, now: datetime | None = None
+) -> list[str]:
+    """The CLI audit: one line per chat; with confirm, removals are queued as jobs."""
+    from bot.services import memberships  # memberships imports this module
+
+    now = now or utcnow()
+    query = select(Group).order_by(Group.id)
+    if chat_id is not None:
+        query = query.where(Group.chat_id == chat_id)
+    lines = []
+    for group in await session.scalars(query):
+        would = await audit(session, group, now)
+        shown = ", ".join(map(str, would)) if would else "-"
+        verb = "removing" if confirm and would else "would remove"
+        lines.append(f"{group.chat_id} {group.title!r}: {verb} {len(would)}: {shown}")
+        if confirm and would:
+            await memberships.schedule_removal(session, group, would, now)
+    if not lines:
+        lines.append("no linked chats")
+    elif not confirm:
+        lines.append("dry run: nothing changed (add --confirm to remove)")
+    return lines

@@ -563,3 +563,29 @@ async def test_audit_dry_run_then_confirm(
     await h.click("Confirm", ANA)
     await gapp.scheduler.drain()
     assert [b.user_id for b in h.session.of_type(BanChatMember)] == [BO.id]
+
+
+async def test_cli_audit_is_a_dry_run_until_confirmed(
+    gapp: App, db: AsyncSession, clock: ManualClock
+) -> None:
+    from bot.models import Job
+    from bot.services.groups import audit_all
+
+    plan_id = await seed(db)
+    await grant(gapp, ANN.id, plan_id, 30, clock.now())
+    group = await db.scalar(select(Group).where(Group.chat_id == CHAT))
+    assert group is not None
+    db.add_all(
+        [
+            GroupMember(group_id=group.id, user_id=ANN.id, status="member"),
+            GroupMember(group_id=group.id, user_id=BO.id, status="member"),
+        ]
+    )
+    await db.commit()
+    lines = await audit_all(db, CHAT, confirm=False, now=clock.now())
+    assert lines[0].endswith(f"would remove 1: {BO.id}") and "dry run" in lines[-1]
+    assert await db.scalar(select(Job).where(Job.kind == "grp_remove")) is None
+    lines = await audit_all(db, None, confirm=True, now=clock.now())
+    await db.commit()
+    job = await db.scalar(select(Job).where(Job.kind == "grp_remove"))
+    assert job is not None and job.payload["users"] == [BO.id]
