@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -137,6 +137,8 @@ async def record_payment(
         provider_payment_charge_id=provider_charge_id,
         external_event_id=external_event_id,
         raw={**(raw or {}), "credited": False},
+        is_recurring=bool((raw or {}).get("is_recurring")),
+        subscription_expires_at=_unix((raw or {}).get("subscription_expiration_date")),
         created_at=now,
     )
     try:
@@ -172,6 +174,15 @@ async def record_payment(
             days=product.period_days or SUBSCRIPTION_DAYS,
             now=now,
             source_order_id=order.id,
+        )
+        session.add(
+            Event(
+                user_id=order.user_id,
+                kind=EventKind.PAID,
+                creator_id=order.creator_id,
+                data={"order": order.id, "method": method, "amount": amount, "renewal": True},
+                created_at=now,
+            )
         )
         await session.flush()
         return replace(info, outcome=Outcome.CREDITED)
@@ -221,6 +232,18 @@ async def record_payment(
 
 
 SUBSCRIPTION_DAYS = 30
+
+
+def _unix(value: object) -> datetime | None:
+    if isinstance(value, int | float) and value > 0:
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):  # aiogram dumps DateTime fields as ISO text in JSON mode
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
 
 
 def _is_renewal(order: Order, payer_id: int, raw: dict[str, Any]) -> bool:
