@@ -126,7 +126,7 @@ def user_message(
     elif chat.type == "channel":
         raise ControlError(400, "users do not write in channels")
     msg = server.store_message(chat, user, body_, outgoing=False)
-    if chat.type == "private" or server.bot_member(chat).is_member:
+    if chat.type == "private" or server.bot_sees(chat, msg.tg):
         server.push_update("message", msg.tg)
     return msg
 

@@ -39,6 +39,9 @@ class SandboxConfig:
     validate_output: bool = True
     # Stars a new user starts with.
     default_stars: int = 10_000
+    # Privacy mode (Telegram's default): a bot that is a plain member of a group sees only
+    # commands and replies to it; an administrator bot sees everything.
+    privacy_mode: bool = True
     # Longest getUpdates wait honoured.
     max_poll_timeout: float = 50.0
     extra: dict[str, object] = field(default_factory=dict)

@@ -952,7 +952,25 @@ class SandboxServer:
             msg = self.store_message(chat, sender, {"new_chat_members": [who]}, False)
             if user_id != self.bot_id:
                 self.push_update("message", msg.tg)
+        left = chat.type in ("group", "supergroup") and old.is_member and not new.is_member
+        if left and user_id != self.bot_id and self.bot_member(chat).is_member:
+            sender = self.users[actor_id]
+            who = self.users[user_id].to_tg()
+            msg = self.store_message(chat, sender, {"left_chat_member": who}, False)
+            self.push_update("message", msg.tg)
         self.bump()
+
+    def bot_sees(self, chat: ChatState, message: dict[str, Any]) -> bool:
+        """Whether a member's message in a group reaches the bot: always for an admin bot;
+        with privacy mode on, a member bot sees only commands and replies to itself."""
+        me = self.bot_member(chat)
+        if not me.is_member:
+            return False
+        if me.status == "administrator" or not self.config.privacy_mode:
+            return True
+        reply = message.get("reply_to_message") or {}
+        to_bot = reply.get("from", {}).get("id") == self.bot_id
+        return to_bot or str(message.get("text", "")).startswith("/")
 
     def create_chat(
         self, type_: str, title: str, creator: UserState, username: str | None = None

@@ -400,6 +400,8 @@ async def test_invite_links_join_requests_ban(
     assert chat.title == "Paid club" and chat.type == "supergroup"
     members = [u.chat_member for u in await abot.get_updates(offset=-20) if u.chat_member]
     assert any(m.new_chat_member.status == "kicked" for m in members)
+    left = [u.message for u in await abot.get_updates(offset=-20) if u.message]
+    assert any(m.left_chat_member and m.left_chat_member.id == alice.id for m in left)
     revoked = await abot.revoke_chat_invite_link(group.id, gated.invite_link)
     assert revoked.is_revoked
     assert server.violations == []
@@ -482,6 +484,21 @@ async def test_media_copy_commands_inline_and_chat_shared(
     await task
     assert results[0]["title"] == "Python 101"
     assert server.violations == []
+
+
+async def test_group_privacy_mode(client: SandboxClient, abot: Bot) -> None:
+    owner = await client.create_user("Owner")
+    group = await owner.create_chat("Club", add_bot={"status": "member"})
+    await abot.get_updates(offset=-1)
+    await abot.get_updates(offset=(await abot.get_updates())[-1].update_id + 1)
+    await owner.send("just chatting", chat=group)
+    await owner.send("/help", chat=group)
+    seen = [u.message.text for u in await abot.get_updates() if u.message]
+    assert seen == ["/help"]  # a member bot with privacy mode sees commands only
+    await group.add_bot({"can_invite_users": True})
+    await owner.send("now visible", chat=group)
+    seen = [u.message.text for u in await abot.get_updates(offset=-1) if u.message]
+    assert seen == ["now visible"]
 
 
 async def test_webhook_delivery_secret_and_retry(
