@@ -270,8 +270,17 @@ def _kind(kind: str) -> str | None:
     return kind if kind in (ProductKind.COURSE, ProductKind.PLAN) else None
 
 
-async def _coupon(session: AsyncSession, coupon_id: int) -> Coupon | None:
-    return await session.get(Coupon, coupon_id) if coupon_id > 0 else None
+async def _coupon(
+    session: AsyncSession, settings: Settings, user_id: int, coupon_id: int, tag: str
+) -> Coupon | None:
+    """The coupon a button carries, only if this learner typed its code (see coupon_tag)."""
+    if coupon_id <= 0 or not coupons_service.tag_ok(_secret(settings), user_id, coupon_id, tag):
+        return None
+    return await session.get(Coupon, coupon_id)
+
+
+def _secret(settings: Settings) -> str:
+    return settings.token or "lyceum"
 
 
 async def _show_offer(callback: CallbackQuery, offer: Offer) -> None:
@@ -339,7 +348,7 @@ async def on_pay(
     bot: Bot,
 ) -> None:
     kind = _kind(callback_data.k)
-    coupon = await _coupon(session, callback_data.cp)
+    coupon = await _coupon(session, settings, user.id, callback_data.cp, callback_data.t)
     offer = (
         await make_offer(session, user.id, kind, callback_data.id, settings, coupon)
         if kind
@@ -411,7 +420,7 @@ async def on_invoice_link(
     bot: Bot,
 ) -> None:
     kind = _kind(callback_data.k)
-    coupon = await _coupon(session, callback_data.cp)
+    coupon = await _coupon(session, settings, user.id, callback_data.cp, callback_data.t)
     offer = (
         await make_offer(session, user.id, kind, callback_data.id, settings, coupon)
         if kind
@@ -502,7 +511,14 @@ async def on_promo_code(
     quotes = [(q.method, q.amount, q.currency) for q in offer.quotes]
     await message.answer(
         choose_text(offer, locale),
-        reply_markup=methods_keyboard(offer.product.kind, product_id, quotes, coupon.id, locale),
+        reply_markup=methods_keyboard(
+            offer.product.kind,
+            product_id,
+            quotes,
+            coupon.id,
+            locale,
+            coupons_service.coupon_tag(_secret(settings), user.id, coupon.id),
+        ),
     )
 
 

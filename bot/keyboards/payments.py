@@ -17,6 +17,7 @@ class PayCB(CallbackData, prefix="pay"):
     id: int
     m: str  # "stars" | "card" | "web"
     cp: int = 0
+    t: str = ""  # the coupon's tag (bot.payments.coupons.coupon_tag)
 
 
 class LinkCB(CallbackData, prefix="plk"):
@@ -26,6 +27,7 @@ class LinkCB(CallbackData, prefix="plk"):
     id: int
     m: str
     cp: int = 0
+    t: str = ""
 
 
 class PromoCB(CallbackData, prefix="pcode"):
@@ -48,11 +50,12 @@ def methods_keyboard(
     quotes: list[tuple[str, int, str]],
     coupon_id: int,
     locale: str,
+    coupon_tag: str = "",
 ) -> InlineKeyboardMarkup:
     """quotes: (method, amount, currency) per method offered."""
     rows: list[list[InlineKeyboardButton]] = []
     for method, amount, currency in quotes:
-        data = PayCB(k=kind, id=product_id, m=method, cp=coupon_id).pack()
+        data = PayCB(k=kind, id=product_id, m=method, cp=coupon_id, t=coupon_tag).pack()
         rows.append(
             [
                 InlineKeyboardButton(
@@ -67,7 +70,7 @@ def methods_keyboard(
                 InlineKeyboardButton(
                     text=_("🔗 Get a payment link"),
                     callback_data=LinkCB(
-                        k=kind, id=product_id, m=telegram_methods[0], cp=coupon_id
+                        k=kind, id=product_id, m=telegram_methods[0], cp=coupon_id, t=coupon_tag
                     ).pack(),
                 )
             ]

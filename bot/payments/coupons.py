@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +28,17 @@ class CouponProblem(StrEnum):
     EXPIRED = "expired"
     USED_UP = "used_up"
     NOT_THIS_PRODUCT = "not_this_product"
+
+
+def coupon_tag(secret: str, user_id: int, coupon_id: int) -> str:
+    """A short MAC that binds a coupon to the learner who typed its code, so a coupon id in
+    a button cannot be guessed or passed around (callback data is client-supplied)."""
+    mac = hmac.new(secret.encode(), f"coupon:{user_id}:{coupon_id}".encode(), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()[:6]).decode()
+
+
+def tag_ok(secret: str, user_id: int, coupon_id: int, tag: str) -> bool:
+    return hmac.compare_digest(coupon_tag(secret, user_id, coupon_id), tag)
 
 
 def normalize_code(code: str) -> str:

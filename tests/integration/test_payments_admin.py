@@ -87,6 +87,32 @@ async def test_promo_code_lowers_the_invoice_and_counts_a_use(
     assert "used up" in harness.last_text()
 
 
+async def test_a_coupon_id_in_forged_callback_data_is_ignored(
+    harness: Harness, db: AsyncSession
+) -> None:
+    from bot.keyboards.payments import PayCB
+
+    _, course_id = await make_course(db)
+    await harness.send("/coupon add SECRET 90%", MAYA)
+    coupon_id = await db.scalar(select(Coupon.id))
+    assert coupon_id is not None
+    for tag in ("", "AAAAAAAA"):
+        await harness.press(
+            PayCB(k="course", id=course_id, m="stars", cp=coupon_id, t=tag).pack(), ANN
+        )
+        assert harness.session.of_type(SendInvoice)[-1].prices[0].amount == 500
+    # A tag made for Ann does not work for Bob either.
+    await harness.press(BuyCB(id=course_id).pack(), ANN)
+    await harness.click("promo code", ANN)
+    await harness.send("secret", ANN)
+    stars_button = harness.button("⭐ Telegram")
+    assert PayCB.unpack(stars_button).t
+    await harness.press(stars_button, tg(2002, "Bob"))
+    assert harness.session.of_type(SendInvoice)[-1].prices[0].amount == 500
+    await harness.press(stars_button, ANN)
+    assert harness.session.of_type(SendInvoice)[-1].prices[0].amount == 50
+
+
 async def test_coupon_made_invalid_before_pre_checkout_is_refused(
     harness: Harness, db: AsyncSession
 ) -> None:
