@@ -3,8 +3,10 @@
 rapidfuzz ``WRatio`` over every title costs ~420 ms at 100,000 courses (DESIGN.md), so a
 query first collects candidates from an inverted index of character n-grams (padded
 trigrams for Latin words, 1–2-grams for CJK), weighted by idf; only the few hundred best
-candidates are scored by ``WRatio``. A typo changes at most three trigrams of a word, so
-the right course still shares most of its grams with the query.
+candidates — half by shared grams, half by shared grams relative to the text's length,
+because WRatio favours texts about as long as the query — are scored by ``WRatio``. A typo
+changes at most three trigrams of a word, so the right course still shares most of its
+grams with the query.
 
 The index is immutable once built: build a new one in a worker thread and swap the
 reference (see ``bot.services.search``).

@@ -167,6 +167,13 @@ class Recommendations:
             self._fitted = Fitted(model, snapshot, time.monotonic())
             log.info("recommender fitted: %d courses, %d signals", len(model), len(interactions))
 
+    async def _refit_in_background(self) -> None:
+        try:
+            await self._fit(None)
+        except Exception:  # the current model keeps answering; try again next time
+            self._stale = True
+            log.exception("recommender refit failed")
+
     async def fitted(self, session: AsyncSession | None = None) -> Fitted:
         """The current model. Only the very first fit makes the caller wait."""
         snapshot = await self.catalog.snapshot(session)
@@ -181,7 +188,7 @@ class Recommendations:
             or time.monotonic() - current.built_at > self.max_age
         )
         if outdated and (self._refresh is None or self._refresh.done()):
-            self._refresh = asyncio.create_task(self._fit(None))
+            self._refresh = asyncio.create_task(self._refit_in_background())
         return current
 
     async def wait_fresh(self) -> None:
