@@ -372,7 +372,10 @@ async def on_pay(
         return
     order = await open_order(session, user.id, offer, callback_data.m, settings)
     await bot.send_invoice(chat_id=user.id, **_invoice_fields(offer, order, settings))  # type: ignore[arg-type]
-    await callback.answer()
+    if callback_data.cp and offer.coupon is None:
+        await callback.answer(coupon_dropped_text(), show_alert=True)
+    else:
+        await callback.answer()
 
 
 async def _web_checkout(
@@ -449,6 +452,10 @@ async def on_invoice_link(
 
 
 # --- promo codes -----------------------------------------------------------------------
+
+
+def coupon_dropped_text() -> str:
+    return _("The promo code is no longer valid, so this invoice is at the full price.")
 
 
 def coupon_problem_text(problem: CouponProblem) -> str:

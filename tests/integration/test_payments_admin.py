@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.methods import RefundStarPayment, SendInvoice, SendMessage
+from aiogram.methods import AnswerCallbackQuery, RefundStarPayment, SendInvoice, SendMessage
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -101,6 +101,8 @@ async def test_a_coupon_id_in_forged_callback_data_is_ignored(
             PayCB(k="course", id=course_id, m="stars", cp=coupon_id, t=tag).pack(), ANN
         )
         assert harness.session.of_type(SendInvoice)[-1].prices[0].amount == 500
+        alert = harness.session.of_type(AnswerCallbackQuery)[-1]
+        assert alert.show_alert and "full price" in (alert.text or "")
     # A tag made for Ann does not work for Bob either.
     await harness.press(BuyCB(id=course_id).pack(), ANN)
     await harness.click("promo code", ANN)
