@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -93,6 +96,7 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        self._lock_fd: int | None = None
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -121,7 +125,50 @@ class Scheduler:
             log.exception("scheduler stopped with an error")
         self._task = None
 
+    def _lock_path(self) -> Path | None:
+        url = self.sessionmaker.kw["bind"].url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return Path(f"{url.database}.worker.lock")
+
+    async def acquire_worker_lock(self) -> None:
+        """SQLite: one worker per database file, enforced with a file lock.
+
+        recover() takes over every claimed row, which is only right if no other worker is
+        alive. A second process (a mistaken double start, or a warm standby) waits here;
+        the kernel drops the lock when the holder dies, even on kill -9, so a standby
+        takes over within a poll interval.
+        """
+        path = self._lock_path()
+        if path is None or self._lock_fd is not None:
+            return
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.05)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
     async def run(self) -> None:
+        if self.single_worker:
+            await self.acquire_worker_lock()
+        try:
+            await self._run()
+        finally:
+            self._release_lock()
+
+    async def _run(self) -> None:
         await self.recover()
         while not self._stopping:
             try:
