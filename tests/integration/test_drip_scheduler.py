@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -288,3 +289,29 @@ async def test_a_crashed_claim_is_resumed_after_restart(
     clock.advance(seconds=61)
     assert await second.drain() == 1
     assert len(memory.to(10)) == 1
+
+
+async def test_two_workers_share_the_work_without_duplicates(
+    db: AsyncSession, engine: AsyncEngine, clock: ManualClock
+) -> None:
+    drip.install("UTC")
+    course = await make_course(db, [(DAYS, 0)])
+    for uid in range(100, 160):
+        await learner(db, uid)
+        await grant(db, uid, course, clock.now())
+    await db.close()
+    memory = MemorySender(clock)
+    workers = [
+        Scheduler(
+            create_sessionmaker(engine),
+            RateLimitedSender(memory, per_second=1000, clock=clock),
+            clock=clock,
+            config=WorkerConfig(batch_size=7),
+            single_worker=False,
+        )
+        for _ in range(2)
+    ]
+
+    await asyncio.gather(*(w.drain() for w in workers))
+    chats = sorted(s.chat_id for s in memory.sent)
+    assert chats == list(range(100, 160))
