@@ -151,8 +151,10 @@ def error_handler(i18n: PoI18n) -> Callable[..., Awaitable[bool]]:
     async def on_error(event: ErrorEvent, **data: Any) -> bool:
         log.exception("update %s failed", event.update.update_id, exc_info=event.exception)
         # Errors are handled outside the i18n middleware: pick the language here.
-        user = data.get("user")
-        locale = pick_locale(getattr(user, "language", None), None, i18n.default_locale)
+        # The transaction was rolled back and the user row expired with it: read only
+        # what is still loaded instead of lazily loading outside the session.
+        loaded = getattr(data.get("user"), "__dict__", {})
+        locale = pick_locale(loaded.get("language"), None, i18n.default_locale)
         text = i18n.gettext(
             "Sorry, something went wrong on our side. Please try again in a moment.",
             locale=locale,

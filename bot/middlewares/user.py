@@ -62,7 +62,13 @@ class UserCache:
         if item is None:
             return None
         stored_at, user = item
-        if time.monotonic() - stored_at > self.ttl or _changed_at.get(user_id, -1.0) > stored_at:
+        if (
+            time.monotonic() - stored_at > self.ttl
+            or _changed_at.get(user_id, -1.0) > stored_at
+            # The cached object itself is attached to an update in flight, which may
+            # expire it; an expired row would need a lazy load, impossible here.
+            or inspect(user).unloaded
+        ):
             del self._items[user_id]
             return None
         return user
@@ -121,8 +127,11 @@ class UserMiddleware(BaseMiddleware):
         cache = self.cache
 
         def committed() -> None:
-            # Only a fully loaded row can be attached later without a query.
-            if not inspect(user).unloaded:
+            # Only a fully loaded row can be attached later without a query; a row that
+            # something in the update expired (a rollback to a savepoint) is forgotten.
+            if inspect(user).unloaded:
+                cache.drop(user.id)
+            else:
                 cache.put(user)
 
         data[AFTER_COMMIT].append(committed)

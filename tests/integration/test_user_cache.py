@@ -1,0 +1,53 @@
+"""The user row cache never hands out stale or expired rows where it matters."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.app import App
+from bot.middlewares.user import UserCache, UserMiddleware
+from bot.models import User, utcnow
+from tests.support.updates import Harness, tg_user
+
+
+def user_cache(app: App) -> UserCache:
+    for middleware in app.dp.update.outer_middleware:
+        if isinstance(middleware, UserMiddleware):
+            return middleware.cache
+    raise AssertionError("no UserMiddleware")
+
+
+async def test_blocked_flag_set_elsewhere_is_cleared_when_the_user_writes(
+    app: App, harness: Harness, db: AsyncSession
+) -> None:
+    ann = tg_user(4242)
+    await harness.send("/help", ann)
+    assert user_cache(app).get(ann.id) is not None
+
+    # The scheduler, in its own session, learns that Ann blocked the bot.
+    row = await db.get(User, ann.id)
+    assert row is not None
+    row.is_blocked = True
+    row.blocked_at = utcnow()
+    await db.commit()
+    assert user_cache(app).get(ann.id) is None  # that flush dropped the cached copy
+
+    # Ann comes back and writes: she is reachable again.
+    await harness.send("/help", ann)
+    db.expire_all()
+    row = await db.get(User, ann.id)
+    assert row is not None and row.is_blocked is False
+
+
+async def test_expired_rows_are_never_handed_out(app: App, harness: Harness) -> None:
+    ann = tg_user(4343)
+    await harness.send("/help", ann)
+    cache = user_cache(app)
+    cached = cache.get(ann.id)
+    assert cached is not None
+    async with app.sessionmaker() as session:
+        session.add(cached)
+        session.expire(cached)
+    assert cache.get(ann.id) is None
+    await harness.send("/help", ann)  # loads afresh, no lazy load outside a session
+    assert "/paysupport" in harness.last_text()
