@@ -14,6 +14,23 @@ from aiogram.types import User as TgUser
 MAX_TRACKED_USERS = 100_000
 
 
+def _throttled_kind(event: TelegramObject) -> bool:
+    """Only what a person types or presses is throttled.
+
+    Payment updates (pre_checkout_query must be answered within 10 s; a successful or
+    refunded payment must be booked), join requests and membership changes are never
+    dropped: losing one loses money or access.
+    """
+    if not isinstance(event, Update):
+        return False
+    if event.callback_query is not None or event.inline_query is not None:
+        return True
+    message = event.message or event.edited_message
+    if message is None:
+        return False
+    return message.successful_payment is None and message.refunded_payment is None
+
+
 class ThrottlingMiddleware(BaseMiddleware):
     """Allow `burst` updates at once, refilled at one per `rate` seconds, per user.
 
@@ -48,7 +65,7 @@ class ThrottlingMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         tg_user: TgUser | None = data.get("event_from_user")
-        if tg_user is None or self.allow(tg_user.id):
+        if tg_user is None or not _throttled_kind(event) or self.allow(tg_user.id):
             return await handler(event, data)
         if isinstance(event, Update) and isinstance(event.callback_query, CallbackQuery):
             await event.callback_query.answer("⏳", cache_time=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -86,7 +86,7 @@ def _active_entitlement(user_id: Any, now: Any) -> ColumnElement[bool]:
     )
 
 
-def _card_statement() -> Select[Unpack[tuple[Any, ...]]]:
+def _card_statement() -> Select[*tuple[Any, ...]]:
     # Built once: constructing this expression per call costs more than running it.
     # Plain columns, not the ORM entity: the card needs no identity map.
     lessons = select(func.count(Lesson.id)).where(Lesson.course_id == Course.id)
