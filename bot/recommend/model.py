@@ -23,6 +23,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,7 +37,7 @@ KIND_WEIGHT = {"purchase": 1.0, "done": 1.0, "view": 0.25}
 VIEW_WEIGHT = 0.5  # a viewed course says less about the learner than a bought one
 INTEREST_WEIGHT = 1.0
 NEIGHBOURS = 100
-NEIGHBOUR_BLOCK = 2_000
+NEIGHBOUR_BLOCK_PAIRS = 1_000_000
 HASH_FEATURES = 2**20
 HASH_BLOCK = 5000
 MAX_DF = 0.5  # in catalogs of MAX_DF_MIN_DOCS+, words in more than half the courses rank
@@ -159,9 +160,25 @@ def _tfidf(ordered: list[CourseDoc]) -> tuple[sp.csr_matrix, F32]:
     hasher = _hasher()
     # In blocks: hashing a whole catalog at once peaks far higher.
     blocks = [hasher.transform(ordered[i : i + HASH_BLOCK]) for i in range(0, n, HASH_BLOCK)]
-    x = sp.csr_matrix(sp.vstack(blocks, format="csr"), dtype=np.float32)
-    del blocks
-    x.sum_duplicates()
+    for b in blocks:
+        b.sum_duplicates()
+    # Stacked by hand, freeing each block once copied: vstack would hold two full copies.
+    nnz = sum(b.nnz for b in blocks)
+    index_dtype = np.int32 if nnz < 2**31 else np.int64
+    data = np.empty(nnz, dtype=np.float32)
+    indices = np.empty(nnz, dtype=index_dtype)
+    indptr = np.zeros(n + 1, dtype=index_dtype)
+    pos = row = 0
+    blocks.reverse()
+    while blocks:
+        b = blocks.pop()
+        data[pos : pos + b.nnz] = b.data
+        indices[pos : pos + b.nnz] = b.indices
+        indptr[row + 1 : row + 1 + b.shape[0]] = b.indptr[1:] + pos
+        pos += b.nnz
+        row += b.shape[0]
+        del b
+    x = sp.csr_matrix((data, indices, indptr), shape=(n, HASH_FEATURES), copy=False)
     df = np.bincount(x.indices, minlength=HASH_FEATURES)
     if n >= MAX_DF_MIN_DOCS:
         x.data[df[x.indices] > MAX_DF * n] = 0.0
@@ -283,16 +300,25 @@ class Recommender:
         by_course = ui.T.tocsr()
         del ui
         # In blocks of courses, pruned as they come: the full co-occurrence matrix of a
-        # big store is several times larger than what we keep.
+        # big store is many times larger than what we keep. A block ends when its rows'
+        # co-occurrence bound (the sum of their learners' course counts) reaches
+        # NEIGHBOUR_BLOCK_PAIRS, so the popular head does not make one huge block.
+        per_user = np.diff(weighted.indptr).astype(np.float64)
+        bound = np.cumsum(np.asarray(by_course.astype(bool) @ per_user).ravel())
+        cuts = np.searchsorted(
+            bound, np.arange(1, 1 + bound[-1] // NEIGHBOUR_BLOCK_PAIRS) * NEIGHBOUR_BLOCK_PAIRS
+        )
+        edges = np.unique(np.concatenate([[0], cuts + 1, [n]]).clip(0, n))
         blocks = []
-        for start in range(0, n, NEIGHBOUR_BLOCK):
-            co = (by_course[start : start + NEIGHBOUR_BLOCK] @ weighted).tocsr()
+        for start, stop in pairwise(edges.tolist()):
+            co = (by_course[start:stop] @ weighted).tocsr()
             co = sp.csr_matrix(co, dtype=np.float32)
             rows = np.repeat(np.arange(co.shape[0]), np.diff(co.indptr)) + start
             co.data *= inv[rows] * inv[co.indices]
             co.data[co.indices == rows] = 0.0  # a course is not its own neighbour
             co.eliminate_zeros()
             blocks.append(_prune_rows(co, NEIGHBOURS))
+            del co, rows
         neighbours = sp.csr_matrix(sp.vstack(blocks, format="csr"), dtype=np.float32)
         return neighbours, _scale(popularity)
 
