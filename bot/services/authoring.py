@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import (
@@ -25,6 +25,8 @@ from bot.models import (
     Course,
     Creator,
     CreatorRole,
+    Delivery,
+    DeliveryStatus,
     Enrollment,
     Job,
     Lesson,
@@ -288,6 +290,13 @@ async def replace_content(
     lesson.file_id = content.file_id
     lesson.caption = content.caption
     lesson.title = lesson_title(content, lesson.position)
+    # Telegram refused the old content (say, a bad file): the fixed lesson goes out now.
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.lesson_id == lesson.id, Delivery.status == DeliveryStatus.FAILED)
+        .values(status=DeliveryStatus.PENDING, last_error=None, due_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
     await session.flush()
     return lesson
 

@@ -46,6 +46,7 @@ _config = {"timezone": "UTC"}
 
 # Rows in these states already reached the learner (or may have: the worker is on them).
 _DELIVERED = (DeliveryStatus.SENT, DeliveryStatus.SENDING)
+REVOKED = "access revoked"
 
 
 def install(default_timezone: str = "UTC") -> None:
@@ -192,9 +193,12 @@ async def reschedule(
                 created_at=now,
             )
             session.add(row)
-        elif row.status in (DeliveryStatus.PENDING, DeliveryStatus.SKIPPED):
-            # SKIPPED rows were stopped by a revoke; a new grant brings them back.
+        elif row.status == DeliveryStatus.PENDING or (
+            # Stopped by a revoke: a new grant brings them back ("chat not found" stays).
+            row.status == DeliveryStatus.SKIPPED and row.last_error == REVOKED
+        ):
             row.status = DeliveryStatus.PENDING
+            row.last_error = None
             row.due_at = due
             row.claimed_until = None
         previous_due = due
@@ -237,7 +241,7 @@ async def _on_course_revoked(session: AsyncSession, change: access.AccessChange)
     )
     for row in rows:
         row.status = DeliveryStatus.SKIPPED
-        row.last_error = "access revoked"
+        row.last_error = REVOKED
     await session.flush()
 
 

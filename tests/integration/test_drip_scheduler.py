@@ -315,3 +315,21 @@ async def test_two_workers_share_the_work_without_duplicates(
     await asyncio.gather(*(w.drain() for w in workers))
     chats = sorted(s.chat_id for s in memory.sent)
     assert chats == list(range(100, 160))
+
+
+async def test_revoke_stops_future_lessons_and_a_new_grant_brings_them_back(
+    db: AsyncSession, worker: Scheduler, memory: MemorySender, clock: ManualClock
+) -> None:
+    course = await make_course(db, [(DAYS, 0), (DAYS, 1)])
+    await learner(db, 11)
+    await grant(db, 11, course, clock.now())
+    await worker.drain()
+    await access.revoke(db, 11, ProductKind.COURSE, course, now=clock.now())
+    await db.commit()
+    assert await statuses(db, 11) == ["sent", "skipped"]
+    clock.advance(days=2)
+    assert await worker.drain() == 0
+    await grant(db, 11, course, clock.now())
+    assert await statuses(db, 11) == ["sent", "pending"]
+    await worker.drain()
+    assert len(memory.to(11)) == 2
