@@ -200,7 +200,7 @@ async def cmd_members(
         return
     group = await _group_arg(session, creator, message, command.args)
     if group is None:
-        await _answer(message, bot, user.id, not_yours() + "\n" + _("Usage: /members <chat>"))
+        await _answer(message, bot, user.id, not_yours() + "\n" + _("Usage: /members CHAT_ID"))
         return
     report = await groups_service.member_report(session, group, clock.now())
     lines = [_("<b>{title}</b>").format(title=escape(group.title))]
@@ -255,7 +255,7 @@ async def cmd_extend(
     target = _int(args[0]) if args else None
     days = _int(args[1]) if len(args) > 1 else None
     if target is None or days is None or not 0 < days <= 3650:
-        await _answer(message, bot, user.id, _("Usage: /extend <user id> <days> [plan id]"))
+        await _answer(message, bot, user.id, _("Usage: /extend USER_ID DAYS [PLAN_ID]"))
         return
     plan = await _plan_arg(session, creator, args[2] if len(args) > 2 else None)
     if plan is None:
@@ -293,7 +293,7 @@ async def cmd_kick(
     args = (command.args or "").split()
     target = _int(args[0]) if args else None
     if target is None:
-        await _answer(message, bot, user.id, _("Usage: /kick <user id> [plan id]"))
+        await _answer(message, bot, user.id, _("Usage: /kick USER_ID [PLAN_ID]"))
         return
     plan = await _plan_arg(session, creator, args[1] if len(args) > 1 else None)
     if plan is None:
@@ -388,7 +388,7 @@ async def cmd_whitelist(
         return
     args = (command.args or "").split()
     if len(args) < 2 or _int(args[1]) is None:
-        await _answer(message, bot, user.id, _("Usage: /whitelist <chat> <user id> [off]"))
+        await _answer(message, bot, user.id, _("Usage: /whitelist CHAT_ID USER_ID [off]"))
         return
     group = await _group_arg(session, creator, message, args[0])
     if group is None:
@@ -434,7 +434,7 @@ async def cmd_audit(
         return
     group = await _group_arg(session, creator, message, command.args)
     if group is None:
-        await _answer(message, bot, user.id, not_yours() + "\n" + _("Usage: /audit <chat>"))
+        await _answer(message, bot, user.id, not_yours() + "\n" + _("Usage: /audit CHAT_ID"))
         return
     would = await groups_service.audit(session, group, clock.now())
     markup = audit_keyboard(group.chat_id, len(would)) if would else None

@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 router = Router(name=__name__)
 
+PLANS_LIMIT = 10
+
 
 def plain(value: object) -> str:
     """An aiogram enum (str, Enum) or a plain string, as its value: str() gives the name."""
@@ -363,3 +365,21 @@ async def cmd_subscriptions(
         await message.answer(text, reply_markup=markup)
     if not found:
         await message.answer(_("You have no active plans."))
+
+
+@router.message(Command("plans"), is_private)
+async def cmd_plans(message: Message, session: AsyncSession) -> None:
+    """Published plans, each with its Buy / Subscribe / Trial buttons."""
+    plans = list(
+        await session.scalars(
+            select(Plan).where(Plan.published.is_(True)).order_by(Plan.id).limit(PLANS_LIMIT)
+        )
+    )
+    if not plans:
+        await message.answer(_("No plans on sale yet."))
+        return
+    for plan in plans:
+        markup = plan_keyboard(
+            plan.id, trial=plan.trial_days > 0, subscription=plan.stars_subscription
+        )
+        await message.answer(plan_text(plan), reply_markup=markup)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import (
@@ -262,13 +263,22 @@ async def is_allowed(session: AsyncSession, group: Group, user_id: int, now: dat
 
 
 async def note_member(session: AsyncSession, group: Group, user_id: int, status: str) -> None:
-    row = await session.scalar(
-        select(GroupMember).where(GroupMember.group_id == group.id, GroupMember.user_id == user_id)
+    query = select(GroupMember).where(
+        GroupMember.group_id == group.id, GroupMember.user_id == user_id
     )
+    row = await session.scalar(query)
     if row is None:
-        session.add(GroupMember(group_id=group.id, user_id=user_id, status=status))
-    else:
-        row.status = status
+        # Telegram sends a join, a ban and an unban close together, handled concurrently:
+        # the first insert wins, the others update.
+        try:
+            async with session.begin_nested():
+                session.add(GroupMember(group_id=group.id, user_id=user_id, status=status))
+            return
+        except IntegrityError:
+            row = await session.scalar(query)
+            if row is None:
+                return
+    row.status = status
     await session.flush()
 
 
