@@ -282,6 +282,16 @@ async def note_member(session: AsyncSession, group: Group, user_id: int, status:
     await session.flush()
 
 
+async def is_present(session: AsyncSession, group: Group, user_id: int) -> bool:
+    """The bot last saw this user inside the chat."""
+    status = await session.scalar(
+        select(GroupMember.status).where(
+            GroupMember.group_id == group.id, GroupMember.user_id == user_id
+        )
+    )
+    return status in PRESENT
+
+
 class TrialProblem(StrEnum):
     NO_TRIAL = "no_trial"
     USED = "used"

@@ -194,6 +194,8 @@ async def run_invite(ctx: JobContext, job: Job, wiring: Wiring) -> None:
         return None
     links = []
     for group in await groups_service.plan_groups(ctx.session, plan.id):
+        if await groups_service.is_present(ctx.session, group, job.payload["user"]):
+            continue  # a renewal of someone already inside: no new link needed
         try:
             link = await wiring.admin.create_join_link(
                 group.chat_id, _link_name(user, job.payload["user"])

@@ -589,3 +589,57 @@ async def test_cli_audit_is_a_dry_run_until_confirmed(
     await db.commit()
     job = await db.scalar(select(Job).where(Job.kind == "grp_remove"))
     assert job is not None and job.payload["users"] == [BO.id]
+
+
+async def test_renewal_of_a_member_inside_sends_no_new_link(
+    h: Harness, gapp: App, db: AsyncSession, clock: ManualClock
+) -> None:
+    plan_id = await seed(db)
+    await h.send("/start", ANN)
+    await grant(gapp, ANN.id, plan_id, 30, clock.now())
+    h.session.add_result(invite_link("Ann"))
+    await gapp.scheduler.drain()
+    await h.feed(join_request(ANN))
+    h.session.clear()
+    clock.set(T0 + timedelta(days=10))
+    await grant(gapp, ANN.id, plan_id, 30, clock.now())
+    await gapp.scheduler.drain()
+    assert h.session.of_type(CreateChatInviteLink) == []
+
+
+async def test_linking_a_channel_picked_in_private(h: Harness, db: AsyncSession) -> None:
+    from aiogram.types import ChatShared
+
+    await seed(db)
+    channel = -100777
+    h.session.add_result(
+        ChatFullInfo(
+            id=channel,
+            type="channel",
+            title="News",
+            accent_color_id=0,
+            max_reaction_count=11,
+            accepted_gift_types=full_chat().accepted_gift_types,
+        )
+    )
+    h.session.add_result(ChatMemberOwner(user=ANA, is_anonymous=False))
+    h.session.add_result(admin(BOT, invite=False))
+    h.session.add_result(
+        Message(message_id=1, date=T0, chat=Chat(id=ANA.id, type="private"), from_user=BOT)
+    )
+    shared = ChatShared(request_id=52, chat_id=channel, title="News")
+    await h.feed(
+        Update(
+            update_id=next(_ids),
+            message=Message(
+                message_id=next(_ids),
+                date=T0,
+                chat=Chat(id=ANA.id, type="private"),
+                from_user=ANA,
+                chat_shared=shared,
+            ),
+        )
+    )
+    sent = h.session.of_type(SendMessage)[-1]
+    assert "invite users via link" in sent.text
+    assert await db.scalar(select(Group).where(Group.chat_id == channel)) is None
