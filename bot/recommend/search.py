@@ -29,6 +29,7 @@ MAX_QUERY_CHARS = 200
 # Candidates reranked per query: enough to hold brute force's top 10 (bench: >= 90%
 # overlap at 100k courses) while the rerank stays ~1–3 ms.
 CANDIDATES = 300
+QUERY_GRAMS = 48
 # WRatio below this is noise (random titles score 20–45 against a word).
 MIN_SCORE = 55.0
 
@@ -128,6 +129,10 @@ class SearchIndex:
         ]
         if not gids:
             return np.empty(0, dtype=np.intp), np.empty(0)
+        if len(gids) > QUERY_GRAMS:
+            # A long query: its rarest grams pick the candidates (bounded cost).
+            rarest = np.argsort(-self._idf[gids], kind="stable")[:QUERY_GRAMS]
+            gids = [gids[i] for i in sorted(rarest.tolist())]
         starts = self._indptr[gids]
         ends = self._indptr[np.asarray(gids) + 1]
         rows = np.concatenate([self._postings[s:e] for s, e in zip(starts, ends, strict=True)])

@@ -86,15 +86,16 @@ def fuzzy_grams(text: str, query: bool = False) -> list[str]:
     (so a typo still shares most grams), CJK char 1–2-grams. No duplicates.
 
     The index also gets each word's first letter (" b"), which a query uses only for a
-    one-letter word: what inline mode sees while the learner is still typing."""
+    one-letter last word: what inline mode sees while the learner is still typing."""
     grams: list[str] = []
-    for cjk, word in _SPLIT.findall(text):
+    parts = _SPLIT.findall(text)
+    for n, (cjk, word) in enumerate(parts, 1):
         if cjk:
             grams += cjk
             grams += [cjk[i : i + 2] for i in range(len(cjk) - 1)]
             continue
         padded = f" {word} "
-        if not query or len(word) == 1:
+        if not query or (len(word) == 1 and n == len(parts)):
             grams.append(padded[:2])
         grams += [padded[i : i + 3] for i in range(len(padded) - 2)]
     return list(dict.fromkeys(grams))

@@ -88,3 +88,17 @@ def test_any_query_is_safe(query: str) -> None:
     index = SearchIndex.build([CourseDoc(1, "Python"), CourseDoc(2, "数据")])
     hits = index.search(query)
     assert all(h.course_id in (1, 2) for h in hits)
+
+
+def test_a_half_typed_last_word_still_narrows(catalog: tuple[CourseDoc, ...]) -> None:
+    # Inline mode sees every keystroke: "guitar c" is on its way to "guitar chords".
+    index = SearchIndex.build(catalog)
+    assert ids(index.search("guitar c"))[0] == 13
+    assert ids(index.search("python w"))[0] == 16
+
+
+def test_long_queries_are_bounded(catalog: tuple[CourseDoc, ...]) -> None:
+    index = SearchIndex.build(catalog)
+    query = "python data design marketing finance guitar 机器学习 数据分析 " * 20
+    hits = index.search(query, limit=5)
+    assert len(hits) <= 5
