@@ -179,9 +179,13 @@ def evaluate(split: Split) -> dict[str, object]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot.recommend.evaluate", description=__doc__)
-    parser.add_argument("--coco", type=Path, default=DEFAULT_ROOT / "coco")
-    parser.add_argument("--mooccube", type=Path, default=DEFAULT_ROOT / "mooccube")
+    parser = argparse.ArgumentParser(
+        prog="python -m bot.recommend.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--coco", type=Path, default=DEFAULT_ROOT / "coco", metavar="DIR")
+    parser.add_argument("--mooccube", type=Path, default=DEFAULT_ROOT / "mooccube", metavar="DIR")
     parser.add_argument("--seed", type=int, default=SEED, help="MOOCCube leave-one-out seed")
     args = parser.parse_args(argv)
     report: dict[str, object] = {
