@@ -55,7 +55,8 @@ class RateLimiter:
 
     Slots are handed out from the previous slot, not from the moment the caller woke up,
     so small sleep overshoots do not add up; a little slack lets the sender catch up on
-    at most `slack` missed slots, which Telegram's bucket (a burst of ~30) tolerates.
+    at most `slack` missed slots (a GC pause, a slow commit), which Telegram's bucket (a
+    burst of ~30) tolerates. Over any second the cap is exceeded by at most `slack`.
     """
 
     MAX_CHATS = 100_000
@@ -65,7 +66,7 @@ class RateLimiter:
         per_second: float,
         chat_interval: float,
         clock: Clock,
-        slack: int = 2,
+        slack: int = 5,
     ) -> None:
         if per_second <= 0:
             raise ValueError("per_second must be positive")
