@@ -68,6 +68,9 @@ async def sandbox_server() -> AsyncIterator[SandboxServer]:
     await server.start("127.0.0.1", 0)
     yield server
     await server.stop()
+    # Whatever the test did, every request the bot made and everything the sandbox emitted
+    # conformed to the Bot API spec.
+    assert server.violations == [], server.violations[:5]
 
 
 @pytest.fixture
