@@ -6,13 +6,19 @@ the real scheduler worker (`bot.scheduler.worker.Scheduler` with the aiogram-bac
 TelegramSender) as a subprocess until every delivery is sent. Prints JSON per mode:
 
 - steady: one worker, start to finish;
-- kill:   the worker is killed with SIGKILL at three random moments and restarted.
+- kill:   the worker is killed with SIGKILL at three random moments and restarted, by a
+          warm standby process waiting on the worker lock (`--restart standby`, default)
+          or by starting a fresh process after the kill (`--restart cold`).
 
 Figures: sends/s (first to last message the sandbox accepted, restarts included) and
-its ratio to the configured cap, 429s the sandbox answered, duplicates (messages beyond
-the first per learner), lost (learners who got nothing), kills.
+its ratio to the configured cap, the same without the silences around the kills
+("while up"), 429s the sandbox answered, duplicates (messages beyond the first per
+learner), lost (learners who got nothing), kills. One message in flight per worker: at
+most one duplicate per kill (see bot/scheduler/worker.py), so the rate is bounded by
+1 / (latency + our work per message); 20 ms latency leaves room for 30/s.
 
-    python bench/drip.py [--mode steady|kill|both] [--n 10000] [--rate 30] [--latency 0.02]
+    python bench/drip.py [--mode steady|kill|both] [--restart standby|cold] [--n 10000]
+        [--rate 30] [--latency 0.02] [--seed S]
 """
 
 from __future__ import annotations
