@@ -2,7 +2,7 @@
 
 Reading the user row on every update costs a round trip that most updates (a page turn,
 a card) do not need, so the last committed row of recent users is kept in memory and
-merged into the update's session without a query. The cache is short-lived on purpose:
+attached to the update's session without a query. The cache is short-lived on purpose:
 another process or the scheduler may change a user (language, blocked flag) and this
 process sees it at most `ttl` seconds later; changes flushed by any session of this
 process (the scheduler marking a learner blocked, say) drop the cached copy at once.
@@ -113,13 +113,13 @@ class UserMiddleware(BaseMiddleware):
         cached = self.cache.get(tg_user.id)
         if cached is None:
             return await upsert_user(session, profile)
-        if object_session(cached) is None:
-            # Attach the committed row itself: no SELECT, no copy.
-            session.add(cached)
-            user = cached
-        else:
-            # Another update of this user is in flight with it: work on a copy.
-            user = await session.merge(cached, load=False)
+        if object_session(cached) is not None:
+            # Another update of this user is in flight with that row (maybe changing it):
+            # read a fresh one rather than share or copy it.
+            return await upsert_user(session, profile)
+        # Attach the committed row itself: no SELECT, no copy.
+        session.add(cached)
+        user = cached
         refresh_profile(user, profile, utcnow())
         return user, False
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Creator, CreatorRole, Event, EventKind, User, utcnow
@@ -54,8 +55,17 @@ async def upsert_user(
             blocked_at=None,
             referred_by=None,
         )
-        session.add(user)
-        await session.flush()
+        try:
+            # Two first updates of a new user can race (a join request and its service
+            # message): the loser of the insert reads the winner's row instead.
+            async with session.begin_nested():
+                session.add(user)
+        except IntegrityError:
+            existing = await session.get(User, profile.id)
+            if existing is None:
+                raise
+            refresh_profile(existing, profile, now)
+            return existing, False
         return user, True
     refresh_profile(user, profile, now)
     return user, False

@@ -51,3 +51,23 @@ async def test_expired_rows_are_never_handed_out(app: App, harness: Harness) -> 
     assert cache.get(ann.id) is None
     await harness.send("/help", ann)  # loads afresh, no lazy load outside a session
     assert "/paysupport" in harness.last_text()
+
+
+async def test_concurrent_updates_of_one_user_do_not_crash(app: App, harness: Harness) -> None:
+    import asyncio
+
+    from tests.support.updates import message_update
+
+    failures: list[BaseException] = []
+
+    async def capture(event: object) -> bool:
+        failures.append(event.exception)  # type: ignore[attr-defined]
+        return True
+
+    app.dp.errors.handlers.clear()
+    app.dp.errors.register(capture)
+    new = tg_user(4444)  # first contact: both updates race to create the row
+    await asyncio.gather(*(harness.feed(message_update("/help", new)) for _ in range(4)))
+    # Known now and cached: concurrent updates share nothing they could both change.
+    await asyncio.gather(*(harness.feed(message_update("/help", new)) for _ in range(4)))
+    assert not failures, failures
