@@ -247,9 +247,7 @@ async def on_plan(
         return
     offer = await make_offer(session, user.id, ProductKind.PLAN, plan.id, settings)
     if offer == OfferProblem.OWNED:
-        await callback.answer(
-            _("Your access is active. You can renew once it has ended."), show_alert=True
-        )
+        await callback.answer(_("You already have lifetime access to this plan."), show_alert=True)
         return
     if not isinstance(offer, Offer):
         await callback.answer(_("This plan is not on sale."), show_alert=True)

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.handlers.common import current_locale, show
+from bot.handlers.recommend import suggestion_rows
 from bot.i18n import pick_locale
 from bot.keyboards.callbacks import BuyCB
 from bot.keyboards.payments import (
@@ -60,6 +61,7 @@ from bot.payments.orders import (
 from bot.payments.refunds import RefundResult, RefundStatus, refund_payment
 from bot.payments.stripe_api import StripeGateway
 from bot.payments.web_checkout import start_web_checkout
+from bot.services.search import CatalogSearch
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +297,15 @@ async def _grant_free(bot: Bot, chat_id: int, title: str) -> None:
     await bot.send_message(chat_id, free_text(title), reply_markup=receipt_keyboard())
 
 
+async def commit_before_invoice(session: AsyncSession) -> None:
+    """The one place a handler commits (the DB middleware owns every other commit).
+
+    A learner can pay within milliseconds of seeing the invoice; the pre-checkout must
+    find the order then, so it is committed before Telegram is asked to show it.
+    """
+    await session.commit()
+
+
 def _invoice_fields(offer: Offer, order: Order, settings: Settings) -> dict[str, object]:
     product = offer.product
     description = product.description.strip() or product.title
@@ -371,6 +382,7 @@ async def on_pay(
         await _web_checkout(callback, session, user, offer, settings, bot)
         return
     order = await open_order(session, user.id, offer, callback_data.m, settings)
+    await commit_before_invoice(session)
     await bot.send_invoice(chat_id=user.id, **_invoice_fields(offer, order, settings))  # type: ignore[arg-type]
     if callback_data.cp and offer.coupon is None:
         await callback.answer(coupon_dropped_text(), show_alert=True)
@@ -439,6 +451,7 @@ async def on_invoice_link(
         )
         return
     order = await open_order(session, user.id, offer, callback_data.m, settings)
+    await commit_before_invoice(session)
     url = await bot.create_invoice_link(**_invoice_fields(offer, order, settings))  # type: ignore[arg-type]
     await callback.answer()
     await bot.send_message(
@@ -564,7 +577,12 @@ async def _is_successful_payment(message: Message) -> bool:
 
 @router.message(_is_successful_payment)
 async def on_successful_payment(
-    message: Message, session: AsyncSession, user: User, settings: Settings, bot: Bot
+    message: Message,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    bot: Bot,
+    search: CatalogSearch,
 ) -> None:
     paid = message.successful_payment
     assert paid is not None
@@ -585,7 +603,11 @@ async def on_successful_payment(
     if result.outcome == Outcome.DUPLICATE:
         return  # a redelivered update: the learner already has their receipt
     if result.outcome == Outcome.CREDITED:
-        await message.answer(receipt_text(result, method, locale), reply_markup=receipt_keyboard())
+        # What to learn next, under the receipt: the purchase already counts.
+        suggestions = await suggestion_rows(session, user.id, search)
+        await message.answer(
+            receipt_text(result, method, locale), reply_markup=receipt_keyboard(suggestions)
+        )
         return
     refund: RefundResult | None = None
     if result.outcome == Outcome.REFUND_DUE and result.payment_id is not None:

@@ -95,13 +95,10 @@ def url_keyboard(text: str, url: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text=text, url=url)]])
 
 
-def receipt_keyboard() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(
-                    text=_("🎒 My library"), callback_data=MenuCB(action=MenuAction.LIBRARY).pack()
-                )
-            ]
-        ]
+def receipt_keyboard(
+    suggestions: list[list[InlineKeyboardButton]] | None = None,
+) -> InlineKeyboardMarkup:
+    library = InlineKeyboardButton(
+        text=_("🎒 My library"), callback_data=MenuCB(action=MenuAction.LIBRARY).pack()
     )
+    return InlineKeyboardMarkup(inline_keyboard=[[library], *(suggestions or [])])

@@ -33,7 +33,7 @@ from bot.models import (
 from bot.payments import coupons as coupons_service
 from bot.payments import ledger
 from bot.payments.orders import CREDITABLE, get_order
-from bot.payments.products import load_product
+from bot.payments.products import already_owned, load_product
 from bot.services import access
 
 log = logging.getLogger(__name__)
@@ -269,6 +269,6 @@ async def _refusal(
         return RefundReason.ORDER_REFUNDED
     if not product_exists:
         return RefundReason.PRODUCT_GONE
-    if await access.has_access(session, order.user_id, order.product_kind, order.product_id, now):
+    if await already_owned(session, order.user_id, order.product_kind, order.product_id, now):
         return RefundReason.OWNED
     return None

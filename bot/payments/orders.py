@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.models import Coupon, Event, EventKind, Order, OrderStatus, PaymentMethod, utcnow
 from bot.payments import coupons as coupons_service
-from bot.payments.products import Product, available_methods, load_product
+from bot.payments.products import Product, already_owned, available_methods, load_product
 from bot.services import access
 
 # Telegram allows 128 bytes of payload; 24 url-safe characters carry 144 random bits.
@@ -87,7 +87,7 @@ async def make_offer(
     product = await load_product(session, kind, product_id)
     if product is None or not product.published:
         return OfferProblem.UNAVAILABLE
-    if await access.has_access(session, user_id, kind, product_id, now):
+    if await already_owned(session, user_id, kind, product_id, now):
         return OfferProblem.OWNED
     if coupon is not None and coupons_service.coupon_problem(coupon, product, now) is not None:
         coupon = None
@@ -269,7 +269,7 @@ async def check_pre_checkout(
         return Refusal.UNAVAILABLE
     if order.method not in available_methods(product, settings):
         return Refusal.METHOD_OFF
-    if await access.has_access(session, user_id, product.kind, product.id, now):
+    if await already_owned(session, user_id, product.kind, product.id, now):
         return Refusal.OWNED
     coupon = None
     if order.coupon_id is not None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.models import Course, PaymentMethod, Plan, ProductKind
 from bot.money import STARS
+from bot.services import access
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +91,19 @@ def available_methods(product: Product, settings: Settings) -> list[str]:
         if settings.stripe_key:
             methods.append(PaymentMethod.WEB)
     return methods
+
+
+async def already_owned(
+    session: AsyncSession, user_id: int, kind: str, product_id: int, now: datetime
+) -> bool:
+    """Owned for good, so buying again would be a mistake.
+
+    A plan with a period may be bought again while it is active: that is a renewal, and
+    access.grant extends it from the current expiry. Courses and lifetime plans may not.
+    """
+    if not await access.has_access(session, user_id, kind, product_id, now):
+        return False
+    if kind != ProductKind.PLAN:
+        return True
+    plan = await session.get(Plan, product_id)
+    return plan is None or plan.period_days is None
