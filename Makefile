@@ -40,6 +40,11 @@ locales: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/handlers.py
+	$(BIN)/python bench/recommend.py
+
+## Offline evaluation of the recommender on ../shared/datasets (COCO, MOOCCube).
+eval: $(STAMP)
+	$(BIN)/python -m bot.recommend.evaluate
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -29,6 +29,7 @@ from bot.middlewares.user import UserMiddleware
 from bot.scheduler.clock import Clock, SystemClock
 from bot.scheduler.worker import Scheduler
 from bot.services.events import EventBuffer
+from bot.services.recommendations import recommendations
 from bot.services.search import CatalogSearch
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class App:
         # First: the worker finishes the message in flight and records it.
         await self.scheduler.stop()
         await self.events.stop(self.sessionmaker)
+        await recommendations(self.search).close()
         await self.search.close()
         await self.bot.session.close()
         await self.engine.dispose()
@@ -266,6 +268,8 @@ async def on_startup(app: App) -> None:
     app.events.start(app.sessionmaker)
     if app.settings.scheduler_enabled:
         app.scheduler.start()
+    # Fit the recommender now, in the background, so the first learner does not wait.
+    app.extras["warmup"] = asyncio.create_task(recommendations(app.search).fitted())
 
 
 def add_stripe_webhook(app: App, web_app: Any) -> None:

@@ -3,22 +3,26 @@ course, quiet hours and timezone."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from aiogram import Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.handlers.common import is_private, show
 from bot.handlers.library import library_screen
+from bot.handlers.recommend import suggestion_rows
 from bot.keyboards.learning import EnrollmentAction, EnrollmentCB, LessonAction, LessonCB
 from bot.models import User
 from bot.scheduler.clock import Clock
 from bot.services import drip
 from bot.services.drip import StepResult, local_time
+from bot.services.search import CatalogSearch
 
 router = Router(name=__name__)
 
@@ -51,6 +55,7 @@ async def on_lesson_button(
     session: AsyncSession,
     user: User,
     clock: Clock,
+    search: CatalogSearch,
 ) -> None:
     if callback_data.action == LessonAction.DONE:
         result = await drip.mark_done(session, user.id, callback_data.id, clock.now())
@@ -59,6 +64,30 @@ async def on_lesson_button(
     else:
         result = StepResult(ok=False)
     await callback.answer(step_text(result), show_alert=not result.ok)
+    if result.newly_done:
+        await _suggest_under(callback, session, user, search)
+
+
+async def _suggest_under(
+    callback: CallbackQuery, session: AsyncSession, user: User, search: CatalogSearch
+) -> None:
+    """After a finished lesson, a few courses to learn next, under that lesson's buttons.
+
+    Added to the lesson message rather than sent: a message after every lesson would
+    be noise. Only once per lesson message.
+    """
+    message = callback.message
+    if not isinstance(message, Message) or message.reply_markup is None:
+        return
+    rows = message.reply_markup.inline_keyboard
+    if any(b.callback_data and b.callback_data.startswith("c:") for row in rows for b in row):
+        return
+    suggestions = await suggestion_rows(session, user.id, search)
+    if suggestions:
+        with contextlib.suppress(TelegramBadRequest):
+            await message.edit_reply_markup(
+                reply_markup=InlineKeyboardMarkup(inline_keyboard=[*rows, *suggestions])
+            )
 
 
 @router.callback_query(EnrollmentCB.filter())

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import CommandObject, CommandStart
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handlers import views
 from bot.handlers.common import current_locale, is_private, show
+from bot.handlers.recommend import suggestion_rows
 from bot.i18n import SUPPORTED
 from bot.keyboards.callbacks import InterestCB, LangCB, MenuAction, MenuCB
 from bot.keyboards.menus import card_keyboard, interests_keyboard, language_keyboard, main_menu
@@ -18,6 +19,7 @@ from bot.models import EventKind, User
 from bot.services import users as users_service
 from bot.services.catalog import course_card
 from bot.services.events import EventBuffer
+from bot.services.search import CatalogSearch
 
 router = Router(name=__name__)
 router.message.filter(is_private)
@@ -82,10 +84,21 @@ async def on_interests_menu(callback: CallbackQuery, user: User) -> None:
 
 
 @router.callback_query(InterestCB.filter())
-async def on_interest(callback: CallbackQuery, callback_data: InterestCB, user: User) -> None:
+async def on_interest(
+    callback: CallbackQuery,
+    callback_data: InterestCB,
+    session: AsyncSession,
+    user: User,
+    search: CatalogSearch,
+) -> None:
     if not callback_data.key:
         users_service.finish_onboarding(user)
-        await show(callback, views.all_set(user.interests), main_menu())
+        await session.flush()
+        # The interests just picked count at once: first suggestions above the menu.
+        suggestions = await suggestion_rows(session, user.id, search)
+        menu = main_menu()
+        markup = InlineKeyboardMarkup(inline_keyboard=[*suggestions, *menu.inline_keyboard])
+        await show(callback, views.all_set(user.interests), markup)
         return
     if not users_service.toggle_interest(user, callback_data.key):
         await callback.answer(_("This option is no longer available."), show_alert=True)

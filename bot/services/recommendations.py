@@ -160,7 +160,7 @@ class Recommendations:
             else:
                 # CatalogSearch keeps the process's sessionmaker; a background refit
                 # reads through its own short session.
-                async with self.catalog._sessionmaker() as own:
+                async with self.catalog.sessionmaker() as own:
                     interactions = await load_interactions(own)
             # Fitting is CPU work (seconds at 100k courses): never on the event loop.
             model = await asyncio.to_thread(Recommender.fit, snapshot.docs, interactions)

@@ -101,6 +101,10 @@ class CatalogSearch:
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Task[None] | None = None
 
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        return self._sessionmaker
+
     def invalidate(self) -> None:
         """Call after any catalog change; the next read schedules a rebuild."""
         self._stale = True
