@@ -328,8 +328,9 @@ async def cmd_plan(
         await _answer(message, bot, user.id, not_creator())
         return
     usage = _(
-        "Usage:\n/plan new Title stars=500 days=30|life trial=7 sub=yes publish=yes chat=CHAT_ID\n"
-        "/plan PLAN_ID stars=… days=… trial=… publish=yes|no chat=…"
+        "Usage:\n/plan new Title stars=500 days=30|life trial=7 sub=yes publish=yes chat=CHAT_ID "
+        "course=COURSE_ID\n"
+        "/plan PLAN_ID stars=… days=… trial=… publish=yes|no chat=… course=…"
     )
     args = (command.args or "").strip()
     head, _sep, rest = args.partition(" ")

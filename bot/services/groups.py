@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import (
+    Course,
     Creator,
     CreatorRole,
     Entitlement,
@@ -158,10 +159,11 @@ class PlanSpec:
     subscription: bool | None = None
     publish: bool | None = None
     chats: list[int] = field(default_factory=list)
+    courses: list[int] = field(default_factory=list)
 
 
 def parse_plan_spec(text: str) -> PlanSpec | None:
-    """`Title words stars=500 days=30|life trial=7 sub=yes publish=yes chat=-100…`."""
+    """`Title words stars=500 days=30|life trial=7 sub=yes publish=yes chat=-100… course=12`."""
     spec = PlanSpec()
     title: list[str] = []
     try:
@@ -190,6 +192,8 @@ def parse_plan_spec(text: str) -> PlanSpec | None:
                 spec.publish = value.lower() in ("1", "yes", "on", "true")
             elif key == "chat":
                 spec.chats.append(int(value))
+            elif key == "course":
+                spec.courses.append(int(value))
             else:
                 return None
     except ValueError:
@@ -213,6 +217,10 @@ async def save_plan(
         if group.plan_id is not None and (plan is None or group.plan_id != plan.id):
             return PlanError.CHAT_TAKEN
         groups.append(group)
+    for course_id in spec.courses:
+        course = await session.get(Course, course_id)
+        if course is None or course.creator_id != creator.id:
+            return PlanError.NOT_YOURS
     if plan is None and not spec.title:
         return PlanError.NO_TITLE
     # Validate before touching anything: the caller's transaction stays clean on refusal.
@@ -244,6 +252,8 @@ async def save_plan(
         plan.stars_subscription = spec.subscription
     if spec.publish is not None:
         plan.published = spec.publish
+    if spec.courses:
+        plan.course_ids = sorted(set(spec.courses))
     await session.flush()
     for group in groups:
         group.plan_id = plan.id

@@ -118,6 +118,7 @@ def _stamp(when: datetime | None) -> int:
 
 
 async def on_plan_granted(session: AsyncSession, change: access.AccessChange) -> None:
+    await _grant_plan_courses(session, change)
     stamp = _stamp(change.expires_at)
     base = {"user": change.user_id, "plan": change.product_id, "exp": stamp}
     # One invite per grant; a renewal of someone still inside gets a fresh link too,
@@ -138,8 +139,49 @@ async def on_plan_granted(session: AsyncSession, change: access.AccessChange) ->
 
 
 async def on_plan_revoked(session: AsyncSession, change: access.AccessChange) -> None:
+    await _revoke_plan_courses(session, change)
     payload = {"user": change.user_id, "plan": change.product_id}
     await schedule(session, REMOVE, payload, change.at)
+
+
+async def _grant_plan_courses(session: AsyncSession, change: access.AccessChange) -> None:
+    """A plan's courses come with it, for as long as the plan lasts.
+
+    Course access granted through a plan starts when the plan's did and ends with it;
+    that shared start marks it as the plan's. A course the learner owns longer (bought
+    on its own) is left as it is. access.grant runs the course hooks: drip enrollment.
+    """
+    plan = await session.get(Plan, change.product_id)
+    plan_ent = await session.get(Entitlement, change.entitlement_id)
+    if plan is None or plan_ent is None:
+        return
+    for course_id in plan.course_ids or []:
+        ent = await access.get_entitlement(session, change.user_id, ProductKind.COURSE, course_id)
+        if ent is not None and ent.is_active(change.at) and not _shorter(ent, change):
+            continue
+        ent = await access.grant(
+            session, change.user_id, ProductKind.COURSE, course_id, days=None, now=change.at
+        )
+        ent.expires_at = change.expires_at
+        ent.starts_at = plan_ent.starts_at
+    await session.flush()
+
+
+def _shorter(ent: Entitlement, change: access.AccessChange) -> bool:
+    if ent.expires_at is None:
+        return False
+    return change.expires_at is None or ent.expires_at < change.expires_at
+
+
+async def _revoke_plan_courses(session: AsyncSession, change: access.AccessChange) -> None:
+    plan = await session.get(Plan, change.product_id)
+    plan_ent = await session.get(Entitlement, change.entitlement_id)
+    if plan is None or plan_ent is None:
+        return
+    for course_id in plan.course_ids or []:
+        ent = await access.get_entitlement(session, change.user_id, ProductKind.COURSE, course_id)
+        if ent is not None and ent.starts_at == plan_ent.starts_at:
+            await access.revoke(session, change.user_id, ProductKind.COURSE, course_id, change.at)
 
 
 async def schedule_removal(
