@@ -247,6 +247,8 @@ def bot_commands(i18n: PoI18n, locale: str) -> list[BotCommand]:
             BotCommand(command="catalog", description=i18n.gettext("Browse courses")),
             BotCommand(command="search", description=i18n.gettext("Find a course")),
             BotCommand(command="my", description=i18n.gettext("My library")),
+            BotCommand(command="foryou", description=i18n.gettext("Recommended for you")),
+            BotCommand(command="plans", description=i18n.gettext("Paid groups and channels")),
             BotCommand(command="help", description=i18n.gettext("Help")),
             BotCommand(command="paysupport", description=i18n.gettext("Payment support")),
         ]

@@ -55,7 +55,7 @@ async def test_plan_courses_follow_the_plan(db: AsyncSession) -> None:
 
 
 async def test_a_creator_cannot_sell_another_creators_course(db: AsyncSession) -> None:
-    plan, a, _b, _uid = await _setup(db)
+    _plan, a, _b, _uid = await _setup(db)
     other_user, _ = await upsert_user(db, TelegramProfile(id=3, first_name="Ot"), now=T0)
     other = await ensure_creator(db, other_user)
     spec = groups_service.parse_plan_spec(f"Mine stars=10 days=30 course={a.id}")
