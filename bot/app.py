@@ -26,6 +26,7 @@ from bot.middlewares.db import DbSessionMiddleware
 from bot.middlewares.i18n import LocaleMiddleware
 from bot.middlewares.throttling import ThrottlingMiddleware
 from bot.middlewares.user import UserMiddleware
+from bot.models import utcnow
 from bot.scheduler.clock import Clock, SystemClock
 from bot.scheduler.worker import Scheduler
 from bot.services.events import EventBuffer
@@ -184,6 +185,7 @@ def create_scheduler(
     """The one scheduler: drip lessons and every registered job kind, one rate-limited sender."""
     from bot.handlers import groups
     from bot.keyboards.learning import I18nRenderer
+    from bot.payments import housekeeping
     from bot.scheduler import broadcast
     from bot.scheduler.jobs import JobRegistry
     from bot.scheduler.sender import RateLimitedSender
@@ -194,6 +196,7 @@ def create_scheduler(
     drip.install(settings.timezone)
     registry = JobRegistry()
     broadcast.register(registry)
+    housekeeping.register(registry)
     groups.install(registry, bot, i18n, settings)
     sender = RateLimitedSender(
         TelegramSender(bot),
@@ -269,6 +272,11 @@ async def on_startup(app: App) -> None:
     await setup_commands(app)
     app.events.start(app.sessionmaker)
     if app.settings.scheduler_enabled:
+        from bot.payments import housekeeping
+
+        async with app.sessionmaker() as session:
+            await housekeeping.ensure_scheduled(session, utcnow())
+            await session.commit()
         app.scheduler.start()
     # Fit the recommender now, in the background, so the first learner does not wait.
     app.extras["warmup"] = asyncio.create_task(recommendations(app.search).fitted())
