@@ -18,7 +18,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.handlers.common import clip, current_locale, is_private
+from bot.handlers.common import clip, current_locale, has_text, is_private
 from bot.keyboards.authoring import NewCourseCB, language_choice, publish_choice
 from bot.models import Creator, ReleaseRule, User
 from bot.scheduler.clock import Clock
@@ -131,7 +131,7 @@ def _text(message: Message) -> str:
     return (message.html_text if message.text else "").strip()
 
 
-@router.message(NewCourse.title, F.text)
+@router.message(StateFilter(NewCourse.title), has_text)
 async def on_title(message: Message, state: FSMContext) -> None:
     title = (message.text or "").strip()
     if not title or title.startswith("/"):
@@ -142,21 +142,21 @@ async def on_title(message: Message, state: FSMContext) -> None:
     await message.answer(_("Describe the course in a few sentences."))
 
 
-@router.message(NewCourse.description, F.text)
+@router.message(StateFilter(NewCourse.description), has_text)
 async def on_description(message: Message, state: FSMContext) -> None:
     await state.update_data(description=(message.text or "").strip()[:3000])
     await state.set_state(NewCourse.tags)
     await message.answer(_("Tags, separated by commas (or - for none):"))
 
 
-@router.message(NewCourse.tags, F.text)
+@router.message(StateFilter(NewCourse.tags), has_text)
 async def on_tags(message: Message, state: FSMContext) -> None:
     await state.update_data(tags=authoring.parse_tags(message.text or ""))
     await state.set_state(NewCourse.language)
     await message.answer(_("Which language is the course in?"), reply_markup=language_choice())
 
 
-@router.callback_query(NewCourse.language, NewCourseCB.filter(F.action == "lang"))
+@router.callback_query(StateFilter(NewCourse.language), NewCourseCB.filter(F.action == "lang"))
 async def on_language(
     callback: CallbackQuery, callback_data: NewCourseCB, state: FSMContext
 ) -> None:
@@ -170,7 +170,7 @@ async def on_language(
         )
 
 
-@router.message(NewCourse.price, F.text)
+@router.message(StateFilter(NewCourse.price), has_text)
 async def on_price(message: Message, state: FSMContext) -> None:
     price = authoring.parse_price(message.text or "")
     if price is None:
@@ -181,7 +181,7 @@ async def on_price(message: Message, state: FSMContext) -> None:
     await message.answer(_("Price in Telegram Stars (a whole number, 0 for none):"))
 
 
-@router.message(NewCourse.stars, F.text)
+@router.message(StateFilter(NewCourse.stars), has_text)
 async def on_stars(message: Message, state: FSMContext) -> None:
     stars = authoring.parse_stars(message.text or "")
     if stars is None:
@@ -198,7 +198,9 @@ async def on_stars(message: Message, state: FSMContext) -> None:
     )
 
 
-@router.callback_query(NewCourse.confirm, NewCourseCB.filter(F.action.in_({"publish", "draft"})))
+@router.callback_query(
+    StateFilter(NewCourse.confirm), NewCourseCB.filter(F.action.in_({"publish", "draft"}))
+)
 async def on_confirm(
     callback: CallbackQuery,
     callback_data: NewCourseCB,
@@ -657,7 +659,7 @@ async def cmd_broadcast(
     )
 
 
-@router.message(BroadcastInput.text, F.text)
+@router.message(StateFilter(BroadcastInput.text), has_text)
 async def on_broadcast_text(
     message: Message,
     session: AsyncSession,

@@ -43,3 +43,8 @@ async def is_private(event: Message | CallbackQuery) -> bool:
     """Private chats only. Async on purpose: aiogram runs sync filters in a thread."""
     message = event.message if isinstance(event, CallbackQuery) else event
     return message is not None and message.chat.type == "private"
+
+
+async def has_text(message: Message) -> bool:
+    """Messages with text. Async for the same reason as is_private."""
+    return bool(message.text)

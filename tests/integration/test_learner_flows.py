@@ -195,3 +195,17 @@ async def test_forged_stale_and_unpublished_callbacks_change_nothing(
     # A page far past the end is clamped to the last page, not an error.
     await harness.press(PageCB(page=10_000).pack(), ann)
     assert "page" in harness.last_text()
+
+
+async def test_no_filter_runs_in_a_thread(app: App) -> None:
+    # aiogram runs sync filters (magic F, a bare State) through asyncio.to_thread on every
+    # update that reaches them: a third of the hot path's throughput (DESIGN.md).
+    slow = [
+        (router.name, name, handler.callback.__name__)
+        for router in app.dp.chain_tail
+        for name, observer in router.observers.items()
+        for handler in observer.handlers
+        for f in [*(observer._handler.filters or []), *(handler.filters or [])]
+        if not f.awaitable
+    ]
+    assert slow == []
