@@ -291,3 +291,18 @@ async def test_free_course_is_granted_without_invoice(harness: Harness, db: Asyn
     order = await db.scalar(select(Order))
     assert order is not None and order.status == OrderStatus.PAID and order.amount_minor == 0
     assert await count(db, Entitlement) == 1
+
+
+async def test_receipt_suggests_what_to_learn_next(harness: Harness, db: AsyncSession) -> None:
+    _, course_id = await make_course(db)
+    _, other_id = await make_course(db, title="Python for data analysis")
+    invoice = await buy(harness, course_id, "Telegram Stars")
+    await harness.feed(pre_checkout_update(ANN, invoice.payload, "XTR", 500))
+    await harness.feed(successful_payment_update(ANN, invoice.payload, "XTR", 500, "tg-s1", ""))
+    assert "Payment received" in harness.last_text()
+    markup = harness.last_markup()
+    assert markup is not None
+    suggested = [b.callback_data for row in markup.inline_keyboard for b in row]
+    # The other course is suggested; the one just bought never is.
+    assert CourseCB(id=other_id).pack() in suggested
+    assert CourseCB(id=course_id).pack() not in suggested
