@@ -197,3 +197,33 @@ async def test_broadcast_reaches_every_learner_with_progress(
         assert texts.count("Live Q&amp;A tonight!") + texts.count("Live Q&A tonight!") == 1
     edits = [r.text for r in h.session.of_type(EditMessageText)]
     assert edits and "2 of 2 delivered" in edits[-1]
+
+
+async def test_a_finished_lesson_suggests_what_to_learn_next(
+    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+) -> None:
+    from aiogram.methods import EditMessageReplyMarkup
+
+    from bot.keyboards.callbacks import CourseCB
+    from tests.support.updates import callback_update
+
+    cid = await course_with_lessons(db, [(ReleaseRule.AFTER_DAYS, 0), (ReleaseRule.AFTER_DAYS, 1)])
+    creator_id = await db.scalar(select(Course.creator_id).where(Course.id == cid))
+    other = Course(creator_id=creator_id, title="Drip 201", published=True)
+    db.add(other)
+    await db.commit()
+    await enroll(h, db, ANN, cid, clock)
+    await drain(drip_app)
+    lesson = lessons_to(h, ANN.id)[0]
+    markup = lesson.reply_markup
+    assert isinstance(markup, InlineKeyboardMarkup)
+    done = markup.inline_keyboard[0][0].callback_data or ""
+    await h.feed(callback_update(done, ANN, text=lesson.text, reply_markup=markup))
+    edits = h.session.of_type(EditMessageReplyMarkup)
+    assert edits, "no suggestions under the finished lesson"
+    new = edits[-1].reply_markup
+    assert isinstance(new, InlineKeyboardMarkup)
+    buttons = [b.callback_data for row in new.inline_keyboard for b in row]
+    assert done in buttons  # the lesson's own buttons stay
+    assert CourseCB(id=other.id).pack() in buttons
+    assert CourseCB(id=cid).pack() not in buttons

@@ -58,13 +58,20 @@ def sticker_update(user: User) -> Update:
     return message_update(None, user, sticker=sticker)
 
 
-def callback_update(data: str, user: User, message_id: int = 1, text: str = "…") -> Update:
+def callback_update(
+    data: str,
+    user: User,
+    message_id: int = 1,
+    text: str = "…",
+    reply_markup: InlineKeyboardMarkup | None = None,
+) -> Update:
     msg = Message(
         message_id=message_id,
         date=datetime.now(UTC),
         chat=Chat(id=user.id, type="private", first_name=user.first_name),
         from_user=User(id=42, is_bot=True, first_name="Lyceum"),
         text=text,
+        reply_markup=reply_markup,
     )
     query = CallbackQuery(
         id=str(next(_update_ids)), from_user=user, chat_instance="ci", message=msg, data=data
