@@ -147,7 +147,12 @@ async def run_demo(
 ) -> None:
     """Sandbox + bot until ``stop`` is set (or SIGINT/SIGTERM)."""
     server = SandboxServer(SandboxConfig(token=DEMO_TOKEN, limits=RateLimits() if limits else None))
-    url = await server.start(host, port)
+    try:
+        url = await server.start(host, port)
+    except OSError:
+        # The usual port is taken (another demo?): any free one will do, and we say which.
+        print(f"port {port} is busy; using a free one", file=sys.stderr)
+        url = await server.start(host, 0)
     tmp = None
     if db_path is None:
         tmp = tempfile.TemporaryDirectory(prefix="lyceum-demo-")
