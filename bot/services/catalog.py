@@ -56,27 +56,6 @@ class LibraryItem:
     expires_at: datetime | None
 
 
-_SUMMARY_COLUMNS = (
-    Course.id,
-    Course.title,
-    Course.price_minor,
-    Course.currency,
-    Course.stars_price,
-    Course.language,
-)
-
-
-async def summaries(session: AsyncSession, ids: list[int]) -> list[CourseSummary]:
-    """Published courses by id, in the order given (search and recommendation results)."""
-    if not ids:
-        return []
-    rows = await session.execute(
-        select(*_SUMMARY_COLUMNS).where(Course.id.in_(ids), Course.published.is_(True))
-    )
-    by_id = {row.id: CourseSummary(*row) for row in rows}
-    return [by_id[i] for i in ids if i in by_id]
-
-
 def _active_entitlement(user_id: Any, now: Any) -> ColumnElement[bool]:
     return and_(
         Entitlement.user_id == user_id,

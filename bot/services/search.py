@@ -87,10 +87,6 @@ async def _load(session: AsyncSession) -> tuple[list[CourseSummary], list[Course
     return summaries, docs
 
 
-async def load_docs(session: AsyncSession) -> list[CourseDoc]:
-    return (await _load(session))[1]
-
-
 class CatalogSearch:
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], max_age: float = 60.0):
         self._sessionmaker = sessionmaker
@@ -137,14 +133,6 @@ class CatalogSearch:
             self._refresh = asyncio.create_task(self._rebuild())
         assert self._snapshot is not None
         return self._snapshot
-
-    async def index(self, session: AsyncSession | None = None) -> SearchIndex:
-        return (await self.snapshot(session)).index
-
-    async def page(
-        self, number: int, size: int, session: AsyncSession | None = None
-    ) -> CatalogPage:
-        return (await self.snapshot(session)).page(number, size)
 
     async def search(
         self, query: str, limit: int = 8, session: AsyncSession | None = None
