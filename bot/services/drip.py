@@ -278,7 +278,9 @@ async def _own_delivery(
             .where(Delivery.id == delivery_id, Delivery.user_id == user_id)
         )
     ).first()
-    if row is None or row[0].status != DeliveryStatus.SENT:
+    # SENDING counts too: the learner can press Done on the lesson before the worker has
+    # committed that it was sent (the button exists only on a delivered message).
+    if row is None or row[0].status not in (DeliveryStatus.SENT, DeliveryStatus.SENDING):
         return None
     return row[0], row[1]
 

@@ -212,6 +212,10 @@ async def test_a_finished_lesson_suggests_what_to_learn_next(
     other = Course(creator_id=creator_id, title="Drip 201", published=True)
     db.add(other)
     await db.commit()
+    # Suggestions never wait for a first fit (it would hold the Done transaction).
+    from bot.services.recommendations import recommendations
+
+    await recommendations(drip_app.search).fitted()
     await enroll(h, db, ANN, cid, clock)
     await drain(drip_app)
     lesson = lessons_to(h, ANN.id)[0]
@@ -227,3 +231,25 @@ async def test_a_finished_lesson_suggests_what_to_learn_next(
     assert done in buttons  # the lesson's own buttons stay
     assert CourseCB(id=other.id).pack() in buttons
     assert CourseCB(id=cid).pack() not in buttons
+
+
+async def test_done_pressed_before_the_worker_recorded_the_send_counts(
+    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+) -> None:
+    from bot.models import Delivery, DeliveryStatus
+
+    cid = await course_with_lessons(db, [(ReleaseRule.AFTER_DAYS, 0), (ReleaseRule.AFTER_DAYS, 1)])
+    await enroll(h, db, ANN, cid, clock)
+    await drain(drip_app)
+    markup = lessons_to(h, ANN.id)[0].reply_markup
+    assert isinstance(markup, InlineKeyboardMarkup)
+    done = markup.inline_keyboard[0][0].callback_data or ""
+    # The message is on screen but the worker has not committed SENT yet.
+    delivery = await db.scalar(select(Delivery))
+    assert delivery is not None
+    delivery.status = DeliveryStatus.SENDING
+    await db.commit()
+    await h.press(done, ANN)
+    db.expire_all()
+    delivery = await db.scalar(select(Delivery))
+    assert delivery is not None and delivery.done_at is not None
