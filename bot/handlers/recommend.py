@@ -63,7 +63,8 @@ async def suggestion_rows(
 ) -> list[list[InlineKeyboardButton]]:
     """A few course buttons to append under another screen (a purchase receipt, a
     finished lesson): the learner's next step without another message."""
-    items = await recommend_for(session, user_id, k, catalog=search)
+    # Never waits for a first fit: the caller's write transaction is still open.
+    items = await recommend_for(session, user_id, k, catalog=search, wait=False)
     return course_buttons(items)
 
 

@@ -191,6 +191,16 @@ class Recommendations:
             self._refresh = asyncio.create_task(self._refit_in_background())
         return current
 
+    def ready(self) -> Fitted | None:
+        """The model if one is fitted, without waiting; otherwise start the first fit.
+
+        For suggestions shown beside other work (a receipt, a finished lesson): those run
+        inside the update's write transaction, which must not stay open for a first fit.
+        """
+        if self._fitted is None and (self._refresh is None or self._refresh.done()):
+            self._refresh = asyncio.create_task(self._refit_in_background())
+        return self._fitted
+
     async def wait_fresh(self) -> None:
         """Tests and the demo: wait until a refit in flight (if any) has landed."""
         if self._refresh is not None:
@@ -223,10 +233,21 @@ async def _published(
 
 
 async def recommend_for(
-    session: AsyncSession, user_id: int, k: int = 5, *, catalog: CatalogSearch
+    session: AsyncSession,
+    user_id: int,
+    k: int = 5,
+    *,
+    catalog: CatalogSearch,
+    wait: bool = True,
 ) -> list[CourseSummary]:
-    """Courses for this learner, best first: never one they own, never an unpublished one."""
-    fitted = await recommendations(catalog).fitted(session)
+    """Courses for this learner, best first: never one they own, never an unpublished one.
+
+    wait=False answers nothing rather than wait for the very first fit.
+    """
+    holder = recommendations(catalog)
+    fitted = await holder.fitted(session) if wait else holder.ready()
+    if fitted is None:
+        return []
     profile = await load_profile(session, user_id)
     # A few spare: courses unpublished since the fit drop out against the newest snapshot.
     ids = fitted.model.recommend(profile, k + SPARE)

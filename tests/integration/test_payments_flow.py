@@ -30,6 +30,7 @@ from bot.models import (
     OrderStatus,
     Payment,
 )
+from bot.services.recommendations import recommendations
 from tests.integration.test_payments_helpers import (
     PayRecordingSession,
     make_course,
@@ -296,6 +297,8 @@ async def test_free_course_is_granted_without_invoice(harness: Harness, db: Asyn
 async def test_receipt_suggests_what_to_learn_next(harness: Harness, db: AsyncSession) -> None:
     _, course_id = await make_course(db)
     _, other_id = await make_course(db, title="Python for data analysis")
+    # Suggestions never wait for a first fit (it would hold the payment's transaction).
+    await recommendations(harness.app.search).fitted()
     invoice = await buy(harness, course_id, "Telegram Stars")
     await harness.feed(pre_checkout_update(ANN, invoice.payload, "XTR", 500))
     await harness.feed(successful_payment_update(ANN, invoice.payload, "XTR", 500, "tg-s1", ""))

@@ -222,6 +222,11 @@ async def test_suggestion_rows_for_other_screens(
 
     await learner(db, 2010, ["programming"])
     await own(db, 2010, catalog["Python for Beginners"])
+    # Suggestions never wait for a first fit: fit first, as a running bot has.
+    from bot.services.recommendations import recommendations
+
+    assert await suggestion_rows(db, 2011, app.search, k=2) == []  # nothing fitted yet
+    await recommendations(app.search).fitted()
     rows = await suggestion_rows(db, 2010, app.search, k=2)
     assert len(rows) == 2
     ids = {CourseCB.unpack(row[0].callback_data or "").id for row in rows}
