@@ -1,17 +1,52 @@
-"""One AsyncSession per update. This middleware owns the commit; handlers never commit."""
+"""One AsyncSession per update. This middleware owns the commit; handlers never commit.
+
+Most updates (a page turn, a cached card) never touch the database, and on the hot path
+the session's own bookkeeping costs more than the handler: a commit and a close each
+hop through a greenlet, and `async with AsyncSession` closes in a task of its own (a
+whole event-loop turn). A session that never took a connection and holds no changes is
+therefore closed in place, with no commit.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 # Callbacks other middlewares register to learn how the update's transaction ended.
 AFTER_COMMIT = "after_commit"
 AFTER_ROLLBACK = "after_rollback"
+
+_CONNECTED = "lyceum.connected"
+
+
+@event.listens_for(Session, "after_begin")
+def _mark_connected(session: Session, _transaction: object, _connection: object) -> None:
+    # Fired whenever the session takes a connection: only then is there I/O to finish.
+    session.info[_CONNECTED] = True
+
+
+def _connected(session: AsyncSession) -> bool:
+    return bool(session.sync_session.info.get(_CONNECTED))
+
+
+def _needs_commit(session: AsyncSession) -> bool:
+    return _connected(session) or bool(session.new or session.dirty or session.deleted)
+
+
+async def _close(session: AsyncSession) -> None:
+    if _connected(session):
+        # As AsyncSession.__aexit__ does: a cancelled update still returns its connection.
+        await asyncio.shield(session.close())
+    else:
+        # No connection, so no I/O: the sync close needs no greenlet.
+        session.sync_session.close()
 
 
 class DbSessionMiddleware(BaseMiddleware):
@@ -26,21 +61,23 @@ class DbSessionMiddleware(BaseMiddleware):
     ) -> Any:
         after_commit: list[Callable[[], None]] = []
         after_rollback: list[Callable[[], None]] = []
-        async with self.sessionmaker() as session:
-            data["session"] = session
-            data[AFTER_COMMIT] = after_commit
-            data[AFTER_ROLLBACK] = after_rollback
+        session = self.sessionmaker()
+        data["session"] = session
+        data[AFTER_COMMIT] = after_commit
+        data[AFTER_ROLLBACK] = after_rollback
+        try:
+            result = await handler(event, data)
+            if _needs_commit(session):
+                await session.commit()
+        except BaseException:
             try:
-                result = await handler(event, data)
-                # An update that never touched the database (a cached page) has no
-                # transaction to commit; skip the round trip.
-                if session.in_transaction() or session.new or session.dirty or session.deleted:
-                    await session.commit()
-            except BaseException:
                 await session.rollback()
+            finally:
                 for callback in after_rollback:
                     callback()
-                raise
+                await _close(session)
+            raise
+        await _close(session)
         for callback in after_commit:
             callback()
         return result
