@@ -74,8 +74,12 @@ class UserCache:
         return user
 
     def put(self, user: User) -> None:
-        self._items.pop(user.id, None)
-        self._items[user.id] = (time.monotonic(), user)
+        item = self._items.pop(user.id, None)
+        # The time to live counts from when the row was read, not from its last use:
+        # re-storing the row a cache hit handed out must not keep it alive for ever,
+        # or changes made by other processes would never be seen.
+        read_at = item[0] if item is not None and item[1] is user else time.monotonic()
+        self._items[user.id] = (read_at, user)
         if len(self._items) > self.max_size:
             self._items.popitem(last=False)
 

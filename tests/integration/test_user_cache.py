@@ -71,3 +71,25 @@ async def test_concurrent_updates_of_one_user_do_not_crash(app: App, harness: Ha
     # Known now and cached: concurrent updates share nothing they could both change.
     await asyncio.gather(*(harness.feed(message_update("/help", new)) for _ in range(4)))
     assert not failures, failures
+
+
+async def test_a_busy_users_row_is_still_read_again_after_the_ttl(
+    app: App, harness: Harness
+) -> None:
+    """Every update re-stores the row it used; that must not reset its time to live."""
+    import asyncio
+
+    ann = tg_user(4545)
+    cache = user_cache(app)
+    await harness.send("/help", ann)
+    first = cache.get(ann.id)
+    assert first is not None
+    cache.ttl = 0.2
+    await harness.send("/help", ann)
+    assert cache.get(ann.id) is first  # within the ttl: the same row, no query
+    await asyncio.sleep(0.1)
+    await harness.send("/help", ann)  # used again just before the ttl ends...
+    await asyncio.sleep(0.15)
+    await harness.send("/help", ann)  # ...yet read afresh once it has passed
+    again = cache.get(ann.id)
+    assert again is not None and again is not first
