@@ -10,7 +10,7 @@ from html import escape
 from typing import Any
 
 from aiogram import F, Router
-from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.filters import CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
@@ -18,7 +18,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.handlers.common import clip, current_locale, has_text, is_private
+from bot.handlers.common import Command, clip, current_locale, has_text, is_private
 from bot.keyboards.authoring import NewCourseCB, language_choice, publish_choice
 from bot.models import Creator, ReleaseRule, User
 from bot.scheduler.clock import Clock

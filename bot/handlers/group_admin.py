@@ -11,12 +11,13 @@ from html import escape
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import CommandObject
 from aiogram.types import CallbackQuery, ChatMember, Message, ReplyKeyboardRemove
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.handlers.common import Command
 from bot.handlers.groups import plain
 from bot.keyboards.groups import AuditCB, audit_keyboard, pick_chat_keyboard
 from bot.models import Creator, Group, Plan, User

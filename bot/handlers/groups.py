@@ -12,7 +12,6 @@ from html import escape
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import Command
 from aiogram.types import (
     CallbackQuery,
     ChatJoinRequest,
@@ -26,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.handlers.common import current_locale, is_private
+from bot.handlers.common import Command, current_locale, is_private
 from bot.i18n import pick_locale
 from bot.keyboards.groups import PlanCB, cancel_keyboard, link_keyboard, plan_keyboard
 from bot.keyboards.payments import methods_keyboard

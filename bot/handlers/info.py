@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.handlers.common import show
+from bot.handlers.common import Command, show
 from bot.keyboards.callbacks import MenuAction, MenuCB
 from bot.keyboards.menus import only_home
 

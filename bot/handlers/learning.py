@@ -8,13 +8,13 @@ import re
 
 from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.handlers.common import is_private, show
+from bot.handlers.common import Command, is_private, show
 from bot.handlers.library import library_screen
 from bot.handlers.recommend import suggestion_rows
 from bot.keyboards.learning import EnrollmentAction, EnrollmentCB, LessonAction, LessonCB

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handlers import views
-from bot.handlers.common import is_private, show
+from bot.handlers.common import Command, is_private, show
 from bot.keyboards.callbacks import MenuAction, MenuCB
 from bot.keyboards.learning import library_keyboard
 from bot.models import User

@@ -5,13 +5,12 @@ from __future__ import annotations
 from html import escape
 
 from aiogram import F, Router
-from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handlers import views
-from bot.handlers.common import current_locale, is_private, show
+from bot.handlers.common import Command, current_locale, is_private, show
 from bot.keyboards.callbacks import MenuAction, MenuCB, SimilarCB
 from bot.keyboards.menus import catalog_or_home, course_buttons, results_keyboard
 from bot.models import User

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from html import escape
 
 from aiogram import Bot, Router
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.handlers.common import current_locale, is_private
+from bot.handlers.common import Command, current_locale, is_private
 from bot.handlers.payments import gateways, refunded_text, tell_learner
 from bot.models import Coupon, CouponKind, CreatorRole, User
 from bot.money import format_money
