@@ -5,18 +5,16 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from aiogram import F, Router
-from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.handlers import views
-from bot.handlers.common import current_locale, is_private, show
+from bot.handlers.common import Command, current_locale, is_private, show
 from bot.keyboards.callbacks import CourseCB, MenuAction, MenuCB, PageCB
 from bot.keyboards.menus import card_keyboard, catalog_keyboard
 from bot.models import EventKind, User
-from bot.services.catalog import course_card
 from bot.services.events import EventBuffer
 from bot.services.search import CatalogSearch, CatalogSnapshot
 
@@ -66,7 +64,7 @@ async def _show_page(
 # it (a dozen prices, a keyboard of pydantic objects) costs more than the rest of the
 # update: keep recent pages, keyed by the snapshot they came from.
 _screens: OrderedDict[tuple[int, int, int, str], tuple[str, InlineKeyboardMarkup]] = OrderedDict()
-MAX_CACHED_SCREENS = 1024
+MAX_CACHED_SCREENS = 8192
 
 
 def catalog_screen(
@@ -90,8 +88,9 @@ async def on_course(
     session: AsyncSession,
     user: User,
     events: EventBuffer,
+    search: CatalogSearch,
 ) -> None:
-    card = await course_card(session, callback_data.id, user.id)
+    card = await search.card(session, callback_data.id, user.id)
     if card is None:
         await callback.answer(views.course_unavailable(), show_alert=True)
         return
@@ -103,11 +102,15 @@ async def on_course(
 
 @router.message(Command("course"), is_private)
 async def cmd_course(
-    message: Message, session: AsyncSession, user: User, events: EventBuffer
+    message: Message,
+    session: AsyncSession,
+    user: User,
+    events: EventBuffer,
+    search: CatalogSearch,
 ) -> None:
     # /course <id>: the same card as the deep link, for people who type.
     arg = (message.text or "").partition(" ")[2].strip()
-    card = await course_card(session, int(arg), user.id) if arg.isdigit() else None
+    card = await search.card(session, int(arg), user.id) if arg.isdigit() else None
     if card is None:
         await message.answer(views.course_unavailable() if arg else _("Usage: /course <number>"))
         return

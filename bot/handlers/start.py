@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from aiogram import F, Router
-from aiogram.filters import CommandObject, CommandStart
+from aiogram.filters import CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handlers import views
-from bot.handlers.common import current_locale, is_private, show
+from bot.handlers.common import CommandStart, current_locale, is_private, show
 from bot.handlers.recommend import suggestion_rows
 from bot.i18n import SUPPORTED
 from bot.keyboards.callbacks import InterestCB, LangCB, MenuAction, MenuCB
 from bot.keyboards.menus import card_keyboard, interests_keyboard, language_keyboard, main_menu
 from bot.models import EventKind, User
 from bot.services import users as users_service
-from bot.services.catalog import course_card
 from bot.services.events import EventBuffer
 from bot.services.search import CatalogSearch
 
@@ -34,13 +33,14 @@ async def cmd_start(
     session: AsyncSession,
     user: User,
     events: EventBuffer,
+    search: CatalogSearch,
 ) -> None:
     args = (command.args or "").strip()[:MAX_DEEP_LINK]
     events.record(EventKind.START, user_id=user.id, data={"args": args} if args else None)
     if args.startswith("r_"):
         await users_service.apply_referral(session, user, args[2:])
     elif args.startswith("c_") and args[2:].isdigit():
-        card = await course_card(session, int(args[2:]), user.id)
+        card = await search.card(session, int(args[2:]), user.id)
         if card is None:
             await message.answer(views.course_unavailable())
         else:

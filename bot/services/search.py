@@ -1,9 +1,13 @@
-"""The published catalog held in memory: ordered summaries for paging, and a fuzzy search
-index. Rebuilt off the event loop; read paths never query the database for it.
+"""The published catalog held in memory: ordered summaries for paging, course cards, and
+a fuzzy search index. Rebuilt off the event loop; read paths never query the database
+for it.
 
 Handlers never wait for a rebuild once a snapshot exists: a stale one keeps answering
-while a fresh one is built in a worker thread and swapped in. Call `invalidate()` after
-any catalog change; other processes (webhook workers) see changes within `max_age`.
+pages and searches while a fresh one is built in a worker thread and swapped in. A
+commit in this process that changes a course, a lesson or a creator marks the snapshot
+stale by itself (`bot.services.changes`); until the fresh one is in, cards are read from
+the database, so a creator's edit shows on the next card. Other processes (webhook
+workers) see changes within `max_age`.
 """
 
 from __future__ import annotations
@@ -13,19 +17,27 @@ import contextlib
 import itertools
 import logging
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.models import Course
+from bot.models import Course, Creator, Lesson, utcnow
 from bot.recommend import CourseDoc, SearchIndex
-from bot.services.catalog import CatalogPage, CourseSummary
+from bot.services.catalog import CatalogPage, CourseCard, CourseSummary, course_card
+from bot.services.changes import Tracker
+from bot.services.ownership import OwnedCourses
 
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 200
+# Distinct queries whose results a snapshot remembers: people search for the same few
+# things, and a repeated query then costs a dictionary lookup instead of a fuzzy match.
+MAX_CACHED_QUERIES = 2048
 
+CATALOG = Tracker(Course, Lesson, Creator)
 
 _versions = itertools.count(1)
 
@@ -38,11 +50,23 @@ class CatalogSnapshot:
     index: SearchIndex
     # Unique per build, so that screens rendered from a snapshot can be cached by it.
     version: int
+    # The course cards, as anyone who does not own the course sees them.
+    cards: dict[int, CourseCard] = field(default_factory=dict)
+    # CATALOG.version when the rows were read: any later commit makes this stale.
+    changes_version: int = 0
+    _results: OrderedDict[tuple[str, int], list[CourseSummary]] = field(default_factory=OrderedDict)
 
     @classmethod
-    def build(cls, summaries: list[CourseSummary], docs: list[CourseDoc]) -> CatalogSnapshot:
+    def build(
+        cls,
+        summaries: list[CourseSummary],
+        docs: list[CourseDoc],
+        cards: dict[int, CourseCard] | None = None,
+        changes_version: int = 0,
+    ) -> CatalogSnapshot:
         by_id = {s.id: s for s in summaries}
-        return cls(summaries, by_id, docs, SearchIndex.build(docs), next(_versions))
+        index = SearchIndex.build(docs)
+        return cls(summaries, by_id, docs, index, next(_versions), cards or {}, changes_version)
 
     def page(self, number: int, size: int) -> CatalogPage:
         total = len(self.summaries)
@@ -51,8 +75,26 @@ class CatalogSnapshot:
         items = self.summaries[number * size : (number + 1) * size]
         return CatalogPage(items=items, page=number, pages=pages, total=total)
 
+    def search(self, query: str, limit: int) -> list[CourseSummary]:
+        key = (query, limit)
+        items = self._results.get(key)
+        if items is None:
+            hits = self.index.search(query, limit=limit)
+            items = [self.by_id[h.course_id] for h in hits if h.course_id in self.by_id]
+            self._results[key] = items
+            if len(self._results) > MAX_CACHED_QUERIES:
+                self._results.popitem(last=False)
+        return items
 
-async def _load(session: AsyncSession) -> tuple[list[CourseSummary], list[CourseDoc]]:
+
+async def _load(
+    session: AsyncSession,
+) -> tuple[list[CourseSummary], list[CourseDoc], dict[int, CourseCard]]:
+    lessons = (
+        select(Lesson.course_id, func.count(Lesson.id).label("n"))
+        .group_by(Lesson.course_id)
+        .subquery()
+    )
     rows = await session.execute(
         select(
             Course.id,
@@ -64,27 +106,52 @@ async def _load(session: AsyncSession) -> tuple[list[CourseSummary], list[Course
             Course.price_minor,
             Course.currency,
             Course.stars_price,
+            Course.accepts_stars,
+            Course.accepts_card,
+            Creator.display_name,
+            lessons.c.n,
         )
+        .join(Creator, Creator.id == Course.creator_id)
+        .outerjoin(lessons, lessons.c.course_id == Course.id)
         .where(Course.published.is_(True))
         .order_by(Course.id)
     )
     summaries: list[CourseSummary] = []
     docs: list[CourseDoc] = []
+    cards: dict[int, CourseCard] = {}
     for r in rows:
         summaries.append(
             CourseSummary(r.id, r.title, r.price_minor, r.currency, r.stars_price, r.language)
         )
+        tags = tuple(r.tags or ())
+        description = r.description or ""
         docs.append(
             CourseDoc(
                 id=r.id,
                 title=r.title,
-                description=r.description or "",
-                tags=tuple(r.tags or ()),
+                description=description,
+                tags=tags,
                 language=r.language,
                 creator_id=r.creator_id,
             )
         )
-    return summaries, docs
+        cards[r.id] = CourseCard(
+            id=r.id,
+            title=r.title,
+            description=description,
+            tags=list(tags),
+            language=r.language,
+            creator_id=r.creator_id,
+            creator_name=r.display_name,
+            price_minor=r.price_minor,
+            currency=r.currency,
+            stars_price=r.stars_price,
+            accepts_stars=r.accepts_stars,
+            accepts_card=r.accepts_card,
+            lesson_count=int(r.n or 0),
+            owned=False,
+        )
+    return summaries, docs, cards
 
 
 class CatalogSearch:
@@ -96,29 +163,41 @@ class CatalogSearch:
         self._stale = True
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Task[None] | None = None
+        self.owned = OwnedCourses()
 
     @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
         return self._sessionmaker
 
     def invalidate(self) -> None:
-        """Call after any catalog change; the next read schedules a rebuild."""
+        """The next read schedules a rebuild (commits of this process do this by themselves)."""
         self._stale = True
 
     async def _rebuild(self, session: AsyncSession | None = None) -> None:
         async with self._lock:
             self._stale = False
+            # Noted before reading: a commit that lands during the read counts as newer.
+            changes_version = CATALOG.version
             if session is not None:
-                summaries, docs = await _load(session)
+                summaries, docs, cards = await _load(session)
             else:
                 async with self._sessionmaker() as own:
-                    summaries, docs = await _load(own)
+                    summaries, docs, cards = await _load(own)
             # Building the index is CPU work: keep it off the event loop.
-            self._snapshot = await asyncio.to_thread(CatalogSnapshot.build, summaries, docs)
+            self._snapshot = await asyncio.to_thread(
+                CatalogSnapshot.build, summaries, docs, cards, changes_version
+            )
             self._built_at = time.monotonic()
 
-    def _is_stale(self) -> bool:
-        return self._stale or time.monotonic() - self._built_at > self._max_age
+    def _changed(self, snapshot: CatalogSnapshot) -> bool:
+        return CATALOG.changed_since(snapshot.changes_version)
+
+    def _is_stale(self, snapshot: CatalogSnapshot) -> bool:
+        return (
+            self._stale
+            or self._changed(snapshot)
+            or time.monotonic() - self._built_at > self._max_age
+        )
 
     async def snapshot(self, session: AsyncSession | None = None) -> CatalogSnapshot:
         """The current snapshot. Only the very first build makes the caller wait.
@@ -128,7 +207,7 @@ class CatalogSearch:
         """
         if self._snapshot is None:
             await self._rebuild(session)
-        elif self._is_stale() and (self._refresh is None or self._refresh.done()):
+        elif self._is_stale(self._snapshot) and (self._refresh is None or self._refresh.done()):
             self._stale = False
             self._refresh = asyncio.create_task(self._rebuild())
         assert self._snapshot is not None
@@ -141,8 +220,23 @@ class CatalogSearch:
         if not query:
             return []
         snap = await self.snapshot(session)
-        hits = snap.index.search(query, limit=limit)
-        return [snap.by_id[h.course_id] for h in hits if h.course_id in snap.by_id]
+        return snap.search(query, limit)
+
+    async def card(
+        self, session: AsyncSession, course_id: int, user_id: int, now: datetime | None = None
+    ) -> CourseCard | None:
+        """The card of a published course, or None (missing, unpublished or forged id)."""
+        now = now or utcnow()
+        snap = await self.snapshot(session)
+        if self._changed(snap):
+            # Something changed here since the snapshot was read: ask the database.
+            return await course_card(session, course_id, user_id, now)
+        card = snap.cards.get(course_id)
+        if card is None:
+            return None
+        if await self.owned.owns(session, user_id, course_id, now):
+            card = replace(card, owned=True)
+        return card
 
     async def close(self) -> None:
         if self._refresh is not None:
