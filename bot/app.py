@@ -56,14 +56,18 @@ def feature_routers() -> list[Router]:
     )
 
     routers = [
+        # First, because most updates are theirs and their filters cannot take anything
+        # from a later router: plain text in no conversation state is a search, and
+        # catalog buttons carry their own callback prefixes.
+        search.router,
+        catalog.router,
         start.router,
-        # Creators' guided steps (/newcourse, /addlesson) must see their input before search.
+        # Creators' guided steps (/newcourse, /addlesson): their input comes in a state.
         authoring.router,
         learning.router,
-        catalog.router,
         library.router,
         info.router,
-        # Before search: a promo code typed after "I have a promo code" is not a query.
+        # A promo code typed after "I have a promo code" is in a state: not a query.
         payments.router,
         sales_admin.router,
         # Paid groups: chat events (join requests, chat_member) and creators' commands.
@@ -71,7 +75,6 @@ def feature_routers() -> list[Router]:
         group_admin.router,
         recommend.router,
         inline.router,
-        search.router,
         fallback.router,
     ]
     return [_detached(r) for r in routers]

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from aiogram import F, Router
-from aiogram.filters import Command, CommandObject
-from aiogram.types import CallbackQuery, Message
+from aiogram.filters import CommandObject, StateFilter
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handlers import views
-from bot.handlers.common import current_locale, is_private, show
+from bot.handlers.common import Command, current_locale, is_private, show
 from bot.keyboards.callbacks import MenuAction, MenuCB
 from bot.keyboards.menus import catalog_or_home, results_keyboard
 from bot.models import EventKind, User
 from bot.services.events import EventBuffer
-from bot.services.search import MAX_QUERY_CHARS, CatalogSearch
+from bot.services.search import MAX_QUERY_CHARS, CatalogSearch, CatalogSnapshot
 
 router = Router(name=__name__)
 router.message.filter(is_private)
@@ -43,7 +45,10 @@ async def cmd_search(
     await _answer(message, query, session, user, search, events)
 
 
-@router.message(_plain_text)
+# Plain text in no conversation (a guided step or a promo code is in a state) is a
+# query. That holds wherever this router stands, so it stands first: most messages are
+# searches and need not pass every other router's filters.
+@router.message(StateFilter(None), _plain_text)
 async def on_text(
     message: Message,
     session: AsyncSession,
@@ -63,14 +68,37 @@ async def _answer(
     events: EventBuffer,
 ) -> None:
     query = " ".join(query.split())[:MAX_QUERY_CHARS]
-    items = await search.search(query, limit=RESULTS, session=session)
-    events.record(EventKind.SEARCH, user_id=user.id, data={"q": query[:64], "n": len(items)})
-    if not items:
-        await message.answer(views.nothing_found(query), reply_markup=catalog_or_home())
-        return
-    await message.answer(
-        views.search_results(query, items, current_locale()), reply_markup=results_keyboard(items)
-    )
+    snapshot = await search.snapshot(session)
+    text, markup, found = results_screen(snapshot, query, current_locale())
+    events.record(EventKind.SEARCH, user_id=user.id, data={"q": query[:64], "n": found})
+    await message.answer(text, reply_markup=markup)
+
+
+# The same query on the same catalog gets the same screen; keyboards are pydantic objects
+# and cost more to build than the search itself once its results are cached.
+_screens: OrderedDict[tuple[int, str, str], tuple[str, InlineKeyboardMarkup, int]] = OrderedDict()
+MAX_CACHED_SCREENS = 1024
+
+
+def results_screen(
+    snapshot: CatalogSnapshot, query: str, locale: str
+) -> tuple[str, InlineKeyboardMarkup, int]:
+    key = (snapshot.version, query, locale)
+    screen = _screens.get(key)
+    if screen is None:
+        items = snapshot.search(query, RESULTS) if query else []
+        if items:
+            screen = (
+                views.search_results(query, items, locale),
+                results_keyboard(items),
+                len(items),
+            )
+        else:
+            screen = (views.nothing_found(query), catalog_or_home(), 0)
+        _screens[key] = screen
+        if len(_screens) > MAX_CACHED_SCREENS:
+            _screens.popitem(last=False)
+    return screen
 
 
 @router.callback_query(MenuCB.filter(F.action == MenuAction.SEARCH))
