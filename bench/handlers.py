@@ -186,6 +186,7 @@ class Runner:
         if len(self.latencies) > 1:
             for kind, xs in self.latencies.items():
                 out[f"{kind}_p50_ms"] = statistics.median(xs) * 1000
+                out[f"{kind}_mean_ms"] = statistics.fmean(xs) * 1000
         return {k: round(v, 3) for k, v in out.items()}
 
 

@@ -21,9 +21,10 @@ def to_decimal(amount_minor: int, currency: str) -> Decimal:
     return Decimal(amount_minor).scaleb(-minor_digits(currency))
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1 << 16)
 def format_money(amount_minor: int, currency: str, locale: str = "en") -> str:
-    # Cached: Babel's formatting costs ~50 µs and catalog pages show a dozen prices.
+    # Cached: Babel's formatting costs ~50 µs and catalog pages show a dozen prices. Big
+    # enough for every price of a large catalog in both languages (a few MB at most).
     if currency.upper() == STARS:
         return f"⭐ {amount_minor}"
     babel_locale = {"zh": "zh_Hans_CN"}.get(locale, "en_US")
