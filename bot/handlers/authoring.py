@@ -462,7 +462,9 @@ async def on_lesson_content(
     data = await state.get_data()
     await state.clear()
     if data.get("lesson_id"):
-        lesson = await authoring.replace_content(session, creator, data["lesson_id"], content)
+        lesson = await authoring.replace_content(
+            session, creator, data["lesson_id"], content, clock.now()
+        )
         await message.answer(_("Lesson updated.") if lesson else not_found())
         return
     lesson = await authoring.add_lesson(session, creator, data["course_id"], content, clock.now())

@@ -16,6 +16,7 @@ from bot.handlers.common import current_locale, is_private, show
 from bot.keyboards.callbacks import CourseCB, MenuAction, MenuCB, PageCB
 from bot.keyboards.menus import card_keyboard, catalog_keyboard
 from bot.models import EventKind, User
+from bot.scheduler.clock import Clock
 from bot.services.catalog import course_card
 from bot.services.events import EventBuffer
 from bot.services.search import CatalogSearch, CatalogSnapshot
@@ -90,8 +91,9 @@ async def on_course(
     session: AsyncSession,
     user: User,
     events: EventBuffer,
+    clock: Clock,
 ) -> None:
-    card = await course_card(session, callback_data.id, user.id)
+    card = await course_card(session, callback_data.id, user.id, clock.now())
     if card is None:
         await callback.answer(views.course_unavailable(), show_alert=True)
         return
@@ -103,11 +105,11 @@ async def on_course(
 
 @router.message(Command("course"), is_private)
 async def cmd_course(
-    message: Message, session: AsyncSession, user: User, events: EventBuffer
+    message: Message, session: AsyncSession, user: User, events: EventBuffer, clock: Clock
 ) -> None:
     # /course <id>: the same card as the deep link, for people who type.
     arg = (message.text or "").partition(" ")[2].strip()
-    card = await course_card(session, int(arg), user.id) if arg.isdigit() else None
+    card = await course_card(session, int(arg), user.id, clock.now()) if arg.isdigit() else None
     if card is None:
         await message.answer(views.course_unavailable() if arg else _("Usage: /course <number>"))
         return

@@ -278,7 +278,11 @@ async def add_lesson(
 
 
 async def replace_content(
-    session: AsyncSession, creator: Creator, lesson_id: int, content: LessonContent
+    session: AsyncSession,
+    creator: Creator,
+    lesson_id: int,
+    content: LessonContent,
+    now: datetime | None = None,
 ) -> Lesson | None:
     """New content for a lesson; learners who already got it are not sent it again."""
     owned = await own_lesson(session, creator, lesson_id)
@@ -294,7 +298,7 @@ async def replace_content(
     await session.execute(
         update(Delivery)
         .where(Delivery.lesson_id == lesson.id, Delivery.status == DeliveryStatus.FAILED)
-        .values(status=DeliveryStatus.PENDING, last_error=None, due_at=utcnow())
+        .values(status=DeliveryStatus.PENDING, last_error=None, due_at=now or utcnow())
         .execution_options(synchronize_session=False)
     )
     await session.flush()
