@@ -9,19 +9,28 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.handlers.common import clip, current_locale, has_text, is_private
-from bot.keyboards.authoring import NewCourseCB, language_choice, publish_choice
+from bot.keyboards.authoring import (
+    NewCourseCB,
+    PreviewCB,
+    language_choice,
+    preview_keyboard,
+    preview_lesson_message,
+    publish_choice,
+)
 from bot.models import Creator, ReleaseRule, User
 from bot.scheduler.clock import Clock
+from bot.scheduler.errors import Rejected
+from bot.scheduler.telegram_sender import TelegramSender
 from bot.services import authoring
 from bot.services.authoring import CourseDraft, LessonContent
 from bot.services.search import CatalogSearch
@@ -618,17 +627,74 @@ async def cmd_preview(
     if items is None:
         await message.answer(not_found())
         return
-    have = [i for i in items if i.available]
+    text, markup = preview_listing(items, args[0], args[1])
+    await message.answer(text, reply_markup=markup)
+
+
+def preview_listing(
+    items: list[authoring.PreviewItem], course_id: int, day: int
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    have = [i.number for i in items if i.available]
     lines = [
         _("A learner who enrolls today has {n} of {total} lessons on day {day}:").format(
-            n=len(have), total=len(items), day=args[1]
+            n=len(have), total=len(items), day=day
         )
     ]
     for item in items:
         mark = "✅" if item.available else "⏳"
         when = _("day {day}").format(day=item.day)
         lines.append(f"{mark} {item.number}. {escape(item.title)} ({when})")
-    await message.answer(clip("\n".join(lines)))
+    if have:
+        lines.append(_("Tap a number to get that lesson exactly as the learner does."))
+    return clip("\n".join(lines)), preview_keyboard(course_id, day, have)
+
+
+@router.callback_query(PreviewCB.filter())
+async def on_preview(
+    callback: CallbackQuery,
+    callback_data: PreviewCB,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    clock: Clock,
+    bot: Bot,
+) -> None:
+    """A lesson of the preview, sent as the learner gets it; nothing is recorded."""
+    creator = await _creator(session, user, settings)
+    course = await authoring.own_course(session, creator, callback_data.course) if creator else None
+    if creator is None or course is None:
+        await callback.answer(not_found(), show_alert=True)
+        return
+    tz = user.timezone or settings.timezone
+    day = callback_data.day
+    if callback_data.n == 0:
+        items = await authoring.preview(session, creator, course.id, day, tz, clock.now())
+        text, markup = preview_listing(items or [], course.id, day)
+        await callback.answer()
+        await bot.send_message(user.id, text, reply_markup=markup)
+        return
+    lesson = await authoring.preview_lesson(
+        session, creator, course.id, day, callback_data.n, tz, clock.now()
+    )
+    if lesson is None:
+        await callback.answer(
+            _("A learner does not have this lesson on day {day}.").format(day=day),
+            show_alert=True,
+        )
+        return
+    outgoing = preview_lesson_message(
+        lesson.view, course.id, day, lesson.previous, lesson.following
+    )
+    try:
+        # The scheduler's own sender: the same Telegram method and fields as for a learner.
+        await TelegramSender(bot).send(user.id, outgoing)
+    except Rejected as exc:
+        await callback.answer(
+            _("Telegram refused this lesson: {error}").format(error=str(exc)[:150]),
+            show_alert=True,
+        )
+        return
+    await callback.answer()
 
 
 # --- broadcasts -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ these functions re-schedule the enrolled learners' future lessons themselves.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -236,7 +237,8 @@ class LessonContent:
 
 def lesson_title(content: LessonContent, number: int) -> str:
     source = content.text or content.caption or ""
-    first = re.sub(r"<[^>]+>", "", source).strip().split("\n")[0][:80]
+    # Content is Telegram HTML; the title is plain text (escaped again where it is shown).
+    first = html.unescape(re.sub(r"<[^>]+>", "", source)).strip().split("\n")[0][:80]
     return first or f"#{number}"
 
 
@@ -448,6 +450,55 @@ async def preview(
             )
         )
     return items
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewLesson:
+    """One lesson as a learner on day `day` would get it, and where the creator goes next."""
+
+    view: drip.LessonView
+    previous: int | None  # number of the lesson before it that is there on that day
+    following: int | None
+
+
+async def preview_lesson(
+    session: AsyncSession,
+    creator: Creator,
+    course_id: int,
+    day: int,
+    number: int,
+    timezone: str,
+    now: datetime | None = None,
+) -> PreviewLesson | None:
+    """Lesson `number` (1-based) as the learner of `preview` would have it on day `day`;
+    None when the course is not the creator's, or the learner would not have it yet.
+
+    Nothing is recorded: no enrollment, no delivery, no progress for the creator."""
+    items = await preview(session, creator, course_id, day, timezone, now)
+    if items is None or not 1 <= number <= len(items) or not items[number - 1].available:
+        return None
+    lesson = await session.get(Lesson, items[number - 1].lesson_id)
+    course = await session.get(Course, course_id)
+    if lesson is None or course is None:
+        return None
+    view = drip.LessonView(
+        delivery_id=0,  # there is no delivery behind a preview
+        course_title=course.title,
+        lesson_title=lesson.title,
+        number=number,
+        total=len(items),
+        kind=lesson.content_type,
+        text=lesson.text,
+        file_id=lesson.file_id,
+        caption=lesson.caption,
+        protect_content=course.protect_content,
+        language=None,
+        language_code=None,
+    )
+    available = [i.number for i in items if i.available]
+    before = [n for n in available if n < number]
+    after = [n for n in available if n > number]
+    return PreviewLesson(view, before[-1] if before else None, after[0] if after else None)
 
 
 # --- broadcasts -----------------------------------------------------------------------

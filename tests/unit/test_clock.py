@@ -65,9 +65,7 @@ def test_the_setting_is_refused_on_telegrams_own_servers(tmp_path: Path) -> None
         Settings(_env_file=None, clock_offset_file=str(tmp_path / "offset"))  # type: ignore[call-arg]
 
 
-def test_the_setting_picks_the_clock(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_the_setting_picks_the_clock(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert isinstance(create_clock(Settings(_env_file=None)), SystemClock)  # type: ignore[call-arg]
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
