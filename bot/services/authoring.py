@@ -481,20 +481,8 @@ async def preview_lesson(
     course = await session.get(Course, course_id)
     if lesson is None or course is None:
         return None
-    view = drip.LessonView(
-        delivery_id=0,  # there is no delivery behind a preview
-        course_title=course.title,
-        lesson_title=lesson.title,
-        number=number,
-        total=len(items),
-        kind=lesson.content_type,
-        text=lesson.text,
-        file_id=lesson.file_id,
-        caption=lesson.caption,
-        protect_content=course.protect_content,
-        language=None,
-        language_code=None,
-    )
+    # No delivery behind it (delivery_id 0), and the creator's own language.
+    view = drip.LessonView.of(lesson, course, number=number, total=len(items))
     available = [i.number for i in items if i.available]
     before = [n for n in available if n < number]
     after = [n for n in available if n > number]
