@@ -27,7 +27,7 @@ from bot.keyboards.authoring import (
     preview_lesson_message,
     publish_choice,
 )
-from bot.models import Creator, ReleaseRule, User
+from bot.models import Course, Creator, ReleaseRule, User
 from bot.scheduler.clock import Clock
 from bot.scheduler.errors import Rejected
 from bot.scheduler.telegram_sender import TelegramSender
@@ -68,6 +68,45 @@ def not_found() -> str:
 
 async def _creator(session: AsyncSession, user: User, settings: Settings) -> Creator | None:
     return await authoring.creator_for(session, user, settings.admin_ids)
+
+
+async def _creator_or_say(
+    message: Message, session: AsyncSession, user: User, settings: Settings
+) -> Creator | None:
+    """The creator behind a command; anyone else is told how to become one."""
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await message.answer(not_creator())
+    return creator
+
+
+async def _own_course_arg(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    usage: str,
+) -> Course | None:
+    """The creator's course named by the command's first argument; otherwise the sender
+    is told why (not a creator, not their course, or how to use it)."""
+    creator = await _creator_or_say(message, session, user, settings)
+    if creator is None:
+        return None
+    args = _int_args(command, 1)
+    course = await authoring.own_course(session, creator, args[0]) if args else None
+    if course is None:
+        await message.answer(not_found() if args else usage)
+    return course
+
+
+async def _ask_for(
+    message: Message, state: FSMContext, step: State, course: Course, prompt: str
+) -> None:
+    """Wait for the creator's next message (a lesson, a broadcast) for this course."""
+    await state.set_state(step)
+    await state.set_data({"course_id": course.id})
+    await message.answer(prompt.format(title=escape(course.title)))
 
 
 def _int_args(command: CommandObject, count: int) -> list[int] | None:
@@ -128,8 +167,7 @@ async def cmd_creator_help(message: Message) -> None:
 async def cmd_new_course(
     message: Message, session: AsyncSession, user: User, settings: Settings, state: FSMContext
 ) -> None:
-    if await _creator(session, user, settings) is None:
-        await message.answer(not_creator())
+    if await _creator_or_say(message, session, user, settings) is None:
         return
     await state.set_state(NewCourse.title)
     await state.set_data({})
@@ -261,9 +299,8 @@ async def on_new_course_other(message: Message) -> None:
 async def cmd_courses(
     message: Message, session: AsyncSession, user: User, settings: Settings
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     courses = await authoring.my_courses(session, creator)
     if not courses:
@@ -293,9 +330,8 @@ async def cmd_edit_course(
     settings: Settings,
     search: CatalogSearch,
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     parts = (command.args or "").split(maxsplit=2)
     if len(parts) < 3 or not parts[0].isdigit() or parts[1] not in authoring.EDITABLE:
@@ -324,9 +360,8 @@ async def _publish(
     search: CatalogSearch,
     published: bool,
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     args = _int_args(command, 1)
     course = await authoring.set_published(session, creator, args[0], published) if args else None
@@ -366,9 +401,8 @@ async def cmd_unpublish(
 async def cmd_protect(
     message: Message, command: CommandObject, session: AsyncSession, user: User, settings: Settings
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     parts = (command.args or "").split()
     if len(parts) != 2 or not parts[0].isdigit() or parts[1] not in ("on", "off"):
@@ -410,23 +444,20 @@ async def cmd_add_lesson(
     settings: Settings,
     state: FSMContext,
 ) -> None:
-    creator = await _creator(session, user, settings)
-    if creator is None:
-        await message.answer(not_creator())
-        return
-    args = _int_args(command, 1)
-    course = await authoring.own_course(session, creator, args[0]) if args else None
-    if course is None:
-        await message.answer(not_found() if args else _("Usage: /addlesson <course id>"))
-        return
-    await state.set_state(LessonInput.add)
-    await state.set_data({"course_id": course.id})
-    await message.answer(
-        _(
-            "Send the lesson for «{title}»: text, a photo, a video, a document or a voice "
-            "message, with a caption if you like. /cancel to stop."
-        ).format(title=escape(course.title))
+    course = await _own_course_arg(
+        message, command, session, user, settings, _("Usage: /addlesson <course id>")
     )
+    if course is not None:
+        await _ask_for(
+            message,
+            state,
+            LessonInput.add,
+            course,
+            _(
+                "Send the lesson for «{title}»: text, a photo, a video, a document or a voice "
+                "message, with a caption if you like. /cancel to stop."
+            ),
+        )
 
 
 @router.message(Command("editlesson"))
@@ -438,9 +469,8 @@ async def cmd_edit_lesson(
     settings: Settings,
     state: FSMContext,
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     args = _int_args(command, 1)
     owned = await authoring.own_lesson(session, creator, args[0]) if args else None
@@ -507,14 +537,10 @@ def rule_text(rule: str, days: int, at: Any) -> str:
 async def cmd_lessons(
     message: Message, command: CommandObject, session: AsyncSession, user: User, settings: Settings
 ) -> None:
-    creator = await _creator(session, user, settings)
-    if creator is None:
-        await message.answer(not_creator())
-        return
-    args = _int_args(command, 1)
-    course = await authoring.own_course(session, creator, args[0]) if args else None
+    course = await _own_course_arg(
+        message, command, session, user, settings, _("Usage: /lessons <course id>")
+    )
     if course is None:
-        await message.answer(not_found() if args else _("Usage: /lessons <course id>"))
         return
     lessons = await authoring.lessons_of(session, course.id)
     if not lessons:
@@ -538,9 +564,8 @@ async def cmd_release(
     settings: Settings,
     clock: Clock,
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     parts = (command.args or "").split(maxsplit=1)
     release = authoring.parse_release(parts[1]) if len(parts) == 2 else None
@@ -572,9 +597,8 @@ async def cmd_move_lesson(
     settings: Settings,
     clock: Clock,
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     parts = (command.args or "").split()
     if len(parts) != 2 or not parts[0].isdigit() or parts[1] not in ("up", "down"):
@@ -596,9 +620,8 @@ async def cmd_delete_lesson(
     settings: Settings,
     clock: Clock,
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     args = _int_args(command, 1)
     course = await authoring.delete_lesson(session, creator, args[0], clock.now()) if args else None
@@ -614,9 +637,8 @@ async def cmd_preview(
     settings: Settings,
     clock: Clock,
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     args = _int_args(command, 2)
     if args is None:
@@ -709,22 +731,17 @@ async def cmd_broadcast(
     settings: Settings,
     state: FSMContext,
 ) -> None:
-    creator = await _creator(session, user, settings)
-    if creator is None:
-        await message.answer(not_creator())
-        return
-    args = _int_args(command, 1)
-    course = await authoring.own_course(session, creator, args[0]) if args else None
-    if course is None:
-        await message.answer(not_found() if args else _("Usage: /broadcast <course id>"))
-        return
-    await state.set_state(BroadcastInput.text)
-    await state.set_data({"course_id": course.id})
-    await message.answer(
-        _("Send the text for every learner of «{title}». /cancel to stop.").format(
-            title=escape(course.title)
-        )
+    course = await _own_course_arg(
+        message, command, session, user, settings, _("Usage: /broadcast <course id>")
     )
+    if course is not None:
+        await _ask_for(
+            message,
+            state,
+            BroadcastInput.text,
+            course,
+            _("Send the text for every learner of «{title}». /cancel to stop."),
+        )
 
 
 @router.message(StateFilter(BroadcastInput.text), has_text)

@@ -247,3 +247,15 @@ async def test_preview_sends_each_lesson_as_a_learner_gets_it_and_records_nothin
         unprotected.caption,
         unprotected.protect_content,
     )
+
+
+async def test_course_commands_say_why_they_cannot_go_on(h: Harness) -> None:
+    nobody = tg_user(1003, "Cy")
+    for command in ("/addlesson 1", "/broadcast 1", "/lessons 1", "/courses", "/preview 1 1"):
+        await h.send(command, nobody)
+        assert "Only creators" in h.last_text(), command
+    for command in ("/addlesson", "/broadcast", "/lessons"):
+        await h.send(command, OWNER)
+        assert h.last_text() == f"Usage: {command} <course id>", command
+        await h.send(f"{command} 999", OWNER)
+        assert "No such course" in h.last_text(), command
