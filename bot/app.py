@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,8 +27,7 @@ from bot.middlewares.db import DbSessionMiddleware
 from bot.middlewares.i18n import LocaleMiddleware
 from bot.middlewares.throttling import ThrottlingMiddleware
 from bot.middlewares.user import UserMiddleware
-from bot.models import utcnow
-from bot.scheduler.clock import Clock, SystemClock
+from bot.scheduler.clock import Clock, OffsetFileClock, SystemClock
 from bot.scheduler.worker import Scheduler
 from bot.services.events import EventBuffer
 from bot.services.recommendations import recommendations
@@ -222,6 +222,17 @@ def create_scheduler(
     )
 
 
+def create_clock(settings: Settings) -> Clock:
+    """The system clock; or, for tests and demos, one a file can move (CLOCK_OFFSET_FILE)."""
+    if not settings.clock_offset_file:
+        return SystemClock()
+    log.warning(
+        "TESTING ONLY: the clock is moved by the offset in %s (CLOCK_OFFSET_FILE)",
+        settings.clock_offset_file,
+    )
+    return OffsetFileClock(Path(settings.clock_offset_file))
+
+
 def build_app(
     settings: Settings,
     *,
@@ -236,7 +247,7 @@ def build_app(
     search = CatalogSearch(sessionmaker)
     bot = create_bot(settings, session)
     dp = create_dispatcher(settings, sessionmaker, i18n, events, search)
-    clock = clock or SystemClock()
+    clock = clock or create_clock(settings)
     scheduler = create_scheduler(settings, bot, sessionmaker, i18n, clock)
     # Handlers read the time from here, so tests can move it.
     dp["clock"] = clock
@@ -278,7 +289,7 @@ async def on_startup(app: App) -> None:
         from bot.payments import housekeeping
 
         async with app.sessionmaker() as session:
-            await housekeeping.ensure_scheduled(session, utcnow())
+            await housekeeping.ensure_scheduled(session, app.scheduler.clock.now())
             await session.commit()
         app.scheduler.start()
     # Fit the recommender now, in the background, so the first learner does not wait.
@@ -292,7 +303,11 @@ def add_stripe_webhook(app: App, web_app: Any) -> None:
 
     notify = web_payment_notifier(app.bot, app.sessionmaker, app.i18n, app.settings)
     handler = stripe_webhook_handler(
-        app.sessionmaker, app.settings, gateways(app.bot, app.settings), notify
+        app.sessionmaker,
+        app.settings,
+        gateways(app.bot, app.settings),
+        notify,
+        clock=app.scheduler.clock.now,
     )
     web_app.router.add_post(app.settings.stripe_webhook_path, handler)
 

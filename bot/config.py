@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DB_PATH = Path("data") / "lyceum.sqlite3"
@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # --- Paid groups ----------------------------------------------------------------------
     grace_period_hours: int = Field(default=24, ge=0, le=24 * 30)
 
+    # --- Testing only -----------------------------------------------------------------------
+    # A file holding seconds to add to the bot's clock (bot.scheduler.clock.OffsetFileClock).
+    clock_offset_file: str = ""
+
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
@@ -84,6 +88,17 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _test_clock_off_telegram(self) -> Settings:
+        # A moved clock sends real learners lessons days early: only on a local Bot API
+        # server (the sandbox), never on Telegram's own.
+        if self.clock_offset_file and not self.telegram_api_url:
+            raise ValueError(
+                "CLOCK_OFFSET_FILE is for tests and demos and is refused on Telegram's own "
+                "servers: set TELEGRAM_API_URL to a local Bot API server, or remove it"
+            )
+        return self
 
     @property
     def token(self) -> str | None:

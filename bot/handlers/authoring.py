@@ -9,19 +9,28 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.handlers.common import Command, clip, current_locale, has_text, is_private
-from bot.keyboards.authoring import NewCourseCB, language_choice, publish_choice
-from bot.models import Creator, ReleaseRule, User
+from bot.keyboards.authoring import (
+    NewCourseCB,
+    PreviewCB,
+    language_choice,
+    preview_keyboard,
+    preview_lesson_message,
+    publish_choice,
+)
+from bot.models import Course, Creator, ReleaseRule, User
 from bot.scheduler.clock import Clock
+from bot.scheduler.errors import Rejected
+from bot.scheduler.telegram_sender import TelegramSender
 from bot.services import authoring
 from bot.services.authoring import CourseDraft, LessonContent
 from bot.services.search import CatalogSearch
@@ -59,6 +68,45 @@ def not_found() -> str:
 
 async def _creator(session: AsyncSession, user: User, settings: Settings) -> Creator | None:
     return await authoring.creator_for(session, user, settings.admin_ids)
+
+
+async def _creator_or_say(
+    message: Message, session: AsyncSession, user: User, settings: Settings
+) -> Creator | None:
+    """The creator behind a command; anyone else is told how to become one."""
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await message.answer(not_creator())
+    return creator
+
+
+async def _own_course_arg(
+    message: Message,
+    command: CommandObject,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    usage: str,
+) -> Course | None:
+    """The creator's course named by the command's first argument; otherwise the sender
+    is told why (not a creator, not their course, or how to use it)."""
+    creator = await _creator_or_say(message, session, user, settings)
+    if creator is None:
+        return None
+    args = _int_args(command, 1)
+    course = await authoring.own_course(session, creator, args[0]) if args else None
+    if course is None:
+        await message.answer(not_found() if args else usage)
+    return course
+
+
+async def _ask_for(
+    message: Message, state: FSMContext, step: State, course: Course, prompt: str
+) -> None:
+    """Wait for the creator's next message (a lesson, a broadcast) for this course."""
+    await state.set_state(step)
+    await state.set_data({"course_id": course.id})
+    await message.answer(prompt.format(title=escape(course.title)))
 
 
 def _int_args(command: CommandObject, count: int) -> list[int] | None:
@@ -119,8 +167,7 @@ async def cmd_creator_help(message: Message) -> None:
 async def cmd_new_course(
     message: Message, session: AsyncSession, user: User, settings: Settings, state: FSMContext
 ) -> None:
-    if await _creator(session, user, settings) is None:
-        await message.answer(not_creator())
+    if await _creator_or_say(message, session, user, settings) is None:
         return
     await state.set_state(NewCourse.title)
     await state.set_data({})
@@ -252,9 +299,8 @@ async def on_new_course_other(message: Message) -> None:
 async def cmd_courses(
     message: Message, session: AsyncSession, user: User, settings: Settings
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     courses = await authoring.my_courses(session, creator)
     if not courses:
@@ -284,9 +330,8 @@ async def cmd_edit_course(
     settings: Settings,
     search: CatalogSearch,
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     parts = (command.args or "").split(maxsplit=2)
     if len(parts) < 3 or not parts[0].isdigit() or parts[1] not in authoring.EDITABLE:
@@ -315,9 +360,8 @@ async def _publish(
     search: CatalogSearch,
     published: bool,
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     args = _int_args(command, 1)
     course = await authoring.set_published(session, creator, args[0], published) if args else None
@@ -357,9 +401,8 @@ async def cmd_unpublish(
 async def cmd_protect(
     message: Message, command: CommandObject, session: AsyncSession, user: User, settings: Settings
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     parts = (command.args or "").split()
     if len(parts) != 2 or not parts[0].isdigit() or parts[1] not in ("on", "off"):
@@ -401,23 +444,20 @@ async def cmd_add_lesson(
     settings: Settings,
     state: FSMContext,
 ) -> None:
-    creator = await _creator(session, user, settings)
-    if creator is None:
-        await message.answer(not_creator())
-        return
-    args = _int_args(command, 1)
-    course = await authoring.own_course(session, creator, args[0]) if args else None
-    if course is None:
-        await message.answer(not_found() if args else _("Usage: /addlesson <course id>"))
-        return
-    await state.set_state(LessonInput.add)
-    await state.set_data({"course_id": course.id})
-    await message.answer(
-        _(
-            "Send the lesson for «{title}»: text, a photo, a video, a document or a voice "
-            "message, with a caption if you like. /cancel to stop."
-        ).format(title=escape(course.title))
+    course = await _own_course_arg(
+        message, command, session, user, settings, _("Usage: /addlesson <course id>")
     )
+    if course is not None:
+        await _ask_for(
+            message,
+            state,
+            LessonInput.add,
+            course,
+            _(
+                "Send the lesson for «{title}»: text, a photo, a video, a document or a voice "
+                "message, with a caption if you like. /cancel to stop."
+            ),
+        )
 
 
 @router.message(Command("editlesson"))
@@ -429,9 +469,8 @@ async def cmd_edit_lesson(
     settings: Settings,
     state: FSMContext,
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     args = _int_args(command, 1)
     owned = await authoring.own_lesson(session, creator, args[0]) if args else None
@@ -462,7 +501,9 @@ async def on_lesson_content(
     data = await state.get_data()
     await state.clear()
     if data.get("lesson_id"):
-        lesson = await authoring.replace_content(session, creator, data["lesson_id"], content)
+        lesson = await authoring.replace_content(
+            session, creator, data["lesson_id"], content, clock.now()
+        )
         await message.answer(_("Lesson updated.") if lesson else not_found())
         return
     lesson = await authoring.add_lesson(session, creator, data["course_id"], content, clock.now())
@@ -496,14 +537,10 @@ def rule_text(rule: str, days: int, at: Any) -> str:
 async def cmd_lessons(
     message: Message, command: CommandObject, session: AsyncSession, user: User, settings: Settings
 ) -> None:
-    creator = await _creator(session, user, settings)
-    if creator is None:
-        await message.answer(not_creator())
-        return
-    args = _int_args(command, 1)
-    course = await authoring.own_course(session, creator, args[0]) if args else None
+    course = await _own_course_arg(
+        message, command, session, user, settings, _("Usage: /lessons <course id>")
+    )
     if course is None:
-        await message.answer(not_found() if args else _("Usage: /lessons <course id>"))
         return
     lessons = await authoring.lessons_of(session, course.id)
     if not lessons:
@@ -527,9 +564,8 @@ async def cmd_release(
     settings: Settings,
     clock: Clock,
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     parts = (command.args or "").split(maxsplit=1)
     release = authoring.parse_release(parts[1]) if len(parts) == 2 else None
@@ -561,9 +597,8 @@ async def cmd_move_lesson(
     settings: Settings,
     clock: Clock,
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     parts = (command.args or "").split()
     if len(parts) != 2 or not parts[0].isdigit() or parts[1] not in ("up", "down"):
@@ -585,9 +620,8 @@ async def cmd_delete_lesson(
     settings: Settings,
     clock: Clock,
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     args = _int_args(command, 1)
     course = await authoring.delete_lesson(session, creator, args[0], clock.now()) if args else None
@@ -603,9 +637,8 @@ async def cmd_preview(
     settings: Settings,
     clock: Clock,
 ) -> None:
-    creator = await _creator(session, user, settings)
+    creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
-        await message.answer(not_creator())
         return
     args = _int_args(command, 2)
     if args is None:
@@ -616,17 +649,74 @@ async def cmd_preview(
     if items is None:
         await message.answer(not_found())
         return
-    have = [i for i in items if i.available]
+    text, markup = preview_listing(items, args[0], args[1])
+    await message.answer(text, reply_markup=markup)
+
+
+def preview_listing(
+    items: list[authoring.PreviewItem], course_id: int, day: int
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    have = [i.number for i in items if i.available]
     lines = [
         _("A learner who enrolls today has {n} of {total} lessons on day {day}:").format(
-            n=len(have), total=len(items), day=args[1]
+            n=len(have), total=len(items), day=day
         )
     ]
     for item in items:
         mark = "✅" if item.available else "⏳"
         when = _("day {day}").format(day=item.day)
         lines.append(f"{mark} {item.number}. {escape(item.title)} ({when})")
-    await message.answer(clip("\n".join(lines)))
+    if have:
+        lines.append(_("Tap a number to get that lesson exactly as the learner does."))
+    return clip("\n".join(lines)), preview_keyboard(course_id, day, have)
+
+
+@router.callback_query(PreviewCB.filter())
+async def on_preview(
+    callback: CallbackQuery,
+    callback_data: PreviewCB,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    clock: Clock,
+    bot: Bot,
+) -> None:
+    """A lesson of the preview, sent as the learner gets it; nothing is recorded."""
+    creator = await _creator(session, user, settings)
+    course = await authoring.own_course(session, creator, callback_data.course) if creator else None
+    if creator is None or course is None:
+        await callback.answer(not_found(), show_alert=True)
+        return
+    tz = user.timezone or settings.timezone
+    day = callback_data.day
+    if callback_data.n == 0:
+        items = await authoring.preview(session, creator, course.id, day, tz, clock.now())
+        text, markup = preview_listing(items or [], course.id, day)
+        await callback.answer()
+        await bot.send_message(user.id, text, reply_markup=markup)
+        return
+    lesson = await authoring.preview_lesson(
+        session, creator, course.id, day, callback_data.n, tz, clock.now()
+    )
+    if lesson is None:
+        await callback.answer(
+            _("A learner does not have this lesson on day {day}.").format(day=day),
+            show_alert=True,
+        )
+        return
+    outgoing = preview_lesson_message(
+        lesson.view, course.id, day, lesson.previous, lesson.following
+    )
+    try:
+        # The scheduler's own sender: the same Telegram method and fields as for a learner.
+        await TelegramSender(bot).send(user.id, outgoing)
+    except Rejected as exc:
+        await callback.answer(
+            _("Telegram refused this lesson: {error}").format(error=str(exc)[:150]),
+            show_alert=True,
+        )
+        return
+    await callback.answer()
 
 
 # --- broadcasts -------------------------------------------------------------------------
@@ -641,22 +731,17 @@ async def cmd_broadcast(
     settings: Settings,
     state: FSMContext,
 ) -> None:
-    creator = await _creator(session, user, settings)
-    if creator is None:
-        await message.answer(not_creator())
-        return
-    args = _int_args(command, 1)
-    course = await authoring.own_course(session, creator, args[0]) if args else None
-    if course is None:
-        await message.answer(not_found() if args else _("Usage: /broadcast <course id>"))
-        return
-    await state.set_state(BroadcastInput.text)
-    await state.set_data({"course_id": course.id})
-    await message.answer(
-        _("Send the text for every learner of «{title}». /cancel to stop.").format(
-            title=escape(course.title)
-        )
+    course = await _own_course_arg(
+        message, command, session, user, settings, _("Usage: /broadcast <course id>")
     )
+    if course is not None:
+        await _ask_for(
+            message,
+            state,
+            BroadcastInput.text,
+            course,
+            _("Send the text for every learner of «{title}». /cancel to stop."),
+        )
 
 
 @router.message(StateFilter(BroadcastInput.text), has_text)

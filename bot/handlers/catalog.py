@@ -15,6 +15,7 @@ from bot.handlers.common import Command, current_locale, is_private, show
 from bot.keyboards.callbacks import CourseCB, MenuAction, MenuCB, PageCB
 from bot.keyboards.menus import card_keyboard, catalog_keyboard
 from bot.models import EventKind, User
+from bot.scheduler.clock import Clock
 from bot.services.events import EventBuffer
 from bot.services.search import CatalogSearch, CatalogSnapshot
 
@@ -89,8 +90,9 @@ async def on_course(
     user: User,
     events: EventBuffer,
     search: CatalogSearch,
+    clock: Clock,
 ) -> None:
-    card = await search.card(session, callback_data.id, user.id)
+    card = await search.card(session, callback_data.id, user.id, clock.now())
     if card is None:
         await callback.answer(views.course_unavailable(), show_alert=True)
         return
@@ -107,10 +109,11 @@ async def cmd_course(
     user: User,
     events: EventBuffer,
     search: CatalogSearch,
+    clock: Clock,
 ) -> None:
     # /course <id>: the same card as the deep link, for people who type.
     arg = (message.text or "").partition(" ")[2].strip()
-    card = await search.card(session, int(arg), user.id) if arg.isdigit() else None
+    card = await search.card(session, int(arg), user.id, clock.now()) if arg.isdigit() else None
     if card is None:
         await message.answer(views.course_unavailable() if arg else _("Usage: /course <number>"))
         return

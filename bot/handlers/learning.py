@@ -109,7 +109,7 @@ async def on_enrollment(
     if not ok:
         await callback.answer(_("This course is not in your library."), show_alert=True)
         return
-    text, markup = await library_screen(session, user)
+    text, markup = await library_screen(session, user, clock.now())
     await show(callback, text, markup)
     await callback.answer(note)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from functools import lru_cache
 from html import escape
 
@@ -38,7 +39,7 @@ from bot.keyboards.payments import (
     receipt_keyboard,
     url_keyboard,
 )
-from bot.models import Coupon, Order, Payment, PaymentMethod, ProductKind, User, utcnow
+from bot.models import Coupon, Order, Payment, PaymentMethod, ProductKind, User
 from bot.money import STARS, format_money
 from bot.payments import coupons as coupons_service
 from bot.payments.checkout import Outcome, PaymentResult, RefundReason, record_payment
@@ -61,6 +62,7 @@ from bot.payments.orders import (
 from bot.payments.refunds import RefundResult, RefundStatus, refund_payment
 from bot.payments.stripe_api import StripeGateway
 from bot.payments.web_checkout import start_web_checkout
+from bot.scheduler.clock import Clock
 from bot.services.search import CatalogSearch
 
 log = logging.getLogger(__name__)
@@ -336,13 +338,17 @@ async def on_buy(
     user: User,
     settings: Settings,
     bot: Bot,
+    clock: Clock,
 ) -> None:
-    offer = await make_offer(session, user.id, ProductKind.COURSE, callback_data.id, settings)
+    now = clock.now()
+    offer = await make_offer(
+        session, user.id, ProductKind.COURSE, callback_data.id, settings, now=now
+    )
     if isinstance(offer, OfferProblem):
         await callback.answer(offer_problem_text(offer), show_alert=True)
         return
     if offer.product.is_free:
-        await claim_free(session, user.id, offer)
+        await claim_free(session, user.id, offer, now)
         await callback.answer()
         await _grant_free(bot, user.id, offer.product.title)
         return
@@ -357,11 +363,13 @@ async def on_pay(
     user: User,
     settings: Settings,
     bot: Bot,
+    clock: Clock,
 ) -> None:
+    now = clock.now()
     kind = _kind(callback_data.k)
     coupon = await _coupon(session, settings, user.id, callback_data.cp, callback_data.t)
     offer = (
-        await make_offer(session, user.id, kind, callback_data.id, settings, coupon)
+        await make_offer(session, user.id, kind, callback_data.id, settings, coupon, now)
         if kind
         else OfferProblem.UNAVAILABLE
     )
@@ -369,7 +377,7 @@ async def on_pay(
         await callback.answer(offer_problem_text(offer), show_alert=True)
         return
     if offer.free:
-        await claim_free(session, user.id, offer)
+        await claim_free(session, user.id, offer, now)
         await callback.answer()
         await _grant_free(bot, user.id, offer.product.title)
         return
@@ -379,9 +387,9 @@ async def on_pay(
         )
         return
     if callback_data.m == PaymentMethod.WEB:
-        await _web_checkout(callback, session, user, offer, settings, bot)
+        await _web_checkout(callback, session, user, offer, settings, bot, now)
         return
-    order = await open_order(session, user.id, offer, callback_data.m, settings)
+    order = await open_order(session, user.id, offer, callback_data.m, settings, now)
     await commit_before_invoice(session)
     await bot.send_invoice(chat_id=user.id, **_invoice_fields(offer, order, settings))  # type: ignore[arg-type]
     if callback_data.cp and offer.coupon is None:
@@ -397,6 +405,7 @@ async def _web_checkout(
     offer: Offer,
     settings: Settings,
     bot: Bot,
+    now: datetime,
 ) -> None:
     gateway = stripe_gateway(settings)
     if gateway is None:
@@ -406,7 +415,9 @@ async def _web_checkout(
         return
     me = await bot.me()
     try:
-        link = await start_web_checkout(session, user.id, offer, settings, gateway, me.username)
+        link = await start_web_checkout(
+            session, user.id, offer, settings, gateway, me.username, now=now
+        )
     except ProviderError as exc:
         log.warning("checkout session failed: %s", exc.detail)
         await callback.answer(
@@ -433,11 +444,13 @@ async def on_invoice_link(
     user: User,
     settings: Settings,
     bot: Bot,
+    clock: Clock,
 ) -> None:
+    now = clock.now()
     kind = _kind(callback_data.k)
     coupon = await _coupon(session, settings, user.id, callback_data.cp, callback_data.t)
     offer = (
-        await make_offer(session, user.id, kind, callback_data.id, settings, coupon)
+        await make_offer(session, user.id, kind, callback_data.id, settings, coupon, now)
         if kind
         else OfferProblem.UNAVAILABLE
     )
@@ -450,7 +463,7 @@ async def on_invoice_link(
             _("This payment method is not available for this course."), show_alert=True
         )
         return
-    order = await open_order(session, user.id, offer, callback_data.m, settings)
+    order = await open_order(session, user.id, offer, callback_data.m, settings, now)
     await commit_before_invoice(session)
     url = await bot.create_invoice_link(**_invoice_fields(offer, order, settings))  # type: ignore[arg-type]
     await callback.answer()
@@ -494,7 +507,9 @@ async def on_promo_code(
     user: User,
     settings: Settings,
     bot: Bot,
+    clock: Clock,
 ) -> None:
+    now = clock.now()
     data = await state.get_data()
     await state.clear()
     text = (message.text or "").strip()
@@ -504,7 +519,7 @@ async def on_promo_code(
     kind = _kind(str(data.get("k", "")))
     product_id = int(data.get("id", 0) or 0)
     offer = (
-        await make_offer(session, user.id, kind, product_id, settings)
+        await make_offer(session, user.id, kind, product_id, settings, now=now)
         if kind
         else OfferProblem.UNAVAILABLE
     )
@@ -512,16 +527,18 @@ async def on_promo_code(
         await message.answer(offer_problem_text(offer))
         return
     coupon = await coupons_service.find_code(session, text)
-    problem = coupons_service.coupon_problem(coupon, offer.product, utcnow())
+    problem = coupons_service.coupon_problem(coupon, offer.product, now)
     if problem is not None or coupon is None:
         await message.answer(coupon_problem_text(problem or CouponProblem.UNKNOWN))
         return
-    offer = await make_offer(session, user.id, offer.product.kind, product_id, settings, coupon)
+    offer = await make_offer(
+        session, user.id, offer.product.kind, product_id, settings, coupon, now
+    )
     if isinstance(offer, OfferProblem):
         await message.answer(offer_problem_text(offer))
         return
     if offer.free:
-        await claim_free(session, user.id, offer)
+        await claim_free(session, user.id, offer, now)
         await _grant_free(bot, user.id, offer.product.title)
         return
     if not any(q.discounted for q in offer.quotes):
@@ -547,7 +564,7 @@ async def on_promo_code(
 
 @router.pre_checkout_query()
 async def on_pre_checkout(
-    query: PreCheckoutQuery, session: AsyncSession, settings: Settings
+    query: PreCheckoutQuery, session: AsyncSession, settings: Settings, clock: Clock
 ) -> None:
     for delay in (*UNKNOWN_ORDER_RETRIES, None):
         refusal = await check_pre_checkout(
@@ -557,6 +574,7 @@ async def on_pre_checkout(
             currency=query.currency,
             total_amount=query.total_amount,
             settings=settings,
+            now=clock.now(),
         )
         if refusal != Refusal.UNKNOWN_ORDER or delay is None:
             break
@@ -583,9 +601,11 @@ async def on_successful_payment(
     settings: Settings,
     bot: Bot,
     search: CatalogSearch,
+    clock: Clock,
 ) -> None:
     paid = message.successful_payment
     assert paid is not None
+    now = clock.now()
     method = PaymentMethod.STARS if paid.currency.upper() == STARS else PaymentMethod.CARD
     result = await record_payment(
         session,
@@ -598,6 +618,7 @@ async def on_successful_payment(
         telegram_charge_id=paid.telegram_payment_charge_id,
         provider_charge_id=paid.provider_payment_charge_id or None,
         raw=paid.model_dump(mode="json", exclude_none=True),
+        now=now,
     )
     locale = current_locale()
     if result.outcome == Outcome.DUPLICATE:
@@ -614,7 +635,12 @@ async def on_successful_payment(
         payment = await session.get(Payment, result.payment_id)
         if payment is not None:
             refund = await refund_payment(
-                session, payment, gateways(bot, settings), settings, actor_creator_id=None
+                session,
+                payment,
+                gateways(bot, settings),
+                settings,
+                actor_creator_id=None,
+                now=now,
             )
     elif result.outcome == Outcome.UNKNOWN_ORDER:
         refund = await _refund_unrecorded(bot, settings, user.id, method, paid)
@@ -641,7 +667,9 @@ async def _is_refunded_payment(message: Message) -> bool:
 
 
 @router.message(_is_refunded_payment)
-async def on_refunded_payment(message: Message, session: AsyncSession, settings: Settings) -> None:
+async def on_refunded_payment(
+    message: Message, session: AsyncSession, settings: Settings, clock: Clock
+) -> None:
     """Telegram's note that a payment was refunded. Ours are booked already; one refunded
     elsewhere (e.g. by Telegram support) is booked now, and access ends with it."""
     refunded = message.refunded_payment
@@ -655,7 +683,12 @@ async def on_refunded_payment(message: Message, session: AsyncSession, settings:
         return
     elsewhere = _RefundedElsewhere()
     result = await refund_payment(
-        session, payment, Gateways(stars=elsewhere, card=elsewhere), settings, actor_creator_id=None
+        session,
+        payment,
+        Gateways(stars=elsewhere, card=elsewhere),
+        settings,
+        actor_creator_id=None,
+        now=clock.now(),
     )
     if result.status == RefundStatus.SYNCED:
         await message.answer(refunded_text(result, current_locale()))

@@ -25,6 +25,7 @@ from bot.payments import coupons as coupons_service
 from bot.payments.coupons import CouponSpecError
 from bot.payments.ledger import sales_summary
 from bot.payments.refunds import RefundStatus, find_payment, refund_payment
+from bot.scheduler.clock import Clock
 from bot.services.users import get_creator
 
 router = Router(name=__name__)
@@ -63,6 +64,7 @@ async def cmd_refund(
     settings: Settings,
     bot: Bot,
     i18n: I18n,
+    clock: Clock,
 ) -> None:
     actor = await _actor(session, user, settings)
     if actor is None:
@@ -77,7 +79,12 @@ async def cmd_refund(
         await message.answer(_("No payment found for «{ref}».").format(ref=escape(ref[:64])))
         return
     result = await refund_payment(
-        session, payment, gateways(bot, settings), settings, actor_creator_id=actor.creator_id
+        session,
+        payment,
+        gateways(bot, settings),
+        settings,
+        actor_creator_id=actor.creator_id,
+        now=clock.now(),
     )
     locale = current_locale()
     amount = format_money(result.amount, result.currency, locale)

@@ -16,6 +16,7 @@ from bot.i18n import SUPPORTED
 from bot.keyboards.callbacks import InterestCB, LangCB, MenuAction, MenuCB
 from bot.keyboards.menus import card_keyboard, interests_keyboard, language_keyboard, main_menu
 from bot.models import EventKind, User
+from bot.scheduler.clock import Clock
 from bot.services import users as users_service
 from bot.services.events import EventBuffer
 from bot.services.search import CatalogSearch
@@ -34,13 +35,14 @@ async def cmd_start(
     user: User,
     events: EventBuffer,
     search: CatalogSearch,
+    clock: Clock,
 ) -> None:
     args = (command.args or "").strip()[:MAX_DEEP_LINK]
     events.record(EventKind.START, user_id=user.id, data={"args": args} if args else None)
     if args.startswith("r_"):
         await users_service.apply_referral(session, user, args[2:])
     elif args.startswith("c_") and args[2:].isdigit():
-        card = await search.card(session, int(args[2:]), user.id)
+        card = await search.card(session, int(args[2:]), user.id, clock.now())
         if card is None:
             await message.answer(views.course_unavailable())
         else:

@@ -89,6 +89,7 @@ def stripe_webhook_handler(
     settings: Settings,
     gateways: Gateways,
     notify: Notify | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     secret = (
         settings.stripe_webhook_secret.get_secret_value() if settings.stripe_webhook_secret else ""
@@ -105,12 +106,13 @@ def stripe_webhook_handler(
             return web.Response(status=400, text="bad signature")
         refund: RefundResult | None = None
         async with sessionmaker() as session:
-            result = await handle_stripe_event(session, event, settings)
+            now = clock()
+            result = await handle_stripe_event(session, event, settings, now)
             if result is not None and result.outcome == Outcome.REFUND_DUE:
                 payment = await session.get(Payment, result.payment_id)
                 if payment is not None:
                     refund = await refund_payment(
-                        session, payment, gateways, settings, actor_creator_id=None
+                        session, payment, gateways, settings, actor_creator_id=None, now=now
                     )
             await session.commit()
         # Tell the learner only after the books are safe; a failed message loses nothing.

@@ -367,19 +367,13 @@ class Scheduler:
         self, session: AsyncSession, item: _Item, number: dict[int, int], total: dict[int, int]
     ) -> None:
         d, lesson, user = item.delivery, item.lesson, item.user
-        view = LessonView(
-            delivery_id=d.id,
-            course_title=item.course.title,
-            lesson_title=lesson.title,
+        view = LessonView.of(
+            lesson,
+            item.course,
             number=number.get(lesson.id, lesson.position),
             total=total.get(item.course.id, 1),
-            kind=lesson.content_type,
-            text=lesson.text,
-            file_id=lesson.file_id,
-            caption=lesson.caption,
-            protect_content=item.course.protect_content,
-            language=user.language,
-            language_code=user.language_code,
+            delivery_id=d.id,
+            learner=user,
         )
         try:
             message_id = await self.sender.send(user.id, self.renderer.lesson(view))

@@ -12,6 +12,7 @@ these functions re-schedule the enrolled learners' future lessons themselves.
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -236,7 +237,8 @@ class LessonContent:
 
 def lesson_title(content: LessonContent, number: int) -> str:
     source = content.text or content.caption or ""
-    first = re.sub(r"<[^>]+>", "", source).strip().split("\n")[0][:80]
+    # Content is Telegram HTML; the title is plain text (escaped again where it is shown).
+    first = html.unescape(re.sub(r"<[^>]+>", "", source)).strip().split("\n")[0][:80]
     return first or f"#{number}"
 
 
@@ -278,7 +280,11 @@ async def add_lesson(
 
 
 async def replace_content(
-    session: AsyncSession, creator: Creator, lesson_id: int, content: LessonContent
+    session: AsyncSession,
+    creator: Creator,
+    lesson_id: int,
+    content: LessonContent,
+    now: datetime | None = None,
 ) -> Lesson | None:
     """New content for a lesson; learners who already got it are not sent it again."""
     owned = await own_lesson(session, creator, lesson_id)
@@ -294,7 +300,7 @@ async def replace_content(
     await session.execute(
         update(Delivery)
         .where(Delivery.lesson_id == lesson.id, Delivery.status == DeliveryStatus.FAILED)
-        .values(status=DeliveryStatus.PENDING, last_error=None, due_at=utcnow())
+        .values(status=DeliveryStatus.PENDING, last_error=None, due_at=now or utcnow())
         .execution_options(synchronize_session=False)
     )
     await session.flush()
@@ -444,6 +450,43 @@ async def preview(
             )
         )
     return items
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewLesson:
+    """One lesson as a learner on day `day` would get it, and where the creator goes next."""
+
+    view: drip.LessonView
+    previous: int | None  # number of the lesson before it that is there on that day
+    following: int | None
+
+
+async def preview_lesson(
+    session: AsyncSession,
+    creator: Creator,
+    course_id: int,
+    day: int,
+    number: int,
+    timezone: str,
+    now: datetime | None = None,
+) -> PreviewLesson | None:
+    """Lesson `number` (1-based) as the learner of `preview` would have it on day `day`;
+    None when the course is not the creator's, or the learner would not have it yet.
+
+    Nothing is recorded: no enrollment, no delivery, no progress for the creator."""
+    items = await preview(session, creator, course_id, day, timezone, now)
+    if items is None or not 1 <= number <= len(items) or not items[number - 1].available:
+        return None
+    lesson = await session.get(Lesson, items[number - 1].lesson_id)
+    course = await session.get(Course, course_id)
+    if lesson is None or course is None:
+        return None
+    # No delivery behind it (delivery_id 0), and the creator's own language.
+    view = drip.LessonView.of(lesson, course, number=number, total=len(items))
+    available = [i.number for i in items if i.available]
+    before = [n for n in available if n < number]
+    after = [n for n in available if n > number]
+    return PreviewLesson(view, before[-1] if before else None, after[0] if after else None)
 
 
 # --- broadcasts -----------------------------------------------------------------------

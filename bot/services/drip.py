@@ -512,3 +512,30 @@ class LessonView:
     # The learner's chosen language and Telegram's language_code; the renderer picks.
     language: str | None
     language_code: str | None
+
+    @classmethod
+    def of(
+        cls,
+        lesson: Lesson,
+        course: Course,
+        *,
+        number: int,
+        total: int,
+        delivery_id: int = 0,
+        learner: User | None = None,
+    ) -> LessonView:
+        """The one place a lesson becomes what is sent: the worker and /preview use it."""
+        return cls(
+            delivery_id=delivery_id,
+            course_title=course.title,
+            lesson_title=lesson.title,
+            number=number,
+            total=total,
+            kind=lesson.content_type,
+            text=lesson.text,
+            file_id=lesson.file_id,
+            caption=lesson.caption,
+            protect_content=course.protect_content,
+            language=learner.language if learner else None,
+            language_code=learner.language_code if learner else None,
+        )

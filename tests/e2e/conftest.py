@@ -80,9 +80,14 @@ async def learner_client(sandbox_server: SandboxServer) -> AsyncIterator[Sandbox
 
 
 async def start_bot(
-    server: SandboxServer, database_url: str, tmp_path: Path, *, webhook: bool
+    server: SandboxServer,
+    database_url: str,
+    tmp_path: Path,
+    *,
+    webhook: bool,
+    extra_env: dict[str, str] | None = None,
 ) -> BotProcess:
-    env = {"THROTTLE_RATE": "0", "ADMIN_IDS": "7000001"}
+    env = {"THROTTLE_RATE": "0", "ADMIN_IDS": "7000001", **(extra_env or {})}
     if webhook:
         port = free_port()
         env.update(

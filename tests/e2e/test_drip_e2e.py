@@ -3,12 +3,14 @@ a creator builds a course in chat, learners get lesson 1 at once, Done releases 
 quiet hours hold a lesson back, a schedule edit reaches enrolled learners, a learner who
 blocked the bot is paused and resumed, and a broadcast reaches everyone.
 
-The bot runs on the real clock here; lessons due days later are covered with a moved
-clock in tests/integration/test_drip_*.py."""
+A second bot runs on a clock the test moves (CLOCK_OFFSET_FILE): lesson 2 arrives when
+the bot's clock reaches its day, and a lesson due in the learner's quiet hours waits till
+morning."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.db import create_engine, create_sessionmaker
-from bot.models import Course, Lesson, ProductKind
+from bot.models import Course, Enrollment, Lesson, ProductKind
 from bot.services import access, drip
 from sandbox import SandboxServer
 from sandbox.client import SandboxClient, SandboxUser
@@ -33,6 +35,43 @@ async def polling_bot(
     sandbox_server: SandboxServer, database_url: str, tmp_path: Path
 ) -> AsyncIterator[BotProcess]:
     bot = await start_bot(sandbox_server, database_url, tmp_path, webhook=False)
+    yield bot
+    await bot.stop()
+
+
+class BotClock:
+    """The clock of the bot process (CLOCK_OFFSET_FILE): the test says what time it is."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def set(self, when: datetime) -> None:
+        # Renamed over, so the bot never reads half a write.
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(f"{(when - datetime.now(UTC)).total_seconds():+.3f}\n")
+        os.replace(tmp, self.path)
+
+
+# The bot's clock starts at 10:00 UTC tomorrow: quiet hours (22:00-08:00 by default) and
+# days are then the same whenever the test runs.
+BOT_START = datetime.combine(
+    datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), UTC
+) + timedelta(hours=10)
+
+
+@pytest.fixture
+def bot_clock(tmp_path: Path) -> BotClock:
+    clock = BotClock(tmp_path / "clock-offset")
+    clock.set(BOT_START)
+    return clock
+
+
+@pytest.fixture
+async def clocked_bot(
+    sandbox_server: SandboxServer, database_url: str, tmp_path: Path, bot_clock: BotClock
+) -> AsyncIterator[BotProcess]:
+    env = {"CLOCK_OFFSET_FILE": str(bot_clock.path), "SCHEDULER_POLL_INTERVAL": "0.1"}
+    bot = await start_bot(sandbox_server, database_url, tmp_path, webhook=False, extra_env=env)
     yield bot
     await bot.stop()
 
@@ -70,6 +109,29 @@ async def ids(database_url: str, title: str) -> tuple[int, list[int]]:
         await engine.dispose()
 
 
+async def build_course(
+    creator: SandboxUser, title: str, *, stars: int, lessons: tuple[str, ...]
+) -> int:
+    """/newcourse through the chat (no card price), published, then its text lessons."""
+    await say(creator, "/newcourse", "What is its title")
+    await say(creator, title, "Describe")
+    await say(creator, "Three short lessons.", "Tags")
+    await say(creator, "test, drip", "Which language")
+    await creator.click("English")
+    await creator.wait_for_message(contains="Card price")
+    await creator.wait_for_idle(quiet=0.15)
+    await say(creator, "0", "Stars")
+    await say(creator, str(stars), "Publish it now")
+    await creator.click("🚀 Publish")
+    published = await creator.wait_for_message(contains="is published")
+    course_id = int(re.search(r"#(\d+)", published.text).group(1))  # type: ignore[union-attr]
+    await creator.wait_for_idle(quiet=0.15)
+    for body in lessons:
+        await say(creator, f"/addlesson {course_id}", "Send the lesson")
+        await say(creator, body, "added as number")
+    return course_id
+
+
 async def no_message(user: SandboxUser, contains: str, wait: float = 3.0) -> None:
     with pytest.raises(TimeoutError):
         await user.wait_for_message(contains=contains, timeout=wait)
@@ -87,22 +149,9 @@ async def test_drip_course_end_to_end(
     await say(olga, "/start", "Welcome", timeout=15)
 
     # The creator builds a course in the chat.
-    await say(olga, "/newcourse", "What is its title")
-    await say(olga, "Drip E2E", "Describe")
-    await say(olga, "Three short lessons.", "Tags")
-    await say(olga, "test, drip", "Which language")
-    await olga.click("English")
-    await olga.wait_for_message(contains="Card price")
-    await olga.wait_for_idle(quiet=0.15)
-    await say(olga, "0", "Stars")
-    await say(olga, "100", "Publish it now")
-    await olga.click("🚀 Publish")
-    published = await olga.wait_for_message(contains="is published")
-    course_id = int(re.search(r"#(\d+)", published.text).group(1))  # type: ignore[union-attr]
-    await olga.wait_for_idle(quiet=0.15)
-    for body in ("First: hello", "Second: SELECT", "Third: JOIN"):
-        await say(olga, f"/addlesson {course_id}", "Send the lesson")
-        await say(olga, body, "added as number")
+    course_id = await build_course(
+        olga, "Drip E2E", stars=100, lessons=("First: hello", "Second: SELECT", "Third: JOIN")
+    )
     _, (_first, l2, l3) = await ids(database_url, "Drip E2E")
     await say(olga, f"/release {l2} after", "previous lesson is done")
 
@@ -151,3 +200,67 @@ async def test_drip_course_end_to_end(
         await learner.wait_for_message(contains="Live Q&A at 18:00", timeout=10)
     await olga.wait_for_message(contains="Broadcast finished: 2 of 2 delivered", timeout=15)
     assert sandbox_server.violations == []
+
+
+async def enrolled_at(database_url: str, user_id: int, course_id: int) -> datetime:
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            started = await session.scalar(
+                select(Enrollment.started_at).where(
+                    Enrollment.user_id == user_id, Enrollment.course_id == course_id
+                )
+            )
+            assert started is not None
+            return started
+    finally:
+        await engine.dispose()
+
+
+async def test_lessons_follow_the_bots_clock_and_quiet_hours(
+    clocked_bot: BotProcess,
+    bot_clock: BotClock,
+    learner_client: SandboxClient,
+    database_url: str,
+) -> None:
+    olga = await learner_client.create_user("Olga", "en", id=CREATOR_ID)
+    alice = await learner_client.create_user("Alice", "en")
+    await say(olga, "/start", "Welcome", timeout=15)
+    course_id = await build_course(
+        olga, "Clock E2E", stars=0, lessons=("One: hello", "Two: SELECT", "Three: JOIN")
+    )
+    _, (_l1, _l2, l3) = await ids(database_url, "Clock E2E")
+    day1 = BOT_START.date() + timedelta(days=1)
+    day2 = day1 + timedelta(days=1)
+    # Due at 23:00, inside Alice's quiet hours (22:00-08:00, the default she keeps).
+    await say(olga, f"/release {l3} at {day1} 23:00", "Re-planned")
+
+    # Alice takes the free course in the bot: lesson 1 at once, on the bot's clock.
+    await say(alice, f"/start c_{course_id}", "Clock E2E", timeout=15)
+    await alice.click("🎁 Get it free")
+    await alice.wait_for_message(contains="is yours, free", timeout=10)
+    lesson1 = await alice.wait_for_message(contains="Lesson 1 of 3", timeout=10)
+    assert "One: hello" in lesson1.text
+    started = await enrolled_at(database_url, alice.id, course_id)
+    if started.tzinfo is None:  # SQLite hands back naive UTC
+        started = started.replace(tzinfo=UTC)
+    assert abs(started - BOT_START) < timedelta(minutes=2), started  # not the real clock
+
+    # Lesson 2 (day 1) is not there ten minutes before its day; a day later it is.
+    bot_clock.set(started + timedelta(days=1) - timedelta(minutes=10))
+    await no_message(alice, "Lesson 2 of 3", wait=1.5)
+    bot_clock.set(started + timedelta(days=1, seconds=5))
+    lesson2 = await alice.wait_for_message(contains="Lesson 2 of 3", timeout=10)
+    assert "Two: SELECT" in lesson2.text
+
+    # 23:30: lesson 3 is past its release time but inside quiet hours, so it waits...
+    bot_clock.set(
+        datetime.combine(day1, datetime.min.time(), UTC) + timedelta(hours=23, minutes=30)
+    )
+    await no_message(alice, "Lesson 3 of 3", wait=1.5)
+    library = await say(alice, "/my", "Your library")
+    assert f"next lesson on {day2} 08:00" in library, library
+    # ...till the morning.
+    bot_clock.set(datetime.combine(day2, datetime.min.time(), UTC) + timedelta(hours=8, minutes=1))
+    lesson3 = await alice.wait_for_message(contains="Lesson 3 of 3", timeout=10)
+    assert "Three: JOIN" in lesson3.text

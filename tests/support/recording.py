@@ -85,6 +85,14 @@ class RecordingSession(BaseSession):
         if isinstance(method, EditMessageReplyMarkup):
             return True
         returning = getattr(method, "__returning__", None)
+        if returning is Message:  # a photo, video, document, voice...
+            return Message(
+                message_id=next(self._ids),
+                date=datetime.now(UTC),
+                chat=Chat(id=int(getattr(method, "chat_id", 0) or 0), type="private"),
+                from_user=self.me,
+                caption=getattr(method, "caption", None),
+            )
         if returning is bool:
             return True
         if returning is User:
