@@ -16,9 +16,11 @@ from aiogram.utils.i18n import I18n
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+from bot.money import LOCALES
+
 LOCALES_DIR = Path(__file__).resolve().parent / "locales"
 DOMAIN = "messages"
-SUPPORTED = ("en", "zh")
+SUPPORTED = LOCALES  # one list of languages, which money is formatted in too
 
 
 class PoI18n(I18n):

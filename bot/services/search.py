@@ -25,10 +25,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.models import Course, Creator, Lesson, utcnow
+from bot.money import warm_prices
 from bot.recommend import CourseDoc, SearchIndex
 from bot.services.catalog import CatalogPage, CourseCard, CourseSummary, course_card
 from bot.services.changes import Tracker
-from bot.services.ownership import OwnedCourses
+from bot.services.ownership import OwnedCourses, load_owners
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,9 @@ class CatalogSnapshot:
     ) -> CatalogSnapshot:
         by_id = {s.id: s for s in summaries}
         index = SearchIndex.build(docs)
+        # Pages and cards show every price in both languages, at ~10 µs a price in Babel:
+        # format them here, in the build's worker thread, rather than on the event loop.
+        warm_prices([(s.price_minor, s.currency) for s in summaries if s.price_minor > 0])
         return cls(summaries, by_id, docs, index, next(_versions), cards or {}, changes_version)
 
     def page(self, number: int, size: int) -> CatalogPage:
@@ -163,7 +167,8 @@ class CatalogSearch:
         self._stale = True
         self._lock = asyncio.Lock()
         self._refresh: asyncio.Task[None] | None = None
-        self.owned = OwnedCourses()
+        # A card is as fresh as its snapshot: the same bound for whether it says "owned".
+        self.owned = OwnedCourses(ttl=max_age)
 
     @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
@@ -180,9 +185,12 @@ class CatalogSearch:
             changes_version = CATALOG.version
             if session is not None:
                 summaries, docs, cards = await _load(session)
+                owners = await load_owners(session)
             else:
                 async with self._sessionmaker() as own:
                     summaries, docs, cards = await _load(own)
+                    owners = await load_owners(own)
+            self.owned.set_owners(*owners)
             # Building the index is CPU work: keep it off the event loop.
             self._snapshot = await asyncio.to_thread(
                 CatalogSnapshot.build, summaries, docs, cards, changes_version

@@ -176,3 +176,47 @@ def test_a_tracker_forgets_keys_past_its_bound_without_missing_a_change() -> Non
     finally:
         changes.MAX_KEYS = old_max
         changes._trackers.remove(tracker)
+
+
+async def test_a_card_for_someone_who_owns_nothing_costs_no_query(
+    app: App, harness: Harness, db: AsyncSession
+) -> None:
+    from sqlalchemy import event
+
+    course = await a_course(db)
+    await card_text(harness, course.id)  # the snapshot is built
+    await harness.send("/help", tg_user(1002))  # Bob's row is cached; he saw no card yet
+    checkouts: list[object] = []
+    listener = lambda *_: checkouts.append(1)  # noqa: E731
+    event.listen(app.engine.sync_engine.pool, "checkout", listener)
+    try:
+        for _ in range(3):
+            assert "You own" not in await card_text(harness, course.id, user_id=1002)
+    finally:
+        event.remove(app.engine.sync_engine.pool, "checkout", listener)
+    assert checkouts == []
+
+
+async def test_another_processs_grant_shows_within_the_ttl(
+    app: App, harness: Harness, db: AsyncSession
+) -> None:
+    from bot.models import Entitlement
+
+    course = await a_course(db)
+    assert "You own" not in await card_text(harness, course.id)
+    # Written as another process would: no Session of this process sees it.
+    async with app.engine.begin() as conn:
+        await conn.execute(
+            Entitlement.__table__.insert().values(
+                user_id=1001,
+                product_kind=ProductKind.COURSE,
+                product_id=course.id,
+                starts_at=utcnow() - timedelta(minutes=1),
+                is_trial=False,
+                created_at=utcnow(),
+                updated_at=utcnow(),
+            )
+        )
+    assert "You own" not in await card_text(harness, course.id)  # not yet: within the ttl
+    app.search.owned.ttl = 0  # the ttl has passed
+    assert "You own" in await card_text(harness, course.id)
