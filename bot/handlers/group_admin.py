@@ -150,10 +150,13 @@ async def cmd_groups(
         return
     lines = [_("<b>Your chats</b>")]
     pairs = await groups_service.my_groups(session, creator)
-    for group, plan in pairs[:LIST_LIMIT]:
+    for group, plans in pairs[:LIST_LIMIT]:
         plan_part = (
-            _("plan #{id} {title}").format(id=plan.id, title=escape(plan.title))
-            if plan
+            ", ".join(
+                _("plan #{id} {title}").format(id=plan.id, title=escape(plan.title))
+                for plan in plans
+            )
+            if plans
             else _("no plan")
         )
         lines.append(f"• {escape(group.title)} ({group.chat_id}) — {plan_part}")
@@ -213,7 +216,7 @@ async def cmd_members(
         for line in rows[:LIST_LIMIT]:
             until = line.expires_at.strftime("%Y-%m-%d") if line.expires_at else "∞"
             trial = " " + _("(trial)") if line.is_trial else ""
-            lines.append(f"  {line.user_id} — {until}{trial}")
+            lines.append(f"  {line.user_id} — {until}{trial} · #{line.plan_id}")
     await _answer(message, bot, user.id, "\n".join(lines))
 
 
@@ -304,14 +307,16 @@ async def cmd_kick(
         # Nothing to revoke: still remove them from the plan's chats (whitelist aside).
         for group in await groups_service.plan_groups(session, plan.id):
             await memberships.schedule_removal(session, group, [target], now)
-    await _answer(
-        message,
-        bot,
-        user.id,
-        _("{user} loses access to {plan} and is being removed.").format(
+    kept = await groups_service.still_allowed(session, plan, target, now)
+    if kept:
+        text = _("{user} loses access to {plan}; another plan keeps them in: {chats}.").format(
+            user=target, plan=escape(plan.title), chats=", ".join(escape(g.title) for g in kept)
+        )
+    else:
+        text = _("{user} loses access to {plan} and is being removed.").format(
             user=target, plan=escape(plan.title)
-        ),
-    )
+        )
+    await _answer(message, bot, user.id, text)
 
 
 @router.message(Command("plan"))
@@ -355,23 +360,21 @@ async def cmd_plan(
             groups_service.PlanError.NOT_YOURS: not_yours(),
             groups_service.PlanError.NO_TITLE: usage,
             groups_service.PlanError.BAD_ARGS: usage,
-            groups_service.PlanError.CHAT_TAKEN: _(
-                "That chat is already sold by another plan; a chat belongs to one plan."
-            ),
             groups_service.PlanError.SUBSCRIPTION_MONTHLY: _(
                 "Stars subscriptions renew every 30 days: set days=30."
             ),
         }
         await _answer(message, bot, user.id, errors[result])
         return
-    await _answer(
-        message,
-        bot,
-        user.id,
-        _("Plan #{id} {title}: {terms}").format(
-            id=result.id, title=escape(result.title), terms=_plan_terms(result)
-        ),
+    text = _("Plan #{id} {title}: {terms}").format(
+        id=result.id, title=escape(result.title), terms=_plan_terms(result)
     )
+    chats = await groups_service.plan_groups(session, result.id)
+    if chats:
+        text += "\n" + _("Sells access to: {chats}").format(
+            chats=", ".join(escape(g.title) for g in chats)
+        )
+    await _answer(message, bot, user.id, text)
 
 
 @router.message(Command("whitelist"))

@@ -51,6 +51,7 @@ from bot.models import (
     OrderStatus,
     PaymentMethod,
     Plan,
+    PlanChat,
     ProductKind,
 )
 from bot.models import User as UserRow
@@ -195,7 +196,10 @@ async def seed(
     )
     db.add(plan)
     await db.flush()
-    db.add(Group(chat_id=CHAT, kind="supergroup", title="Club", creator_id=ana.id, plan_id=plan.id))
+    club = Group(chat_id=CHAT, kind="supergroup", title="Club", creator_id=ana.id)
+    db.add(club)
+    await db.flush()
+    db.add(PlanChat(plan_id=plan.id, group_id=club.id))
     db.add(Group(chat_id=OTHER_CHAT, kind="supergroup", title="Ben's", creator_id=ben.id))
     await db.commit()
     plan_id = plan.id
@@ -488,8 +492,11 @@ async def test_creator_commands_and_cross_creator_denial(
     assert "Extended" in h.last_text()
     await h.send(f"/plan {plan_id} days=90 trial=3", ANA)
     assert "90 days" in h.last_text()
+    # A second plan may sell the same chat: the first keeps selling it.
     await h.send(f"/plan new VIP stars=900 days=life chat={CHAT}", ANA)
-    assert "already sold by another plan" in h.last_text()
+    assert "lifetime" in h.last_text() and "Club" in h.last_text()
+    await h.send("/groups", ANA)
+    assert f"plan #{plan_id} Club pass, plan #{plan_id + 1} VIP" in h.last_text()
     await h.send("/plan new VIP stars=900 days=life", ANA)
     assert "lifetime" in h.last_text()
     await h.send("/plan new Monthly stars=90 days=90 sub=yes", ANA)
@@ -643,3 +650,126 @@ async def test_linking_a_channel_picked_in_private(h: Harness, db: AsyncSession)
     sent = h.session.of_type(SendMessage)[-1]
     assert "invite users via link" in sent.text
     assert await db.scalar(select(Group).where(Group.chat_id == channel)) is None
+
+
+# --- one chat, several plans ----------------------------------------------------------------
+
+
+async def second_plan(h: Harness, db: AsyncSession, spec: str) -> int:
+    """Ana attaches her chat to one more plan with /plan; returns its id."""
+    await h.send(f"/plan new {spec} publish=yes chat={CHAT}", ANA)
+    assert "Sells access to: Club" in h.last_text(), h.last_text()
+    plan_id = await db.scalar(select(Plan.id).order_by(Plan.id.desc()).limit(1))
+    assert plan_id is not None
+    await db.close()
+    return plan_id
+
+
+async def test_any_plan_of_the_chat_lets_a_member_in(
+    h: Harness, gapp: App, db: AsyncSession, clock: ManualClock
+) -> None:
+    monthly = await seed(db)
+    await h.send("/start", ANN)
+    await h.send("/start", BO)
+    yearly = await second_plan(h, db, "Year pass stars=900 days=365")
+    links = list(await db.scalars(select(PlanChat.plan_id).order_by(PlanChat.plan_id)))
+    assert links == [monthly, yearly]  # attached, not moved
+    # Ann holds the monthly plan, Bo only the yearly one: both are approved.
+    await grant(gapp, ANN.id, monthly, 30, clock.now())
+    await grant(gapp, BO.id, yearly, 365, clock.now())
+    h.session.add_result(invite_link("Ann"))
+    h.session.add_result(invite_link("Bo"))
+    await gapp.scheduler.drain()
+    await h.feed(join_request(ANN))
+    await h.feed(join_request(BO))
+    approved = sorted(r.user_id for r in h.session.of_type(ApproveChatJoinRequest))
+    assert approved == sorted([ANN.id, BO.id])
+    assert h.session.of_type(DeclineChatJoinRequest) == []
+    # The guard and the audit agree: nobody to remove.
+    await h.feed(joined(BO))
+    assert h.session.of_type(BanChatMember) == []
+    await h.send(f"/audit {CHAT}", ANA)
+    assert "everyone the bot has seen may be there" in h.last_text()
+    await h.send(f"/members {CHAT}", ANA)
+    assert "Active: 2" in h.last_text()
+
+
+async def test_expiry_of_one_plan_keeps_who_holds_another(
+    h: Harness, gapp: App, db: AsyncSession, clock: ManualClock
+) -> None:
+    monthly = await seed(db)
+    await h.send("/start", ANN)
+    lifetime = await second_plan(h, db, "Forever stars=900 days=life")
+    await grant(gapp, ANN.id, monthly, 30, clock.now())
+    h.session.add_result(invite_link("Ann"))
+    await gapp.scheduler.drain()
+    await h.feed(join_request(ANN))
+    # Bought for life while inside: no second link for a chat she is in.
+    h.session.clear()
+    await grant(gapp, ANN.id, lifetime, None, clock.now())
+    await gapp.scheduler.drain()
+    assert h.session.of_type(CreateChatInviteLink) == []
+
+    # The monthly plan ends and its grace passes: its expiry job runs, Ann stays.
+    clock.set(T0 + timedelta(days=30, hours=12, minutes=1))
+    await gapp.scheduler.drain()
+    ended = await db.scalar(
+        select(Entitlement).where(Entitlement.product_id == monthly, Entitlement.user_id == ANN.id)
+    )
+    assert ended is not None and not ended.is_active(clock.now())
+    assert h.session.of_type(BanChatMember) == []
+    await h.feed(joined(ANN))  # the guard agrees
+    assert h.session.of_type(BanChatMember) == []
+    await h.send(f"/members {CHAT}", ANA)
+    report = h.last_text()
+    assert "Active: 1" in report and "Expired: 0" in report and f"#{lifetime}" in report
+
+    # Kicked from the monthly plan only: still in through the lifetime one.
+    await h.send(f"/kick {ANN.id} {monthly}", ANA)
+    assert "another plan keeps them in: Club" in h.last_text()
+    await gapp.scheduler.drain()
+    assert h.session.of_type(BanChatMember) == []
+    # Kicked from the lifetime plan too: now she is removed.
+    await h.send(f"/kick {ANN.id} {lifetime}", ANA)
+    assert "is being removed" in h.last_text()
+    await gapp.scheduler.drain()
+    assert [b.user_id for b in h.session.of_type(BanChatMember)] == [ANN.id]
+
+
+async def test_declined_request_offers_every_plan_of_the_chat(h: Harness, db: AsyncSession) -> None:
+    monthly = await seed(db)
+    await h.send("/start", BO)
+    yearly = await second_plan(h, db, "Year pass stars=900 days=365 trial=3")
+    h.session.clear()
+    await h.feed(join_request(BO))
+    told = sent_to(h, BO.id)[-1]
+    assert "needs an active plan" in told.text
+    assert "Club pass" in told.text and "Year pass" in told.text
+    assert buttons(told) == ["🛒 Buy Club pass", "🛒 Buy Year pass", "🎁 Free trial: Year pass"]
+    markup = told.reply_markup
+    assert isinstance(markup, InlineKeyboardMarkup)
+    data = [b.callback_data for row in markup.inline_keyboard for b in row]
+    assert data[:2] == [PlanCB(a="buy", id=monthly).pack(), PlanCB(a="buy", id=yearly).pack()]
+
+
+async def test_attaching_chats_to_plans_stays_within_one_creator(
+    h: Harness, db: AsyncSession
+) -> None:
+    ana_plan = await seed(db)
+    await h.send("/plan new Bens stars=10 days=30", BEN)
+    ben_plan = await db.scalar(select(Plan.id).where(Plan.title == "Bens"))
+    assert ben_plan is not None
+    await db.close()
+    for cmd, who in (
+        (f"/plan {ben_plan} chat={CHAT}", BEN),  # Ben's plan, Ana's chat
+        (f"/plan {ana_plan} chat={OTHER_CHAT}", ANA),  # Ana's plan, Ben's chat
+        (f"/plan {ben_plan} chat={OTHER_CHAT}", ANA),  # Ben's plan, Ben's chat
+        (f"/plan new Mine stars=1 chat={OTHER_CHAT}", ANA),
+    ):
+        await h.send(cmd, who)
+        assert "No such chat or plan of yours" in h.last_text(), cmd
+    # Ben attaches his own chat to his plan; Ana's chat still has only her plan.
+    await h.send(f"/plan {ben_plan} chat={OTHER_CHAT}", BEN)
+    assert "Sells access to: Ben" in h.last_text()
+    pairs = set((await db.execute(select(PlanChat.plan_id, Group.chat_id).join(Group))).tuples())
+    assert pairs == {(ana_plan, CHAT), (ben_plan, OTHER_CHAT)}
