@@ -63,6 +63,7 @@ from bot.payments.checkout import Outcome, record_payment
 from bot.scheduler.clock import ManualClock
 from bot.services import access
 from bot.services.memberships import INVITE
+from tests.conftest import settle
 from tests.integration.test_payments_helpers import (
     PayRecordingSession,
     pre_checkout_update,
@@ -91,8 +92,7 @@ async def gapp(settings: Settings, engine: AsyncEngine, clock: ManualClock) -> A
     settings = settings.model_copy(update={"grace_period_hours": 12})
     app = build_app(settings, session=PayRecordingSession(), engine=engine, clock=clock)
     yield app
-    await app.events.flush(app.sessionmaker)
-    await app.search.close()
+    await settle(app)
 
 
 @pytest.fixture
