@@ -33,9 +33,19 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
 
 
 def _run_sync(connection: Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # Batch mode recreates a table to alter it; with foreign keys on, dropping the old
+        # copy would cascade-delete the rows that reference it (group_members, ...).
+        # SQLite ignores this pragma inside a transaction: it must come first.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
     context.configure(**_configure(connection))
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"migration left dangling foreign keys: {broken[:5]}")
 
 
 def _url() -> str:

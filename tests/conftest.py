@@ -19,6 +19,7 @@ from bot.config import Settings
 from bot.db import create_engine, create_sessionmaker
 from bot.migrate import upgrade
 from bot.models import Base
+from bot.services.recommendations import recommendations
 from tests.support.recording import RecordingSession
 from tests.support.updates import Harness
 
@@ -115,6 +116,14 @@ def settings(database_url: str) -> Settings:
 async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
     app = build_app(settings, session=RecordingSession(), engine=engine)
     yield app
+    await settle(app)
+
+
+async def settle(app: App) -> None:
+    """End a test's app: a recommender refit still in flight (onboarding and receipts
+    start one) must land before the loop closes, or its session stays open in a
+    transaction and the next test's TRUNCATE waits on it for ever (PostgreSQL)."""
+    await recommendations(app.search).wait_fresh()
     await app.events.flush(app.sessionmaker)
     await app.search.close()
 

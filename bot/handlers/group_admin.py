@@ -7,6 +7,7 @@ creator A never sees or touches creator B's chats or plans (ADMIN_IDS owners see
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from html import escape
 
 from aiogram import Bot, Router
@@ -98,9 +99,8 @@ async def _link(
 async def cmd_linkgroup(
     message: Message, session: AsyncSession, user: User, settings: Settings, bot: Bot
 ) -> None:
-    creator = await _creator(session, user, settings)
-    if creator is None:
-        await _answer(message, bot, user.id, not_creator())
+    call = await _begin(message, session, user, settings, bot)
+    if call is None:
         return
     if message.chat.type == "private":
         await message.answer(
@@ -108,8 +108,7 @@ async def cmd_linkgroup(
             reply_markup=pick_chat_keyboard(),
         )
         return
-    text = await _link(bot, session, creator, user.id, message.chat.id)
-    await _answer(message, bot, user.id, text)
+    await call.answer(await _link(bot, session, call.creator, user.id, message.chat.id))
 
 
 async def _answer(message: Message, bot: Bot, user_id: int, text: str) -> None:
@@ -121,6 +120,57 @@ async def _answer(message: Message, bot: Bot, user_id: int, text: str) -> None:
         await bot.send_message(user_id, text)
     except TelegramAPIError:
         await message.reply(text)
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A creator's command: the caller's Creator row, the words after the command, and
+    lookups that answer "not yours" themselves, so each command reads as its own logic."""
+
+    message: Message
+    bot: Bot
+    session: AsyncSession
+    user: User
+    creator: Creator
+    text: str  # everything after the command, as typed
+
+    @property
+    def args(self) -> list[str]:
+        return self.text.split()
+
+    async def answer(self, text: str) -> None:
+        await _answer(self.message, self.bot, self.user.id, text)
+
+    async def group(self, ref: str | None, usage: str | None = None) -> Group | None:
+        """The chat named by `ref` (in a group: that chat), only if the caller owns it."""
+        group = await _group_arg(self.session, self.creator, self.message, ref)
+        if group is None:
+            await self.answer(not_yours() if usage is None else not_yours() + "\n" + usage)
+        return group
+
+    async def plan(self, ref: str | None) -> Plan | None:
+        """The plan named by `ref` (or the caller's only plan), only if the caller owns it."""
+        plan = await _plan_arg(self.session, self.creator, ref)
+        if plan is None:
+            await self.answer(not_yours())
+        return plan
+
+
+async def _begin(
+    message: Message,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    bot: Bot,
+    command: CommandObject | None = None,
+) -> _Call | None:
+    """Only creators get further: everyone else is told how to become one."""
+    creator = await _creator(session, user, settings)
+    if creator is None:
+        await _answer(message, bot, user.id, not_creator())
+        return None
+    text = (command.args or "") if command is not None else ""
+    return _Call(message, bot, session, user, creator, text)
 
 
 async def _is_chat_shared(message: Message) -> bool:
@@ -145,16 +195,18 @@ async def on_chat_shared(
 async def cmd_groups(
     message: Message, session: AsyncSession, user: User, settings: Settings, bot: Bot
 ) -> None:
-    creator = await _creator(session, user, settings)
-    if creator is None:
-        await _answer(message, bot, user.id, not_creator())
+    call = await _begin(message, session, user, settings, bot)
+    if call is None:
         return
     lines = [_("<b>Your chats</b>")]
-    pairs = await groups_service.my_groups(session, creator)
-    for group, plan in pairs[:LIST_LIMIT]:
+    pairs = await groups_service.my_groups(session, call.creator)
+    for group, plans in pairs[:LIST_LIMIT]:
         plan_part = (
-            _("plan #{id} {title}").format(id=plan.id, title=escape(plan.title))
-            if plan
+            ", ".join(
+                _("plan #{id} {title}").format(id=plan.id, title=escape(plan.title))
+                for plan in plans
+            )
+            if plans
             else _("no plan")
         )
         lines.append(f"• {escape(group.title)} ({group.chat_id}) — {plan_part}")
@@ -162,9 +214,9 @@ async def cmd_groups(
         lines.append(_("None yet. Add the bot as an admin and send /linkgroup."))
     lines.append("")
     lines.append(_("<b>Your plans</b>"))
-    for plan in (await groups_service.my_plans(session, creator))[:LIST_LIMIT]:
+    for plan in (await groups_service.my_plans(session, call.creator))[:LIST_LIMIT]:
         lines.append(f"• #{plan.id} {escape(plan.title)} — {_plan_terms(plan)}")
-    await _answer(message, bot, user.id, "\n".join(lines))
+    await call.answer("\n".join(lines))
 
 
 def _plan_terms(plan: Plan) -> str:
@@ -195,13 +247,11 @@ async def cmd_members(
     bot: Bot,
     clock: Clock,
 ) -> None:
-    creator = await _creator(session, user, settings)
-    if creator is None:
-        await _answer(message, bot, user.id, not_creator())
+    call = await _begin(message, session, user, settings, bot, command)
+    if call is None:
         return
-    group = await _group_arg(session, creator, message, command.args)
+    group = await call.group(_first(call.args), _("Usage: /members CHAT_ID"))
     if group is None:
-        await _answer(message, bot, user.id, not_yours() + "\n" + _("Usage: /members CHAT_ID"))
         return
     report = await groups_service.member_report(session, group, clock.now())
     lines = [_("<b>{title}</b>").format(title=escape(group.title))]
@@ -214,14 +264,18 @@ async def cmd_members(
         for line in rows[:LIST_LIMIT]:
             until = line.expires_at.strftime("%Y-%m-%d") if line.expires_at else "∞"
             trial = " " + _("(trial)") if line.is_trial else ""
-            lines.append(f"  {line.user_id} — {until}{trial}")
-    await _answer(message, bot, user.id, "\n".join(lines))
+            lines.append(f"  {line.user_id} — {until}{trial} · #{line.plan_id}")
+    await call.answer("\n".join(lines))
+
+
+def _first(args: list[str]) -> str | None:
+    return args[0] if args else None
 
 
 async def _group_arg(
-    session: AsyncSession, creator: Creator, message: Message, args: str | None
+    session: AsyncSession, creator: Creator, message: Message, arg: str | None
 ) -> Group | None:
-    ref = _int((args or "").split()[0]) if args else None
+    ref = _int(arg) if arg else None
     if ref is None and message.chat.type != "private":
         ref = message.chat.id
     if ref is None:
@@ -248,32 +302,27 @@ async def cmd_extend(
     bot: Bot,
     clock: Clock,
 ) -> None:
-    creator = await _creator(session, user, settings)
-    if creator is None:
-        await _answer(message, bot, user.id, not_creator())
+    call = await _begin(message, session, user, settings, bot, command)
+    if call is None:
         return
-    args = (command.args or "").split()
+    args = call.args
     target = _int(args[0]) if args else None
     days = _int(args[1]) if len(args) > 1 else None
     if target is None or days is None or not 0 < days <= 3650:
-        await _answer(message, bot, user.id, _("Usage: /extend USER_ID DAYS [PLAN_ID]"))
+        await call.answer(_("Usage: /extend USER_ID DAYS [PLAN_ID]"))
         return
-    plan = await _plan_arg(session, creator, args[2] if len(args) > 2 else None)
+    plan = await call.plan(args[2] if len(args) > 2 else None)
     if plan is None:
-        await _answer(message, bot, user.id, not_yours())
         return
     if await session.get(User, target) is None:
-        await _answer(message, bot, user.id, _("That user has not started the bot yet."))
+        await call.answer(_("That user has not started the bot yet."))
         return
     ent = await groups_service.extend(session, plan, target, days, clock.now())
     until = ent.expires_at.strftime("%Y-%m-%d %H:%M") if ent.expires_at else "∞"
-    await _answer(
-        message,
-        bot,
-        user.id,
+    await call.answer(
         _("Extended {user} on {plan} until {until} UTC.").format(
             user=target, plan=escape(plan.title), until=until
-        ),
+        )
     )
 
 
@@ -287,32 +336,32 @@ async def cmd_kick(
     bot: Bot,
     clock: Clock,
 ) -> None:
-    creator = await _creator(session, user, settings)
-    if creator is None:
-        await _answer(message, bot, user.id, not_creator())
+    call = await _begin(message, session, user, settings, bot, command)
+    if call is None:
         return
-    args = (command.args or "").split()
+    args = call.args
     target = _int(args[0]) if args else None
     if target is None:
-        await _answer(message, bot, user.id, _("Usage: /kick USER_ID [PLAN_ID]"))
+        await call.answer(_("Usage: /kick USER_ID [PLAN_ID]"))
         return
-    plan = await _plan_arg(session, creator, args[1] if len(args) > 1 else None)
+    plan = await call.plan(args[1] if len(args) > 1 else None)
     if plan is None:
-        await _answer(message, bot, user.id, not_yours())
         return
     now = clock.now()
     if not await groups_service.kick(session, plan, target, now):
         # Nothing to revoke: still remove them from the plan's chats (whitelist aside).
         for group in await groups_service.plan_groups(session, plan.id):
             await memberships.schedule_removal(session, group, [target], now)
-    await _answer(
-        message,
-        bot,
-        user.id,
-        _("{user} loses access to {plan} and is being removed.").format(
+    kept = await groups_service.still_allowed(session, plan, target, now)
+    if kept:
+        text = _("{user} loses access to {plan}; another plan keeps them in: {chats}.").format(
+            user=target, plan=escape(plan.title), chats=", ".join(escape(g.title) for g in kept)
+        )
+    else:
+        text = _("{user} loses access to {plan} and is being removed.").format(
             user=target, plan=escape(plan.title)
-        ),
-    )
+        )
+    await call.answer(text)
 
 
 @router.message(Command("plan"))
@@ -324,55 +373,51 @@ async def cmd_plan(
     settings: Settings,
     bot: Bot,
 ) -> None:
-    creator = await _creator(session, user, settings)
-    if creator is None:
-        await _answer(message, bot, user.id, not_creator())
+    call = await _begin(message, session, user, settings, bot, command)
+    if call is None:
         return
     usage = _(
         "Usage:\n/plan new Title stars=500 days=30|life trial=7 sub=yes publish=yes chat=CHAT_ID "
         "course=COURSE_ID\n"
         "/plan PLAN_ID stars=… days=… trial=… publish=yes|no chat=… course=…"
     )
-    args = (command.args or "").strip()
-    head, _sep, rest = args.partition(" ")
+    head, _sep, rest = call.text.strip().partition(" ")
     plan: Plan | None = None
     if head == "new":
         pass
     elif _int(head.lstrip("#")) is not None:
-        plan = await groups_service.owned_plan(session, creator, int(head.lstrip("#")))
+        plan = await groups_service.owned_plan(session, call.creator, int(head.lstrip("#")))
         if plan is None:
-            await _answer(message, bot, user.id, not_yours())
+            await call.answer(not_yours())
             return
     else:
-        await _answer(message, bot, user.id, usage)
+        await call.answer(usage)
         return
     spec = groups_service.parse_plan_spec(rest)
     if spec is None:
-        await _answer(message, bot, user.id, usage)
+        await call.answer(usage)
         return
-    result = await groups_service.save_plan(session, creator, spec, plan)
+    result = await groups_service.save_plan(session, call.creator, spec, plan)
     if isinstance(result, groups_service.PlanError):
         errors = {
             groups_service.PlanError.NOT_YOURS: not_yours(),
             groups_service.PlanError.NO_TITLE: usage,
             groups_service.PlanError.BAD_ARGS: usage,
-            groups_service.PlanError.CHAT_TAKEN: _(
-                "That chat is already sold by another plan; a chat belongs to one plan."
-            ),
             groups_service.PlanError.SUBSCRIPTION_MONTHLY: _(
                 "Stars subscriptions renew every 30 days: set days=30."
             ),
         }
-        await _answer(message, bot, user.id, errors[result])
+        await call.answer(errors[result])
         return
-    await _answer(
-        message,
-        bot,
-        user.id,
-        _("Plan #{id} {title}: {terms}").format(
-            id=result.id, title=escape(result.title), terms=_plan_terms(result)
-        ),
+    text = _("Plan #{id} {title}: {terms}").format(
+        id=result.id, title=escape(result.title), terms=_plan_terms(result)
     )
+    chats = await groups_service.plan_groups(session, result.id)
+    if chats:
+        text += "\n" + _("Sells access to: {chats}").format(
+            chats=", ".join(escape(g.title) for g in chats)
+        )
+    await call.answer(text)
 
 
 @router.message(Command("whitelist"))
@@ -384,27 +429,22 @@ async def cmd_whitelist(
     settings: Settings,
     bot: Bot,
 ) -> None:
-    creator = await _creator(session, user, settings)
-    if creator is None:
-        await _answer(message, bot, user.id, not_creator())
+    call = await _begin(message, session, user, settings, bot, command)
+    if call is None:
         return
-    args = (command.args or "").split()
+    args = call.args
     if len(args) < 2 or _int(args[1]) is None:
-        await _answer(message, bot, user.id, _("Usage: /whitelist CHAT_ID USER_ID [off]"))
+        await call.answer(_("Usage: /whitelist CHAT_ID USER_ID [off]"))
         return
-    group = await _group_arg(session, creator, message, args[0])
+    group = await call.group(args[0])
     if group is None:
-        await _answer(message, bot, user.id, not_yours())
         return
     on = not (len(args) > 2 and args[2].lower() == "off")
     await groups_service.set_whitelist(session, group, int(args[1]), on)
-    await _answer(
-        message,
-        bot,
-        user.id,
+    await call.answer(
         _("Whitelist of {title}: {ids}").format(
             title=escape(group.title), ids=", ".join(map(str, group.whitelist)) or "—"
-        ),
+        )
     )
 
 
@@ -430,13 +470,11 @@ async def cmd_audit(
     bot: Bot,
     clock: Clock,
 ) -> None:
-    creator = await _creator(session, user, settings)
-    if creator is None:
-        await _answer(message, bot, user.id, not_creator())
+    call = await _begin(message, session, user, settings, bot, command)
+    if call is None:
         return
-    group = await _group_arg(session, creator, message, command.args)
+    group = await call.group(_first(call.args), _("Usage: /audit CHAT_ID"))
     if group is None:
-        await _answer(message, bot, user.id, not_yours() + "\n" + _("Usage: /audit CHAT_ID"))
         return
     would = await groups_service.audit(session, group, clock.now())
     markup = audit_keyboard(group.chat_id, len(would)) if would else None

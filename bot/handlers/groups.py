@@ -27,7 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.handlers.common import Command, current_locale, is_private
 from bot.i18n import pick_locale
-from bot.keyboards.groups import PlanCB, cancel_keyboard, link_keyboard, plan_keyboard
+from bot.keyboards.groups import (
+    PlanCB,
+    cancel_keyboard,
+    link_keyboard,
+    plan_keyboard,
+    plans_keyboard,
+)
 from bot.keyboards.payments import methods_keyboard
 from bot.models import (
     Entitlement,
@@ -164,16 +170,25 @@ async def on_join_request(
         await groups_service.note_member(session, group, user_id, "member")
         return
     await request.decline()
-    plan = await session.get(Plan, group.plan_id) if group.plan_id else None
-    if plan is not None and plan.published:
-        markup = plan_keyboard(
-            plan.id,
-            trial=plan.trial_days > 0,
-            subscription=plan.stars_subscription,
-        )
-        await _tell(bot, request.user_chat_id, how_to_buy(group.title), reply_markup=markup)
-    else:
+    plans = [p for p in await groups_service.group_plans(session, group) if p.published]
+    if not plans:
         await _tell(bot, request.user_chat_id, _("This chat is not open for new members now."))
+        return
+    text = how_to_buy(group.title)
+    if len(plans) == 1:
+        plan = plans[0]
+        markup = plan_keyboard(
+            plan.id, trial=plan.trial_days > 0, subscription=plan.stars_subscription
+        )
+    else:
+        # Several plans sell this chat (monthly, yearly, lifetime): one message, each
+        # plan's buttons named for it.
+        plans = plans[:PLANS_LIMIT]
+        text += "\n\n" + "\n".join(f"• {plan_text(p, inline=True)}" for p in plans)
+        markup = plans_keyboard(
+            [(p.id, p.title, p.trial_days > 0, p.stars_subscription) for p in plans]
+        )
+    await _tell(bot, request.user_chat_id, text, reply_markup=markup)
 
 
 @router.chat_member()
@@ -206,11 +221,13 @@ async def on_chat_member(
 # --- buying a plan ------------------------------------------------------------------------
 
 
-def plan_text(plan: Plan) -> str:
+def plan_text(plan: Plan, *, inline: bool = False) -> str:
     if plan.period_days is None:
         period = _("lifetime access")
     else:
         period = _("{days} days of access").format(days=plan.period_days)
+    if inline:
+        return f"<b>{escape(plan.title)}</b> — {period}"
     text = f"<b>{escape(plan.title)}</b>\n{period}"
     if plan.trial_days:
         text += "\n" + _("Free trial: {days} days").format(days=plan.trial_days)

@@ -62,6 +62,40 @@ def plan_keyboard(
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
+def plans_keyboard(plans: list[tuple[int, str, bool, bool]]) -> InlineKeyboardMarkup:
+    """Several plans in one keyboard: (id, title, trial, subscription), buttons named."""
+    rows = []
+    for plan_id, title, trial, subscription in plans:
+        short = title if len(title) <= 24 else title[:23] + "…"
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    text=_("🛒 Buy {plan}").format(plan=short),
+                    callback_data=PlanCB(a="buy", id=plan_id).pack(),
+                )
+            ]
+        )
+        if subscription:
+            rows.append(
+                [
+                    InlineKeyboardButton(
+                        text=_("⭐ Subscribe monthly: {plan}").format(plan=short),
+                        callback_data=PlanCB(a="sub", id=plan_id).pack(),
+                    )
+                ]
+            )
+        if trial:
+            rows.append(
+                [
+                    InlineKeyboardButton(
+                        text=_("🎁 Free trial: {plan}").format(plan=short),
+                        callback_data=PlanCB(a="trial", id=plan_id).pack(),
+                    )
+                ]
+            )
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
 def link_keyboard(text: str, url: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text=text, url=url)]])
 

@@ -1,6 +1,6 @@
 """The data model: one module per aggregate. Importing this package registers every table."""
 
-from bot.models.access import Entitlement, Group, GroupMember
+from bot.models.access import Entitlement, Group, GroupMember, PlanChat
 from bot.models.base import Base, utcnow
 from bot.models.catalog import ContentType, Course, Lesson, Plan, ReleaseRule
 from bot.models.drip import Delivery, DeliveryStatus, Enrollment, Job, JobStatus
@@ -44,6 +44,7 @@ __all__ = [
     "Payment",
     "PaymentMethod",
     "Plan",
+    "PlanChat",
     "ProductKind",
     "ReleaseRule",
     "User",

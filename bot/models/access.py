@@ -1,4 +1,5 @@
-"""Who may have what: entitlements, linked chats and the members the bot has seen."""
+"""Who may have what: entitlements, linked chats, the plans that sell them, and the members
+the bot has seen."""
 
 from __future__ import annotations
 
@@ -58,8 +59,21 @@ class Group(TimestampMixin, Base):
     creator_id: Mapped[int] = mapped_column(
         ForeignKey("creators.id", ondelete="CASCADE"), index=True
     )
-    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id", ondelete="SET NULL"))
     whitelist: Mapped[list[int]] = mapped_column(default=list)
+
+
+class PlanChat(TimestampMixin, Base):
+    """A plan sells access to a chat. Many to many: one chat may be sold by several plans
+    (monthly, yearly, lifetime), and whoever holds any of them may be in it."""
+
+    __tablename__ = "plan_chats"
+
+    plan_id: Mapped[int] = mapped_column(
+        ForeignKey("plans.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class GroupMember(Base):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +22,7 @@ from bot.models import (
     Group,
     GroupMember,
     Plan,
+    PlanChat,
     ProductKind,
     utcnow,
 )
@@ -117,11 +118,22 @@ async def owned_plan(session: AsyncSession, creator: Creator, plan_id: int) -> P
     return plan
 
 
-async def my_groups(session: AsyncSession, creator: Creator) -> list[tuple[Group, Plan | None]]:
-    query = select(Group, Plan).outerjoin(Plan, Plan.id == Group.plan_id).order_by(Group.id)
+async def my_groups(session: AsyncSession, creator: Creator) -> list[tuple[Group, list[Plan]]]:
+    """The creator's chats, each with the plans that sell it (by plan id)."""
+    query = (
+        select(Group, Plan)
+        .outerjoin(PlanChat, PlanChat.group_id == Group.id)
+        .outerjoin(Plan, Plan.id == PlanChat.plan_id)
+        .order_by(Group.id, Plan.id)
+    )
     if not is_owner(creator):
         query = query.where(Group.creator_id == creator.id)
-    return [(g, p) for g, p in (await session.execute(query)).tuples()]
+    out: dict[int, tuple[Group, list[Plan]]] = {}
+    for group, plan in (await session.execute(query)).tuples():
+        _group, plans = out.setdefault(group.id, (group, []))
+        if plan is not None:
+            plans.append(plan)
+    return list(out.values())
 
 
 async def my_plans(session: AsyncSession, creator: Creator) -> list[Plan]:
@@ -132,7 +144,32 @@ async def my_plans(session: AsyncSession, creator: Creator) -> list[Plan]:
 
 
 async def plan_groups(session: AsyncSession, plan_id: int) -> list[Group]:
-    return list(await session.scalars(select(Group).where(Group.plan_id == plan_id)))
+    """The chats a plan sells."""
+    query = (
+        select(Group)
+        .join(PlanChat, PlanChat.group_id == Group.id)
+        .where(PlanChat.plan_id == plan_id)
+        .order_by(Group.id)
+    )
+    return list(await session.scalars(query))
+
+
+def _group_plan_ids(group: Group) -> Select[int]:
+    return select(PlanChat.plan_id).where(PlanChat.group_id == group.id)
+
+
+async def group_plans(session: AsyncSession, group: Group) -> list[Plan]:
+    """The plans that sell a chat, by plan id."""
+    query = select(Plan).where(Plan.id.in_(_group_plan_ids(group))).order_by(Plan.id)
+    return list(await session.scalars(query))
+
+
+async def attach(session: AsyncSession, plan: Plan, group: Group) -> None:
+    """The plan sells this chat too (once; the chat's other plans keep selling it)."""
+    link = await session.get(PlanChat, (plan.id, group.id))
+    if link is None:
+        session.add(PlanChat(plan_id=plan.id, group_id=group.id))
+        await session.flush()
 
 
 # --- plans --------------------------------------------------------------------------------
@@ -143,8 +180,6 @@ class PlanError(StrEnum):
     NO_TITLE = "no_title"
     NOT_YOURS = "not_yours"
     SUBSCRIPTION_MONTHLY = "subscription_monthly"
-    # A chat is sold by one plan: moving it would cut off the other plan's members.
-    CHAT_TAKEN = "chat_taken"
 
 
 @dataclass
@@ -208,14 +243,17 @@ def parse_plan_spec(text: str) -> PlanSpec | None:
 async def save_plan(
     session: AsyncSession, creator: Creator, spec: PlanSpec, plan: Plan | None = None
 ) -> Plan | PlanError:
-    """Create (plan None) or edit a plan; attach the chats named in `chat=`."""
+    """Create (plan None) or edit a plan; attach the chats named in `chat=`.
+
+    A chat may already be sold by other plans: it is added, never moved, so their members
+    keep their access. A plan sells only chats of its own creator (owners included).
+    """
+    seller = plan.creator_id if plan is not None else creator.id
     groups = []
     for ref in spec.chats:
         group = await owned_group(session, creator, ref)
-        if group is None:
+        if group is None or group.creator_id != seller:
             return PlanError.NOT_YOURS
-        if group.plan_id is not None and (plan is None or group.plan_id != plan.id):
-            return PlanError.CHAT_TAKEN
         groups.append(group)
     for course_id in spec.courses:
         course = await session.get(Course, course_id)
@@ -256,20 +294,27 @@ async def save_plan(
         plan.course_ids = sorted(set(spec.courses))
     await session.flush()
     for group in groups:
-        group.plan_id = plan.id
-    await session.flush()
+        await attach(session, plan, group)
     return plan
 
 
 # --- who may be in a chat -----------------------------------------------------------------
 
 
+def _chat_entitlements(group: Group) -> Select[Entitlement]:
+    """Entitlements to any plan that sells this chat."""
+    return select(Entitlement).where(
+        Entitlement.product_kind == ProductKind.PLAN,
+        Entitlement.product_id.in_(_group_plan_ids(group)),
+    )
+
+
 async def is_allowed(session: AsyncSession, group: Group, user_id: int, now: datetime) -> bool:
+    """Whitelisted, or holding an active entitlement to any plan that sells the chat."""
     if user_id in (group.whitelist or []):
         return True
-    if group.plan_id is None:
-        return False
-    return await access.has_access(session, user_id, ProductKind.PLAN, group.plan_id, now)
+    held = await session.scalars(_chat_entitlements(group).where(Entitlement.user_id == user_id))
+    return any(ent.is_active(now) for ent in held)
 
 
 async def note_member(session: AsyncSession, group: Group, user_id: int, status: str) -> None:
@@ -328,6 +373,7 @@ class MemberLine:
     user_id: int
     expires_at: datetime | None
     is_trial: bool
+    plan_id: int
 
 
 @dataclass
@@ -340,18 +386,17 @@ class MemberReport:
 async def member_report(
     session: AsyncSession, group: Group, now: datetime, soon: timedelta = timedelta(days=3)
 ) -> MemberReport:
+    """One line per learner who ever held a plan of the chat: the entitlement that lasts
+    longest (an active one before any ended one) decides where they stand."""
     report = MemberReport()
-    if group.plan_id is None:
-        return report
-    rows = await session.scalars(
-        select(Entitlement)
-        .where(
-            Entitlement.product_kind == ProductKind.PLAN, Entitlement.product_id == group.plan_id
-        )
-        .order_by(Entitlement.expires_at)
-    )
-    for ent in rows:
-        line = MemberLine(ent.user_id, ent.expires_at, ent.is_trial)
+    best: dict[int, Entitlement] = {}
+    for ent in await session.scalars(_chat_entitlements(group).order_by(Entitlement.id)):
+        held = best.get(ent.user_id)
+        if held is None or _lasts_longer(ent, held, now):
+            best[ent.user_id] = ent
+    never = datetime.max.replace(tzinfo=now.tzinfo)
+    for ent in sorted(best.values(), key=lambda e: (e.expires_at or never, e.user_id)):
+        line = MemberLine(ent.user_id, ent.expires_at, ent.is_trial, ent.product_id)
         if not ent.is_active(now):
             report.expired.append(line)
         elif ent.expires_at is not None and ent.expires_at - now <= soon:
@@ -359,6 +404,14 @@ async def member_report(
         else:
             report.active.append(line)
     return report
+
+
+def _lasts_longer(ent: Entitlement, than: Entitlement, now: datetime) -> bool:
+    if ent.is_active(now) != than.is_active(now):
+        return ent.is_active(now)
+    if than.expires_at is None:
+        return False
+    return ent.expires_at is None or ent.expires_at > than.expires_at
 
 
 async def audit(session: AsyncSession, group: Group, now: datetime) -> list[int]:
@@ -397,6 +450,17 @@ async def kick(session: AsyncSession, plan: Plan, user_id: int, now: datetime) -
         return False
     await access.revoke(session, user_id, ProductKind.PLAN, plan.id, now=now)
     return True
+
+
+async def still_allowed(
+    session: AsyncSession, plan: Plan, user_id: int, now: datetime
+) -> list[Group]:
+    """The plan's chats this user may stay in anyway (another plan of the chat, whitelist)."""
+    return [
+        group
+        for group in await plan_groups(session, plan.id)
+        if await is_allowed(session, group, user_id, now)
+    ]
 
 
 async def audit_all(

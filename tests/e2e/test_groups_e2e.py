@@ -1,9 +1,9 @@
 """Paid groups end to end: the real bot process against the sandbox. A creator links a
-group (first without the right to ban: a clear error), makes a plan; a learner pays in
-Stars, gets a personal join-request link and is approved; another user with the same link
-is declined; a reminder, expiry and removal (time moved by editing the job table), paying
-again and rejoining; a Stars subscription renewing and being cancelled; an audit dry run
-and its confirm; another creator denied."""
+group (first without the rights the bot needs: a clear error naming them, nothing linked),
+makes a plan; a learner pays in Stars, gets a personal join-request link and is approved;
+another user with the same link is declined; a reminder, expiry and removal (time moved by
+editing the job table), paying again and rejoining; a Stars subscription renewing and being
+cancelled; an audit dry run and its confirm; another creator denied."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.db import create_engine, create_sessionmaker
-from bot.models import Entitlement, Job, JobStatus
+from bot.models import Entitlement, Group, Job, JobStatus
 from sandbox import SandboxServer
 from sandbox.client import Message, SandboxChat, SandboxClient, SandboxUser
 from sandbox.demo import BotProcess
@@ -134,6 +134,53 @@ async def move_job(database_url: str, kind: str, user_id: int, *, expire: bool =
             await session.commit()
     finally:
         await engine.dispose()
+
+
+async def linked_chat_ids(database_url: str) -> list[int]:
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            return list(await session.scalars(select(Group.chat_id)))
+    finally:
+        await engine.dispose()
+
+
+async def test_linking_without_rights_names_them_and_links_nothing(
+    group_bot: BotProcess,
+    learner_client: SandboxClient,
+    people: dict[str, SandboxUser],
+    database_url: str,
+) -> None:
+    cleo = people["cleo"]
+    await become_creator(cleo)
+    # An admin without either right the bot needs.
+    none = {"can_invite_users": False, "can_restrict_members": False}
+    chat = await cleo.create_chat("Bare", "supergroup", add_bot={"rights": none})
+    await cleo.send("/linkgroup", chat)
+    error = await cleo.wait_for_message(contains="Cannot link", timeout=10)
+    await cleo.wait_for_idle(quiet=0.3)
+    named = [line for line in error.text.split("\n") if line.startswith("•")]
+    assert named == [
+        "• the bot lacks the right to invite users via link",
+        "• the bot lacks the right to ban (restrict) members",
+    ], error.text
+    assert await linked_chat_ids(database_url) == []
+    await say(cleo, "/groups", "None yet")
+
+    # Only the right to invite given: only the right to ban is named.
+    await chat.add_bot({"can_invite_users": True, "can_restrict_members": False})
+    await cleo.send("/linkgroup", chat)
+    error = await cleo.wait_for_message(contains="Cannot link", timeout=10)
+    await cleo.wait_for_idle(quiet=0.3)
+    named = [line for line in error.text.split("\n") if line.startswith("•")]
+    assert named == ["• the bot lacks the right to ban (restrict) members"], error.text
+    assert await linked_chat_ids(database_url) == []
+
+    # Both rights: linked.
+    await chat.add_bot(FULL)
+    await say(cleo, "/linkgroup", "Linked Bare", chat)
+    assert await linked_chat_ids(database_url) == [chat.id]
+    assert await learner_client.violations() == []
 
 
 async def test_gate_expiry_and_coming_back(

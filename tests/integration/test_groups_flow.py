@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 from aiogram.methods import (
+    AnswerPreCheckoutQuery,
     ApproveChatJoinRequest,
     BanChatMember,
     CreateChatInviteLink,
     CreateInvoiceLink,
     DeclineChatJoinRequest,
     EditUserStarSubscription,
+    SendInvoice,
     SendMessage,
     UnbanChatMember,
 )
@@ -47,17 +49,26 @@ from bot.models import (
     Entitlement,
     Group,
     GroupMember,
+    Job,
+    JobStatus,
     Order,
     OrderStatus,
     PaymentMethod,
     Plan,
+    PlanChat,
     ProductKind,
 )
 from bot.models import User as UserRow
 from bot.payments.checkout import Outcome, record_payment
 from bot.scheduler.clock import ManualClock
 from bot.services import access
-from tests.support.recording import RecordingSession
+from bot.services.memberships import INVITE
+from tests.conftest import settle
+from tests.integration.test_payments_helpers import (
+    PayRecordingSession,
+    pre_checkout_update,
+    successful_payment_update,
+)
 from tests.support.updates import Harness, tg_user
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -79,10 +90,9 @@ def clock() -> ManualClock:
 @pytest.fixture
 async def gapp(settings: Settings, engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[App]:
     settings = settings.model_copy(update={"grace_period_hours": 12})
-    app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)
+    app = build_app(settings, session=PayRecordingSession(), engine=engine, clock=clock)
     yield app
-    await app.events.flush(app.sessionmaker)
-    await app.search.close()
+    await settle(app)
 
 
 @pytest.fixture
@@ -195,7 +205,10 @@ async def seed(
     )
     db.add(plan)
     await db.flush()
-    db.add(Group(chat_id=CHAT, kind="supergroup", title="Club", creator_id=ana.id, plan_id=plan.id))
+    club = Group(chat_id=CHAT, kind="supergroup", title="Club", creator_id=ana.id)
+    db.add(club)
+    await db.flush()
+    db.add(PlanChat(plan_id=plan.id, group_id=club.id))
     db.add(Group(chat_id=OTHER_CHAT, kind="supergroup", title="Ben's", creator_id=ben.id))
     await db.commit()
     plan_id = plan.id
@@ -376,6 +389,84 @@ async def test_renewal_extends_and_silences_old_reminders(
     assert "ends in 72 hours" in sent_to(h, ANN.id)[-1].text
 
 
+async def test_renew_from_the_reminder_while_active_extends_from_the_old_expiry(
+    h: Harness, gapp: App, db: AsyncSession, clock: ManualClock
+) -> None:
+    """Renewing while still active, from the Renew button of the 72 h reminder: the new
+    period adds to the old expiry (not to the moment of paying), the old expiry's
+    reminders, grace and removal stay silent, and a member inside gets no new link.
+
+    The payment is booked at the real time, so the clock starts 27 days and an hour in
+    the past: the reminder falls due now and the learner pays 71 hours before the end.
+    """
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=27, hours=1)
+    clock.set(start)
+    plan_id = await seed(db)
+    await h.send("/start", ANN)
+    await grant(gapp, ANN.id, plan_id, 30, start)
+    h.session.add_result(invite_link("Ann"))
+    await gapp.scheduler.drain()
+    await h.feed(join_request(ANN))
+    assert [r.user_id for r in h.session.of_type(ApproveChatJoinRequest)] == [ANN.id]
+    old_expiry = start + timedelta(days=30)
+
+    # 72 hours before the end: the reminder, and its Renew button.
+    clock.set(start + timedelta(days=27, hours=1))
+    await gapp.scheduler.drain()
+    reminder = sent_to(h, ANN.id)[-1]
+    assert "ends in 72 hours" in reminder.text
+    markup = reminder.reply_markup
+    assert isinstance(markup, InlineKeyboardMarkup)
+    renew = [b for row in markup.inline_keyboard for b in row if b.text == "🔄 Renew"]
+    assert [b.callback_data for b in renew] == [PlanCB(a="buy", id=plan_id).pack()]
+    h.session.clear()
+
+    # Renew → Stars → invoice → pre-checkout accepted (renewing an active plan) → paid.
+    assert renew[0].callback_data is not None
+    await h.press(renew[0].callback_data, ANN)
+    assert "Club pass" in h.last_text()
+    await h.click("Telegram Stars", ANN)
+    invoices = h.session.of_type(SendInvoice)
+    assert len(invoices) == 1 and invoices[0].currency == "XTR"
+    payload = invoices[0].payload
+    await h.feed(pre_checkout_update(ANN, payload, "XTR", 100))
+    assert h.session.of_type(AnswerPreCheckoutQuery)[-1].ok is True
+    paid_at = datetime.now(UTC)
+    await h.feed(successful_payment_update(ANN, payload, "XTR", 100, "renew-1"))
+    assert any("Payment received" in t for t in h.session.texts())
+
+    ent = await db.scalar(select(Entitlement).where(Entitlement.user_id == ANN.id))
+    assert ent is not None and ent.expires_at is not None
+    # From the old end, not from the moment of paying (that would be ~3 days short).
+    assert ent.expires_at == old_expiry + timedelta(days=30)
+    assert ent.expires_at - (paid_at + timedelta(days=30)) > timedelta(days=2)
+    await db.close()
+
+    # The old date passes: no 24 h reminder, no removal after grace, no "has ended".
+    h.session.clear()
+    for at in (
+        start + timedelta(days=29, minutes=1),
+        old_expiry + timedelta(hours=12, minutes=1),
+    ):
+        clock.set(at)
+        await gapp.scheduler.drain()
+    assert sent_to(h, ANN.id) == []
+    assert h.session.of_type(BanChatMember) == []
+    # Already in the chat: the renewal's invite job ran and made no second link.
+    assert h.session.of_type(CreateChatInviteLink) == []
+    pending = await db.scalars(
+        select(Job).where(Job.kind == INVITE, Job.status == JobStatus.PENDING)
+    )
+    assert list(pending) == []
+
+    # The new date's reminder does come.
+    clock.set(old_expiry + timedelta(days=27, minutes=1))
+    await gapp.scheduler.drain()
+    texts = [m.text for m in sent_to(h, ANN.id)]
+    new_end = (old_expiry + timedelta(days=30)).strftime("%Y-%m-%d %H:%M")
+    assert len(texts) == 1 and "ends in 72 hours" in texts[0] and new_end in texts[0]
+
+
 async def test_trial_is_once_per_user(
     h: Harness, gapp: App, db: AsyncSession, clock: ManualClock
 ) -> None:
@@ -488,8 +579,11 @@ async def test_creator_commands_and_cross_creator_denial(
     assert "Extended" in h.last_text()
     await h.send(f"/plan {plan_id} days=90 trial=3", ANA)
     assert "90 days" in h.last_text()
+    # A second plan may sell the same chat: the first keeps selling it.
     await h.send(f"/plan new VIP stars=900 days=life chat={CHAT}", ANA)
-    assert "already sold by another plan" in h.last_text()
+    assert "lifetime" in h.last_text() and "Club" in h.last_text()
+    await h.send("/groups", ANA)
+    assert f"plan #{plan_id} Club pass, plan #{plan_id + 1} VIP" in h.last_text()
     await h.send("/plan new VIP stars=900 days=life", ANA)
     assert "lifetime" in h.last_text()
     await h.send("/plan new Monthly stars=90 days=90 sub=yes", ANA)
@@ -568,7 +662,6 @@ async def test_audit_dry_run_then_confirm(
 async def test_cli_audit_is_a_dry_run_until_confirmed(
     gapp: App, db: AsyncSession, clock: ManualClock
 ) -> None:
-    from bot.models import Job
     from bot.services.groups import audit_all
 
     plan_id = await seed(db)
@@ -643,3 +736,126 @@ async def test_linking_a_channel_picked_in_private(h: Harness, db: AsyncSession)
     sent = h.session.of_type(SendMessage)[-1]
     assert "invite users via link" in sent.text
     assert await db.scalar(select(Group).where(Group.chat_id == channel)) is None
+
+
+# --- one chat, several plans ----------------------------------------------------------------
+
+
+async def second_plan(h: Harness, db: AsyncSession, spec: str) -> int:
+    """Ana attaches her chat to one more plan with /plan; returns its id."""
+    await h.send(f"/plan new {spec} publish=yes chat={CHAT}", ANA)
+    assert "Sells access to: Club" in h.last_text(), h.last_text()
+    plan_id = await db.scalar(select(Plan.id).order_by(Plan.id.desc()).limit(1))
+    assert plan_id is not None
+    await db.close()
+    return plan_id
+
+
+async def test_any_plan_of_the_chat_lets_a_member_in(
+    h: Harness, gapp: App, db: AsyncSession, clock: ManualClock
+) -> None:
+    monthly = await seed(db)
+    await h.send("/start", ANN)
+    await h.send("/start", BO)
+    yearly = await second_plan(h, db, "Year pass stars=900 days=365")
+    links = list(await db.scalars(select(PlanChat.plan_id).order_by(PlanChat.plan_id)))
+    assert links == [monthly, yearly]  # attached, not moved
+    # Ann holds the monthly plan, Bo only the yearly one: both are approved.
+    await grant(gapp, ANN.id, monthly, 30, clock.now())
+    await grant(gapp, BO.id, yearly, 365, clock.now())
+    h.session.add_result(invite_link("Ann"))
+    h.session.add_result(invite_link("Bo"))
+    await gapp.scheduler.drain()
+    await h.feed(join_request(ANN))
+    await h.feed(join_request(BO))
+    approved = sorted(r.user_id for r in h.session.of_type(ApproveChatJoinRequest))
+    assert approved == sorted([ANN.id, BO.id])
+    assert h.session.of_type(DeclineChatJoinRequest) == []
+    # The guard and the audit agree: nobody to remove.
+    await h.feed(joined(BO))
+    assert h.session.of_type(BanChatMember) == []
+    await h.send(f"/audit {CHAT}", ANA)
+    assert "everyone the bot has seen may be there" in h.last_text()
+    await h.send(f"/members {CHAT}", ANA)
+    assert "Active: 2" in h.last_text()
+
+
+async def test_expiry_of_one_plan_keeps_who_holds_another(
+    h: Harness, gapp: App, db: AsyncSession, clock: ManualClock
+) -> None:
+    monthly = await seed(db)
+    await h.send("/start", ANN)
+    lifetime = await second_plan(h, db, "Forever stars=900 days=life")
+    await grant(gapp, ANN.id, monthly, 30, clock.now())
+    h.session.add_result(invite_link("Ann"))
+    await gapp.scheduler.drain()
+    await h.feed(join_request(ANN))
+    # Bought for life while inside: no second link for a chat she is in.
+    h.session.clear()
+    await grant(gapp, ANN.id, lifetime, None, clock.now())
+    await gapp.scheduler.drain()
+    assert h.session.of_type(CreateChatInviteLink) == []
+
+    # The monthly plan ends and its grace passes: its expiry job runs, Ann stays.
+    clock.set(T0 + timedelta(days=30, hours=12, minutes=1))
+    await gapp.scheduler.drain()
+    ended = await db.scalar(
+        select(Entitlement).where(Entitlement.product_id == monthly, Entitlement.user_id == ANN.id)
+    )
+    assert ended is not None and not ended.is_active(clock.now())
+    assert h.session.of_type(BanChatMember) == []
+    await h.feed(joined(ANN))  # the guard agrees
+    assert h.session.of_type(BanChatMember) == []
+    await h.send(f"/members {CHAT}", ANA)
+    report = h.last_text()
+    assert "Active: 1" in report and "Expired: 0" in report and f"#{lifetime}" in report
+
+    # Kicked from the monthly plan only: still in through the lifetime one.
+    await h.send(f"/kick {ANN.id} {monthly}", ANA)
+    assert "another plan keeps them in: Club" in h.last_text()
+    await gapp.scheduler.drain()
+    assert h.session.of_type(BanChatMember) == []
+    # Kicked from the lifetime plan too: now she is removed.
+    await h.send(f"/kick {ANN.id} {lifetime}", ANA)
+    assert "is being removed" in h.last_text()
+    await gapp.scheduler.drain()
+    assert [b.user_id for b in h.session.of_type(BanChatMember)] == [ANN.id]
+
+
+async def test_declined_request_offers_every_plan_of_the_chat(h: Harness, db: AsyncSession) -> None:
+    monthly = await seed(db)
+    await h.send("/start", BO)
+    yearly = await second_plan(h, db, "Year pass stars=900 days=365 trial=3")
+    h.session.clear()
+    await h.feed(join_request(BO))
+    told = sent_to(h, BO.id)[-1]
+    assert "needs an active plan" in told.text
+    assert "Club pass" in told.text and "Year pass" in told.text
+    assert buttons(told) == ["🛒 Buy Club pass", "🛒 Buy Year pass", "🎁 Free trial: Year pass"]
+    markup = told.reply_markup
+    assert isinstance(markup, InlineKeyboardMarkup)
+    data = [b.callback_data for row in markup.inline_keyboard for b in row]
+    assert data[:2] == [PlanCB(a="buy", id=monthly).pack(), PlanCB(a="buy", id=yearly).pack()]
+
+
+async def test_attaching_chats_to_plans_stays_within_one_creator(
+    h: Harness, db: AsyncSession
+) -> None:
+    ana_plan = await seed(db)
+    await h.send("/plan new Bens stars=10 days=30", BEN)
+    ben_plan = await db.scalar(select(Plan.id).where(Plan.title == "Bens"))
+    assert ben_plan is not None
+    await db.close()
+    for cmd, who in (
+        (f"/plan {ben_plan} chat={CHAT}", BEN),  # Ben's plan, Ana's chat
+        (f"/plan {ana_plan} chat={OTHER_CHAT}", ANA),  # Ana's plan, Ben's chat
+        (f"/plan {ben_plan} chat={OTHER_CHAT}", ANA),  # Ben's plan, Ben's chat
+        (f"/plan new Mine stars=1 chat={OTHER_CHAT}", ANA),
+    ):
+        await h.send(cmd, who)
+        assert "No such chat or plan of yours" in h.last_text(), cmd
+    # Ben attaches his own chat to his plan; Ana's chat still has only her plan.
+    await h.send(f"/plan {ben_plan} chat={OTHER_CHAT}", BEN)
+    assert "Sells access to: Ben" in h.last_text()
+    pairs = set((await db.execute(select(PlanChat.plan_id, Group.chat_id).join(Group))).tuples())
+    assert pairs == {(ana_plan, CHAT), (ben_plan, OTHER_CHAT)}
