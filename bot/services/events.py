@@ -28,6 +28,7 @@ class EventBuffer:
         self._max = max_buffer
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def record(
         self,
@@ -72,19 +73,22 @@ class EventBuffer:
 
     def start(self, sessionmaker: async_sessionmaker[AsyncSession], interval: float = 2.0) -> None:
         async def loop() -> None:
-            while True:
+            while not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=interval)
                 self._wake.clear()
                 await self.flush(sessionmaker)
 
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(loop(), name="event-buffer")
 
     async def stop(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Not cancelled: a flush cancelled inside its INSERT could not tell whether
+            # its rows were written, so the loop finishes the one in flight and ends.
+            self._stopping = True
+            self._wake.set()
+            await self._task
             self._task = None
         await self.flush(sessionmaker)
