@@ -53,10 +53,20 @@ def main_menu() -> InlineKeyboardMarkup:
     return kb.as_markup()
 
 
+# One per language: it closes nearly every keyboard, and building it (a pydantic object
+# and a packed callback) costs more than looking it up.
+_home_buttons: dict[str, InlineKeyboardButton] = {}
+
+
 def home_button() -> InlineKeyboardButton:
-    return InlineKeyboardButton(
-        text=_("🏠 Menu"), callback_data=MenuCB(action=MenuAction.HOME).pack()
-    )
+    label = _("🏠 Menu")
+    button = _home_buttons.get(label)
+    if button is None:
+        button = InlineKeyboardButton(
+            text=label, callback_data=MenuCB(action=MenuAction.HOME).pack()
+        )
+        _home_buttons[label] = button
+    return button
 
 
 def only_home() -> InlineKeyboardMarkup:
