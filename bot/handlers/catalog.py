@@ -65,7 +65,7 @@ async def _show_page(
 # it (a dozen prices, a keyboard of pydantic objects) costs more than the rest of the
 # update: keep recent pages, keyed by the snapshot they came from.
 _screens: OrderedDict[tuple[int, int, int, str], tuple[str, InlineKeyboardMarkup]] = OrderedDict()
-MAX_CACHED_SCREENS = 8192
+MAX_CACHED_SCREENS = 1024  # about 19 KB a screen
 
 
 def catalog_screen(
