@@ -8,8 +8,8 @@ and asks `changed_since(version, key)` before it answers.
 
 Changes count at commit, not at flush: a cache reloading between a flush and its commit
 would otherwise read the old row and keep it as fresh. A rolled-back transaction's
-changes are forgotten. Bulk UPDATE/DELETE statements on a tracked model have no objects
-to look at, so they count as a change to every key.
+changes are forgotten. Bulk INSERT, UPDATE and DELETE statements on a tracked model have
+no objects to look at, so they count as a change to every key.
 
 Other processes are not seen here; caches bound that with a time to live.
 """
@@ -80,7 +80,7 @@ def _collect(session: Session, _context: object) -> None:
 
 @event.listens_for(Session, "do_orm_execute")
 def _bulk(state: ORMExecuteState) -> None:
-    if not (state.is_update or state.is_delete):
+    if not (state.is_insert or state.is_update or state.is_delete):
         return
     mapper = state.bind_mapper
     if mapper is None:

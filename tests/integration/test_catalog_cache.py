@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from aiogram.methods import AnswerCallbackQuery
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import App
@@ -160,6 +160,12 @@ async def test_bulk_statements_count_as_a_change_to_every_key(db: AsyncSession) 
     assert ENTITLEMENTS.changed_since(before, 424242)
     assert CATALOG.changed_since(catalog_before)
     assert await db.scalar(select(Course.price_minor).where(Course.id == course.id)) == 9
+
+    catalog_before = CATALOG.version
+    row = {"creator_id": course.creator_id, "title": "Bulk", "tags": [], "published": True}
+    await db.execute(insert(Course), [row])  # a seed or an import
+    await db.commit()
+    assert CATALOG.changed_since(catalog_before)
 
 
 def test_a_tracker_forgets_keys_past_its_bound_without_missing_a_change() -> None:
