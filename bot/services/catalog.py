@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Course, Creator, Entitlement, Lesson, ProductKind, utcnow
@@ -65,9 +65,25 @@ def _active_entitlement(user_id: Any, now: Any) -> ColumnElement[bool]:
     )
 
 
+# What a card shows of a course; plain columns, not the ORM entity: no identity map.
+_CARD_COLUMNS = (
+    Course.id,
+    Course.title,
+    Course.description,
+    Course.tags,
+    Course.language,
+    Course.creator_id,
+    Creator.display_name.label("creator_name"),
+    Course.price_minor,
+    Course.currency,
+    Course.stars_price,
+    Course.accepts_stars,
+    Course.accepts_card,
+)
+
+
 def _card_statement() -> Select[*tuple[Any, ...]]:
     # Built once: constructing this expression per call costs more than running it.
-    # Plain columns, not the ORM entity: the card needs no identity map.
     lessons = select(func.count(Lesson.id)).where(Lesson.course_id == Course.id)
     owned = (
         select(Entitlement.id)
@@ -80,18 +96,7 @@ def _card_statement() -> Select[*tuple[Any, ...]]:
     )
     return (
         select(
-            Course.id,
-            Course.title,
-            Course.description,
-            Course.tags,
-            Course.language,
-            Course.creator_id,
-            Creator.display_name.label("creator_name"),
-            Course.price_minor,
-            Course.currency,
-            Course.stars_price,
-            Course.accepts_stars,
-            Course.accepts_card,
+            *_CARD_COLUMNS,
             lessons.scalar_subquery().label("lesson_count"),
             owned.label("owned"),
         )
@@ -103,19 +108,38 @@ def _card_statement() -> Select[*tuple[Any, ...]]:
 _CARD = _card_statement()
 
 
+def _card(row: Row[*tuple[Any, ...]]) -> CourseCard:
+    fields = row._asdict()
+    fields["tags"] = list(fields["tags"] or [])
+    fields["lesson_count"] = int(fields["lesson_count"] or 0)
+    fields["owned"] = bool(fields["owned"])
+    return CourseCard(**fields)
+
+
 async def course_card(
     session: AsyncSession, course_id: int, user_id: int, now: datetime | None = None
 ) -> CourseCard | None:
     """The card of a published course, or None (missing, unpublished or forged id)."""
     params = {"course_id": course_id, "user_id": user_id, "now": now or utcnow()}
     row = (await session.execute(_CARD, params)).first()
-    if row is None:
-        return None
-    fields = row._asdict()
-    fields["tags"] = list(fields["tags"] or [])
-    fields["lesson_count"] = int(fields["lesson_count"] or 0)
-    fields["owned"] = bool(fields["owned"])
-    return CourseCard(**fields)
+    return None if row is None else _card(row)
+
+
+async def published_cards(session: AsyncSession) -> list[CourseCard]:
+    """Every published course's card as someone who does not own it sees it, by id."""
+    lessons = (
+        select(Lesson.course_id, func.count(Lesson.id).label("n"))
+        .group_by(Lesson.course_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(*_CARD_COLUMNS, lessons.c.n.label("lesson_count"), false().label("owned"))
+        .join(Creator, Creator.id == Course.creator_id)
+        .outerjoin(lessons, lessons.c.course_id == Course.id)
+        .where(Course.published.is_(True))
+        .order_by(Course.id)
+    )
+    return [_card(r) for r in rows]
 
 
 async def library(

@@ -21,13 +21,18 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.models import Course, Creator, Lesson, utcnow
 from bot.money import warm_prices
 from bot.recommend import CourseDoc, SearchIndex
-from bot.services.catalog import CatalogPage, CourseCard, CourseSummary, course_card
+from bot.services.catalog import (
+    CatalogPage,
+    CourseCard,
+    CourseSummary,
+    course_card,
+    published_cards,
+)
 from bot.services.changes import Tracker
 from bot.services.ownership import OwnedCourses, load_owners
 
@@ -94,68 +99,23 @@ class CatalogSnapshot:
 async def _load(
     session: AsyncSession,
 ) -> tuple[list[CourseSummary], list[CourseDoc], dict[int, CourseCard]]:
-    lessons = (
-        select(Lesson.course_id, func.count(Lesson.id).label("n"))
-        .group_by(Lesson.course_id)
-        .subquery()
-    )
-    rows = await session.execute(
-        select(
-            Course.id,
-            Course.title,
-            Course.description,
-            Course.tags,
-            Course.language,
-            Course.creator_id,
-            Course.price_minor,
-            Course.currency,
-            Course.stars_price,
-            Course.accepts_stars,
-            Course.accepts_card,
-            Creator.display_name,
-            lessons.c.n,
+    cards = await published_cards(session)
+    summaries = [
+        CourseSummary(c.id, c.title, c.price_minor, c.currency, c.stars_price, c.language)
+        for c in cards
+    ]
+    docs = [
+        CourseDoc(
+            id=c.id,
+            title=c.title,
+            description=c.description or "",
+            tags=tuple(c.tags),
+            language=c.language,
+            creator_id=c.creator_id,
         )
-        .join(Creator, Creator.id == Course.creator_id)
-        .outerjoin(lessons, lessons.c.course_id == Course.id)
-        .where(Course.published.is_(True))
-        .order_by(Course.id)
-    )
-    summaries: list[CourseSummary] = []
-    docs: list[CourseDoc] = []
-    cards: dict[int, CourseCard] = {}
-    for r in rows:
-        summaries.append(
-            CourseSummary(r.id, r.title, r.price_minor, r.currency, r.stars_price, r.language)
-        )
-        tags = tuple(r.tags or ())
-        description = r.description or ""
-        docs.append(
-            CourseDoc(
-                id=r.id,
-                title=r.title,
-                description=description,
-                tags=tags,
-                language=r.language,
-                creator_id=r.creator_id,
-            )
-        )
-        cards[r.id] = CourseCard(
-            id=r.id,
-            title=r.title,
-            description=description,
-            tags=list(tags),
-            language=r.language,
-            creator_id=r.creator_id,
-            creator_name=r.display_name,
-            price_minor=r.price_minor,
-            currency=r.currency,
-            stars_price=r.stars_price,
-            accepts_stars=r.accepts_stars,
-            accepts_card=r.accepts_card,
-            lesson_count=int(r.n or 0),
-            owned=False,
-        )
-    return summaries, docs, cards
+        for c in cards
+    ]
+    return summaries, docs, {c.id: c for c in cards}
 
 
 class CatalogSearch:
