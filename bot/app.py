@@ -58,10 +58,10 @@ def feature_routers() -> list[Router]:
 
     routers = [
         # First, because most updates are theirs and their filters cannot take anything
-        # from a later router: plain text in no conversation state is a search, and
-        # catalog buttons carry their own callback prefixes.
-        search.router,
+        # from a later router: catalog buttons carry their own callback prefixes, and
+        # plain text in no conversation state is a search.
         catalog.router,
+        search.router,
         start.router,
         # Creators' guided steps (/newcourse, /addlesson): their input comes in a state.
         authoring.router,

@@ -31,13 +31,6 @@ async def cmd_catalog(
     await message.answer(text, reply_markup=markup)
 
 
-@router.callback_query(MenuCB.filter(F.action == MenuAction.CATALOG))
-async def on_catalog(
-    callback: CallbackQuery, session: AsyncSession, settings: Settings, search: CatalogSearch
-) -> None:
-    await _show_page(callback, session, settings, search, 0)
-
-
 @router.callback_query(PageCB.filter())
 async def on_page(
     callback: CallbackQuery,
@@ -100,6 +93,15 @@ async def on_course(
     await show(
         callback, views.card_text(card, current_locale()), card_keyboard(card, callback_data.back)
     )
+
+
+# After the page and card buttons: those are most of the presses, and each filter that
+# says no costs a parse.
+@router.callback_query(MenuCB.filter(F.action == MenuAction.CATALOG))
+async def on_catalog(
+    callback: CallbackQuery, session: AsyncSession, settings: Settings, search: CatalogSearch
+) -> None:
+    await _show_page(callback, session, settings, search, 0)
 
 
 @router.message(Command("course"), is_private)
