@@ -46,8 +46,8 @@ async def cmd_search(
 
 
 # Plain text in no conversation (a guided step or a promo code is in a state) is a
-# query. That holds wherever this router stands, so it stands first: most messages are
-# searches and need not pass every other router's filters.
+# query. That holds wherever this router stands, so it stands near the front: most
+# messages are searches and need not pass every other router's filters.
 @router.message(StateFilter(None), _plain_text)
 async def on_text(
     message: Message,
