@@ -4,7 +4,7 @@ Reading the user row on every update costs a round trip that most updates (a pag
 a card) do not need, so the last committed row of recent users is kept in memory and
 attached to the update's session without a query. The cache is short-lived on purpose:
 another process or the scheduler may change a user (language, blocked flag) and this
-process sees it at most `ttl` seconds later; changes flushed by any session of this
+process sees it at most `ttl` seconds later; changes committed by any session of this
 process (the scheduler marking a learner blocked, say) drop the cached copy at once.
 """
 
@@ -18,32 +18,18 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
 from aiogram.types import User as TgUser
-from sqlalchemy import event, inspect
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import object_session
 
 from bot.middlewares.db import AFTER_COMMIT, AFTER_ROLLBACK
 from bot.models import User, utcnow
+from bot.services.changes import Tracker
 from bot.services.users import TelegramProfile, refresh_profile, upsert_user
 
-# When any session in this process flushes a change to a user (the scheduler marking
-# them blocked, a payment, an admin command), cached copies older than that are stale.
-_changed_at: dict[int, float] = {}
-_listening = False
-
-
-def _note_user_changes(session: Session, _context: object) -> None:
-    now = time.monotonic()
-    for obj in (*session.new, *session.dirty, *session.deleted):
-        if isinstance(obj, User):
-            _changed_at[obj.id] = now
-
-
-def _listen_for_user_changes() -> None:
-    global _listening
-    if not _listening:
-        event.listen(Session, "after_flush", _note_user_changes)
-        _listening = True
+# When any session in this process commits a change to a user (the scheduler marking
+# them blocked, a payment, an admin command), cached copies from before are stale.
+USERS = Tracker(User, key=lambda u: u.id)
 
 
 class UserCache:
@@ -54,17 +40,17 @@ class UserCache:
     ) -> None:
         self.ttl = ttl
         self.max_size = max_size
-        self._items: OrderedDict[int, tuple[float, User]] = OrderedDict()
-        _listen_for_user_changes()
+        # user id -> (when the row was read, USERS.version then, the row)
+        self._items: OrderedDict[int, tuple[float, int, User]] = OrderedDict()
 
     def get(self, user_id: int) -> User | None:
         item = self._items.get(user_id)
         if item is None:
             return None
-        stored_at, user = item
+        read_at, version, user = item
         if (
-            time.monotonic() - stored_at > self.ttl
-            or _changed_at.get(user_id, -1.0) > stored_at
+            time.monotonic() - read_at > self.ttl
+            or USERS.changed_since(version, user_id)
             # The cached object itself is attached to an update in flight, which may
             # expire it; an expired row would need a lazy load, impossible here.
             or inspect(user).unloaded
@@ -78,8 +64,10 @@ class UserCache:
         # The time to live counts from when the row was read, not from its last use:
         # re-storing the row a cache hit handed out must not keep it alive for ever,
         # or changes made by other processes would never be seen.
-        read_at = item[0] if item is not None and item[1] is user else time.monotonic()
-        self._items[user.id] = (read_at, user)
+        if item is not None and item[2] is user:
+            self._items[user.id] = item
+        else:
+            self._items[user.id] = (time.monotonic(), USERS.version, user)
         if len(self._items) > self.max_size:
             self._items.popitem(last=False)
 

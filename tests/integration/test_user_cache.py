@@ -30,7 +30,7 @@ async def test_blocked_flag_set_elsewhere_is_cleared_when_the_user_writes(
     row.is_blocked = True
     row.blocked_at = utcnow()
     await db.commit()
-    assert user_cache(app).get(ann.id) is None  # that flush dropped the cached copy
+    assert user_cache(app).get(ann.id) is None  # that commit dropped the cached copy
 
     # Ann comes back and writes: she is reachable again.
     await harness.send("/help", ann)
