@@ -57,9 +57,9 @@ class CatalogSnapshot:
     # Unique per build, so that screens rendered from a snapshot can be cached by it.
     version: int
     # The course cards, as anyone who does not own the course sees them.
-    cards: dict[int, CourseCard] = field(default_factory=dict)
+    cards: dict[int, CourseCard]
     # CATALOG.version when the rows were read: any later commit makes this stale.
-    changes_version: int = 0
+    changes_version: int
     _results: OrderedDict[tuple[str, int], list[CourseSummary]] = field(default_factory=OrderedDict)
 
     @classmethod
@@ -67,15 +67,15 @@ class CatalogSnapshot:
         cls,
         summaries: list[CourseSummary],
         docs: list[CourseDoc],
-        cards: dict[int, CourseCard] | None = None,
-        changes_version: int = 0,
+        cards: dict[int, CourseCard],
+        changes_version: int,
     ) -> CatalogSnapshot:
         by_id = {s.id: s for s in summaries}
         index = SearchIndex.build(docs)
         # Pages and cards show every price in both languages, at ~10 µs a price in Babel:
         # format them here, in the build's worker thread, rather than on the event loop.
         warm_prices([(s.price_minor, s.currency) for s in summaries if s.price_minor > 0])
-        return cls(summaries, by_id, docs, index, next(_versions), cards or {}, changes_version)
+        return cls(summaries, by_id, docs, index, next(_versions), cards, changes_version)
 
     def page(self, number: int, size: int) -> CatalogPage:
         total = len(self.summaries)
