@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
@@ -11,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.handlers import views
-from bot.handlers.common import Command, current_locale, is_private, show
+from bot.handlers.common import Command, Screens, current_locale, is_private, show
 from bot.keyboards.callbacks import CourseCB, MenuAction, MenuCB, PageCB
 from bot.keyboards.menus import card_keyboard, catalog_keyboard
 from bot.models import EventKind, User
@@ -56,23 +54,18 @@ async def _show_page(
 
 # A catalog page looks the same to everyone until the catalog changes, and rendering
 # it (a dozen prices, a keyboard of pydantic objects) costs more than the rest of the
-# update: keep recent pages, keyed by the snapshot they came from.
-_screens: OrderedDict[tuple[int, int, int, str], tuple[str, InlineKeyboardMarkup]] = OrderedDict()
-MAX_CACHED_SCREENS = 1024  # about 19 KB a screen
+# update: keep recent pages, keyed by the snapshot they came from (about 19 KB each).
+_screens: Screens[tuple[str, InlineKeyboardMarkup]] = Screens(1024)
 
 
 def catalog_screen(
     snapshot: CatalogSnapshot, number: int, size: int, locale: str
 ) -> tuple[str, InlineKeyboardMarkup]:
     page = snapshot.page(number, size)
-    key = (snapshot.version, page.page, size, locale)
-    screen = _screens.get(key)
-    if screen is None:
-        screen = (views.catalog_text(page, locale), catalog_keyboard(page))
-        _screens[key] = screen
-        if len(_screens) > MAX_CACHED_SCREENS:
-            _screens.popitem(last=False)
-    return screen
+    return _screens.get(
+        (snapshot.version, page.page, size, locale),
+        lambda: (views.catalog_text(page, locale), catalog_keyboard(page)),
+    )
 
 
 @router.callback_query(CourseCB.filter())

@@ -4,7 +4,9 @@ the filters every router uses."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any, Generic, TypeVar
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
@@ -14,6 +16,26 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import get_i18n
 
 TELEGRAM_TEXT_LIMIT = 4096
+
+ScreenT = TypeVar("ScreenT")
+
+
+class Screens(Generic[ScreenT]):
+    """Screens rendered once per key (a catalog snapshot's version among its parts), the
+    oldest forgotten past `limit`: rendering keyboards of pydantic objects costs more
+    than the rest of an update."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: OrderedDict[Hashable, ScreenT] = OrderedDict()
+
+    def get(self, key: Hashable, render: Callable[[], ScreenT]) -> ScreenT:
+        screen = self._items.get(key)
+        if screen is None:
+            screen = self._items[key] = render()
+            if len(self._items) > self.limit:
+                self._items.popitem(last=False)
+        return screen
 
 
 def current_locale() -> str:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from aiogram import F, Router
 from aiogram.filters import CommandObject, StateFilter
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.handlers import views
-from bot.handlers.common import Command, current_locale, is_private, show
+from bot.handlers.common import Command, Screens, current_locale, is_private, show
 from bot.keyboards.callbacks import MenuAction, MenuCB
 from bot.keyboards.menus import catalog_or_home, results_keyboard
 from bot.models import EventKind, User
@@ -76,29 +74,19 @@ async def _answer(
 
 # The same query on the same catalog gets the same screen; keyboards are pydantic objects
 # and cost more to build than the search itself once its results are cached.
-_screens: OrderedDict[tuple[int, str, str], tuple[str, InlineKeyboardMarkup, int]] = OrderedDict()
-MAX_CACHED_SCREENS = 1024
+_screens: Screens[tuple[str, InlineKeyboardMarkup, int]] = Screens(1024)
 
 
 def results_screen(
     snapshot: CatalogSnapshot, query: str, locale: str
 ) -> tuple[str, InlineKeyboardMarkup, int]:
-    key = (snapshot.version, query, locale)
-    screen = _screens.get(key)
-    if screen is None:
+    def render() -> tuple[str, InlineKeyboardMarkup, int]:
         items = snapshot.search(query, RESULTS) if query else []
-        if items:
-            screen = (
-                views.search_results(query, items, locale),
-                results_keyboard(items),
-                len(items),
-            )
-        else:
-            screen = (views.nothing_found(query), catalog_or_home(), 0)
-        _screens[key] = screen
-        if len(_screens) > MAX_CACHED_SCREENS:
-            _screens.popitem(last=False)
-    return screen
+        if not items:
+            return views.nothing_found(query), catalog_or_home(), 0
+        return views.search_results(query, items, locale), results_keyboard(items), len(items)
+
+    return _screens.get((snapshot.version, query, locale), render)
 
 
 @router.callback_query(MenuCB.filter(F.action == MenuAction.SEARCH))
