@@ -141,7 +141,9 @@ def create_dispatcher(
     events: EventBuffer,
     search: CatalogSearch,
 ) -> Dispatcher:
-    dp = Dispatcher(settings=settings, events=events, search=search, sessionmaker=sessionmaker)
+    dp = Dispatcher(
+        settings=settings, events=events, search=search, sessionmaker=sessionmaker, i18n=i18n
+    )
     # Order matters: drop floods before touching the database; the user row feeds i18n.
     dp.update.outer_middleware(
         ThrottlingMiddleware(settings.throttle_rate, settings.throttle_burst)
