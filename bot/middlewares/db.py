@@ -15,21 +15,52 @@ from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 # Callbacks other middlewares register to learn how the update's transaction ended.
 AFTER_COMMIT = "after_commit"
 AFTER_ROLLBACK = "after_rollback"
 
 _CONNECTED = "lyceum.connected"
+_ON_USE = "lyceum.attach_on_use"
+
+
+def attach_on_use(session: AsyncSession, obj: object) -> None:
+    """Join a fully loaded, committed row (a cached one) to `session` only once the
+    session is used: before its first query or flush.
+
+    Adding an object costs a transaction and an identity-map entry, then detaching it at
+    close; most updates never query. Joined before the first query, the row is the one
+    `session.get()` and `select()` hand back for its key, so nothing sees two copies.
+    """
+    session.sync_session.info.setdefault(_ON_USE, []).append(obj)
+
+
+def attach_if_changed(session: AsyncSession, obj: object) -> None:
+    """Join `obj` now if it was changed in memory without the session being used."""
+    if object_session(obj) is None and inspect(obj).modified:
+        session.add(obj)
+
+
+def _attach_waiting(session: Session) -> None:
+    for obj in session.info.pop(_ON_USE, ()):
+        if object_session(obj) is None:
+            session.add(obj)
 
 
 @event.listens_for(Session, "after_begin")
 def _mark_connected(session: Session, _transaction: object, _connection: object) -> None:
     # Fired whenever the session takes a connection: only then is there I/O to finish.
     session.info[_CONNECTED] = True
+    _attach_waiting(session)
+
+
+@event.listens_for(Session, "before_flush")
+def _attach_before_flush(session: Session, _context: object, _instances: object) -> None:
+    # A flush may take the connection itself; what it writes is decided before that.
+    _attach_waiting(session)
 
 
 def _connected(session: AsyncSession) -> bool:

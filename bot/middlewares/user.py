@@ -2,7 +2,8 @@
 
 Reading the user row on every update costs a round trip that most updates (a page turn,
 a card) do not need, so the last committed row of recent users is kept in memory and
-attached to the update's session without a query. The cache is short-lived on purpose:
+handed to the update without a query (joined to its session only if the update uses the
+session). The cache is short-lived on purpose:
 another process or the scheduler may change a user (language, blocked flag) and this
 process sees it at most `ttl` seconds later; changes committed by any session of this
 process (the scheduler marking a learner blocked, say) drop the cached copy at once.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -20,9 +22,8 @@ from aiogram.types import TelegramObject
 from aiogram.types import User as TgUser
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import object_session
 
-from bot.middlewares.db import AFTER_COMMIT, AFTER_ROLLBACK
+from bot.middlewares.db import AFTER_COMMIT, attach_if_changed, attach_on_use
 from bot.models import User, utcnow
 from bot.services.changes import Tracker
 from bot.services.users import TelegramProfile, refresh_profile, upsert_user
@@ -30,6 +31,13 @@ from bot.services.users import TelegramProfile, refresh_profile, upsert_user
 # When any session in this process commits a change to a user (the scheduler marking
 # them blocked, a payment, an admin command), cached copies from before are stale.
 USERS = Tracker(User, key=lambda u: u.id)
+
+
+@dataclass(slots=True)
+class _Entry:
+    read_at: float  # when the row was read from the database (monotonic)
+    version: int  # USERS.version then
+    user: User
 
 
 class UserCache:
@@ -40,39 +48,51 @@ class UserCache:
     ) -> None:
         self.ttl = ttl
         self.max_size = max_size
-        # user id -> (when the row was read, USERS.version then, the row)
-        self._items: OrderedDict[int, tuple[float, int, User]] = OrderedDict()
+        self._items: OrderedDict[int, _Entry] = OrderedDict()
 
     def get(self, user_id: int) -> User | None:
-        item = self._items.get(user_id)
-        if item is None:
-            return None
-        read_at, version, user = item
-        if (
-            time.monotonic() - read_at > self.ttl
-            or USERS.changed_since(version, user_id)
-            # The cached object itself is attached to an update in flight, which may
-            # expire it; an expired row would need a lazy load, impossible here.
-            or inspect(user).unloaded
-        ):
-            del self._items[user_id]
-            return None
-        return user
+        """The cached row if it may still be used, without taking it."""
+        entry = self._valid(user_id)
+        return entry.user if entry is not None else None
 
-    def put(self, user: User) -> None:
-        item = self._items.pop(user.id, None)
-        # The time to live counts from when the row was read, not from its last use:
-        # re-storing the row a cache hit handed out must not keep it alive for ever,
-        # or changes made by other processes would never be seen.
-        if item is not None and item[2] is user:
-            self._items[user.id] = item
-        else:
-            self._items[user.id] = (time.monotonic(), USERS.version, user)
+    def take(self, user_id: int) -> _Entry | None:
+        """Hand the row to one update: until `keep` puts it back, a concurrent update of
+        the same user reads its own row instead of sharing (and changing) this one."""
+        entry = self._valid(user_id)
+        if entry is not None:
+            del self._items[user_id]
+        return entry
+
+    def keep(self, entry: _Entry) -> None:
+        self._items.pop(entry.user.id, None)
+        self._items[entry.user.id] = entry
         if len(self._items) > self.max_size:
             self._items.popitem(last=False)
 
+    def put(self, user: User) -> None:
+        """A row just read (or written) and committed."""
+        self.keep(_Entry(time.monotonic(), USERS.version, user))
+
     def drop(self, user_id: int) -> None:
         self._items.pop(user_id, None)
+
+    def _valid(self, user_id: int) -> _Entry | None:
+        entry = self._items.get(user_id)
+        if entry is None:
+            return None
+        if (
+            # The time to live counts from the read, not from the last use: a busy
+            # user's row must still be read again, or other processes' changes
+            # (language, blocked flag) would never show.
+            time.monotonic() - entry.read_at > self.ttl
+            or USERS.changed_since(entry.version, user_id)
+            # Something expired the row (a rollback while it was attached); an expired
+            # row would need a lazy load, impossible here.
+            or inspect(entry.user).unloaded
+        ):
+            del self._items[user_id]
+            return None
+        return entry
 
 
 class UserMiddleware(BaseMiddleware):
@@ -87,14 +107,36 @@ class UserMiddleware(BaseMiddleware):
     ) -> Any:
         tg_user: TgUser | None = data.get("event_from_user")
         session: AsyncSession | None = data.get("session")
-        if tg_user is not None and session is not None and not tg_user.is_bot:
-            user, created = await self._load(session, tg_user)
-            self._track(data, user)
-            data["user"] = user
-            data["user_is_new"] = created
-        return await handler(event, data)
+        if tg_user is None or session is None or tg_user.is_bot:
+            return await handler(event, data)
+        user, created, entry = await self._load(session, tg_user)
+        data["user"] = user
+        data["user_is_new"] = created
+        cache = self.cache
 
-    async def _load(self, session: AsyncSession, tg_user: TgUser) -> tuple[User, bool]:
+        def committed() -> None:
+            # Only a fully loaded row can be handed out later without a query; a row
+            # that something expired (a rollback to a savepoint) is forgotten.
+            if inspect(user).unloaded:
+                return
+            if entry is None:
+                cache.put(user)  # read (or created) by this update
+            else:
+                cache.keep(entry)  # as it was, with the time and version of its read
+
+        # After a rollback the row is simply not put back: its attributes may have
+        # been expired, or changed in memory and never written.
+        data[AFTER_COMMIT].append(committed)
+        result = await handler(event, data)
+        # A cached row that the update changed without ever using the session (a new
+        # username, last_seen_at) still has to be written.
+        attach_if_changed(session, user)
+        return result
+
+    async def _load(
+        self, session: AsyncSession, tg_user: TgUser
+    ) -> tuple[User, bool, _Entry | None]:
+        """The user, whether they are new, and the cache entry the row came from."""
         profile = TelegramProfile(
             id=tg_user.id,
             first_name=tg_user.first_name,
@@ -102,30 +144,12 @@ class UserMiddleware(BaseMiddleware):
             username=tg_user.username,
             language_code=tg_user.language_code,
         )
-        cached = self.cache.get(tg_user.id)
-        if cached is None:
-            return await upsert_user(session, profile)
-        if object_session(cached) is not None:
-            # Another update of this user is in flight with that row (maybe changing it):
-            # read a fresh one rather than share or copy it.
-            return await upsert_user(session, profile)
-        # Attach the committed row itself: no SELECT, no copy.
-        session.add(cached)
-        user = cached
-        refresh_profile(user, profile, utcnow())
-        return user, False
-
-    def _track(self, data: dict[str, Any], user: User) -> None:
-        cache = self.cache
-
-        def committed() -> None:
-            # Only a fully loaded row can be attached later without a query; a row that
-            # something in the update expired (a rollback to a savepoint) is forgotten.
-            if inspect(user).unloaded:
-                cache.drop(user.id)
-            else:
-                cache.put(user)
-
-        data[AFTER_COMMIT].append(committed)
-        # A rollback expires the row's attributes: never hand that copy out again.
-        data[AFTER_ROLLBACK].append(lambda: cache.drop(user.id))
+        entry = self.cache.take(tg_user.id)
+        if entry is None:
+            user, created = await upsert_user(session, profile)
+            return user, created, None
+        # The committed row itself, joined to the session only if the update uses the
+        # session (see attach_on_use): a page turn never pays for adding it.
+        attach_on_use(session, entry.user)
+        refresh_profile(entry.user, profile, utcnow())
+        return entry.user, False, entry

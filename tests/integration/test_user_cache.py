@@ -93,3 +93,86 @@ async def test_a_busy_users_row_is_still_read_again_after_the_ttl(
     await harness.send("/help", ann)  # ...yet read afresh once it has passed
     again = cache.get(ann.id)
     assert again is not None and again is not first
+
+
+async def test_a_cached_row_changed_without_any_query_is_still_written(
+    app: App, harness: Harness, db: AsyncSession
+) -> None:
+    """/help touches no table: the cached row only joins the session when it changed."""
+    ann = tg_user(4646)
+    await harness.send("/help", ann)
+    assert user_cache(app).get(ann.id) is not None
+    renamed = ann.model_copy(update={"username": "ann_new", "first_name": "Annie"})
+    await harness.send("/help", renamed)
+    row = await db.get(User, ann.id)
+    assert row is not None and (row.username, row.first_name) == ("ann_new", "Annie")
+
+
+async def test_a_waiting_row_is_the_one_the_session_hands_back(
+    app: App, harness: Harness, db: AsyncSession
+) -> None:
+    from sqlalchemy import select
+
+    from bot.middlewares.db import attach_on_use
+    from bot.models import Event, EventKind
+
+    ann = tg_user(4747)
+    await harness.send("/help", ann)
+    cached = user_cache(app).take(ann.id)
+    assert cached is not None
+    row = cached.user
+    async with app.sessionmaker() as session:
+        attach_on_use(session, row)
+        # The first query joins it: get() and select() give that object, not a copy.
+        assert await session.get(User, ann.id) is row
+        assert (await session.scalars(select(User).where(User.id == ann.id))).one() is row
+        row.language = "zh"
+        await session.commit()
+    async with app.sessionmaker() as session:
+        attach_on_use(session, row)
+        # A flush with no query before it: the row joins before the flush decides.
+        row.timezone = "Asia/Shanghai"
+        session.add(Event(user_id=ann.id, kind=EventKind.VIEW, data={}))
+        await session.commit()
+    fresh = await db.get(User, ann.id)
+    assert fresh is not None and (fresh.language, fresh.timezone) == ("zh", "Asia/Shanghai")
+
+
+async def test_a_row_in_use_is_not_handed_to_a_second_update(app: App, harness: Harness) -> None:
+    ann = tg_user(4848)
+    await harness.send("/help", ann)
+    cache = user_cache(app)
+    taken = cache.take(ann.id)
+    assert taken is not None
+    assert cache.take(ann.id) is None  # in use: a concurrent update reads its own row
+    cache.keep(taken)
+    assert cache.get(ann.id) is taken.user
+
+
+async def test_a_failed_update_does_not_put_its_row_back(app: App, harness: Harness) -> None:
+    from aiogram import Router
+
+    ann = tg_user(4949)
+    await harness.send("/help", ann)
+    cache = user_cache(app)
+    before = cache.get(ann.id)
+    assert before is not None
+
+    boom = Router()
+
+    @boom.message()
+    async def change_then_fail(message: object, user: User) -> None:
+        user.language = "zh"  # changed in memory, never committed
+        raise RuntimeError("boom")
+
+    app.dp.sub_routers.insert(0, boom)
+    boom._parent_router = app.dp
+    try:
+        await harness.send("anything", ann)
+    finally:
+        app.dp.sub_routers.remove(boom)
+        boom._parent_router = None
+    assert cache.get(ann.id) is None  # the changed copy is gone; the next update reads
+    await harness.send("/help", ann)
+    again = cache.get(ann.id)
+    assert again is not None and again is not before and again.language is None
