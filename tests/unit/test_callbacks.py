@@ -41,9 +41,7 @@ def test_packed_is_what_aiogram_packs(number: int, back: int) -> None:
     assert packed(PageCB, page=number) == PageCB(page=number).pack()
     assert packed(BuyCB, id=number) == BuyCB(id=number).pack()
     assert packed(SimilarCB, id=number) == SimilarCB(id=number).pack()
-    assert CourseCB.unpack(packed(CourseCB, id=number, back=back)) == CourseCB(
-        id=number, back=back
-    )
+    assert CourseCB.unpack(packed(CourseCB, id=number, back=back)) == CourseCB(id=number, back=back)
 
 
 def test_packed_needs_every_field_and_keeps_the_limit() -> None:
