@@ -19,9 +19,9 @@ from sqlalchemy import event, inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, object_session
 
-# Callbacks other middlewares register to learn how the update's transaction ended.
+# Callbacks other middlewares register to learn that the update's transaction committed
+# (after a rollback nothing is called: whatever the update held is simply not kept).
 AFTER_COMMIT = "after_commit"
-AFTER_ROLLBACK = "after_rollback"
 
 _CONNECTED = "lyceum.connected"
 _ON_USE = "lyceum.attach_on_use"
@@ -91,11 +91,9 @@ class DbSessionMiddleware(BaseMiddleware):
         data: dict[str, Any],
     ) -> Any:
         after_commit: list[Callable[[], None]] = []
-        after_rollback: list[Callable[[], None]] = []
         session = self.sessionmaker()
         data["session"] = session
         data[AFTER_COMMIT] = after_commit
-        data[AFTER_ROLLBACK] = after_rollback
         try:
             result = await handler(event, data)
             if _needs_commit(session):
@@ -104,8 +102,6 @@ class DbSessionMiddleware(BaseMiddleware):
             try:
                 await session.rollback()
             finally:
-                for callback in after_rollback:
-                    callback()
                 await _close(session)
             raise
         await _close(session)
