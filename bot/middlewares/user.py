@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.middlewares.db import AFTER_COMMIT, attach_if_changed, attach_on_use
 from bot.models import User, utcnow
+from bot.scheduler.clock import Clock
 from bot.services.changes import Tracker
 from bot.services.users import TelegramProfile, refresh_profile, upsert_user
 
@@ -109,7 +111,9 @@ class UserMiddleware(BaseMiddleware):
         session: AsyncSession | None = data.get("session")
         if tg_user is None or session is None or tg_user.is_bot:
             return await handler(event, data)
-        user, created, entry = await self._load(session, tg_user)
+        clock: Clock | None = data.get("clock")
+        now = clock.now() if clock is not None else utcnow()
+        user, created, entry = await self._load(session, tg_user, now)
         data["user"] = user
         data["user_is_new"] = created
         cache = self.cache
@@ -134,7 +138,7 @@ class UserMiddleware(BaseMiddleware):
         return result
 
     async def _load(
-        self, session: AsyncSession, tg_user: TgUser
+        self, session: AsyncSession, tg_user: TgUser, now: datetime
     ) -> tuple[User, bool, _Entry | None]:
         """The user, whether they are new, and the cache entry the row came from."""
         profile = TelegramProfile(
@@ -146,10 +150,10 @@ class UserMiddleware(BaseMiddleware):
         )
         entry = self.cache.take(tg_user.id)
         if entry is None:
-            user, created = await upsert_user(session, profile)
+            user, created = await upsert_user(session, profile, now)
             return user, created, None
         # The committed row itself, joined to the session only if the update uses the
         # session (see attach_on_use): a page turn never pays for adding it.
         attach_on_use(session, entry.user)
-        refresh_profile(entry.user, profile, utcnow())
+        refresh_profile(entry.user, profile, now)
         return entry.user, False, entry

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.config import Settings
 from bot.db import create_sessionmaker
 from bot.models import User
 from bot.services.users import TelegramProfile, upsert_user
@@ -56,3 +57,29 @@ async def test_first_contact_creates_the_user_once(db: AsyncSession) -> None:
     await db.commit()
     again, created = await upsert_user(db, ANN)
     assert again is user and not created
+
+
+async def test_first_contact_and_last_seen_follow_the_bots_clock(
+    settings: Settings, engine: AsyncEngine, db: AsyncSession
+) -> None:
+    from datetime import UTC, datetime
+
+    from bot.app import build_app
+    from bot.scheduler.clock import ManualClock
+    from tests.conftest import settle
+    from tests.support.recording import RecordingSession
+    from tests.support.updates import Harness, tg_user
+
+    clock = ManualClock(datetime(2030, 5, 1, 9, 0, tzinfo=UTC))
+    app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)
+    try:
+        harness, ann = Harness(app), tg_user(503)
+        await harness.send("/help", ann)
+        clock.advance(hours=2)
+        await harness.send("/help", ann)  # the cached row, seen again two hours later
+    finally:
+        await settle(app)
+    row = await db.get(User, ann.id)
+    assert row is not None
+    assert row.created_at.replace(tzinfo=UTC) == datetime(2030, 5, 1, 9, 0, tzinfo=UTC)
+    assert row.last_seen_at.replace(tzinfo=UTC) == datetime(2030, 5, 1, 11, 0, tzinfo=UTC)
