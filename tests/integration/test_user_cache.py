@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aiogram.types import User as TgUser
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import App
@@ -15,6 +16,16 @@ def user_cache(app: App) -> UserCache:
         if isinstance(middleware, UserMiddleware):
             return middleware.cache
     raise AssertionError("no UserMiddleware")
+
+
+async def known_user(app: App, harness: Harness, user_id: int) -> tuple[TgUser, UserCache, User]:
+    """A user who has written once: their Telegram user, the cache, and its row of them."""
+    tg = tg_user(user_id)
+    await harness.send("/help", tg)
+    cache = user_cache(app)
+    row = cache.get(user_id)
+    assert row is not None
+    return tg, cache, row
 
 
 async def test_blocked_flag_set_elsewhere_is_cleared_when_the_user_writes(
@@ -40,11 +51,7 @@ async def test_blocked_flag_set_elsewhere_is_cleared_when_the_user_writes(
 
 
 async def test_expired_rows_are_never_handed_out(app: App, harness: Harness) -> None:
-    ann = tg_user(4343)
-    await harness.send("/help", ann)
-    cache = user_cache(app)
-    cached = cache.get(ann.id)
-    assert cached is not None
+    ann, cache, cached = await known_user(app, harness, 4343)
     async with app.sessionmaker() as session:
         session.add(cached)
         session.expire(cached)
@@ -99,9 +106,7 @@ async def test_a_cached_row_changed_without_any_query_is_still_written(
     app: App, harness: Harness, db: AsyncSession
 ) -> None:
     """/help touches no table: the cached row only joins the session when it changed."""
-    ann = tg_user(4646)
-    await harness.send("/help", ann)
-    assert user_cache(app).get(ann.id) is not None
+    ann, _, _ = await known_user(app, harness, 4646)
     renamed = ann.model_copy(update={"username": "ann_new", "first_name": "Annie"})
     await harness.send("/help", renamed)
     row = await db.get(User, ann.id)
@@ -116,9 +121,8 @@ async def test_a_waiting_row_is_the_one_the_session_hands_back(
     from bot.middlewares.db import attach_on_use
     from bot.models import Event, EventKind
 
-    ann = tg_user(4747)
-    await harness.send("/help", ann)
-    cached = user_cache(app).take(ann.id)
+    ann, cache, _ = await known_user(app, harness, 4747)
+    cached = cache.take(ann.id)
     assert cached is not None
     row = cached.user
     async with app.sessionmaker() as session:
@@ -139,9 +143,7 @@ async def test_a_waiting_row_is_the_one_the_session_hands_back(
 
 
 async def test_a_row_in_use_is_not_handed_to_a_second_update(app: App, harness: Harness) -> None:
-    ann = tg_user(4848)
-    await harness.send("/help", ann)
-    cache = user_cache(app)
+    ann, cache, _ = await known_user(app, harness, 4848)
     taken = cache.take(ann.id)
     assert taken is not None
     assert cache.take(ann.id) is None  # in use: a concurrent update reads its own row
@@ -152,11 +154,7 @@ async def test_a_row_in_use_is_not_handed_to_a_second_update(app: App, harness: 
 async def test_a_failed_update_does_not_put_its_row_back(app: App, harness: Harness) -> None:
     from aiogram import Router
 
-    ann = tg_user(4949)
-    await harness.send("/help", ann)
-    cache = user_cache(app)
-    before = cache.get(ann.id)
-    assert before is not None
+    ann, cache, before = await known_user(app, harness, 4949)
 
     boom = Router()
 
