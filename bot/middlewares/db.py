@@ -75,9 +75,11 @@ async def _close(session: AsyncSession) -> None:
     if _connected(session):
         # As AsyncSession.__aexit__ does: a cancelled update still returns its connection.
         await asyncio.shield(session.close())
-    else:
+    elif session.in_transaction() or len(session.identity_map):
         # No connection, so no I/O: the sync close needs no greenlet.
         session.sync_session.close()
+    # Else the session was never used (nothing added, nothing begun): nothing to release,
+    # and closing would still build a fresh identity map for a session thrown away.
 
 
 class DbSessionMiddleware(BaseMiddleware):

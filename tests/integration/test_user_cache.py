@@ -174,3 +174,15 @@ async def test_a_failed_update_does_not_put_its_row_back(app: App, harness: Harn
     await harness.send("/help", ann)
     again = cache.get(ann.id)
     assert again is not None and again is not before and again.language is None
+
+
+async def test_an_update_that_never_uses_the_session_leaves_the_row_outside_it(
+    app: App, harness: Harness
+) -> None:
+    from sqlalchemy.orm import object_session
+
+    ann, cache, row = await known_user(app, harness, 5050)
+    await harness.send("/help", ann)  # no query, no change: the row is never joined
+    assert cache.get(ann.id) is row and object_session(row) is None
+    await harness.send("/my", ann)  # the library is read: joined, then released
+    assert cache.get(ann.id) is row and object_session(row) is None
