@@ -19,9 +19,8 @@ from bot.config import Settings
 from bot.db import create_engine, create_sessionmaker
 from bot.migrate import upgrade
 from bot.models import Base
-from bot.services.recommendations import recommendations
 from tests.support.recording import RecordingSession
-from tests.support.updates import Harness
+from tests.support.updates import Harness, settle
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 
@@ -117,15 +116,6 @@ async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
     app = build_app(settings, session=RecordingSession(), engine=engine)
     yield app
     await settle(app)
-
-
-async def settle(app: App) -> None:
-    """End a test's app: a recommender refit still in flight (onboarding and receipts
-    start one) must land before the loop closes, or its session stays open in a
-    transaction and the next test's TRUNCATE waits on it for ever (PostgreSQL)."""
-    await recommendations(app.search).wait_fresh()
-    await app.events.flush(app.sessionmaker)
-    await app.search.close()
 
 
 @pytest.fixture

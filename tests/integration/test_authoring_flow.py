@@ -17,7 +17,7 @@ from bot.models import Course, Delivery, Enrollment, Entitlement, Lesson, Produc
 from bot.scheduler.clock import ManualClock
 from bot.services import access
 from tests.support.recording import RecordingSession
-from tests.support.updates import Harness, message_update, tg_user
+from tests.support.updates import Harness, message_update, settle, tg_user
 
 OWNER = tg_user(7, "Olga")  # ADMIN_IDS=7 in the test settings
 
@@ -26,8 +26,7 @@ OWNER = tg_user(7, "Olga")  # ADMIN_IDS=7 in the test settings
 async def drip_app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
     app = build_app(settings, session=RecordingSession(), engine=engine, clock=ManualClock())
     yield app
-    await app.events.flush(app.sessionmaker)
-    await app.search.close()
+    await settle(app)
 
 
 @pytest.fixture

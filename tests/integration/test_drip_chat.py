@@ -20,7 +20,7 @@ from bot.models import Course, Creator, Lesson, ProductKind, ReleaseRule, User
 from bot.scheduler.clock import ManualClock
 from bot.services import access
 from tests.support.recording import RecordingSession
-from tests.support.updates import Harness, tg_user
+from tests.support.updates import Harness, settle, tg_user
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 ANN = tg_user(1001, "Ann")
@@ -39,8 +39,7 @@ async def drip_app(
 ) -> AsyncIterator[App]:
     app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)
     yield app
-    await app.events.flush(app.sessionmaker)
-    await app.search.close()
+    await settle(app)
 
 
 @pytest.fixture

@@ -66,9 +66,8 @@ async def test_first_contact_and_last_seen_follow_the_bots_clock(
 
     from bot.app import build_app
     from bot.scheduler.clock import ManualClock
-    from tests.conftest import settle
     from tests.support.recording import RecordingSession
-    from tests.support.updates import Harness, tg_user
+    from tests.support.updates import Harness, settle, tg_user
 
     clock = ManualClock(datetime(2030, 5, 1, 9, 0, tzinfo=UTC))
     app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)

@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.db import create_engine
 from bot.models import User
 from tests.support.recording import RecordingSession
-from tests.support.updates import Harness, tg_user
+from tests.support.updates import Harness, settle, tg_user
 
 prefixes = st.sampled_from(["c", "p", "l", "i", "m", "sim", "b", "zz", ""])
 callback_data = st.one_of(
@@ -56,7 +56,7 @@ async def _run(settings: Settings, items: list[tuple[str, str]]) -> None:
         async with app.sessionmaker() as s:
             assert await s.scalar(select(User.id).where(User.id == 5005)) == 5005
     finally:
-        await app.search.close()
+        await settle(app)
         await engine.dispose()
     assert not failures, failures
 

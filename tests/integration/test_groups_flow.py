@@ -63,13 +63,12 @@ from bot.payments.checkout import Outcome, record_payment
 from bot.scheduler.clock import ManualClock
 from bot.services import access
 from bot.services.memberships import INVITE
-from tests.conftest import settle
 from tests.integration.test_payments_helpers import (
     PayRecordingSession,
     pre_checkout_update,
     successful_payment_update,
 )
-from tests.support.updates import Harness, tg_user
+from tests.support.updates import Harness, settle, tg_user
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 CHAT = -1001234

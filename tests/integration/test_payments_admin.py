@@ -25,7 +25,7 @@ from tests.integration.test_payments_helpers import (
     successful_payment_update,
     tg,
 )
-from tests.support.updates import Harness
+from tests.support.updates import Harness, settle
 
 ANN = tg(1001, "Ann")
 MAYA = tg(CREATOR_USER, "Maya")
@@ -42,8 +42,7 @@ def settings(database_url: str) -> Settings:
 async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
     app = build_app(settings, session=PayRecordingSession(), engine=engine)
     yield app
-    await app.events.flush(app.sessionmaker)
-    await app.search.close()
+    await settle(app)
 
 
 async def paid_stars_order(harness: Harness, course_id: int, charge: str = "st-1") -> str:

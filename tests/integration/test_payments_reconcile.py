@@ -21,7 +21,7 @@ from tests.integration.test_payments_helpers import (
     successful_payment_update,
     tg,
 )
-from tests.support.updates import Harness
+from tests.support.updates import Harness, settle
 
 ANN = tg(1001, "Ann")
 
@@ -35,7 +35,7 @@ def settings(database_url: str) -> Settings:
 async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
     app = build_app(settings, session=PayRecordingSession(), engine=engine)
     yield app
-    await app.search.close()
+    await settle(app)
 
 
 def incoming(charge: str, amount: int, payload: str) -> StarTransaction:

@@ -39,7 +39,7 @@ from tests.integration.test_payments_helpers import (
     successful_payment_update,
     tg,
 )
-from tests.support.updates import Harness
+from tests.support.updates import Harness, settle
 
 ANN = tg(1001, "Ann")
 MAYA = tg(CREATOR_USER, "Maya")
@@ -188,8 +188,7 @@ def make_app(settings: Settings, engine: AsyncEngine) -> App:
 async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
     app = make_app(settings, engine)
     yield app
-    await app.events.flush(app.sessionmaker)
-    await app.search.close()
+    await settle(app)
 
 
 @pytest.fixture
@@ -240,7 +239,7 @@ async def test_card_refund_end_to_end_against_localstripe(
     assert ent is not None and ent.revoked_at is not None
     net = await db.scalar(select(func.sum(LedgerEntry.gross_minor)))
     assert net == 0
-    await app.search.close()
+    await settle(app)
 
 
 async def test_stripe_errors_become_clear_provider_errors() -> None:
@@ -282,7 +281,7 @@ async def test_web_checkout_session_link(
         assert form["mode"] == "payment"
         assert form["line_items[0][price_data][unit_amount]"] == "1999"
         assert form["line_items[0][price_data][currency]"] == "usd"
-        await app.search.close()
+        await settle(app)
 
 
 @pytest.fixture
@@ -395,7 +394,7 @@ async def test_web_payment_for_an_owned_course_is_refunded_through_stripe(
                 assert await post(url, body, stripe_signature(body, WEBHOOK_SECRET)) == 200
         finally:
             await runner.cleanup()
-            await app.search.close()
+            await settle(app)
 
         assert [form for _, form in stub.requests] == [{"payment_intent": "pi_2"}]
         texts = [m.text for m in app.bot.session.of_type(SendMessage)]  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from aiogram.types import (
 )
 
 from bot.app import App
+from bot.services.recommendations import recommendations
 from tests.support.recording import RecordingSession
 
 _update_ids = itertools.count(1)
@@ -122,3 +123,12 @@ class Harness:
 
     async def click(self, label_part: str, user: User) -> None:
         await self.press(self.button(label_part), user)
+
+
+async def settle(app: App) -> None:
+    """End a test's app: a recommender refit still in flight (onboarding and receipts
+    start one) must land before the loop closes, or its session stays open in a
+    transaction and the next test's TRUNCATE waits on it for ever (PostgreSQL)."""
+    await recommendations(app.search).wait_fresh()
+    await app.events.flush(app.sessionmaker)
+    await app.search.close()
