@@ -231,6 +231,7 @@ async def cmd_coupon(
     session: AsyncSession,
     user: User,
     settings: Settings,
+    clock: Clock,
 ) -> None:
     actor = await _actor(session, user, settings)
     if actor is None:
@@ -264,7 +265,8 @@ async def cmd_coupon(
             if creator_id is None:
                 raise CouponSpecError("usage")
         assert creator_id is not None
-        coupon = await coupons_service.create_coupon(session, creator_id, spec)
+        # days=N counts from the bot's clock, as redeeming the code does.
+        coupon = await coupons_service.create_coupon(session, creator_id, spec, clock.now())
     except CouponSpecError as exc:
         await message.answer(coupon_error(str(exc)))
         return

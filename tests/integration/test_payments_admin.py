@@ -314,3 +314,24 @@ async def test_refund_made_outside_the_bot_is_booked_from_telegrams_notice(
     harness.session.clear()
     await harness.feed(notice.model_copy(update={"update_id": 990_002}))
     assert harness.session.of_type(SendMessage) == []
+
+
+async def test_a_codes_days_count_from_the_bots_clock(
+    settings: Settings, engine: AsyncEngine, db: AsyncSession
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.scheduler.clock import ManualClock
+
+    start = datetime(2031, 1, 10, 12, 0, tzinfo=UTC)
+    app = build_app(
+        settings, session=PayRecordingSession(), engine=engine, clock=ManualClock(start)
+    )
+    try:
+        await make_course(db)
+        await Harness(app).send("/coupon add WINTER 10% days=10", MAYA)
+    finally:
+        await settle(app)
+    coupon = await db.scalar(select(Coupon))
+    assert coupon is not None and coupon.expires_at is not None
+    assert coupon.expires_at.replace(tzinfo=UTC) == start + timedelta(days=10)
