@@ -203,13 +203,14 @@ def create_scheduler(
     registry = JobRegistry()
     broadcast.register(registry)
     housekeeping.register(registry)
-    groups.install(registry, bot, i18n, settings)
     sender = RateLimitedSender(
         TelegramSender(bot),
         per_second=settings.scheduler_rate,
         chat_interval=settings.scheduler_chat_interval,
         clock=clock,
     )
+    # The groups jobs' bans and invite links share the sender's budget and 429 pauses.
+    groups.install(registry, bot, i18n, settings, limiter=sender)
     config = WorkerConfig(
         batch_size=settings.scheduler_batch,
         lease_seconds=settings.scheduler_lease,

@@ -7,8 +7,10 @@ Also the adapters the membership jobs use (ChatAdmin over the Bot, localised tex
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from html import escape
+from typing import TypeVar
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramAPIError
@@ -47,7 +49,7 @@ from bot.models import (
 from bot.payments.orders import Offer, OfferProblem, make_offer, open_order
 from bot.scheduler.clock import Clock
 from bot.scheduler.jobs import JobRegistry
-from bot.scheduler.sender import Button, Outgoing
+from bot.scheduler.sender import Button, Outgoing, RateLimitedSender
 from bot.scheduler.telegram_sender import map_error
 from bot.services import groups as groups_service
 from bot.services import memberships
@@ -55,6 +57,8 @@ from bot.services import memberships
 log = logging.getLogger(__name__)
 
 router = Router(name=__name__)
+
+T = TypeVar("T")
 
 PLANS_LIMIT = 10
 
@@ -68,24 +72,43 @@ def plain(value: object) -> str:
 
 
 class BotChatAdmin:
-    def __init__(self, bot: Bot) -> None:
+    """Invite links and removals for the scheduled jobs.
+
+    With a `limiter` (the scheduler's sender) every call takes a slot of the same global
+    budget as the lessons and reminders, and waits out the same 429 pauses: a sweep that
+    removes hundreds of expired members must not push the bot over Telegram's limits.
+    """
+
+    def __init__(self, bot: Bot, limiter: RateLimitedSender | None = None) -> None:
         self.bot = bot
+        self.limiter = limiter
 
     async def create_join_link(self, chat_id: int, name: str) -> str:
-        try:
-            link = await self.bot.create_chat_invite_link(
+        link = await self._call(
+            lambda: self.bot.create_chat_invite_link(
                 chat_id=chat_id, name=name, creates_join_request=True
             )
-        except TelegramAPIError as exc:
-            raise map_error(exc) from exc
+        )
         return link.invite_link
 
     async def remove(self, chat_id: int, user_id: int) -> None:
-        try:
-            await self.bot.ban_chat_member(chat_id=chat_id, user_id=user_id)
-            await self.bot.unban_chat_member(chat_id=chat_id, user_id=user_id, only_if_banned=True)
-        except TelegramAPIError as exc:
-            raise map_error(exc) from exc
+        await self._call(lambda: self.bot.ban_chat_member(chat_id=chat_id, user_id=user_id))
+        await self._call(
+            lambda: self.bot.unban_chat_member(
+                chat_id=chat_id, user_id=user_id, only_if_banned=True
+            )
+        )
+
+    async def _call(self, request: Callable[[], Awaitable[T]]) -> T:
+        async def mapped() -> T:
+            try:
+                return await request()
+            except TelegramAPIError as exc:
+                raise map_error(exc) from exc
+
+        if self.limiter is None:
+            return await mapped()
+        return await self.limiter.call(mapped)
 
 
 class I18nTexts:
@@ -135,10 +158,17 @@ class I18nTexts:
         return Outgoing(text=text, buttons=((renew,),))
 
 
-def install(registry: JobRegistry, bot: Bot, i18n: I18n, settings: Settings) -> None:
+def install(
+    registry: JobRegistry,
+    bot: Bot,
+    i18n: I18n,
+    settings: Settings,
+    limiter: RateLimitedSender | None = None,
+) -> None:
     """Called by app.create_scheduler: hooks on plan grants/revokes and the job kinds."""
     memberships.install(settings.grace_period_hours)
-    memberships.register(registry, memberships.Wiring(BotChatAdmin(bot), I18nTexts(i18n)))
+    admin = BotChatAdmin(bot, limiter)
+    memberships.register(registry, memberships.Wiring(admin, I18nTexts(i18n)))
 
 
 # --- the gate -----------------------------------------------------------------------------

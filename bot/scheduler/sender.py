@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from bot.scheduler.clock import Clock, SystemClock
 from bot.scheduler.errors import RetryAfter, Transient
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,16 +86,19 @@ class RateLimiter:
         """Seconds until this chat may receive again (0 when it may now)."""
         return max(0.0, self._chats.get(chat_id, 0.0) - self.clock.monotonic())
 
-    def reserve(self, chat_id: int) -> float:
-        """Take the next slot for `chat_id`; returns how long to wait before sending."""
+    def reserve(self, chat_id: int | None) -> float:
+        """Take the next slot for `chat_id` (None: a call that is not a message to a
+        chat, bound by the global cap only); returns how long to wait before sending."""
         now = self.clock.monotonic()
         floor = now - self.slack * self.interval
-        start = max(self._next, floor, self._paused_until, self._chats.get(chat_id, 0.0))
+        chat_free = self._chats.get(chat_id, 0.0) if chat_id is not None else 0.0
+        start = max(self._next, floor, self._paused_until, chat_free)
         self._next = start + self.interval
-        self._chats.pop(chat_id, None)
-        self._chats[chat_id] = max(start, now) + self.chat_interval
-        if len(self._chats) > self.MAX_CHATS:
-            self._chats.popitem(last=False)
+        if chat_id is not None:
+            self._chats.pop(chat_id, None)
+            self._chats[chat_id] = max(start, now) + self.chat_interval
+            if len(self._chats) > self.MAX_CHATS:
+                self._chats.popitem(last=False)
         return max(0.0, start - now)
 
     def pause(self, seconds: float) -> None:
@@ -147,14 +153,18 @@ class RateLimitedSender:
         return self.limiter.chat_wait(chat_id)
 
     async def send(self, chat_id: int, message: Outgoing) -> int:
-        result = await self._call(chat_id, lambda: self.inner.send(chat_id, message))
+        result = await self.call(lambda: self.inner.send(chat_id, message), chat_id)
         self.stats.sent += 1
         return int(result or 0)
 
     async def edit_text(self, chat_id: int, message_id: int, text: str) -> None:
-        await self._call(chat_id, lambda: self.inner.edit_text(chat_id, message_id, text))
+        await self.call(lambda: self.inner.edit_text(chat_id, message_id, text), chat_id)
 
-    async def _call(self, chat_id: int, fn):  # type: ignore[no-untyped-def]
+    async def call(self, fn: Callable[[], Awaitable[T]], chat_id: int | None = None) -> T:
+        """Run one Bot API call in this sender's budget: `fn` raises the types of
+        bot.scheduler.errors. With a `chat_id` it is a message to that chat (spaced per
+        chat too); without, another call the scheduler makes (a ban, an invite link),
+        which shares the global cap and waits out the same 429 pauses."""
         failures = 0
         while True:
             await self.clock.sleep(self.limiter.reserve(chat_id))
@@ -171,5 +181,5 @@ class RateLimitedSender:
                 if failures > self.network_retries:
                     raise
                 delay = min(self.max_backoff, self.backoff * 2 ** (failures - 1))
-                log.info("network error sending to %s; retry %d in %.1fs", chat_id, failures, delay)
+                log.info("network error (chat %s); retry %d in %.1fs", chat_id, failures, delay)
                 await self.clock.sleep(delay)

@@ -86,3 +86,43 @@ def test_limiter_slots_do_not_drift() -> None:
         clock.advance(wait + 0.01)
     assert waits[0] == 0
     assert waits[1:] == pytest.approx([0.09, 0.09, 0.09, 0.09])
+
+
+async def test_calls_that_are_not_messages_share_the_global_cap() -> None:
+    clock, inner, sender = make(per_second=10, chat_interval=1.0)
+    stamps: list[float] = []
+
+    async def ban() -> None:
+        stamps.append(clock.monotonic())
+
+    for chat in range(40):
+        await sender.call(ban)  # no chat: spaced by the cap only, never per chat
+        await sender.call(ban)
+        await sender.send(chat, MSG)
+    every = sorted(stamps + [s.at for s in inner.sent])
+    slack = sender.limiter.slack
+    assert every[-1] - every[0] == pytest.approx((120 - 1 - slack) / 10, abs=1e-6)
+
+
+async def test_group_removals_wait_out_a_429_with_every_send() -> None:
+    from aiogram import Bot
+    from aiogram.exceptions import TelegramRetryAfter
+    from aiogram.methods import BanChatMember, UnbanChatMember
+
+    from bot.handlers.groups import BotChatAdmin
+    from tests.support.recording import RecordingSession
+
+    clock, inner, sender = make()
+    session = RecordingSession()
+    bot = Bot("42:TEST", session=session)
+    admin = BotChatAdmin(bot, sender)
+    session.add_result(TelegramRetryAfter(BanChatMember(chat_id=-100, user_id=5), "slow", 7))
+    start = clock.monotonic()
+    await admin.remove(-100, 5)
+    # The ban was tried again after the pause, then the unban; nothing was lost.
+    assert [type(r) for r in session.requests] == [BanChatMember, BanChatMember, UnbanChatMember]
+    assert clock.monotonic() - start >= 7.0
+    assert sender.stats.retry_after == 1
+    # A message queued behind it waits for the same pause window, not less.
+    await sender.send(2, MSG)
+    assert inner.sent[0].at - start >= 7.0
