@@ -8,6 +8,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +19,8 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, ErrorEvent
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -117,6 +120,7 @@ class App:
         await self.events.stop(self.sessionmaker)
         await recommendations(self.search).close()
         await self.search.close()
+        await self.dp.storage.close()
         await self.bot.session.close()
         await self.engine.dispose()
 
@@ -134,6 +138,23 @@ def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 
+def create_fsm_storage(settings: Settings) -> BaseStorage:
+    """Conversation steps: in memory for one process; in Redis when several share the work
+    (the next message of a conversation may reach another worker)."""
+    if settings.redis_url is None or not settings.redis_url.get_secret_value():
+        return MemoryStorage()
+    from aiogram.fsm.storage.redis import RedisStorage  # imports redis: only when used
+
+    ttl = timedelta(days=settings.fsm_ttl_days)
+    return RedisStorage.from_url(
+        settings.redis_url.get_secret_value(),
+        # One Redis may serve several bots: keys carry the bot's id.
+        key_builder=DefaultKeyBuilder(prefix="lyceum", with_bot_id=True),
+        state_ttl=ttl,
+        data_ttl=ttl,
+    )
+
+
 def create_dispatcher(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -142,7 +163,12 @@ def create_dispatcher(
     search: CatalogSearch,
 ) -> Dispatcher:
     dp = Dispatcher(
-        settings=settings, events=events, search=search, sessionmaker=sessionmaker, i18n=i18n
+        storage=create_fsm_storage(settings),
+        settings=settings,
+        events=events,
+        search=search,
+        sessionmaker=sessionmaker,
+        i18n=i18n,
     )
     # Order matters: drop floods before touching the database; the user row feeds i18n.
     dp.update.outer_middleware(

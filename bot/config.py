@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     # --- Storage --------------------------------------------------------------------------
     database_url: str = f"sqlite+aiosqlite:///{DEFAULT_DB_PATH}"
     database_echo: bool = False
+    # Where conversation steps (a course being created, a promo code asked for) are kept:
+    # empty = this process's memory; with several workers, a Redis they share.
+    redis_url: SecretStr | None = None
+    fsm_ttl_days: int = Field(default=7, ge=1)
 
     # --- People and locale ----------------------------------------------------------------
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()

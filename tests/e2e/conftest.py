@@ -86,22 +86,27 @@ async def start_bot(
     *,
     webhook: bool,
     extra_env: dict[str, str] | None = None,
+    public_url: str | None = None,
+    log_name: str = "bot.log",
 ) -> BotProcess:
+    """`python -m bot run` against the sandbox. A webhook bot listens on a free port; it
+    tells Telegram `public_url` when something (a load balancer) stands in front of it."""
     env = {"THROTTLE_RATE": "0", "ADMIN_IDS": "7000001", **(extra_env or {})}
     if webhook:
         port = free_port()
         env.update(
-            WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram/webhook",
+            WEBHOOK_URL=public_url or f"http://127.0.0.1:{port}/telegram/webhook",
             WEBHOOK_SECRET="e2e-secret_123",
             WEBHOOK_HOST="127.0.0.1",
             WEBHOOK_PORT=str(port),
         )
-    bot = BotProcess(server, database_url, extra_env=env, cwd=ROOT, log_path=tmp_path / "bot.log")
+    log_path = tmp_path / log_name
+    bot = BotProcess(server, database_url, extra_env=env, cwd=ROOT, log_path=log_path)
     try:
         await bot.start(webhook=webhook, ready_timeout=60)
     except BaseException:
         await bot.stop()
-        print((tmp_path / "bot.log").read_text(errors="replace")[-4000:])
+        print(log_path.read_text(errors="replace")[-4000:])
         raise
     return bot
 

@@ -1,0 +1,135 @@
+"""Scaling out, end to end: two webhook workers (`python -m bot run --webhook`, each its
+own process and memory) behind a round-robin proxy, sharing the database and a Redis.
+Every update of a creator's /newcourse conversation reaches the other worker than the one
+before, and the conversation goes through as with one process."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from sqlalchemy import select
+
+from bot.db import create_engine, create_sessionmaker
+from bot.models import Course
+from sandbox import SandboxServer
+from sandbox.client import SandboxClient, SandboxUser
+from tests.e2e.conftest import free_port, start_bot
+
+CREATOR_ID = 7000001  # ADMIN_IDS of the e2e bot
+FORWARDED = ("Content-Type", "X-Telegram-Bot-Api-Secret-Token")
+
+
+class RoundRobin:
+    """The load balancer in front of the workers: each request goes to the next one."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/telegram/webhook"
+        self.workers: list[str] = []
+        self.hits: Counter[str] = Counter()
+        self._turn = 0
+        self._runner: web.AppRunner | None = None
+        self._client: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/telegram/webhook", self._forward)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self._client = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        if not self.workers or self._client is None:
+            return web.Response(status=503)
+        worker = self.workers[self._turn % len(self.workers)]
+        self._turn += 1
+        self.hits[worker] += 1
+        headers = {k: request.headers[k] for k in FORWARDED if k in request.headers}
+        async with self._client.post(worker, data=await request.read(), headers=headers) as got:
+            return web.Response(status=got.status, body=await got.read(), headers=got.headers)
+
+
+@pytest.fixture
+async def balancer() -> AsyncIterator[RoundRobin]:
+    proxy = RoundRobin()
+    await proxy.start()
+    yield proxy
+    await proxy.stop()
+
+
+async def say(user: SandboxUser, text: str, expect: str) -> None:
+    await user.send(text)
+    await user.wait_for_message(contains=expect, timeout=15)
+    await user.wait_for_idle(quiet=0.15)
+
+
+async def test_a_conversation_spread_over_two_workers(
+    sandbox_server: SandboxServer,
+    learner_client: SandboxClient,
+    database_url: str,
+    tmp_path: Path,
+    redis_url: str,
+    balancer: RoundRobin,
+) -> None:
+    workers = []
+    try:
+        for n in range(2):
+            bot = await start_bot(
+                sandbox_server,
+                database_url,
+                tmp_path,
+                webhook=True,
+                public_url=balancer.url,
+                extra_env={"REDIS_URL": redis_url},
+                log_name=f"worker{n}.log",
+            )
+            workers.append(bot)
+            balancer.workers.append(f"http://127.0.0.1:{bot.env['WEBHOOK_PORT']}/telegram/webhook")
+
+        olga = await learner_client.create_user("Olga", "en", id=CREATOR_ID)
+        await say(olga, "/start", "Welcome")
+        await say(olga, "/newcourse", "What is its title")
+        await say(olga, "Scaled Out SQL", "Describe")
+        await say(olga, "Two workers, one conversation.", "Tags")
+        await say(olga, "sql, scale", "Which language")
+        await olga.click("English")
+        await olga.wait_for_message(contains="Card price")
+        await olga.wait_for_idle(quiet=0.15)
+        await say(olga, "9.99 USD", "Stars")
+        await say(olga, "120", "Publish it now")
+        await olga.click("🚀 Publish")
+        published = await olga.wait_for_message(contains="is published")
+        assert re.search(r"#(\d+)", published.text or "")
+    finally:
+        for bot in workers:
+            await bot.stop()
+
+    # Both workers took their turns (nine updates, alternating), and the course is whole.
+    assert len(balancer.hits) == 2 and min(balancer.hits.values()) >= 4
+    engine = create_engine(database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            course = await session.scalar(select(Course).where(Course.title == "Scaled Out SQL"))
+    finally:
+        await engine.dispose()
+    assert course is not None
+    assert (course.tags, course.language, course.price_minor, course.stars_price) == (
+        ["sql", "scale"],
+        "en",
+        999,
+        120,
+    )
+    assert course.published
