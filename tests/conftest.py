@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from bot.db import create_engine, create_sessionmaker
 from bot.migrate import upgrade
 from bot.models import Base
 from tests.support.recording import RecordingSession
+from tests.support.servers import free_port, wait_for_port
 from tests.support.updates import Harness, settle
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -123,41 +125,21 @@ def harness(app: App) -> Harness:
     return Harness(app)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """TEST_REDIS_URL, or a private redis-server on a free loopback port (CI installs it)."""
-    import socket
-    import subprocess
-    import time
-
     if os.environ.get("TEST_REDIS_URL"):
         yield os.environ["TEST_REDIS_URL"]
         return
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server is not installed (.ci/run installs it)")
-    port = _free_port()
+    port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)]
     server = subprocess.Popen(args, stdout=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
+        wait_for_port(port, server)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         server.terminate()

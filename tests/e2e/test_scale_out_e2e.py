@@ -19,7 +19,8 @@ from bot.db import create_engine, create_sessionmaker
 from bot.models import Course
 from sandbox import SandboxServer
 from sandbox.client import SandboxClient, SandboxUser
-from tests.e2e.conftest import free_port, start_bot
+from tests.e2e.conftest import start_bot
+from tests.support.servers import free_port
 
 CREATOR_ID = 7000001  # ADMIN_IDS of the e2e bot
 FORWARDED = ("Content-Type", "X-Telegram-Bot-Api-Secret-Token")

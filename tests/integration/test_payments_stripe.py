@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -39,18 +38,13 @@ from tests.integration.test_payments_helpers import (
     successful_payment_update,
     tg,
 )
+from tests.support.servers import free_port
 from tests.support.updates import Harness, settle
 
 ANN = tg(1001, "Ann")
 MAYA = tg(CREATOR_USER, "Maya")
 STRIPE_KEY = "sk_test_lyceum"
 WEBHOOK_SECRET = "whsec_test_lyceum"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
