@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from bot.services import access, drip
 from sandbox import SandboxServer
 from sandbox.client import SandboxClient, SandboxUser
 from sandbox.demo import BotProcess
+from tests.e2e.chat import build_course, say
 from tests.e2e.conftest import start_bot
 
 CREATOR_ID = 7000001  # ADMIN_IDS of the e2e bot
@@ -76,13 +76,6 @@ async def clocked_bot(
     await bot.stop()
 
 
-async def say(user: SandboxUser, text: str, expect: str, timeout: float = 10) -> str:
-    await user.send(text)
-    message = await user.wait_for_message(contains=expect, timeout=timeout)
-    await user.wait_for_idle(quiet=0.15)
-    return message.text
-
-
 async def grant(database_url: str, user_id: int, course_id: int) -> None:
     """Access given outside a payment (an owner's gift): the grant hook enrolls."""
     drip.install("UTC")
@@ -107,29 +100,6 @@ async def ids(database_url: str, title: str) -> tuple[int, list[int]]:
             return course_id, list(lessons)
     finally:
         await engine.dispose()
-
-
-async def build_course(
-    creator: SandboxUser, title: str, *, stars: int, lessons: tuple[str, ...]
-) -> int:
-    """/newcourse through the chat (no card price), published, then its text lessons."""
-    await say(creator, "/newcourse", "What is its title")
-    await say(creator, title, "Describe")
-    await say(creator, "Three short lessons.", "Tags")
-    await say(creator, "test, drip", "Which language")
-    await creator.click("English")
-    await creator.wait_for_message(contains="Card price")
-    await creator.wait_for_idle(quiet=0.15)
-    await say(creator, "0", "Stars")
-    await say(creator, str(stars), "Publish it now")
-    await creator.click("🚀 Publish")
-    published = await creator.wait_for_message(contains="is published")
-    course_id = int(re.search(r"#(\d+)", published.text).group(1))  # type: ignore[union-attr]
-    await creator.wait_for_idle(quiet=0.15)
-    for body in lessons:
-        await say(creator, f"/addlesson {course_id}", "Send the lesson")
-        await say(creator, body, "added as number")
-    return course_id
 
 
 async def no_message(user: SandboxUser, contains: str, wait: float = 3.0) -> None:
