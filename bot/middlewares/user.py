@@ -75,9 +75,6 @@ class UserCache:
         """A row just read (or written) and committed."""
         self.keep(_Entry(time.monotonic(), USERS.version, user))
 
-    def drop(self, user_id: int) -> None:
-        self._items.pop(user_id, None)
-
     def _valid(self, user_id: int) -> _Entry | None:
         entry = self._items.get(user_id)
         if entry is None:
