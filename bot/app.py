@@ -141,13 +141,14 @@ def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
 def create_fsm_storage(settings: Settings) -> BaseStorage:
     """Conversation steps: in memory for one process; in Redis when several share the work
     (the next message of a conversation may reach another worker)."""
-    if settings.redis_url is None or not settings.redis_url.get_secret_value():
+    url = settings.redis_url.get_secret_value() if settings.redis_url is not None else ""
+    if not url:
         return MemoryStorage()
     from aiogram.fsm.storage.redis import RedisStorage  # imports redis: only when used
 
     ttl = timedelta(days=settings.fsm_ttl_days)
     return RedisStorage.from_url(
-        settings.redis_url.get_secret_value(),
+        url,
         # One Redis may serve several bots: keys carry the bot's id.
         key_builder=DefaultKeyBuilder(prefix="lyceum", with_bot_id=True),
         state_ttl=ttl,
