@@ -67,8 +67,8 @@ async def worker_main(args: argparse.Namespace) -> None:
     from aiogram.client.telegram import TelegramAPIServer
 
     from bot.scheduler.sender import RateLimitedSender
-    from bot.scheduler.telegram_sender import TelegramSender
     from bot.scheduler.worker import Scheduler, WorkerConfig
+    from bot.telegram.sender import TelegramSender
 
     engine = create_engine(args.db)
     session = AiohttpSession(api=TelegramAPIServer.from_base(args.api))

@@ -49,8 +49,8 @@ async def _reconcile_stars(settings: Settings) -> int:
     """Compare our Stars payments with getStarTransactions; exit 1 on any gap."""
     from bot.app import create_bot
     from bot.db import create_engine, create_sessionmaker
-    from bot.handlers.payments import TelegramStars
     from bot.payments.reconcile import reconcile_stars
+    from bot.telegram.stars import TelegramStars
 
     engine = create_engine(settings.database_url)
     bot = create_bot(settings)

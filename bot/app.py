@@ -222,9 +222,9 @@ def create_scheduler(
     from bot.scheduler import broadcast
     from bot.scheduler.jobs import JobRegistry
     from bot.scheduler.sender import RateLimitedSender
-    from bot.scheduler.telegram_sender import TelegramSender
     from bot.scheduler.worker import WorkerConfig
     from bot.services import drip
+    from bot.telegram.sender import TelegramSender
 
     drip.install(settings.timezone)
     registry = JobRegistry()

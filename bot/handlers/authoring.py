@@ -30,10 +30,10 @@ from bot.keyboards.authoring import (
 from bot.models import Course, Creator, ReleaseRule, User
 from bot.scheduler.clock import Clock
 from bot.scheduler.errors import Rejected
-from bot.scheduler.telegram_sender import TelegramSender
 from bot.services import authoring
 from bot.services.authoring import CourseDraft, LessonContent
 from bot.services.search import CatalogSearch
+from bot.telegram.sender import TelegramSender
 
 router = Router(name=__name__)
 router.message.filter(is_private)

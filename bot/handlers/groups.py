@@ -50,9 +50,9 @@ from bot.payments.orders import Offer, OfferProblem, make_offer, open_order
 from bot.scheduler.clock import Clock
 from bot.scheduler.jobs import JobRegistry
 from bot.scheduler.sender import Button, Outgoing, RateLimitedSender
-from bot.scheduler.telegram_sender import map_error
 from bot.services import groups as groups_service
 from bot.services import memberships
+from bot.telegram.sender import map_error
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from functools import lru_cache
 from html import escape
 
 from aiogram import Bot, Router
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -19,7 +19,6 @@ from aiogram.types import (
     LabeledPrice,
     Message,
     PreCheckoutQuery,
-    TransactionPartnerUser,
 )
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -64,6 +63,7 @@ from bot.payments.stripe_api import StripeGateway
 from bot.payments.web_checkout import start_web_checkout
 from bot.scheduler.clock import Clock
 from bot.services.search import CatalogSearch
+from bot.telegram.stars import TelegramStars
 
 log = logging.getLogger(__name__)
 
@@ -79,44 +79,7 @@ class PromoState(StatesGroup):
     code = State()
 
 
-# --- adapters: the payment services' view of Telegram and Stripe ------------------------
-
-
-class TelegramStars:
-    """refundStarPayment and getStarTransactions for bot.payments (which has no aiogram)."""
-
-    def __init__(self, bot: Bot) -> None:
-        self.bot = bot
-
-    async def refund_star_payment(self, user_id: int, telegram_payment_charge_id: str) -> None:
-        try:
-            await self.bot.refund_star_payment(
-                user_id=user_id, telegram_payment_charge_id=telegram_payment_charge_id
-            )
-        except TelegramBadRequest as exc:
-            if "CHARGE_ALREADY_REFUNDED" in exc.message.upper():
-                raise AlreadyRefunded(exc.message) from exc
-            raise ProviderError(exc.message) from exc
-        except TelegramAPIError as exc:
-            raise ProviderError(exc.message) from exc
-
-    async def star_transactions(self, offset: int, limit: int) -> list[StarTxn]:
-        result = await self.bot.get_star_transactions(offset=offset, limit=limit)
-        out: list[StarTxn] = []
-        for txn in result.transactions:
-            partner = txn.source if txn.source is not None else txn.receiver
-            is_user = isinstance(partner, TransactionPartnerUser)
-            out.append(
-                StarTxn(
-                    id=txn.id,
-                    amount=txn.amount,
-                    date=int(txn.date.timestamp()) if hasattr(txn.date, "timestamp") else 0,
-                    direction="in" if txn.source is not None else "out",
-                    user_id=partner.user.id if is_user else None,  # type: ignore[union-attr]
-                    invoice_payload=partner.invoice_payload if is_user else None,  # type: ignore[union-attr]
-                )
-            )
-        return out
+# --- the payment services' view of Telegram and Stripe -----------------------------------
 
 
 @lru_cache(maxsize=4)

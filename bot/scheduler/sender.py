@@ -1,7 +1,7 @@
 """The one interface every scheduled message goes through, and its rate limiter.
 
 The scheduler depends on the `Sender` Protocol, not on aiogram: production wraps the Bot
-(`telegram_sender.TelegramSender`), tests and benchmarks pass anything with the same
+(`bot.telegram.sender.TelegramSender`), tests and benchmarks pass anything with the same
 shape. `RateLimitedSender` sits in front of it and is the only place that decides *when*
 a message may go: a global messages-per-second cap, a minimum spacing per chat, a global
 pause on 429 and retries with backoff on network errors.

@@ -1,6 +1,6 @@
 """The production Sender: aiogram's Bot, with Telegram's errors mapped to ours.
 
-The only module of the scheduler that imports aiogram; app.py builds it.
+The scheduler knows only the `Sender` protocol (bot.scheduler.sender); app.py builds this.
 """
 
 from __future__ import annotations
