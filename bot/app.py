@@ -219,7 +219,7 @@ def create_scheduler(
     from bot.handlers import groups
     from bot.keyboards.learning import I18nRenderer
     from bot.payments import housekeeping
-    from bot.scheduler import broadcast
+    from bot.scheduler import broadcast, notices
     from bot.scheduler.jobs import JobRegistry
     from bot.scheduler.sender import RateLimitedSender
     from bot.scheduler.worker import WorkerConfig
@@ -230,6 +230,7 @@ def create_scheduler(
     registry = JobRegistry()
     broadcast.register(registry)
     housekeeping.register(registry)
+    notices.register(registry)
     sender = RateLimitedSender(
         TelegramSender(bot),
         per_second=settings.scheduler_rate,
@@ -329,15 +330,15 @@ async def on_startup(app: App) -> None:
 
 def add_stripe_webhook(app: App, web_app: Any) -> None:
     """Serve Stripe's checkout webhook (web checkout) on the bot's HTTP server."""
-    from bot.handlers.payments import gateways, web_payment_notifier
+    from bot.handlers.payments import gateways, web_notifier
     from bot.payments.web_checkout import stripe_webhook_handler
 
-    notify = web_payment_notifier(app.bot, app.sessionmaker, app.i18n, app.settings)
+    notifier = web_notifier(app.bot, app.sessionmaker, app.i18n, app.settings, app.scheduler)
     handler = stripe_webhook_handler(
         app.sessionmaker,
         app.settings,
         gateways(app.bot, app.settings),
-        notify,
+        notifier,
         clock=app.scheduler.clock.now,
     )
     web_app.router.add_post(app.settings.stripe_webhook_path, handler)

@@ -38,6 +38,17 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
+    @event.listens_for(engine.sync_engine, "savepoint")
+    def _begin_before_savepoint(conn, _name):  # type: ignore[no-untyped-def]
+        # The sqlite3 driver opens a transaction only before INSERT/UPDATE/DELETE, so
+        # after nothing but reads SQLite sees no transaction, and a SAVEPOINT there
+        # starts one of its own that its RELEASE commits: a payment row written in a
+        # SAVEPOINT was kept although the rest of its update rolled back. BEGIN first
+        # nests the SAVEPOINT in the session's transaction, which commits or rolls back
+        # everything together.
+        if not conn.connection.driver_connection.in_transaction:
+            conn.exec_driver_sql("BEGIN")
+
     return engine
 
 

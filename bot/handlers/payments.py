@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from html import escape
@@ -16,6 +17,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import (
     CallbackQuery,
+    InlineKeyboardMarkup,
     LabeledPrice,
     Message,
     PreCheckoutQuery,
@@ -61,8 +63,11 @@ from bot.payments.orders import (
 from bot.payments.refunds import RefundResult, RefundStatus, refund_payment
 from bot.payments.stripe_api import StripeGateway
 from bot.payments.web_checkout import start_web_checkout
+from bot.scheduler import notices
 from bot.scheduler.clock import Clock
+from bot.scheduler.worker import Scheduler
 from bot.services.search import CatalogSearch
+from bot.telegram.sender import TelegramSender, outgoing
 from bot.telegram.stars import TelegramStars
 
 log = logging.getLogger(__name__)
@@ -167,12 +172,17 @@ def choose_text(offer: Offer, locale: str) -> str:
 
 
 def receipt_text(result: PaymentResult, method: str, locale: str) -> str:
+    if result.product_kind == ProductKind.PLAN:
+        what = _(
+            "<b>{title}</b> is yours. Your personal invite link comes in a separate message "
+            "in this chat; /subscriptions shows your plans and how long they last."
+        )
+    else:
+        what = _("<b>{title}</b> is yours. Lessons arrive in this chat; find it any time in /my.")
     lines = [
         _("✅ Payment received — thank you!"),
         "",
-        _("<b>{title}</b> is yours. Lessons arrive in this chat; find it any time in /my.").format(
-            title=escape(result.title)
-        ),
+        what.format(title=escape(result.title)),
         "",
         _("Paid: {amount} ({method})").format(
             amount=format_money(result.amount, result.currency, locale),
@@ -183,10 +193,7 @@ def receipt_text(result: PaymentResult, method: str, locale: str) -> str:
     if result.late:
         lines += [
             "",
-            _(
-                "This invoice was older than your latest order, or its terms had changed; "
-                "we credited it as paid."
-            ),
+            _("This invoice was older than your latest order; we credited it as paid."),
         ]
     lines += ["", _("Questions or a refund: /paysupport")]
     return "\n".join(lines)
@@ -202,6 +209,11 @@ def auto_refund_text(result: PaymentResult, refund: RefundResult | None, locale:
     amount = format_money(result.amount, result.currency, locale)
     if result.reason in (RefundReason.ALREADY_PAID, RefundReason.OWNED):
         why = _("You already have «{title}», so this extra payment of {amount} is not needed.")
+    elif result.reason == RefundReason.AMOUNT_DIFFERS:
+        why = _(
+            "The {amount} charged is not what the order for «{title}» asks, "
+            "so it cannot be applied."
+        )
     else:
         why = _("This invoice is no longer valid, so your payment of {amount} cannot be applied.")
     why = why.format(title=escape(result.title), amount=amount)
@@ -565,7 +577,13 @@ async def on_successful_payment(
     bot: Bot,
     search: CatalogSearch,
     clock: Clock,
+    i18n: I18n,
+    scheduler: Scheduler,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    after_commit: list[Callable[[], object]],
 ) -> None:
+    """Book first, then speak: the booking commits with the update (the DB middleware),
+    and only then is the learner told, so no failed send can undo a paid order."""
     paid = message.successful_payment
     assert paid is not None
     now = clock.now()
@@ -583,33 +601,103 @@ async def on_successful_payment(
         raw=paid.model_dump(mode="json", exclude_none=True),
         now=now,
     )
-    locale = current_locale()
     if result.outcome == Outcome.DUPLICATE:
-        return  # a redelivered update: the learner already has their receipt
+        return  # a redelivered update: the receipt is already sent or queued
+    notifier = Notifier(bot, sessionmaker, settings, scheduler)
+    locale = current_locale()
     if result.outcome == Outcome.CREDITED:
-        # What to learn next, under the receipt: the purchase already counts.
-        suggestions = await suggestion_rows(session, user.id, search)
-        await message.answer(
-            receipt_text(result, method, locale), reply_markup=receipt_keyboard(suggestions)
+        # What to learn next, under a course receipt: the purchase already counts.
+        suggestions = (
+            await suggestion_rows(session, user.id, search)
+            if result.product_kind == ProductKind.COURSE
+            else []
         )
+        text = receipt_text(result, method, locale)
+        # Queued in the booking's transaction: it commits (or not) with the sale.
+        notice = await notifier.queue(session, user.id, text, receipt_keyboard(suggestions), now)
+        after_commit.append(lambda: notifier.send(notice))
         return
+
+    async def refund_then_tell() -> None:
+        refund = await _auto_refund(notifier, result, method)
+        with i18n.context(), i18n.use_locale(locale):
+            text = auto_refund_text(result, refund, locale)
+        async with sessionmaker() as tell:
+            notice = await notifier.queue(tell, result.user_id, text, None, clock.now())
+            await tell.commit()
+        await notifier.send(notice)
+
+    # The money is booked as received (or, for an unknown order, there is nothing to
+    # book): the refund is a call to Telegram or Stripe and runs only after the commit.
+    after_commit.append(refund_then_tell)
+
+
+class Notifier:
+    """Receipts and refund notes: queued with what they report, sent after the commit
+    (bot.scheduler.notices); a failed send is the scheduler's to retry."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        scheduler: Scheduler,
+    ) -> None:
+        self.bot = bot
+        self.sessionmaker = sessionmaker
+        self.settings = settings
+        self.scheduler = scheduler
+
+    async def queue(
+        self,
+        session: AsyncSession,
+        chat_id: int,
+        text: str,
+        markup: InlineKeyboardMarkup | None,
+        now: datetime,
+    ) -> notices.Notice:
+        return await notices.queue(
+            session, chat_id, outgoing(text, markup), now=now, lease=self.settings.scheduler_lease
+        )
+
+    async def send(self, notice: notices.Notice) -> None:
+        await notices.send_now(
+            self.sessionmaker,
+            TelegramSender(self.bot),
+            notice,
+            now=self.scheduler.clock.now,
+            wake=self.scheduler.wake,
+        )
+
+
+async def _auto_refund(
+    notifier: Notifier, result: PaymentResult, method: str
+) -> RefundResult | None:
+    """Give back a payment that bought nothing, in a transaction of its own."""
+    bot, settings = notifier.bot, notifier.settings
     refund: RefundResult | None = None
     if result.outcome == Outcome.REFUND_DUE and result.payment_id is not None:
-        payment = await session.get(Payment, result.payment_id)
-        if payment is not None:
-            refund = await refund_payment(
-                session,
-                payment,
-                gateways(bot, settings),
-                settings,
-                actor_creator_id=None,
-                now=now,
-            )
+        async with notifier.sessionmaker() as session:
+            payment = await session.get(Payment, result.payment_id)
+            if payment is not None:
+                refund = await refund_payment(
+                    session,
+                    payment,
+                    gateways(bot, settings),
+                    settings,
+                    actor_creator_id=None,
+                    now=notifier.scheduler.clock.now(),
+                )
+            await session.commit()
     elif result.outcome == Outcome.UNKNOWN_ORDER:
-        refund = await _refund_unrecorded(bot, settings, user.id, method, paid)
+        refund = await _refund_unrecorded(bot, settings, result, method)
     if refund is None or refund.status not in (RefundStatus.DONE, RefundStatus.SYNCED):
-        log.error("payment %s needs a manual refund", paid.telegram_payment_charge_id)
-    await message.answer(auto_refund_text(result, refund, locale))
+        log.error(
+            "payment %s (order %s) needs a manual refund",
+            result.payment_id,
+            result.order_ref,
+        )
+    return refund
 
 
 class _RefundedElsewhere:
@@ -657,16 +745,21 @@ async def on_refunded_payment(
         await message.answer(refunded_text(result, current_locale()))
 
 
-async def _refund_unrecorded(bot: Bot, settings: Settings, user_id: int, method: str, paid):  # type: ignore[no-untyped-def]
+async def _refund_unrecorded(
+    bot: Bot, settings: Settings, result: PaymentResult, method: str
+) -> RefundResult | None:
     """Money for an invoice we cannot find: nothing to credit, so give it back."""
+    charge = result.charge_id or ""
     try:
         if method == PaymentMethod.STARS:
-            await TelegramStars(bot).refund_star_payment(user_id, paid.telegram_payment_charge_id)
+            await TelegramStars(bot).refund_star_payment(result.user_id, charge)
         else:
             gateway = stripe_gateway(settings)
-            if gateway is None or not paid.provider_payment_charge_id:
+            if gateway is None or not result.provider_charge_id:
                 return None
-            await gateway.refund(paid.provider_payment_charge_id)
+            await gateway.refund(
+                result.provider_charge_id, idempotency_key=f"refund-unknown-{charge}"
+            )
     except AlreadyRefunded:
         return RefundResult(RefundStatus.SYNCED)
     except ProviderError:
@@ -696,24 +789,46 @@ async def tell_learner(
         log.warning("could not message learner %s", user_id, exc_info=True)
 
 
-def web_payment_notifier(
+class WebNotifier:
+    """The Stripe webhook's receipts and refund notes, in the learner's language, queued
+    in the webhook's transaction and sent after it commits (bot.payments.web_checkout)."""
+
+    def __init__(self, notifier: Notifier, i18n: I18n) -> None:
+        self.notifier = notifier
+        self.i18n = i18n
+
+    async def queue(
+        self,
+        session: AsyncSession,
+        result: PaymentResult,
+        refund: RefundResult | None,
+        now: datetime,
+    ) -> notices.Notice | None:
+        if not result.user_id:
+            return None
+        learner = await session.get(User, result.user_id)
+        locale = pick_locale(
+            learner.language if learner else None,
+            learner.language_code if learner else None,
+            self.notifier.settings.default_language,
+        )
+        # Outside an update no i18n context is set yet.
+        with self.i18n.context(), self.i18n.use_locale(locale):
+            if result.outcome == Outcome.CREDITED:
+                text, markup = receipt_text(result, PaymentMethod.WEB, locale), receipt_keyboard()
+            else:
+                text, markup = auto_refund_text(result, refund, locale), None
+            return await self.notifier.queue(session, result.user_id, text, markup, now)
+
+    async def send(self, notice: notices.Notice) -> None:
+        await self.notifier.send(notice)
+
+
+def web_notifier(
     bot: Bot,
     sessionmaker: async_sessionmaker[AsyncSession],
     i18n: I18n,
     settings: Settings,
-):  # type: ignore[no-untyped-def]
-    """The webhook's way to send the receipt (or the refund note) after it commits."""
-
-    async def notify(result: PaymentResult, refund: RefundResult | None) -> None:
-        if not result.user_id:
-            return
-
-        def build(locale: str):  # type: ignore[no-untyped-def]
-            if result.outcome == Outcome.CREDITED:
-                return receipt_text(result, PaymentMethod.WEB, locale), receipt_keyboard()
-            return auto_refund_text(result, refund, locale), None
-
-        async with sessionmaker() as session:
-            await tell_learner(bot, session, i18n, settings, result.user_id, build)
-
-    return notify
+    scheduler: Scheduler,
+) -> WebNotifier:
+    return WebNotifier(Notifier(bot, sessionmaker, settings, scheduler), i18n)

@@ -10,7 +10,9 @@ therefore closed in place, with no commit.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
+from inspect import isawaitable
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -19,8 +21,12 @@ from sqlalchemy import event, inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, object_session
 
-# Callbacks other middlewares register to learn that the update's transaction committed
-# (after a rollback nothing is called: whatever the update held is simply not kept).
+log = logging.getLogger(__name__)
+
+# Callbacks other middlewares and handlers register to run once the update's transaction
+# committed (after a rollback nothing is called: whatever the update held is simply not
+# kept). A callback may return an awaitable: that is where a handler speaks after it
+# booked (a receipt after a payment); its failure is logged and undoes nothing.
 AFTER_COMMIT = "after_commit"
 
 _CONNECTED = "lyceum.connected"
@@ -92,7 +98,7 @@ class DbSessionMiddleware(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        after_commit: list[Callable[[], None]] = []
+        after_commit: list[Callable[[], object]] = []
         session = self.sessionmaker()
         data["session"] = session
         data[AFTER_COMMIT] = after_commit
@@ -108,5 +114,10 @@ class DbSessionMiddleware(BaseMiddleware):
             raise
         await _close(session)
         for callback in after_commit:
-            callback()
+            outcome = callback()
+            if isawaitable(outcome):
+                try:
+                    await outcome
+                except Exception:
+                    log.exception("an after-commit step failed; what was committed stays")
         return result

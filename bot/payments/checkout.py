@@ -52,6 +52,8 @@ class RefundReason(StrEnum):
     ORDER_REFUNDED = "order_refunded"
     PRODUCT_GONE = "product_gone"
     NOT_YOURS = "not_yours"
+    # Charged another amount or currency than the order asks: never access for less.
+    AMOUNT_DIFFERS = "amount_differs"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,10 @@ class PaymentResult:
     # Credited although the order had expired, been replaced or repriced meanwhile.
     late: bool = False
     reason: RefundReason | None = None
+    # Telegram's charge id (or Stripe's event id) and the provider's: what a refund of
+    # money that could not be booked against an order needs.
+    charge_id: str | None = None
+    provider_charge_id: str | None = None
 
 
 async def _existing(
@@ -116,7 +122,14 @@ async def record_payment(
     order = await get_order(session, payload)
     user_id = payer_id if payer_id is not None else (order.user_id if order else 0)
     charge = telegram_charge_id or external_event_id
-    base = PaymentResult(Outcome.UNKNOWN_ORDER, user_id, currency, amount)
+    base = PaymentResult(
+        Outcome.UNKNOWN_ORDER,
+        user_id,
+        currency,
+        amount,
+        charge_id=charge,
+        provider_charge_id=provider_charge_id,
+    )
     if order is None:
         log.error("payment %s for unknown payload %r", charge, payload)
         return base
@@ -187,17 +200,26 @@ async def record_payment(
         await session.flush()
         return replace(info, outcome=Outcome.CREDITED)
     reason = await _refusal(session, order, user_id, product is not None, now)
+    if reason is None and (order.currency != currency or order.amount_minor != amount):
+        # Booked as money received (above) and given back; the order keeps its terms.
+        log.warning(
+            "payment %s of %s %s for order %s asking %s %s: refund due",
+            charge,
+            amount,
+            currency,
+            order.public_ref,
+            order.amount_minor,
+            order.currency,
+        )
+        reason = RefundReason.AMOUNT_DIFFERS
     if reason is not None:
         return replace(info, outcome=Outcome.REFUND_DUE, reason=reason)
-    late = (
-        order.status != OrderStatus.PENDING
-        or order.currency != currency
-        or order.amount_minor != amount
-    )
+    # Expired or replaced meanwhile, but paid in full: credited.
+    late = order.status != OrderStatus.PENDING
     won = await session.execute(
         update(Order)
         .where(Order.id == order.id, Order.status.in_(CREDITABLE))
-        .values(status=OrderStatus.PAID, paid_at=now, currency=currency, amount_minor=amount)
+        .values(status=OrderStatus.PAID, paid_at=now)
         .execution_options(synchronize_session=False)
     )
     if not getattr(won, "rowcount", 0):

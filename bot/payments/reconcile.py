@@ -2,17 +2,19 @@
 
 A gap means money and books disagree: a Stars payment Telegram has but we never
 credited (a lost successful_payment), one we credited that Telegram does not know, an
-amount that differs, or a refund only one side has seen.
+amount that differs, or a refund only one side has seen. And, over every payment of any
+method, our books against themselves: money received must have its sale in the ledger,
+and money kept (not refunded) must have bought its entitlement.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import Payment, PaymentMethod
+from bot.models import Entitlement, LedgerEntry, LedgerKind, Order, Payment, PaymentMethod
 from bot.payments.gateways import StarsApi, StarTxn
 
 PAGE = 100
@@ -28,11 +30,14 @@ class ReconcileReport:
     amount_mismatch: list[tuple[str, int, int]] = field(default_factory=list)
     refunded_only_remotely: list[str] = field(default_factory=list)
     refunded_only_locally: list[str] = field(default_factory=list)
+    # Payments (any method) whose sale is not fully in our books, one line each.
+    unbooked: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not (
-            self.missing_locally
+            self.unbooked
+            or self.missing_locally
             or self.missing_remotely
             or self.amount_mismatch
             or self.refunded_only_remotely
@@ -55,6 +60,7 @@ class ReconcileReport:
         ]
         out += [f"REFUNDED AT TELEGRAM ONLY: {c}" for c in self.refunded_only_remotely]
         out += [f"REFUNDED HERE ONLY: {c}" for c in self.refunded_only_locally]
+        out += self.unbooked
         out.append("OK: no gaps" if self.ok else "GAPS FOUND")
         return out
 
@@ -107,9 +113,44 @@ def _refunded(incoming: dict[str, StarTxn], outgoing: list[StarTxn]) -> set[str]
     return refunded
 
 
+async def unbooked_payments(session: AsyncSession) -> list[str]:
+    """Every payment without its ledger sale, or kept without the entitlement it bought."""
+    has_sale = exists().where(
+        LedgerEntry.payment_id == Payment.id, LedgerEntry.kind == LedgerKind.SALE
+    )
+    has_access = exists().where(
+        Entitlement.user_id == Order.user_id,
+        Entitlement.product_kind == Order.product_kind,
+        Entitlement.product_id == Order.product_id,
+    )
+    rows = await session.execute(
+        select(Payment, Order.public_ref, has_sale, has_access)
+        .join(Order, Order.id == Payment.order_id)
+        .order_by(Payment.id)
+    )
+    out: list[str] = []
+    for payment, ref, sale, access in rows.tuples():
+        what = (
+            f"payment {payment.id} ({payment.method} "
+            f"{payment.telegram_payment_charge_id or payment.provider_payment_charge_id}, "
+            f"{payment.amount_minor} {payment.currency}, order {ref}, user {payment.user_id})"
+        )
+        if not sale:
+            out.append(f"NO LEDGER ROW: {what}")
+        if payment.refunded_at is not None:
+            continue
+        if not (payment.raw or {}).get("credited"):
+            out.append(f"NOT CREDITED, NOT REFUNDED: {what}")
+        elif not access:
+            out.append(f"NO ENTITLEMENT: {what}")
+    return out
+
+
 async def reconcile_stars(session: AsyncSession, stars: StarsApi) -> ReconcileReport:
     txns = await fetch_all(stars)
     local = list(
         await session.scalars(select(Payment).where(Payment.method == PaymentMethod.STARS))
     )
-    return compare(txns, local)
+    report = compare(txns, local)
+    report.unbooked = await unbooked_payments(session)
+    return report

@@ -2,7 +2,10 @@
 and the webhook that credits it when Stripe says checkout.session.completed.
 
 The webhook is idempotent by Stripe's event id (Payment.external_event_id) and by the
-payment intent; it owns its transaction because it runs outside any Telegram update.
+payment intent; it owns its transactions because it runs outside any Telegram update.
+Book first, then speak: the payment commits first; a refund (a call to Stripe) runs in
+a transaction of its own afterwards, and the learner's message is queued with what it
+reports and sent after that commit (bot.scheduler.notices).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,16 +21,33 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.models import Payment, PaymentMethod, utcnow
 from bot.payments.checkout import Outcome, PaymentResult, record_payment
-from bot.payments.gateways import Gateways
+from bot.payments.gateways import AlreadyRefunded, Gateways, ProviderError
 from bot.payments.orders import Offer, open_order
-from bot.payments.refunds import RefundResult, refund_payment
+from bot.payments.refunds import RefundResult, RefundStatus, refund_payment
 from bot.payments.stripe_api import BadSignature, CheckoutLink, StripeGateway, verify_event
+from bot.scheduler.notices import Notice
 
 log = logging.getLogger(__name__)
 
 PAID_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 
-Notify = Callable[[PaymentResult, RefundResult | None], Awaitable[None]]
+
+class Notifier(Protocol):
+    """The learner's receipt or refund note (rendered by the handlers layer)."""
+
+    async def queue(
+        self,
+        session: AsyncSession,
+        result: PaymentResult,
+        refund: RefundResult | None,
+        now: datetime,
+    ) -> Notice | None:
+        """Persist the message in `session`'s transaction."""
+        ...
+
+    async def send(self, notice: Notice) -> None:
+        """Send it after that transaction committed; never raises."""
+        ...
 
 
 def return_urls(settings: Settings, bot_username: str | None) -> tuple[str, str]:
@@ -88,7 +108,7 @@ def stripe_webhook_handler(
     sessionmaker: async_sessionmaker[AsyncSession],
     settings: Settings,
     gateways: Gateways,
-    notify: Notify | None = None,
+    notifier: Notifier | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     secret = (
@@ -104,23 +124,75 @@ def stripe_webhook_handler(
         except BadSignature as exc:
             log.warning("rejected a Stripe webhook: %s", exc)
             return web.Response(status=400, text="bad signature")
-        refund: RefundResult | None = None
+        now = clock()
+        notice: Notice | None = None
         async with sessionmaker() as session:
-            now = clock()
             result = await handle_stripe_event(session, event, settings, now)
-            if result is not None and result.outcome == Outcome.REFUND_DUE:
-                payment = await session.get(Payment, result.payment_id)
-                if payment is not None:
-                    refund = await refund_payment(
-                        session, payment, gateways, settings, actor_creator_id=None, now=now
-                    )
+            if result is not None and result.outcome == Outcome.CREDITED and notifier:
+                notice = await notifier.queue(session, result, None, now)
             await session.commit()
-        # Tell the learner only after the books are safe; a failed message loses nothing.
-        if result is not None and result.outcome != Outcome.DUPLICATE and notify is not None:
-            try:
-                await notify(result, refund)
-            except Exception:
-                log.warning("could not notify the learner about a web payment", exc_info=True)
+        if result is None or result.outcome == Outcome.DUPLICATE:
+            return web.json_response({"received": True})
+        if result.outcome == Outcome.UNKNOWN_ORDER:
+            if not await _refund_unknown(event, result, gateways):
+                # Nothing was recorded: Stripe's retry of this event tries the refund again.
+                return web.Response(status=500, text="refund failed; retry later")
+            return web.json_response({"received": True})
+        if result.outcome == Outcome.REFUND_DUE:
+            async with sessionmaker() as session:
+                refund = await _refund_booked(session, result, gateways, settings, now)
+                if notifier:
+                    notice = await notifier.queue(session, result, refund, now)
+                await session.commit()
+        if notice is not None and notifier is not None:
+            await notifier.send(notice)
         return web.json_response({"received": True})
 
     return handle
+
+
+async def _refund_booked(
+    session: AsyncSession,
+    result: PaymentResult,
+    gateways: Gateways,
+    settings: Settings,
+    now: datetime,
+) -> RefundResult | None:
+    payment = await session.get(Payment, result.payment_id) if result.payment_id else None
+    refund = None
+    if payment is not None:
+        refund = await refund_payment(
+            session, payment, gateways, settings, actor_creator_id=None, now=now
+        )
+    if refund is None or refund.status not in (RefundStatus.DONE, RefundStatus.SYNCED):
+        log.error(
+            "web payment %s (order %s) needs a manual refund", result.payment_id, result.order_ref
+        )
+    return refund
+
+
+async def _refund_unknown(event: dict[str, Any], result: PaymentResult, gateways: Gateways) -> bool:
+    """A signed, paid checkout we have no order for: the money goes back through Stripe."""
+    obj = (event.get("data") or {}).get("object") or {}
+    intent = result.provider_charge_id
+    log.error(
+        "Stripe event %s: paid checkout %s (%s %s) for no known order; refunding %s",
+        event.get("id"),
+        obj.get("id"),
+        result.amount,
+        result.currency,
+        intent,
+    )
+    if gateways.card is None or not intent:
+        log.error(
+            "Stripe event %s: cannot refund (no Stripe client or payment intent)", event.get("id")
+        )
+        return True  # a retry would not help: staff refund it by hand
+    try:
+        await gateways.card.refund(intent, idempotency_key=f"refund-unknown-{intent}")
+    except AlreadyRefunded:
+        return True
+    except ProviderError as exc:
+        log.error("Stripe event %s: refund of %s failed: %s", event.get("id"), intent, exc.detail)
+        return False
+    return True

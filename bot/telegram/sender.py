@@ -19,7 +19,7 @@ from aiogram.exceptions import (
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.scheduler.errors import ChatNotFound, Rejected, RetryAfter, Transient, Unreachable
-from bot.scheduler.sender import Outgoing
+from bot.scheduler.sender import Button, Outgoing
 
 # A caption is limited to 1024 characters, a text to 4096.
 CAPTION_LIMIT = 1024
@@ -41,6 +41,17 @@ def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:
             for row in message.buttons
         ]
     )
+
+
+def outgoing(text: str, markup: InlineKeyboardMarkup | None = None) -> Outgoing:
+    """A handler's text and keyboard as the scheduler's plain message (callback buttons
+    only: that is all Outgoing carries)."""
+    rows: list[tuple[Button, ...]] = []
+    for row in markup.inline_keyboard if markup is not None else ():
+        buttons = tuple(Button(b.text, b.callback_data) for b in row if b.callback_data)
+        if buttons:
+            rows.append(buttons)
+    return Outgoing(text=text, buttons=tuple(rows))
 
 
 class TelegramSender:

@@ -1,0 +1,146 @@
+"""One-off messages that must not be lost and must not undo anything: receipts and
+refund notes. Book first, then speak.
+
+`queue` writes the message as a job inside the transaction that books the money, so the
+two commit together; the job starts claimed (as the worker claims jobs), so the worker
+leaves it alone while the caller sends it right after the commit (`send_now`). A send
+that fails with 429 or 5xx hands the job back to the worker, which retries it through
+the rate-limited sender; if the process dies before or during that first send, the
+claim runs out and the worker sends it then (at most the one message in flight twice,
+as with lessons). A learner who blocked the bot, or a chat that does not exist, drops
+the message with a log line: their purchase is in the books either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.models import Job, JobStatus
+from bot.scheduler.errors import ChatNotFound, Rejected, RetryAfter, Unreachable
+from bot.scheduler.jobs import JobContext, JobRegistry
+from bot.scheduler.sender import Button, Outgoing, Sender
+
+log = logging.getLogger(__name__)
+
+KIND = "notice"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    job_id: int
+    chat_id: int
+    message: Outgoing
+
+
+def _dump(chat_id: int, message: Outgoing) -> dict[str, Any]:
+    return {
+        "chat": chat_id,
+        "text": message.text,
+        "protect": message.protect_content,
+        "buttons": [[[b.text, b.data] for b in row] for row in message.buttons],
+    }
+
+
+def _load(payload: dict[str, Any]) -> tuple[int, Outgoing]:
+    buttons = tuple(
+        tuple(Button(str(text), str(data)) for text, data in row)
+        for row in payload.get("buttons") or ()
+    )
+    message = Outgoing(
+        text=payload.get("text"), protect_content=bool(payload.get("protect")), buttons=buttons
+    )
+    return int(payload["chat"]), message
+
+
+async def queue(
+    session: AsyncSession, chat_id: int, message: Outgoing, *, now: datetime, lease: float
+) -> Notice:
+    """Persist `message` in the caller's transaction, claimed for `lease` seconds."""
+    job = Job(
+        kind=KIND,
+        payload=_dump(chat_id, message),
+        run_at=now,
+        status=JobStatus.RUNNING,
+        claimed_until=now + timedelta(seconds=lease),
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    await session.flush()
+    return Notice(job.id, chat_id, message)
+
+
+async def send_now(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    sender: Sender,
+    notice: Notice,
+    *,
+    now: Callable[[], datetime],
+    wake: Callable[[], None] | None = None,
+) -> bool:
+    """Send a queued notice once, after its transaction committed. Never raises.
+
+    True when it went out; otherwise the job is back with the worker or dropped."""
+    error = ""
+    delay = 0.0
+    try:
+        await sender.send(notice.chat_id, notice.message)
+    except (Unreachable, ChatNotFound, Rejected) as exc:
+        log.warning("notice to %s dropped: %s", notice.chat_id, exc)
+        await _finish(sessionmaker, notice.job_id, JobStatus.DONE, now(), f"dropped: {exc}")
+        return False
+    except RetryAfter as exc:
+        delay, error = exc.retry_after, str(exc)
+    except Exception as exc:  # 5xx, network, anything: the worker tries again
+        error = repr(exc)
+    else:
+        await _finish(sessionmaker, notice.job_id, JobStatus.DONE, now(), None)
+        return True
+    log.warning("notice to %s not sent (%s); the scheduler retries it", notice.chat_id, error)
+    at = now() + timedelta(seconds=delay)
+    await _finish(sessionmaker, notice.job_id, JobStatus.PENDING, at, error[:500])
+    if wake is not None:
+        wake()
+    return False
+
+
+async def _finish(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    job_id: int,
+    status: str,
+    at: datetime,
+    error: str | None,
+) -> None:
+    try:
+        async with sessionmaker() as session:
+            await session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+                .values(status=status, run_at=at, claimed_until=None, last_error=error)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+    except Exception:
+        # The claim runs out and the worker sends it: at worst a second copy.
+        log.exception("could not record notice job %s", job_id)
+
+
+async def run(ctx: JobContext, job: Job) -> datetime | None:
+    """The worker's retry: through the rate-limited sender (429s wait, 5xx back off)."""
+    chat_id, message = _load(job.payload)
+    try:
+        await ctx.sender.send(chat_id, message)
+    except (Unreachable, ChatNotFound, Rejected) as exc:
+        log.warning("notice job %s to %s dropped: %s", job.id, chat_id, exc)
+    return None
+
+
+def register(registry: JobRegistry) -> None:
+    registry.register(KIND, run)
