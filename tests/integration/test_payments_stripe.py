@@ -399,3 +399,95 @@ async def test_web_payment_for_an_owned_course_is_refunded_through_stripe(
         assert payments["pi_1"].refunded_at is None
         assert payments["pi_2"].refunded_at is not None
         assert await db.scalar(select(func.sum(LedgerEntry.gross_minor))) == 1999
+
+
+async def paid_intent(client: stripe.StripeClient, amount: int) -> str:
+    """A real payment intent in localstripe: the money a checkout took."""
+    method = client.v1.payment_methods.create(
+        {
+            "type": "card",
+            "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"},
+        }
+    )
+    intent = client.v1.payment_intents.create(
+        {"amount": amount, "currency": "usd", "payment_method": method.id, "confirm": True}
+    )
+    assert intent.status == "succeeded"
+    return intent.id
+
+
+@pytest.fixture
+async def stripe_hook(
+    localstripe: str, database_url: str, engine: AsyncEngine
+) -> AsyncIterator[tuple[App, str]]:
+    settings = pay_settings(
+        database_url,
+        stripe_secret_key=STRIPE_KEY,
+        stripe_api_base=localstripe,
+        stripe_webhook_secret=WEBHOOK_SECRET,
+    )
+    app = make_app(settings, engine)
+    web_app = web.Application()
+    add_stripe_webhook(app, web_app)
+    runner = web.AppRunner(web_app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield app, f"http://127.0.0.1:{port}{settings.stripe_webhook_path}"
+    finally:
+        await runner.cleanup()
+        await settle(app)
+
+
+async def test_a_web_payment_for_less_than_the_order_is_refunded_not_credited(
+    localstripe: str, stripe_hook: tuple[App, str], db: AsyncSession
+) -> None:
+    app, url = stripe_hook
+    client = stripe.StripeClient(STRIPE_KEY, base_addresses={"api": localstripe})
+    _, course_id = await make_course(db)
+    await upsert_user(db, TelegramProfile(id=ANN.id, first_name="Ann", language_code="en"))
+    offer = await make_offer(db, ANN.id, "course", course_id, app.settings)
+    assert isinstance(offer, Offer)
+    ref = (await open_order(db, ANN.id, offer, "web", app.settings)).public_ref
+    await db.commit()
+
+    # A signed event for the order's session, but 9.99 was charged for a 19.99 order.
+    intent = await paid_intent(client, 999)
+    body = checkout_completed("evt_low", ref, 999, intent)
+    assert await post(url, body, stripe_signature(body, WEBHOOK_SECRET)) == 200
+
+    refunds = client.v1.refunds.list({"payment_intent": intent}).data
+    assert [(r.amount, r.status) for r in refunds] == [(999, "succeeded")]
+    db.expire_all()
+    order = await db.scalar(select(Order).where(Order.public_ref == ref))
+    assert order is not None
+    assert (order.status, order.amount_minor) == (OrderStatus.PENDING, 1999)
+    assert await db.scalar(select(func.count()).select_from(Entitlement)) == 0
+    payment = await db.scalar(select(Payment))
+    assert payment is not None and payment.amount_minor == 999
+    assert payment.refunded_at is not None
+    assert await db.scalar(select(func.sum(LedgerEntry.gross_minor))) == 0
+    texts = [m.text for m in app.bot.session.of_type(SendMessage)]  # type: ignore[attr-defined]
+    assert any("not what the order" in t and "We refunded it" in t for t in texts)
+    assert not any("Payment received" in t for t in texts)
+
+
+async def test_a_paid_checkout_for_no_known_order_is_refunded_and_logged(
+    localstripe: str,
+    stripe_hook: tuple[App, str],
+    db: AsyncSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, url = stripe_hook
+    client = stripe.StripeClient(STRIPE_KEY, base_addresses={"api": localstripe})
+    intent = await paid_intent(client, 1999)
+    body = checkout_completed("evt_stray", "no-such-order", 1999, intent)
+    # (A retry of the event refunds with the same idempotency key, which Stripe answers
+    # with the first refund; localstripe ignores the key, so one delivery here.)
+    assert await post(url, body, stripe_signature(body, WEBHOOK_SECRET)) == 200
+
+    refunds = client.v1.refunds.list({"payment_intent": intent}).data
+    assert [(r.amount, r.status) for r in refunds] == [(1999, "succeeded")]
+    assert "evt_stray" in caplog.text and "no known order" in caplog.text
+    assert await db.scalar(select(func.count()).select_from(Payment)) == 0
