@@ -39,8 +39,6 @@ from bot.keyboards.groups import (
 from bot.keyboards.payments import methods_keyboard
 from bot.models import (
     Entitlement,
-    Order,
-    Payment,
     PaymentMethod,
     Plan,
     ProductKind,
@@ -274,11 +272,16 @@ async def on_plan(
     bot: Bot,
     clock: Clock,
 ) -> None:
+    action = callback_data.a
+    if action == "cancel":
+        # A subscriber can always stop paying: whatever happened to the plan since
+        # (unpublished, edited, deleted), the next renewal must not charge them.
+        await _cancel_subscription(callback, session, user, callback_data.id, bot)
+        return
     plan = await session.get(Plan, callback_data.id)
     if plan is None or not plan.published:
         await callback.answer(_("This plan is not on sale."), show_alert=True)
         return
-    action = callback_data.a
     if action == "trial":
         result = await groups_service.start_trial(session, user.id, plan, clock.now())
         if isinstance(result, groups_service.TrialProblem):
@@ -287,9 +290,6 @@ async def on_plan(
             )
             return
         await callback.answer(_("Your trial has started. Your invite is on its way."))
-        return
-    if action == "cancel":
-        await _cancel_subscription(callback, session, user, plan, bot)
         return
     offer = await make_offer(session, user.id, ProductKind.PLAN, plan.id, settings)
     if offer == OfferProblem.OWNED:
@@ -344,41 +344,22 @@ async def _subscribe(
     )
 
 
-async def _subscription_charge(session: AsyncSession, user_id: int, plan_id: int) -> str | None:
-    """The charge id of the learner's latest recurring Stars payment for this plan."""
-    rows = await session.scalars(
-        select(Payment)
-        .join(Order, Order.id == Payment.order_id)
-        .where(
-            Payment.user_id == user_id,
-            Order.product_kind == ProductKind.PLAN,
-            Order.product_id == plan_id,
-            Payment.method == PaymentMethod.STARS,
-        )
-        .order_by(Payment.id.desc())
-    )
-    for payment in rows:
-        if payment.raw.get("subscription_expiration_date") and payment.telegram_payment_charge_id:
-            return payment.telegram_payment_charge_id
-    return None
-
-
 async def _cancel_subscription(
-    callback: CallbackQuery, session: AsyncSession, user: User, plan: Plan, bot: Bot
+    callback: CallbackQuery, session: AsyncSession, user: User, plan_id: int, bot: Bot
 ) -> None:
-    charge = await _subscription_charge(session, user.id, plan.id)
-    if charge is None:
+    sub = await groups_service.subscription(session, user.id, plan_id)
+    if sub is None:
         await callback.answer(_("No subscription to cancel."), show_alert=True)
         return
     await bot.edit_user_star_subscription(
-        user_id=user.id, telegram_payment_charge_id=charge, is_canceled=True
+        user_id=user.id, telegram_payment_charge_id=sub.charge_id, is_canceled=True
     )
     await callback.answer()
     await bot.send_message(
         user.id,
         _(
             "Renewal of {plan} is cancelled. Your access lasts to the end of the paid period."
-        ).format(plan=escape(plan.title)),
+        ).format(plan=escape(sub.plan_title)),
     )
 
 
@@ -404,7 +385,7 @@ async def cmd_subscriptions(
             else _("until {when} UTC").format(when=ent.expires_at.strftime("%Y-%m-%d %H:%M"))
         )
         text = f"<b>{escape(plan.title)}</b> — {until}"
-        charge = await _subscription_charge(session, user.id, plan.id)
+        charge = await groups_service.subscription(session, user.id, plan.id)
         markup = cancel_keyboard(plan.id) if charge else None
         await message.answer(text, reply_markup=markup)
     if not found:

@@ -21,6 +21,9 @@ from bot.models import (
     Entitlement,
     Group,
     GroupMember,
+    Order,
+    Payment,
+    PaymentMethod,
     Plan,
     PlanChat,
     ProductKind,
@@ -345,6 +348,39 @@ async def is_present(session: AsyncSession, group: Group, user_id: int) -> bool:
         )
     )
     return status in PRESENT
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A learner's Stars subscription to a plan, as Telegram knows it: its latest charge."""
+
+    plan_id: int
+    plan_title: str
+    charge_id: str
+
+
+async def subscription(session: AsyncSession, user_id: int, plan_id: int) -> Subscription | None:
+    """The learner's subscription to a plan, whatever the plan's state now.
+
+    Deliberately not limited to plans on sale: a creator unpublishing (or editing) a plan
+    stops new sales, never a subscriber's right to stop paying for it.
+    """
+    rows = await session.execute(
+        select(Payment.telegram_payment_charge_id, Payment.raw, Plan.title)
+        .join(Order, Order.id == Payment.order_id)
+        .outerjoin(Plan, Plan.id == Order.product_id)
+        .where(
+            Payment.user_id == user_id,
+            Order.product_kind == ProductKind.PLAN,
+            Order.product_id == plan_id,
+            Payment.method == PaymentMethod.STARS,
+        )
+        .order_by(Payment.id.desc())
+    )
+    for charge_id, raw, title in rows.tuples():
+        if charge_id and (raw or {}).get("subscription_expiration_date"):
+            return Subscription(plan_id, title or f"#{plan_id}", charge_id)
+    return None
 
 
 class TrialProblem(StrEnum):
