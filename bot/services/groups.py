@@ -2,6 +2,8 @@
 
 Plain data in and out; the handlers talk to Telegram. Ownership is checked here, once:
 a creator acts only on their own chats and plans, platform owners (ADMIN_IDS) on all.
+Nothing here schedules work: bot.services.memberships builds on this module (jobs,
+invites, removals, the CLI audit), never the other way round.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from bot.models import (
     Plan,
     PlanChat,
     ProductKind,
-    utcnow,
 )
 from bot.services import access
 
@@ -497,28 +498,3 @@ async def still_allowed(
         for group in await plan_groups(session, plan.id)
         if await is_allowed(session, group, user_id, now)
     ]
-
-
-async def audit_all(
-    session: AsyncSession, chat_id: int | None, *, confirm: bool, now: datetime | None = None
-) -> list[str]:
-    """The CLI audit: one line per chat; with confirm, removals are queued as jobs."""
-    from bot.services import memberships  # memberships imports this module
-
-    now = now or utcnow()
-    query = select(Group).order_by(Group.id)
-    if chat_id is not None:
-        query = query.where(Group.chat_id == chat_id)
-    lines = []
-    for group in await session.scalars(query):
-        would = await audit(session, group, now)
-        shown = ", ".join(map(str, would)) if would else "-"
-        verb = "removing" if confirm and would else "would remove"
-        lines.append(f"{group.chat_id} {group.title!r}: {verb} {len(would)}: {shown}")
-        if confirm and would:
-            await memberships.schedule_removal(session, group, would, now)
-    if not lines:
-        lines.append("no linked chats")
-    elif not confirm:
-        lines.append("dry run: nothing changed (add --confirm to remove)")
-    return lines

@@ -1,5 +1,9 @@
 """Memberships over time: invites on grant, reminders before expiry, removal after grace.
 
+This module sits on top of bot.services.groups (chats, plans, who may be in a chat) and
+owns everything that schedules work: the jobs, and the audits that queue removals. The
+arrow points one way; groups never imports this module.
+
 Access changes schedule persistent jobs (bot.scheduler) inside the granting transaction;
 the one scheduler runs them and sends through its one rate-limited sender. Chat actions
 (invite links, ban/unban) go through a `ChatAdmin` the app passes in, so this module
@@ -17,7 +21,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import Entitlement, Group, Job, JobStatus, Plan, ProductKind, User
+from bot.models import Entitlement, Group, Job, JobStatus, Plan, ProductKind, User, utcnow
 from bot.scheduler.errors import ChatNotFound, Rejected, Transient, Unreachable
 from bot.scheduler.jobs import JobContext, JobRegistry
 from bot.scheduler.sender import Outgoing
@@ -189,6 +193,29 @@ async def schedule_removal(
 ) -> None:
     """An explicit removal (audit confirm, /kick): re-checked when the job runs."""
     await schedule(session, REMOVE, {"chat": group.chat_id, "users": user_ids}, now)
+
+
+async def audit_all(
+    session: AsyncSession, chat_id: int | None, *, confirm: bool, now: datetime | None = None
+) -> list[str]:
+    """The CLI audit: one line per chat; with confirm, removals are queued as jobs."""
+    now = now or utcnow()
+    query = select(Group).order_by(Group.id)
+    if chat_id is not None:
+        query = query.where(Group.chat_id == chat_id)
+    lines = []
+    for group in await session.scalars(query):
+        would = await groups_service.audit(session, group, now)
+        shown = ", ".join(map(str, would)) if would else "-"
+        verb = "removing" if confirm and would else "would remove"
+        lines.append(f"{group.chat_id} {group.title!r}: {verb} {len(would)}: {shown}")
+        if confirm and would:
+            await schedule_removal(session, group, would, now)
+    if not lines:
+        lines.append("no linked chats")
+    elif not confirm:
+        lines.append("dry run: nothing changed (add --confirm to remove)")
+    return lines
 
 
 # --- jobs ---------------------------------------------------------------------------------
