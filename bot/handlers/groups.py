@@ -31,14 +31,14 @@ from bot.handlers.common import Command, current_locale, is_private
 from bot.i18n import pick_locale
 from bot.keyboards.groups import (
     PlanCB,
-    cancel_keyboard,
+    held_plan_keyboard,
     link_keyboard,
     plan_keyboard,
     plans_keyboard,
 )
+from bot.keyboards.menus import price_line
 from bot.keyboards.payments import methods_keyboard
 from bot.models import (
-    Entitlement,
     PaymentMethod,
     Plan,
     ProductKind,
@@ -49,6 +49,7 @@ from bot.scheduler.clock import Clock
 from bot.scheduler.jobs import JobRegistry
 from bot.scheduler.sender import Button, Outgoing, RateLimitedSender
 from bot.scheduler.telegram_sender import map_error
+from bot.scheduler.worker import Scheduler
 from bot.services import groups as groups_service
 from bot.services import memberships
 
@@ -249,14 +250,29 @@ async def on_chat_member(
 # --- buying a plan ------------------------------------------------------------------------
 
 
+def plan_price(plan: Plan) -> str:
+    """What a plan costs, in each way it can be paid (the list price, before any code)."""
+    return price_line(
+        plan.price_minor if plan.accepts_card else 0,
+        plan.currency,
+        plan.stars_price if plan.accepts_stars else 0,
+        current_locale(),
+    )
+
+
 def plan_text(plan: Plan, *, inline: bool = False) -> str:
     if plan.period_days is None:
         period = _("lifetime access")
     else:
         period = _("{days} days of access").format(days=plan.period_days)
+    price = plan_price(plan)
     if inline:
-        return f"<b>{escape(plan.title)}</b> — {period}"
-    text = f"<b>{escape(plan.title)}</b>\n{period}"
+        return f"<b>{escape(plan.title)}</b> — {period}, {price}"
+    text = f"<b>{escape(plan.title)}</b>\n{period}\n" + _("Price: {price}").format(price=price)
+    if plan.stars_subscription and plan.stars_price > 0:
+        text += "\n" + _("Or subscribe: ⭐ {stars} every 30 days, cancel any time.").format(
+            stars=plan.stars_price
+        )
     if plan.trial_days:
         text += "\n" + _("Free trial: {days} days").format(days=plan.trial_days)
     return text
@@ -271,12 +287,17 @@ async def on_plan(
     settings: Settings,
     bot: Bot,
     clock: Clock,
+    scheduler: Scheduler | None = None,
 ) -> None:
     action = callback_data.a
     if action == "cancel":
         # A subscriber can always stop paying: whatever happened to the plan since
         # (unpublished, edited, deleted), the next renewal must not charge them.
         await _cancel_subscription(callback, session, user, callback_data.id, bot)
+        return
+    if action == "link":
+        # Also for a plan no longer on sale: whoever holds it keeps their way in.
+        await _invite_again(callback, session, user, callback_data.id, clock, scheduler)
         return
     plan = await session.get(Plan, callback_data.id)
     if plan is None or not plan.published:
@@ -363,33 +384,54 @@ async def _cancel_subscription(
     )
 
 
+async def _invite_again(
+    callback: CallbackQuery,
+    session: AsyncSession,
+    user: User,
+    plan_id: int,
+    clock: Clock,
+    scheduler: Scheduler | None,
+) -> None:
+    result = await memberships.invite_again(session, user.id, plan_id, clock.now())
+    if result == memberships.InviteAgain.NOT_ACTIVE:
+        await callback.answer(_("This plan is not active for you."), show_alert=True)
+        return
+    if result == memberships.InviteAgain.INSIDE:
+        await callback.answer(_("You are already in the plan's chats."), show_alert=True)
+        return
+    if result == memberships.InviteAgain.QUEUED and scheduler is not None:
+        # The job runs after this update commits; waking only saves a poll interval.
+        scheduler.wake()
+    await callback.answer(_("A new personal invite link is on its way to this chat."))
+
+
+def until_text(expires_at: datetime | None) -> str:
+    if expires_at is None:
+        return _("for life")
+    return _("until {when} UTC").format(when=expires_at.strftime("%Y-%m-%d %H:%M"))
+
+
 @router.message(Command("subscriptions"), is_private)
 async def cmd_subscriptions(
     message: Message, session: AsyncSession, user: User, clock: Clock
 ) -> None:
-    rows = await session.execute(
-        select(Entitlement, Plan)
-        .join(Plan, Plan.id == Entitlement.product_id)
-        .where(Entitlement.user_id == user.id, Entitlement.product_kind == ProductKind.PLAN)
-        .order_by(Plan.id)
-    )
-    now = clock.now()
-    found = False
-    for ent, plan in rows.tuples():
-        if not ent.is_active(now):
-            continue
-        found = True
-        until = (
-            _("for life")
-            if ent.expires_at is None
-            else _("until {when} UTC").format(when=ent.expires_at.strftime("%Y-%m-%d %H:%M"))
-        )
-        text = f"<b>{escape(plan.title)}</b> — {until}"
-        charge = await groups_service.subscription(session, user.id, plan.id)
-        markup = cancel_keyboard(plan.id) if charge else None
-        await message.answer(text, reply_markup=markup)
-    if not found:
+    held = await groups_service.plans_of(session, user.id, clock.now(), renewing=True)
+    if not held:
         await message.answer(_("You have no active plans."))
+        return
+    for plan in held:
+        state = until_text(plan.expires_at) if plan.active else _("access ended")
+        text = f"<b>{escape(plan.title)}</b> — {state}"
+        if plan.subscription is not None and plan.subscription.renews_at is not None:
+            text += "\n" + _("Renews on {when} UTC unless you cancel.").format(
+                when=plan.subscription.renews_at.strftime("%Y-%m-%d %H:%M")
+            )
+        markup = held_plan_keyboard(
+            plan.plan_id,
+            cancel=plan.subscription is not None,
+            link=plan.active and plan.has_chats,
+        )
+        await message.answer(text, reply_markup=markup)
 
 
 @router.message(Command("plans"), is_private)

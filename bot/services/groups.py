@@ -9,7 +9,7 @@ invites, removals, the CLI audit), never the other way round.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import Select, select
@@ -358,6 +358,8 @@ class Subscription:
     plan_id: int
     plan_title: str
     charge_id: str
+    # The end of the period Telegram was last paid for: it renews then, unless cancelled.
+    renews_at: datetime | None = None
 
 
 async def subscription(session: AsyncSession, user_id: int, plan_id: int) -> Subscription | None:
@@ -379,9 +381,49 @@ async def subscription(session: AsyncSession, user_id: int, plan_id: int) -> Sub
         .order_by(Payment.id.desc())
     )
     for charge_id, raw, title in rows.tuples():
-        if charge_id and (raw or {}).get("subscription_expiration_date"):
-            return Subscription(plan_id, title or f"#{plan_id}", charge_id)
+        until = (raw or {}).get("subscription_expiration_date")
+        if charge_id and until:
+            renews_at = datetime.fromtimestamp(until, UTC) if isinstance(until, int) else None
+            return Subscription(plan_id, title or f"#{plan_id}", charge_id, renews_at)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPlan:
+    """A plan as its holder sees it (/my, /subscriptions)."""
+
+    plan_id: int
+    title: str
+    expires_at: datetime | None  # None: lifetime
+    active: bool
+    subscription: Subscription | None
+    has_chats: bool  # False: a plan of courses only, no invite link to give
+
+
+async def plans_of(
+    session: AsyncSession, user_id: int, now: datetime, *, renewing: bool = False
+) -> list[HeldPlan]:
+    """The learner's active plans; with `renewing`, also any whose Stars subscription may
+    still renew although access ended (refunded, kicked): Telegram would charge again, so
+    the learner must see it to cancel."""
+    rows = await session.execute(
+        select(Entitlement, Plan.title)
+        .outerjoin(Plan, Plan.id == Entitlement.product_id)
+        .where(Entitlement.user_id == user_id, Entitlement.product_kind == ProductKind.PLAN)
+        .order_by(Entitlement.product_id)
+    )
+    out = []
+    for ent, title in rows.tuples():
+        active = ent.is_active(now)
+        if not active and not renewing:
+            continue
+        sub = await subscription(session, user_id, ent.product_id)
+        if not active and (sub is None or sub.renews_at is None or sub.renews_at <= now):
+            continue
+        name = title or f"#{ent.product_id}"
+        chats = bool(await plan_groups(session, ent.product_id))
+        out.append(HeldPlan(ent.product_id, name, ent.expires_at, active, sub, chats))
+    return out
 
 
 class TrialProblem(StrEnum):

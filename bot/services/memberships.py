@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -108,13 +109,15 @@ async def schedule(
     payload: dict[str, Any],
     run_at: datetime,
     dedupe_key: str | None = None,
-) -> None:
+) -> bool:
+    """Queue a job; False when the same logical job (`dedupe_key`) is already there."""
     if dedupe_key is not None:
         seen = await session.scalar(select(Job.id).where(Job.dedupe_key == dedupe_key))
         if seen is not None:
-            return
+            return False
     session.add(Job(kind=kind, payload=payload, run_at=run_at, dedupe_key=dedupe_key))
     await session.flush()
+    return True
 
 
 def _stamp(when: datetime | None) -> int:
@@ -140,6 +143,34 @@ async def on_plan_granted(session: AsyncSession, change: access.AccessChange) ->
     await schedule(
         session, EXPIRE, base, change.expires_at + grace(), f"ge:{change.entitlement_id}:{stamp}"
     )
+
+
+class InviteAgain(StrEnum):
+    QUEUED = "queued"
+    ALREADY_QUEUED = "already_queued"  # asked within the hour: that link is on its way
+    INSIDE = "inside"  # already in every chat of the plan: no link needed
+    NOT_ACTIVE = "not_active"
+
+
+async def invite_again(
+    session: AsyncSession, user_id: int, plan_id: int, now: datetime
+) -> InviteAgain:
+    """A new personal invite link for someone who lost theirs.
+
+    At most one per plan and hour: each one creates an invite link in every chat, and a
+    bored thumb should not fill a chat's link list.
+    """
+    ent = await access.get_entitlement(session, user_id, ProductKind.PLAN, plan_id)
+    if ent is None or not ent.is_active(now):
+        return InviteAgain.NOT_ACTIVE
+    chats = await groups_service.plan_groups(session, plan_id)
+    if all([await groups_service.is_present(session, group, user_id) for group in chats]):
+        return InviteAgain.INSIDE
+    payload = {"user": user_id, "plan": plan_id, "exp": _stamp(ent.expires_at)}
+    key = f"gl:{ent.id}:{int(now.timestamp()) // 3600}"
+    if await schedule(session, INVITE, payload, now, key):
+        return InviteAgain.QUEUED
+    return InviteAgain.ALREADY_QUEUED
 
 
 async def on_plan_revoked(session: AsyncSession, change: access.AccessChange) -> None:
