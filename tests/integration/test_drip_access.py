@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiogram.methods import AnswerCallbackQuery
+from aiogram.methods import AnswerCallbackQuery, SendMessage
 from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -19,7 +19,15 @@ from bot.scheduler.clock import ManualClock
 from bot.services import access
 from bot.services import groups as groups_service
 from bot.services.users import get_creator
-from tests.integration.test_drip_chat import ANN, OWNER, T0, course_with_lessons, enroll, lessons_to
+from tests.integration.test_drip_chat import (
+    ANN,
+    BO,
+    OWNER,
+    T0,
+    course_with_lessons,
+    enroll,
+    lessons_to,
+)
 from tests.support.recording import RecordingSession
 from tests.support.updates import Harness, settle
 
@@ -188,3 +196,22 @@ async def test_a_plan_course_stops_when_the_plan_expires(
     await db.close()
     await drip_app.scheduler.drain()
     assert len(lessons_to(h, ANN.id)) == 3
+
+
+async def test_a_broadcast_skips_who_was_refunded_after_it_was_queued(
+    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+) -> None:
+    cid = await course_with_lessons(db, [(DAYS, 0)])
+    for user in (ANN, BO):
+        await enroll(h, db, user, cid, clock)
+    await drip_app.scheduler.drain()
+    await h.send(f"/broadcast {cid}", OWNER)
+    await h.send("Live Q&A tonight!", OWNER)
+    assert "queued for 2 learners" in h.last_text()
+    await drip_app.scheduler.run_once()  # fans out: one message job per learner
+    await refund(db, cid, clock)
+    for _ in range(3):
+        await drip_app.scheduler.drain()
+        clock.advance(seconds=6)
+    got = {r.chat_id for r in h.session.of_type(SendMessage) if "Live Q" in (r.text or "")}
+    assert got == {BO.id}
