@@ -50,7 +50,9 @@ from bot.models import (  # noqa: E402
     Delivery,
     DeliveryStatus,
     Enrollment,
+    Entitlement,
     Lesson,
+    ProductKind,
     User,
 )
 
@@ -127,6 +129,19 @@ async def seed(url: str, n: int) -> None:
                         "interests": [],
                         "quiet_start": 0,
                         "quiet_end": 0,
+                    }
+                    for uid in uids
+                ],
+            )
+            # The worker sends a lesson only to someone entitled to the course.
+            await s.execute(
+                insert(Entitlement),
+                [
+                    {
+                        "user_id": uid,
+                        "product_kind": ProductKind.COURSE,
+                        "product_id": course.id,
+                        "starts_at": now,
                     }
                     for uid in uids
                 ],

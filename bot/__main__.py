@@ -68,7 +68,7 @@ async def _audit(settings: Settings, chat_id: int | None, confirm: bool) -> int:
     """Paid chats: members the bot has seen without an entitlement. A dry run unless
     --confirm, which queues their removal for the running bot's scheduler."""
     from bot.db import create_engine, create_sessionmaker
-    from bot.services.groups import audit_all
+    from bot.services.memberships import audit_all
 
     engine = create_engine(settings.database_url)
     try:

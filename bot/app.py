@@ -314,7 +314,19 @@ async def setup_commands(app: App) -> None:
         )
 
 
+async def sync_owners(app: App) -> None:
+    """Platform owners are ADMIN_IDS as configured now: whoever left it loses the role."""
+    from bot.services.users import sync_owners as sync
+
+    async with app.sessionmaker() as session:
+        demoted = await sync(session, app.settings.admin_ids)
+        await session.commit()
+    if demoted:
+        log.warning("not in ADMIN_IDS any more, owner role removed: %s", demoted)
+
+
 async def on_startup(app: App) -> None:
+    await sync_owners(app)
     await setup_commands(app)
     app.events.start(app.sessionmaker)
     if app.settings.scheduler_enabled:

@@ -31,16 +31,14 @@ from bot.handlers.common import Command, current_locale, is_private
 from bot.i18n import pick_locale
 from bot.keyboards.groups import (
     PlanCB,
-    cancel_keyboard,
+    held_plan_keyboard,
     link_keyboard,
     plan_keyboard,
     plans_keyboard,
 )
+from bot.keyboards.menus import price_line
 from bot.keyboards.payments import methods_keyboard
 from bot.models import (
-    Entitlement,
-    Order,
-    Payment,
     PaymentMethod,
     Plan,
     ProductKind,
@@ -50,6 +48,7 @@ from bot.payments.orders import Offer, OfferProblem, make_offer, open_order
 from bot.scheduler.clock import Clock
 from bot.scheduler.jobs import JobRegistry
 from bot.scheduler.sender import Button, Outgoing, RateLimitedSender
+from bot.scheduler.worker import Scheduler
 from bot.services import groups as groups_service
 from bot.services import memberships
 from bot.telegram.sender import map_error
@@ -251,14 +250,29 @@ async def on_chat_member(
 # --- buying a plan ------------------------------------------------------------------------
 
 
+def plan_price(plan: Plan) -> str:
+    """What a plan costs, in each way it can be paid (the list price, before any code)."""
+    return price_line(
+        plan.price_minor if plan.accepts_card else 0,
+        plan.currency,
+        plan.stars_price if plan.accepts_stars else 0,
+        current_locale(),
+    )
+
+
 def plan_text(plan: Plan, *, inline: bool = False) -> str:
     if plan.period_days is None:
         period = _("lifetime access")
     else:
         period = _("{days} days of access").format(days=plan.period_days)
+    price = plan_price(plan)
     if inline:
-        return f"<b>{escape(plan.title)}</b> — {period}"
-    text = f"<b>{escape(plan.title)}</b>\n{period}"
+        return f"<b>{escape(plan.title)}</b> — {period}, {price}"
+    text = f"<b>{escape(plan.title)}</b>\n{period}\n" + _("Price: {price}").format(price=price)
+    if plan.stars_subscription and plan.stars_price > 0:
+        text += "\n" + _("Or subscribe: ⭐ {stars} every 30 days, cancel any time.").format(
+            stars=plan.stars_price
+        )
     if plan.trial_days:
         text += "\n" + _("Free trial: {days} days").format(days=plan.trial_days)
     return text
@@ -273,12 +287,22 @@ async def on_plan(
     settings: Settings,
     bot: Bot,
     clock: Clock,
+    scheduler: Scheduler | None = None,
 ) -> None:
+    action = callback_data.a
+    if action == "cancel":
+        # A subscriber can always stop paying: whatever happened to the plan since
+        # (unpublished, edited, deleted), the next renewal must not charge them.
+        await _cancel_subscription(callback, session, user, callback_data.id, bot)
+        return
+    if action == "link":
+        # Also for a plan no longer on sale: whoever holds it keeps their way in.
+        await _invite_again(callback, session, user, callback_data.id, clock, scheduler)
+        return
     plan = await session.get(Plan, callback_data.id)
     if plan is None or not plan.published:
         await callback.answer(_("This plan is not on sale."), show_alert=True)
         return
-    action = callback_data.a
     if action == "trial":
         result = await groups_service.start_trial(session, user.id, plan, clock.now())
         if isinstance(result, groups_service.TrialProblem):
@@ -287,9 +311,6 @@ async def on_plan(
             )
             return
         await callback.answer(_("Your trial has started. Your invite is on its way."))
-        return
-    if action == "cancel":
-        await _cancel_subscription(callback, session, user, plan, bot)
         return
     offer = await make_offer(session, user.id, ProductKind.PLAN, plan.id, settings)
     if offer == OfferProblem.OWNED:
@@ -344,71 +365,73 @@ async def _subscribe(
     )
 
 
-async def _subscription_charge(session: AsyncSession, user_id: int, plan_id: int) -> str | None:
-    """The charge id of the learner's latest recurring Stars payment for this plan."""
-    rows = await session.scalars(
-        select(Payment)
-        .join(Order, Order.id == Payment.order_id)
-        .where(
-            Payment.user_id == user_id,
-            Order.product_kind == ProductKind.PLAN,
-            Order.product_id == plan_id,
-            Payment.method == PaymentMethod.STARS,
-        )
-        .order_by(Payment.id.desc())
-    )
-    for payment in rows:
-        if payment.raw.get("subscription_expiration_date") and payment.telegram_payment_charge_id:
-            return payment.telegram_payment_charge_id
-    return None
-
-
 async def _cancel_subscription(
-    callback: CallbackQuery, session: AsyncSession, user: User, plan: Plan, bot: Bot
+    callback: CallbackQuery, session: AsyncSession, user: User, plan_id: int, bot: Bot
 ) -> None:
-    charge = await _subscription_charge(session, user.id, plan.id)
-    if charge is None:
+    sub = await groups_service.subscription(session, user.id, plan_id)
+    if sub is None:
         await callback.answer(_("No subscription to cancel."), show_alert=True)
         return
     await bot.edit_user_star_subscription(
-        user_id=user.id, telegram_payment_charge_id=charge, is_canceled=True
+        user_id=user.id, telegram_payment_charge_id=sub.charge_id, is_canceled=True
     )
     await callback.answer()
     await bot.send_message(
         user.id,
         _(
             "Renewal of {plan} is cancelled. Your access lasts to the end of the paid period."
-        ).format(plan=escape(plan.title)),
+        ).format(plan=escape(sub.plan_title)),
     )
+
+
+async def _invite_again(
+    callback: CallbackQuery,
+    session: AsyncSession,
+    user: User,
+    plan_id: int,
+    clock: Clock,
+    scheduler: Scheduler | None,
+) -> None:
+    result = await memberships.invite_again(session, user.id, plan_id, clock.now())
+    if result == memberships.InviteAgain.NOT_ACTIVE:
+        await callback.answer(_("This plan is not active for you."), show_alert=True)
+        return
+    if result == memberships.InviteAgain.INSIDE:
+        await callback.answer(_("You are already in the plan's chats."), show_alert=True)
+        return
+    if result == memberships.InviteAgain.QUEUED and scheduler is not None:
+        # The job runs after this update commits; waking only saves a poll interval.
+        scheduler.wake()
+    await callback.answer(_("A new personal invite link is on its way to this chat."))
+
+
+def until_text(expires_at: datetime | None) -> str:
+    if expires_at is None:
+        return _("for life")
+    return _("until {when} UTC").format(when=expires_at.strftime("%Y-%m-%d %H:%M"))
 
 
 @router.message(Command("subscriptions"), is_private)
 async def cmd_subscriptions(
     message: Message, session: AsyncSession, user: User, clock: Clock
 ) -> None:
-    rows = await session.execute(
-        select(Entitlement, Plan)
-        .join(Plan, Plan.id == Entitlement.product_id)
-        .where(Entitlement.user_id == user.id, Entitlement.product_kind == ProductKind.PLAN)
-        .order_by(Plan.id)
-    )
-    now = clock.now()
-    found = False
-    for ent, plan in rows.tuples():
-        if not ent.is_active(now):
-            continue
-        found = True
-        until = (
-            _("for life")
-            if ent.expires_at is None
-            else _("until {when} UTC").format(when=ent.expires_at.strftime("%Y-%m-%d %H:%M"))
-        )
-        text = f"<b>{escape(plan.title)}</b> — {until}"
-        charge = await _subscription_charge(session, user.id, plan.id)
-        markup = cancel_keyboard(plan.id) if charge else None
-        await message.answer(text, reply_markup=markup)
-    if not found:
+    held = await groups_service.plans_of(session, user.id, clock.now(), renewing=True)
+    if not held:
         await message.answer(_("You have no active plans."))
+        return
+    for plan in held:
+        state = until_text(plan.expires_at) if plan.active else _("access ended")
+        text = f"<b>{escape(plan.title)}</b> — {state}"
+        if plan.subscription is not None and plan.subscription.renews_at is not None:
+            text += "\n" + _("Renews on {when} UTC unless you cancel.").format(
+                when=plan.subscription.renews_at.strftime("%Y-%m-%d %H:%M")
+            )
+        markup = held_plan_keyboard(
+            plan.plan_id,
+            cancel=plan.subscription is not None,
+            link=plan.active and plan.has_chats,
+        )
+        await message.answer(text, reply_markup=markup)
 
 
 @router.message(Command("plans"), is_private)

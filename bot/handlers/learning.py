@@ -39,6 +39,8 @@ def step_text(result: StepResult) -> str:
         parts.append(_("🎉 You finished the course!"))
     elif result.is_last:
         parts.append(_("That was the last lesson."))
+    elif result.access_ended:
+        parts.append(_("Your access to this course has ended: no more lessons arrive."))
     elif result.next_already_sent:
         parts.append(_("You already have the next lesson: scroll down."))
     elif result.next_waits_for_done:

@@ -1,4 +1,4 @@
-"""/my: what the learner owns."""
+"""/my: what the learner owns: courses and plans."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from bot.keyboards.learning import library_keyboard
 from bot.models import User
 from bot.scheduler.clock import Clock
 from bot.services import drip
+from bot.services import groups as groups_service
 from bot.services.catalog import library
 
 router = Router(name=__name__)
@@ -37,8 +38,10 @@ async def on_library(
 async def library_screen(
     session: AsyncSession, user: User, now: datetime
 ) -> tuple[str, InlineKeyboardMarkup]:
-    """The library with drip progress per course and pause/resume buttons."""
+    """The library: courses with drip progress and pause/resume buttons, then plans with
+    their expiry and a button for a new invite link."""
     items = await library(session, user.id, now)
     progress = await drip.progress(session, user.id)
     owned = [progress[i.course_id] for i in items if i.course_id in progress]
-    return views.library_text(items, progress), library_keyboard(owned)
+    plans = await groups_service.plans_of(session, user.id, now)
+    return views.library_text(items, progress, plans), library_keyboard(owned, plans)

@@ -1,7 +1,7 @@
 """Creators' and the admin's money commands: /refund, /coupon, /sales.
 
-A creator acts on their own sales and coupons only; the platform admin (ADMIN_IDS, or
-a creator with the owner role) on everyone's.
+A creator acts on their own sales and coupons only; the platform admin (ADMIN_IDS, as
+configured now) on everyone's.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.handlers.common import Command, current_locale, is_private
 from bot.handlers.payments import gateways, refunded_text, tell_learner
-from bot.models import Coupon, CouponKind, CreatorRole, User
+from bot.models import Coupon, CouponKind, User
 from bot.money import format_money
 from bot.payments import coupons as coupons_service
 from bot.payments.coupons import CouponSpecError
 from bot.payments.ledger import sales_summary
 from bot.payments.refunds import RefundStatus, find_payment, refund_payment
 from bot.scheduler.clock import Clock
-from bot.services.users import get_creator
+from bot.services.users import creator_for, get_creator, is_owner
 
 router = Router(name=__name__)
 router.message.filter(is_private)
@@ -40,9 +40,11 @@ class Actor:
 
 
 async def _actor(session: AsyncSession, user: User, settings: Settings) -> Actor | None:
-    creator = await get_creator(session, user.id)
-    if user.id in settings.admin_ids or (creator is not None and creator.role == CreatorRole.OWNER):
+    # Rights are checked on every call against the running ADMIN_IDS, never a stored role:
+    # someone removed from ADMIN_IDS is a plain creator (or nobody) from the next command.
+    if is_owner(user.id, settings.admin_ids):
         return Actor(None, True)
+    creator = await creator_for(session, user, settings.admin_ids)
     if creator is None:
         return None
     return Actor(creator.id, False)

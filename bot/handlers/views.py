@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from html import escape
 
 from aiogram.utils.i18n import gettext as _
@@ -9,6 +11,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.keyboards.menus import price_line, topic_label
 from bot.services.catalog import CatalogPage, CourseCard, CourseSummary, LibraryItem
 from bot.services.drip import CourseProgress, local_time
+from bot.services.groups import HeldPlan
 
 CARD_DESCRIPTION_CHARS = 3000
 
@@ -97,24 +100,40 @@ def search_prompt() -> str:
 
 
 def library_text(
-    items: list[LibraryItem], progress: dict[int, CourseProgress] | None = None
+    items: list[LibraryItem],
+    progress: dict[int, CourseProgress] | None = None,
+    plans: Sequence[HeldPlan] = (),
 ) -> str:
-    if not items:
+    if not items and not plans:
         return _(
             "Your library is empty. Open a course in the catalog and press Buy; "
             "paid courses appear here and their lessons arrive in this chat."
         )
     lines = [_("🎒 Your library:"), ""]
     for item in items:
-        if item.expires_at is None:
-            lines.append(f"• <b>{escape(item.title)}</b>")
-        else:
-            until = _("until {date}").format(date=item.expires_at.strftime("%Y-%m-%d"))
-            lines.append(f"• <b>{escape(item.title)}</b> ({until})")
+        lines.append(_held_line(item.title, item.expires_at))
         p = (progress or {}).get(item.course_id)
         if p is not None and p.total:
             lines.append("  " + progress_line(p))
+    if plans:
+        if items:
+            lines.append("")
+        lines.append(_("👥 Your plans:"))
+        lines.extend(_held_line(plan.title, plan.expires_at) for plan in plans)
+        lines.append(
+            _(
+                "Your personal invite link came in this chat; the 🔗 button below sends a "
+                "new one. Renewal and cancelling: /subscriptions"
+            )
+        )
     return "\n".join(lines)
+
+
+def _held_line(title: str, expires_at: datetime | None) -> str:
+    if expires_at is None:
+        return f"• <b>{escape(title)}</b>"
+    until = _("until {date}").format(date=expires_at.strftime("%Y-%m-%d"))
+    return f"• <b>{escape(title)}</b> ({until})"
 
 
 def progress_line(p: CourseProgress) -> str:

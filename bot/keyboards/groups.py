@@ -19,7 +19,8 @@ REQUEST_CHANNEL = 52
 
 
 class PlanCB(CallbackData, prefix="gp"):
-    """a: "buy" (offer) | "trial" | "sub" (Stars subscription) | "cancel" (stop renewing)."""
+    """a: "buy" (offer) | "trial" | "sub" (Stars subscription) | "cancel" (stop renewing)
+    | "link" (a new personal invite link)."""
 
     a: str
     id: int
@@ -100,11 +101,19 @@ def link_keyboard(text: str, url: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text=text, url=url)]])
 
 
-def cancel_keyboard(plan_id: int) -> InlineKeyboardMarkup:
-    data = PlanCB(a="cancel", id=plan_id).pack()
-    return InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton(text=_("Cancel renewal"), callback_data=data)]]
-    )
+def invite_button(plan_id: int, text: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=PlanCB(a="link", id=plan_id).pack())
+
+
+def held_plan_keyboard(plan_id: int, *, cancel: bool, link: bool) -> InlineKeyboardMarkup | None:
+    """Under a plan the learner holds: a new invite link, cancel the renewal."""
+    rows = []
+    if link:
+        rows.append([invite_button(plan_id, _("🔗 New invite link"))])
+    if cancel:
+        data = PlanCB(a="cancel", id=plan_id).pack()
+        rows.append([InlineKeyboardButton(text=_("Cancel renewal"), callback_data=data)])
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
 
 
 def audit_keyboard(chat_id: int, count: int) -> InlineKeyboardMarkup:

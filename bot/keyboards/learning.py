@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.i18n import pick_locale
+from bot.keyboards.groups import invite_button
 from bot.keyboards.menus import catalog_or_home, short_title
 from bot.scheduler.render import lesson_heading, lesson_message
 from bot.scheduler.sender import Button, Outgoing
 from bot.services.drip import CourseProgress, LessonView
+from bot.services.groups import HeldPlan
 
 
 class LessonAction:
@@ -81,7 +85,9 @@ def duration(seconds: float, _=_) -> str:  # type: ignore[no-untyped-def]
     return _("{n} h").format(n=round(seconds / 3600, 1))
 
 
-def library_keyboard(progress: list[CourseProgress]) -> InlineKeyboardMarkup:
+def library_keyboard(
+    progress: list[CourseProgress], plans: Sequence[HeldPlan] = ()
+) -> InlineKeyboardMarkup:
     rows: list[list[InlineKeyboardButton]] = []
     for p in progress:
         if p.completed:
@@ -93,5 +99,9 @@ def library_keyboard(progress: list[CourseProgress]) -> InlineKeyboardMarkup:
             text = _("⏸ Pause: {title}").format(title=short_title(p.title))
             data = EnrollmentCB(action=EnrollmentAction.PAUSE, id=p.course_id)
         rows.append([InlineKeyboardButton(text=text, callback_data=data.pack())])
+    for plan in plans:
+        if plan.has_chats:
+            label = _("🔗 Invite link: {title}").format(title=short_title(plan.title))
+            rows.append([invite_button(plan.plan_id, label)])
     rows += catalog_or_home().inline_keyboard
     return InlineKeyboardMarkup(inline_keyboard=rows)

@@ -20,6 +20,7 @@ from bot.models import Entitlement, Job, JobStatus, ProductKind, User
 from bot.scheduler.errors import ChatNotFound, Rejected, SendError, Unreachable
 from bot.scheduler.jobs import JobContext, JobRegistry
 from bot.scheduler.sender import Outgoing
+from bot.services import access
 
 BROADCAST = "broadcast"
 BROADCAST_MESSAGE = "broadcast.msg"
@@ -137,6 +138,7 @@ async def run_broadcast(ctx: JobContext, job: Job) -> datetime | None:
                         "dedupe_key": f"bc{job.id}:{user_id}",
                         "payload": {
                             "chat_id": user_id,
+                            "course_id": payload["course_id"],
                             "text": payload["text"],
                             "protect": payload.get("protect", False),
                         },
@@ -173,6 +175,13 @@ async def run_broadcast(ctx: JobContext, job: Job) -> datetime | None:
 async def send_one(ctx: JobContext, job: Job) -> datetime | None:
     payload = job.payload
     chat_id = int(payload["chat_id"])
+    course_id = payload.get("course_id")  # absent in jobs queued before it was recorded
+    if course_id is not None and not await access.has_access(
+        ctx.session, chat_id, ProductKind.COURSE, int(course_id), ctx.clock.now()
+    ):
+        # Access follows money: refunded or expired since the fan-out, so not a learner now.
+        job.last_error = "access revoked"
+        return None
     message = Outgoing(text=payload["text"], protect_content=bool(payload.get("protect")))
     try:
         await ctx.sender.send(chat_id, message)

@@ -46,6 +46,7 @@ from bot.scheduler.errors import ChatNotFound, Rejected, Transient, Unreachable
 from bot.scheduler.jobs import JobContext, JobRegistry
 from bot.scheduler.render import PlainRenderer, Renderer
 from bot.scheduler.sender import RateLimitedSender
+from bot.services import drip
 from bot.services.drip import LessonView, Prefs, in_quiet_hours, out_of_quiet_hours
 
 log = logging.getLogger(__name__)
@@ -349,7 +350,15 @@ class Scheduler:
         d, user = item.delivery, item.user
         now = self.clock.now()
         prefs = Prefs.of(user)
-        if user.is_blocked or item.enrollment.paused_at is not None:
+        if not await drip.entitled(session, item.enrollment, now):
+            # Access follows money, checked at the last moment: a refund revokes what was
+            # planned, but an expiry only passes, and a refund may commit after the claim.
+            # The rest of the course stops with it; only a new grant plans it again.
+            log.info("delivery %s revoked: user %s has no access to it now", d.id, user.id)
+            drip.revoke_delivery(d)
+            d.attempts = max(0, d.attempts - 1)
+            await drip.stop(session, item.enrollment)
+        elif user.is_blocked or item.enrollment.paused_at is not None:
             self._put_back(d, d.due_at)
         elif in_quiet_hours(now, prefs):
             self._put_back(d, out_of_quiet_hours(now, prefs))

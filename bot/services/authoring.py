@@ -38,18 +38,11 @@ from bot.models import (
 from bot.money import minor_digits
 from bot.scheduler import broadcast
 from bot.services import drip
+from bot.services.users import creator_for as creator_for  # the handlers' way in
 from bot.services.users import ensure_creator, get_creator
 
 MAX_TITLE = 200
 MAX_TAGS = 12
-
-
-async def creator_for(
-    session: AsyncSession, user: User, admin_ids: frozenset[int]
-) -> Creator | None:
-    if user.id in admin_ids:
-        return await ensure_creator(session, user, owner=True)
-    return await get_creator(session, user.id)
 
 
 async def become_creator(session: AsyncSession, user: User) -> tuple[Creator, bool]:

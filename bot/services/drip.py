@@ -13,10 +13,14 @@ course's schedule all end in it, so they cannot disagree. Rules:
   until then this lesson, and every lesson after it, has no delivery row at all;
 - nothing is ever due inside the learner's quiet hours: it moves to the end of them;
 - delivered rows (sent, or being sent right now) are never touched, so nothing already
-  delivered is sent again.
+  delivered is sent again;
+- access follows money: without an active course entitlement nothing is planned, and
+  what was planned is revoked (refund, expiry). Only a new grant plans it again, so no
+  learner action (Done, Resume, /quiet, /timezone) can bring a revoked lesson back.
 
 The worker re-checks quiet hours when it sends, because a backlog (a paused learner, a
-block, a long outage) can make an old due time come round in the middle of the night.
+block, a long outage) can make an old due time come round in the middle of the night. It
+re-checks the entitlement too: an expiry revokes nothing by itself, it only passes.
 """
 
 from __future__ import annotations
@@ -151,6 +155,9 @@ async def reschedule(
     user = user or await session.get(User, enrollment.user_id)
     if user is None:
         return
+    if not await entitled(session, enrollment, now):
+        await stop(session, enrollment)
+        return
     if lessons is None:
         lessons = await _lessons(session, enrollment.course_id)
     prefs = Prefs.of(user)
@@ -194,7 +201,8 @@ async def reschedule(
             )
             session.add(row)
         elif row.status == DeliveryStatus.PENDING or (
-            # Stopped by a revoke: a new grant brings them back ("chat not found" stays).
+            # Stopped by a revoke: access is back (checked above), so are they
+            # ("chat not found" stays).
             row.status == DeliveryStatus.SKIPPED and row.last_error == REVOKED
         ):
             row.status = DeliveryStatus.PENDING
@@ -229,10 +237,25 @@ async def _on_course_granted(session: AsyncSession, change: access.AccessChange)
 
 
 async def _on_course_revoked(session: AsyncSession, change: access.AccessChange) -> None:
-    # Refunded or expired: stop what has not gone out yet. A new grant re-schedules it.
+    # Refunded or revoked: stop what has not gone out yet. A new grant re-schedules it.
     enrollment = await _enrollment(session, change.user_id, change.product_id)
-    if enrollment is None:
-        return
+    if enrollment is not None:
+        await stop(session, enrollment)
+
+
+async def entitled(session: AsyncSession, enrollment: Enrollment, now: datetime) -> bool:
+    """The learner may have this course's lessons now (paid, granted, not expired)."""
+    return await access.has_access(
+        session, enrollment.user_id, ProductKind.COURSE, enrollment.course_id, now
+    )
+
+
+async def stop(session: AsyncSession, enrollment: Enrollment) -> None:
+    """Revoke every lesson of the enrollment that has not gone out yet.
+
+    Revoked rows stay (as SKIPPED, `REVOKED`) rather than being deleted, so a new grant
+    brings back the same rows and the history shows what access cut off.
+    """
     rows = await session.scalars(
         select(Delivery).where(
             Delivery.enrollment_id == enrollment.id,
@@ -240,9 +263,14 @@ async def _on_course_revoked(session: AsyncSession, change: access.AccessChange)
         )
     )
     for row in rows:
-        row.status = DeliveryStatus.SKIPPED
-        row.last_error = REVOKED
+        revoke_delivery(row)
     await session.flush()
+
+
+def revoke_delivery(row: Delivery) -> None:
+    row.status = DeliveryStatus.SKIPPED
+    row.last_error = REVOKED
+    row.claimed_until = None
 
 
 async def _enrollment(session: AsyncSession, user_id: int, course_id: int) -> Enrollment | None:
@@ -264,6 +292,7 @@ class StepResult:
     next_due: datetime | None = None  # when the next lesson arrives; None: no date yet
     next_waits_for_done: bool = False
     next_already_sent: bool = False
+    access_ended: bool = False  # refunded or expired: nothing more arrives
     is_last: bool = False
     tz: str = "UTC"
 
@@ -354,6 +383,10 @@ async def _after(
             ok=True, newly_done=newly_done, course_finished=finished, is_last=True, tz=tz
         )
     following = rows.get(ids[position + 1])
+    if (following is None or following.status not in _DELIVERED) and not await entitled(
+        session, enrollment, now
+    ):
+        return StepResult(ok=True, newly_done=newly_done, access_ended=True, tz=tz)
     if following is None:
         return StepResult(
             ok=True,

@@ -2,12 +2,14 @@
 
 Plain data in and out; the handlers talk to Telegram. Ownership is checked here, once:
 a creator acts only on their own chats and plans, platform owners (ADMIN_IDS) on all.
+Nothing here schedules work: bot.services.memberships builds on this module (jobs,
+invites, removals, the CLI audit), never the other way round.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import Select, select
@@ -21,10 +23,12 @@ from bot.models import (
     Entitlement,
     Group,
     GroupMember,
+    Order,
+    Payment,
+    PaymentMethod,
     Plan,
     PlanChat,
     ProductKind,
-    utcnow,
 )
 from bot.services import access
 
@@ -347,6 +351,81 @@ async def is_present(session: AsyncSession, group: Group, user_id: int) -> bool:
     return status in PRESENT
 
 
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A learner's Stars subscription to a plan, as Telegram knows it: its latest charge."""
+
+    plan_id: int
+    plan_title: str
+    charge_id: str
+    # The end of the period Telegram was last paid for: it renews then, unless cancelled.
+    renews_at: datetime | None = None
+
+
+async def subscription(session: AsyncSession, user_id: int, plan_id: int) -> Subscription | None:
+    """The learner's subscription to a plan, whatever the plan's state now.
+
+    Deliberately not limited to plans on sale: a creator unpublishing (or editing) a plan
+    stops new sales, never a subscriber's right to stop paying for it.
+    """
+    rows = await session.execute(
+        select(Payment.telegram_payment_charge_id, Payment.raw, Plan.title)
+        .join(Order, Order.id == Payment.order_id)
+        .outerjoin(Plan, Plan.id == Order.product_id)
+        .where(
+            Payment.user_id == user_id,
+            Order.product_kind == ProductKind.PLAN,
+            Order.product_id == plan_id,
+            Payment.method == PaymentMethod.STARS,
+        )
+        .order_by(Payment.id.desc())
+    )
+    for charge_id, raw, title in rows.tuples():
+        until = (raw or {}).get("subscription_expiration_date")
+        if charge_id and until:
+            renews_at = datetime.fromtimestamp(until, UTC) if isinstance(until, int) else None
+            return Subscription(plan_id, title or f"#{plan_id}", charge_id, renews_at)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPlan:
+    """A plan as its holder sees it (/my, /subscriptions)."""
+
+    plan_id: int
+    title: str
+    expires_at: datetime | None  # None: lifetime
+    active: bool
+    subscription: Subscription | None
+    has_chats: bool  # False: a plan of courses only, no invite link to give
+
+
+async def plans_of(
+    session: AsyncSession, user_id: int, now: datetime, *, renewing: bool = False
+) -> list[HeldPlan]:
+    """The learner's active plans; with `renewing`, also any whose Stars subscription may
+    still renew although access ended (refunded, kicked): Telegram would charge again, so
+    the learner must see it to cancel."""
+    rows = await session.execute(
+        select(Entitlement, Plan.title)
+        .outerjoin(Plan, Plan.id == Entitlement.product_id)
+        .where(Entitlement.user_id == user_id, Entitlement.product_kind == ProductKind.PLAN)
+        .order_by(Entitlement.product_id)
+    )
+    out = []
+    for ent, title in rows.tuples():
+        active = ent.is_active(now)
+        if not active and not renewing:
+            continue
+        sub = await subscription(session, user_id, ent.product_id)
+        if not active and (sub is None or sub.renews_at is None or sub.renews_at <= now):
+            continue
+        name = title or f"#{ent.product_id}"
+        chats = bool(await plan_groups(session, ent.product_id))
+        out.append(HeldPlan(ent.product_id, name, ent.expires_at, active, sub, chats))
+    return out
+
+
 class TrialProblem(StrEnum):
     NO_TRIAL = "no_trial"
     USED = "used"
@@ -461,28 +540,3 @@ async def still_allowed(
         for group in await plan_groups(session, plan.id)
         if await is_allowed(session, group, user_id, now)
     ]
-
-
-async def audit_all(
-    session: AsyncSession, chat_id: int | None, *, confirm: bool, now: datetime | None = None
-) -> list[str]:
-    """The CLI audit: one line per chat; with confirm, removals are queued as jobs."""
-    from bot.services import memberships  # memberships imports this module
-
-    now = now or utcnow()
-    query = select(Group).order_by(Group.id)
-    if chat_id is not None:
-        query = query.where(Group.chat_id == chat_id)
-    lines = []
-    for group in await session.scalars(query):
-        would = await audit(session, group, now)
-        shown = ", ".join(map(str, would)) if would else "-"
-        verb = "removing" if confirm and would else "would remove"
-        lines.append(f"{group.chat_id} {group.title!r}: {verb} {len(would)}: {shown}")
-        if confirm and would:
-            await memberships.schedule_removal(session, group, would, now)
-    if not lines:
-        lines.append("no linked chats")
-    elif not confirm:
-        lines.append("dry run: nothing changed (add --confirm to remove)")
-    return lines

@@ -1,5 +1,9 @@
 """Memberships over time: invites on grant, reminders before expiry, removal after grace.
 
+This module sits on top of bot.services.groups (chats, plans, who may be in a chat) and
+owns everything that schedules work: the jobs, and the audits that queue removals. The
+arrow points one way; groups never imports this module.
+
 Access changes schedule persistent jobs (bot.scheduler) inside the granting transaction;
 the one scheduler runs them and sends through its one rate-limited sender. Chat actions
 (invite links, ban/unban) go through a `ChatAdmin` the app passes in, so this module
@@ -12,12 +16,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import Entitlement, Group, Job, JobStatus, Plan, ProductKind, User
+from bot.models import Entitlement, Group, Job, JobStatus, Plan, ProductKind, User, utcnow
 from bot.scheduler.errors import ChatNotFound, Rejected, Transient, Unreachable
 from bot.scheduler.jobs import JobContext, JobRegistry
 from bot.scheduler.sender import Outgoing
@@ -104,13 +109,15 @@ async def schedule(
     payload: dict[str, Any],
     run_at: datetime,
     dedupe_key: str | None = None,
-) -> None:
+) -> bool:
+    """Queue a job; False when the same logical job (`dedupe_key`) is already there."""
     if dedupe_key is not None:
         seen = await session.scalar(select(Job.id).where(Job.dedupe_key == dedupe_key))
         if seen is not None:
-            return
+            return False
     session.add(Job(kind=kind, payload=payload, run_at=run_at, dedupe_key=dedupe_key))
     await session.flush()
+    return True
 
 
 def _stamp(when: datetime | None) -> int:
@@ -136,6 +143,34 @@ async def on_plan_granted(session: AsyncSession, change: access.AccessChange) ->
     await schedule(
         session, EXPIRE, base, change.expires_at + grace(), f"ge:{change.entitlement_id}:{stamp}"
     )
+
+
+class InviteAgain(StrEnum):
+    QUEUED = "queued"
+    ALREADY_QUEUED = "already_queued"  # asked within the hour: that link is on its way
+    INSIDE = "inside"  # already in every chat of the plan: no link needed
+    NOT_ACTIVE = "not_active"
+
+
+async def invite_again(
+    session: AsyncSession, user_id: int, plan_id: int, now: datetime
+) -> InviteAgain:
+    """A new personal invite link for someone who lost theirs.
+
+    At most one per plan and hour: each one creates an invite link in every chat, and a
+    bored thumb should not fill a chat's link list.
+    """
+    ent = await access.get_entitlement(session, user_id, ProductKind.PLAN, plan_id)
+    if ent is None or not ent.is_active(now):
+        return InviteAgain.NOT_ACTIVE
+    chats = await groups_service.plan_groups(session, plan_id)
+    if all([await groups_service.is_present(session, group, user_id) for group in chats]):
+        return InviteAgain.INSIDE
+    payload = {"user": user_id, "plan": plan_id, "exp": _stamp(ent.expires_at)}
+    key = f"gl:{ent.id}:{int(now.timestamp()) // 3600}"
+    if await schedule(session, INVITE, payload, now, key):
+        return InviteAgain.QUEUED
+    return InviteAgain.ALREADY_QUEUED
 
 
 async def on_plan_revoked(session: AsyncSession, change: access.AccessChange) -> None:
@@ -189,6 +224,29 @@ async def schedule_removal(
 ) -> None:
     """An explicit removal (audit confirm, /kick): re-checked when the job runs."""
     await schedule(session, REMOVE, {"chat": group.chat_id, "users": user_ids}, now)
+
+
+async def audit_all(
+    session: AsyncSession, chat_id: int | None, *, confirm: bool, now: datetime | None = None
+) -> list[str]:
+    """The CLI audit: one line per chat; with confirm, removals are queued as jobs."""
+    now = now or utcnow()
+    query = select(Group).order_by(Group.id)
+    if chat_id is not None:
+        query = query.where(Group.chat_id == chat_id)
+    lines = []
+    for group in await session.scalars(query):
+        would = await groups_service.audit(session, group, now)
+        shown = ", ".join(map(str, would)) if would else "-"
+        verb = "removing" if confirm and would else "would remove"
+        lines.append(f"{group.chat_id} {group.title!r}: {verb} {len(would)}: {shown}")
+        if confirm and would:
+            await schedule_removal(session, group, would, now)
+    if not lines:
+        lines.append("no linked chats")
+    elif not confirm:
+        lines.append("dry run: nothing changed (add --confirm to remove)")
+    return lines
 
 
 # --- jobs ---------------------------------------------------------------------------------

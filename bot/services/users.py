@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -152,3 +152,56 @@ async def ensure_creator(
 
 async def get_creator(session: AsyncSession, user_id: int) -> Creator | None:
     return await session.scalar(select(Creator).where(Creator.user_id == user_id))
+
+
+# --- platform owners ----------------------------------------------------------------
+#
+# The owner role (acting on every creator's courses, sales and payments) belongs to the
+# users in ADMIN_IDS of the running configuration, and to nobody else. Every command that
+# acts as a creator asks `creator_for` with the current setting, so removing someone from
+# ADMIN_IDS takes their rights away at once; `sync_owners` at start-up makes the stored
+# role agree too, for anything that reads the row without asking (reports, the CLI).
+
+
+async def creator_for(
+    session: AsyncSession, user: User, admin_ids: frozenset[int]
+) -> Creator | None:
+    """The creator behind a command, an owner exactly when ADMIN_IDS says so now."""
+    if user.id in admin_ids:
+        return await ensure_creator(session, user, owner=True)
+    creator = await get_creator(session, user.id)
+    if creator is not None and creator.role == CreatorRole.OWNER:
+        # Left ADMIN_IDS since the row was written (another process has not synced yet).
+        creator.role = CreatorRole.CREATOR
+        await session.flush()
+    return creator
+
+
+def is_owner(user_id: int, admin_ids: frozenset[int]) -> bool:
+    return user_id in admin_ids
+
+
+async def sync_owners(session: AsyncSession, admin_ids: frozenset[int]) -> list[int]:
+    """Make creators.role agree with ADMIN_IDS. Returns the user ids that lost the role."""
+    demoted = list(
+        await session.scalars(
+            select(Creator.user_id)
+            .where(Creator.role == CreatorRole.OWNER, Creator.user_id.not_in(admin_ids))
+            .order_by(Creator.user_id)
+        )
+    )
+    if demoted:
+        await session.execute(
+            update(Creator)
+            .where(Creator.user_id.in_(demoted))
+            .values(role=CreatorRole.CREATOR)
+            .execution_options(synchronize_session=False)
+        )
+    if admin_ids:
+        await session.execute(
+            update(Creator)
+            .where(Creator.user_id.in_(admin_ids), Creator.role != CreatorRole.OWNER)
+            .values(role=CreatorRole.OWNER)
+            .execution_options(synchronize_session=False)
+        )
+    return demoted

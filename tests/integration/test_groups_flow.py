@@ -661,7 +661,7 @@ async def test_audit_dry_run_then_confirm(
 async def test_cli_audit_is_a_dry_run_until_confirmed(
     gapp: App, db: AsyncSession, clock: ManualClock
 ) -> None:
-    from bot.services.groups import audit_all
+    from bot.services.memberships import audit_all
 
     plan_id = await seed(db)
     await grant(gapp, ANN.id, plan_id, 30, clock.now())
