@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import parsing
 from bot.models import (
     ContentType,
     Course,
@@ -113,7 +114,8 @@ def parse_price(text: str) -> tuple[int, str] | None:
         amount = Decimal(parts[0])
     except InvalidOperation:
         return None
-    if amount < 0 or amount > Decimal("100000"):
+    # NaN and Infinity are Decimals too; 1e308 is finite but no price.
+    if not amount.is_finite() or amount < 0 or amount > parsing.MAX_PRICE_MAJOR:
         return None
     minor = amount * (10 ** minor_digits(currency))
     if minor != minor.to_integral_value():
@@ -122,11 +124,7 @@ def parse_price(text: str) -> tuple[int, str] | None:
 
 
 def parse_stars(text: str) -> int | None:
-    text = text.strip()
-    if not text.isdigit():
-        return None
-    value = int(text)
-    return value if value <= 100_000 else None
+    return parsing.whole(text, 0, parsing.MAX_STARS)
 
 
 async def create_course(
@@ -359,15 +357,19 @@ def parse_release(text: str) -> Release | None:
     if not words:
         return None
     head = words[0].lower()
-    if head in ("days", "day") and len(words) == 2 and words[1].isdigit():
-        days = int(words[1])
-        return Release(ReleaseRule.AFTER_DAYS, days=days) if days <= 3650 else None
+    if head in ("days", "day") and len(words) == 2:
+        days = parsing.days(words[1], low=0)
+        return Release(ReleaseRule.AFTER_DAYS, days=days) if days is not None else None
     if head == "at" and len(words) in (2, 3):
         try:
             wall = datetime.strptime(
                 " ".join(words[1:]), "%Y-%m-%d %H:%M" if len(words) == 3 else "%Y-%m-%d"
             )
         except ValueError:
+            return None
+        # Year 9999 parses, but adding a time zone or a day to it overflows when a
+        # learner enrolls: refuse it here.
+        if not parsing.date_in_range(wall):
             return None
         return Release(ReleaseRule.AT_DATE, at=wall.replace(tzinfo=UTC))
     if head in ("after", "previous", "done"):
