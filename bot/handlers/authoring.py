@@ -35,6 +35,7 @@ from bot.scheduler.telegram_sender import TelegramSender
 from bot.services import authoring
 from bot.services.authoring import CourseDraft, LessonContent
 from bot.services.search import CatalogSearch
+from bot.text import TEXT_LIMIT
 
 router = Router(name=__name__)
 router.message.filter(is_private)
@@ -539,15 +540,25 @@ async def on_lesson_content(
             _("Please send text, a photo, a video, a document or a voice message.")
         )
         return
+    step = await state.get_state()
     data = await state.get_data()
     await state.clear()
-    if data.get("lesson_id"):
-        lesson = await authoring.replace_content(
-            session, creator, data["lesson_id"], content, clock.now()
+    try:
+        if data.get("lesson_id"):
+            lesson = await authoring.replace_content(
+                session, creator, data["lesson_id"], content, clock.now()
+            )
+            await message.answer(_("Lesson updated.") if lesson else not_found())
+            return
+        lesson = await authoring.add_lesson(
+            session, creator, data["course_id"], content, clock.now()
         )
-        await message.answer(_("Lesson updated.") if lesson else not_found())
+    except authoring.LessonTooLong as exc:
+        # Still waiting for this lesson: the creator sends a shorter one.
+        await state.set_state(step)
+        await state.set_data(data)
+        await message.answer(too_long_text(exc))
         return
-    lesson = await authoring.add_lesson(session, creator, data["course_id"], content, clock.now())
     if lesson is None:
         await message.answer(not_found())
         return
@@ -562,6 +573,15 @@ async def on_lesson_content(
             course=data["course_id"],
         )
     )
+
+
+def too_long_text(exc: authoring.LessonTooLong) -> str:
+    what = _("text") if exc.limit == TEXT_LIMIT else _("caption")
+    return _(
+        "Telegram would refuse this lesson: with the heading the bot adds, its {what} is "
+        "{length} characters and the limit is {limit} (an emoji counts as 2). Keep it "
+        "under {room} characters and send it again, or /cancel."
+    ).format(what=what, length=exc.length, limit=exc.limit, room=exc.room)
 
 
 def rule_text(rule: str, days: int, at: Any) -> str:
@@ -815,16 +835,26 @@ async def on_broadcast_text(
     if creator is None or (message.text or "").startswith("/"):
         await message.answer(_("Cancelled."))
         return
-    plan = await authoring.start_broadcast(
-        session,
-        creator,
-        data["course_id"],
-        clip(message.html_text),
-        chat_id=message.chat.id,
-        locale=current_locale(),
-        per_second=settings.scheduler_rate,
-        now=clock.now(),
-    )
+    try:
+        # The whole HTML: cut, it would break inside a tag and reach nobody.
+        plan = await authoring.start_broadcast(
+            session,
+            creator,
+            data["course_id"],
+            message.html_text,
+            chat_id=message.chat.id,
+            locale=current_locale(),
+            per_second=settings.scheduler_rate,
+            now=clock.now(),
+        )
+    except authoring.BroadcastTooLong as exc:
+        await message.answer(
+            _(
+                "Telegram would refuse this broadcast: it is {length} characters and the "
+                "limit is {limit} (an emoji counts as 2). Nothing was sent."
+            ).format(length=exc.length, limit=exc.limit)
+        )
+        return
     if plan is None:
         await message.answer(not_found())
         return

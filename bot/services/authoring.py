@@ -22,6 +22,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import parsing
+from bot import text as tg_text
 from bot.models import (
     ContentType,
     Course,
@@ -240,6 +241,37 @@ def lesson_title(content: LessonContent, number: int) -> str:
     return first or f"#{number}"
 
 
+# Room for the label of the heading ("Lesson 12 of 30", "第 12 节，共 30 节") up to four-
+# digit numbers in either language, in UTF-16 code units.
+LABEL_ALLOWANCE = 32
+
+
+class LessonTooLong(ValueError):
+    """A lesson that Telegram would refuse on every delivery: its text (or caption) and
+    the heading the bot puts above it exceed Telegram's limit."""
+
+    def __init__(self, length: int, limit: int, room: int) -> None:
+        super().__init__(f"{length} > {limit}")
+        self.length = length  # of the whole delivered message
+        self.limit = limit  # Telegram's: 4096 for a text, 1024 for a caption
+        self.room = room  # what is left for the creator's own text
+
+
+def check_deliverable(content: LessonContent, course_title: str, lesson_title: str) -> None:
+    """Refuse a lesson whose delivery can never fit, measured as Telegram measures: the
+    heading of bot.scheduler.render.lesson_heading plus the content, after the HTML is
+    parsed, in UTF-16 code units."""
+    body = content.text if content.kind == ContentType.TEXT else content.caption
+    limit = tg_text.TEXT_LIMIT if content.kind == ContentType.TEXT else tg_text.CAPTION_LIMIT
+    # "<course>\n<label> · <lesson title>\n\n<body>"
+    heading = (
+        tg_text.utf16_len(course_title) + 1 + LABEL_ALLOWANCE + 3 + tg_text.utf16_len(lesson_title)
+    )
+    length = heading + (2 + tg_text.visible_length(body) if body else 0)
+    if length > limit:
+        raise LessonTooLong(length, limit, max(0, limit - heading - 2))
+
+
 async def lessons_of(session: AsyncSession, course_id: int) -> list[Lesson]:
     rows = await session.scalars(
         select(Lesson).where(Lesson.course_id == course_id).order_by(Lesson.position, Lesson.id)
@@ -254,12 +286,15 @@ async def add_lesson(
     content: LessonContent,
     now: datetime | None = None,
 ) -> Lesson | None:
-    """Append a lesson. Default rule: lesson 1 at once, then one a day."""
+    """Append a lesson. Default rule: lesson 1 at once, then one a day.
+
+    Raises LessonTooLong for a lesson that could never be delivered."""
     course = await own_course(session, creator, course_id)
     if course is None:
         return None
     existing = await lessons_of(session, course_id)
     number = len(existing) + 1
+    check_deliverable(content, course.title, lesson_title(content, number))
     lesson = Lesson(
         course_id=course_id,
         position=(existing[-1].position + 1) if existing else 1,
@@ -284,11 +319,14 @@ async def replace_content(
     content: LessonContent,
     now: datetime | None = None,
 ) -> Lesson | None:
-    """New content for a lesson; learners who already got it are not sent it again."""
+    """New content for a lesson; learners who already got it are not sent it again.
+
+    Raises LessonTooLong for content that could never be delivered."""
     owned = await own_lesson(session, creator, lesson_id)
     if owned is None:
         return None
-    lesson, _course = owned
+    lesson, course = owned
+    check_deliverable(content, course.title, lesson_title(content, lesson.position))
     lesson.content_type = content.kind
     lesson.text = content.text
     lesson.file_id = content.file_id
@@ -494,6 +532,13 @@ async def preview_lesson(
 # --- broadcasts -----------------------------------------------------------------------
 
 
+class BroadcastTooLong(ValueError):
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"{length} > {limit}")
+        self.length = length
+        self.limit = limit
+
+
 async def start_broadcast(
     session: AsyncSession,
     creator: Creator,
@@ -505,9 +550,14 @@ async def start_broadcast(
     per_second: float,
     now: datetime | None = None,
 ) -> broadcast.BroadcastPlan | None:
+    """Queue `text` (Telegram HTML) for every learner. Raises BroadcastTooLong when
+    Telegram would refuse it to each of them."""
     course = await own_course(session, creator, course_id)
     if course is None:
         return None
+    length = tg_text.visible_length(text)
+    if length > tg_text.TEXT_LIMIT:
+        raise BroadcastTooLong(length, tg_text.TEXT_LIMIT)
     return await broadcast.queue_broadcast(
         session,
         course_id=course_id,
