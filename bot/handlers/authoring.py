@@ -17,6 +17,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import parsing
 from bot.config import Settings
 from bot.handlers.common import Command, clip, current_locale, has_text, is_private
 from bot.keyboards.authoring import (
@@ -34,6 +35,7 @@ from bot.services import authoring
 from bot.services.authoring import CourseDraft, LessonContent
 from bot.services.search import CatalogSearch
 from bot.telegram.sender import TelegramSender
+from bot.text import TEXT_LIMIT
 
 router = Router(name=__name__)
 router.message.filter(is_private)
@@ -110,10 +112,12 @@ async def _ask_for(
 
 
 def _int_args(command: CommandObject, count: int) -> list[int] | None:
+    """The first `count` words as ids; None when one is not an id we could have issued."""
     parts = (command.args or "").split()
-    if len(parts) < count or not all(p.isdigit() for p in parts[:count]):
+    ids = [parsing.record_id(p) for p in parts[:count]]
+    if len(ids) < count or None in ids:
         return None
-    return [int(p) for p in parts[:count]]
+    return [i for i in ids if i is not None]
 
 
 @router.message(Command("cancel"), StateFilter("*"))
@@ -217,11 +221,34 @@ async def on_language(
         )
 
 
+def price_limit() -> str:
+    return _("A card price is at most {max} in its currency, e.g. <code>19.99 USD</code>.").format(
+        max=f"{parsing.MAX_PRICE_MAJOR:,}"
+    )
+
+
+def stars_limit() -> str:
+    return _("A Stars price is a whole number from 0 to {max}.").format(
+        max=f"{parsing.MAX_STARS:,}"
+    )
+
+
+def field_limits(field: str) -> str:
+    """What a field accepts, told with the refusal so the creator can fix it at once."""
+    if field == "price":
+        return " " + price_limit()
+    if field == "stars":
+        return " " + stars_limit()
+    if field == "language":
+        return " " + _("Languages: en, zh.")
+    return ""
+
+
 @router.message(StateFilter(NewCourse.price), has_text)
 async def on_price(message: Message, state: FSMContext) -> None:
     price = authoring.parse_price(message.text or "")
     if price is None:
-        await message.answer(_("I could not read that price. Try e.g. <code>19.99 USD</code>."))
+        await message.answer(_("I could not read that price.") + " " + price_limit())
         return
     await state.update_data(price_minor=price[0], currency=price[1])
     await state.set_state(NewCourse.stars)
@@ -232,7 +259,9 @@ async def on_price(message: Message, state: FSMContext) -> None:
 async def on_stars(message: Message, state: FSMContext) -> None:
     stars = authoring.parse_stars(message.text or "")
     if stars is None:
-        await message.answer(_("Please send a whole number of Stars, e.g. 250."))
+        await message.answer(
+            _("Please send a whole number of Stars, e.g. 250.") + " " + stars_limit()
+        )
         return
     await state.update_data(stars_price=stars)
     await state.set_state(NewCourse.confirm)
@@ -334,18 +363,22 @@ async def cmd_edit_course(
     if creator is None:
         return
     parts = (command.args or "").split(maxsplit=2)
-    if len(parts) < 3 or not parts[0].isdigit() or parts[1] not in authoring.EDITABLE:
+    course_id = parsing.record_id(parts[0]) if parts else None
+    if len(parts) < 3 or course_id is None or parts[1] not in authoring.EDITABLE:
         await message.answer(
-            _("Usage: /editcourse <id> <field> <value>; fields: {fields}").format(
+            _("Usage: /editcourse <i>id field value</i>; fields: {fields}").format(
                 fields=", ".join(authoring.EDITABLE)
             )
         )
         return
-    result = await authoring.edit_course(session, creator, int(parts[0]), parts[1], parts[2])
+    result = await authoring.edit_course(session, creator, course_id, parts[1], parts[2])
     if result is None:
         await message.answer(not_found())
     elif result is False:
-        await message.answer(_("That value does not fit the field {field}.").format(field=parts[1]))
+        await message.answer(
+            _("That value does not fit the field {field}.").format(field=parts[1])
+            + field_limits(parts[1])
+        )
     else:
         search.invalidate()
         await message.answer(_("Saved."))
@@ -364,7 +397,15 @@ async def _publish(
     if creator is None:
         return
     args = _int_args(command, 1)
-    course = await authoring.set_published(session, creator, args[0], published) if args else None
+    if args is None:
+        usage = (
+            _("Usage: /publish <i>course id</i>")
+            if published
+            else _("Usage: /unpublish <i>course id</i>")
+        )
+        await message.answer(usage)
+        return
+    course = await authoring.set_published(session, creator, args[0], published)
     if course is None:
         await message.answer(not_found())
         return
@@ -405,10 +446,11 @@ async def cmd_protect(
     if creator is None:
         return
     parts = (command.args or "").split()
-    if len(parts) != 2 or not parts[0].isdigit() or parts[1] not in ("on", "off"):
-        await message.answer(_("Usage: /protect <id> on|off"))
+    course_id = parsing.record_id(parts[0]) if parts else None
+    if len(parts) != 2 or course_id is None or parts[1] not in ("on", "off"):
+        await message.answer(_("Usage: /protect <i>course id</i> on|off"))
         return
-    course = await authoring.set_protect(session, creator, int(parts[0]), parts[1] == "on")
+    course = await authoring.set_protect(session, creator, course_id, parts[1] == "on")
     if course is None:
         await message.answer(not_found())
     elif course.protect_content:
@@ -445,7 +487,7 @@ async def cmd_add_lesson(
     state: FSMContext,
 ) -> None:
     course = await _own_course_arg(
-        message, command, session, user, settings, _("Usage: /addlesson <course id>")
+        message, command, session, user, settings, _("Usage: /addlesson <i>course id</i>")
     )
     if course is not None:
         await _ask_for(
@@ -475,7 +517,7 @@ async def cmd_edit_lesson(
     args = _int_args(command, 1)
     owned = await authoring.own_lesson(session, creator, args[0]) if args else None
     if owned is None:
-        await message.answer(not_found() if args else _("Usage: /editlesson <lesson id>"))
+        await message.answer(not_found() if args else _("Usage: /editlesson <i>lesson id</i>"))
         return
     await state.set_state(LessonInput.replace)
     await state.set_data({"lesson_id": owned[0].id})
@@ -498,15 +540,25 @@ async def on_lesson_content(
             _("Please send text, a photo, a video, a document or a voice message.")
         )
         return
+    step = await state.get_state()
     data = await state.get_data()
     await state.clear()
-    if data.get("lesson_id"):
-        lesson = await authoring.replace_content(
-            session, creator, data["lesson_id"], content, clock.now()
+    try:
+        if data.get("lesson_id"):
+            lesson = await authoring.replace_content(
+                session, creator, data["lesson_id"], content, clock.now()
+            )
+            await message.answer(_("Lesson updated.") if lesson else not_found())
+            return
+        lesson = await authoring.add_lesson(
+            session, creator, data["course_id"], content, clock.now()
         )
-        await message.answer(_("Lesson updated.") if lesson else not_found())
+    except authoring.LessonTooLong as exc:
+        # Still waiting for this lesson: the creator sends a shorter one.
+        await state.set_state(step)
+        await state.set_data(data)
+        await message.answer(too_long_text(exc))
         return
-    lesson = await authoring.add_lesson(session, creator, data["course_id"], content, clock.now())
     if lesson is None:
         await message.answer(not_found())
         return
@@ -521,6 +573,15 @@ async def on_lesson_content(
             course=data["course_id"],
         )
     )
+
+
+def too_long_text(exc: authoring.LessonTooLong) -> str:
+    what = _("text") if exc.limit == TEXT_LIMIT else _("caption")
+    return _(
+        "Telegram would refuse this lesson: with the heading the bot adds, its {what} is "
+        "{length} characters and the limit is {limit} (an emoji counts as 2). Keep it "
+        "under {room} characters and send it again, or /cancel."
+    ).format(what=what, length=exc.length, limit=exc.limit, room=exc.room)
 
 
 def rule_text(rule: str, days: int, at: Any) -> str:
@@ -538,7 +599,7 @@ async def cmd_lessons(
     message: Message, command: CommandObject, session: AsyncSession, user: User, settings: Settings
 ) -> None:
     course = await _own_course_arg(
-        message, command, session, user, settings, _("Usage: /lessons <course id>")
+        message, command, session, user, settings, _("Usage: /lessons <i>course id</i>")
     )
     if course is None:
         return
@@ -568,13 +629,17 @@ async def cmd_release(
     if creator is None:
         return
     parts = (command.args or "").split(maxsplit=1)
+    lesson_id = parsing.record_id(parts[0]) if parts else None
     release = authoring.parse_release(parts[1]) if len(parts) == 2 else None
-    if not parts or not parts[0].isdigit() or release is None:
+    if lesson_id is None or release is None:
         await message.answer(
-            _("Usage: /release <lesson id> days <N> | at <YYYY-MM-DD HH:MM> | after")
+            _(
+                "Usage: /release <i>lesson id</i> days <i>N</i> | at <i>YYYY-MM-DD HH:MM</i> "
+                "| after\nDays: 0 to {days}. Dates: {first} to {last}."
+            ).format(days=parsing.MAX_DAYS, first=parsing.MIN_YEAR, last=parsing.MAX_YEAR)
         )
         return
-    result = await authoring.set_release(session, creator, int(parts[0]), release, clock.now())
+    result = await authoring.set_release(session, creator, lesson_id, release, clock.now())
     if result is None:
         await message.answer(not_found())
         return
@@ -601,11 +666,12 @@ async def cmd_move_lesson(
     if creator is None:
         return
     parts = (command.args or "").split()
-    if len(parts) != 2 or not parts[0].isdigit() or parts[1] not in ("up", "down"):
-        await message.answer(_("Usage: /movelesson <lesson id> up|down"))
+    lesson_id = parsing.record_id(parts[0]) if parts else None
+    if len(parts) != 2 or lesson_id is None or parts[1] not in ("up", "down"):
+        await message.answer(_("Usage: /movelesson <i>lesson id</i> up|down"))
         return
     delta = -1 if parts[1] == "up" else 1
-    course = await authoring.move_lesson(session, creator, int(parts[0]), delta, clock.now())
+    course = await authoring.move_lesson(session, creator, lesson_id, delta, clock.now())
     await message.answer(
         _("Moved. /lessons {id} shows the order.").format(id=course.id) if course else not_found()
     )
@@ -624,7 +690,10 @@ async def cmd_delete_lesson(
     if creator is None:
         return
     args = _int_args(command, 1)
-    course = await authoring.delete_lesson(session, creator, args[0], clock.now()) if args else None
+    if args is None:
+        await message.answer(_("Usage: /dellesson <i>lesson id</i>"))
+        return
+    course = await authoring.delete_lesson(session, creator, args[0], clock.now())
     await message.answer(_("Lesson deleted.") if course else not_found())
 
 
@@ -640,10 +709,17 @@ async def cmd_preview(
     creator = await _creator_or_say(message, session, user, settings)
     if creator is None:
         return
-    args = _int_args(command, 2)
-    if args is None:
-        await message.answer(_("Usage: /preview <course id> <day>"))
+    parts = (command.args or "").split()
+    course_id = parsing.record_id(parts[0]) if parts else None
+    day = parsing.days(parts[1], low=0) if len(parts) > 1 else None
+    if course_id is None or day is None:
+        await message.answer(
+            _("Usage: /preview <i>course id</i> <i>day</i> (day 0 to {days})").format(
+                days=parsing.MAX_DAYS
+            )
+        )
         return
+    args = [course_id, day]
     tz = user.timezone or settings.timezone
     items = await authoring.preview(session, creator, args[0], args[1], tz, clock.now())
     if items is None:
@@ -732,7 +808,7 @@ async def cmd_broadcast(
     state: FSMContext,
 ) -> None:
     course = await _own_course_arg(
-        message, command, session, user, settings, _("Usage: /broadcast <course id>")
+        message, command, session, user, settings, _("Usage: /broadcast <i>course id</i>")
     )
     if course is not None:
         await _ask_for(
@@ -759,16 +835,26 @@ async def on_broadcast_text(
     if creator is None or (message.text or "").startswith("/"):
         await message.answer(_("Cancelled."))
         return
-    plan = await authoring.start_broadcast(
-        session,
-        creator,
-        data["course_id"],
-        clip(message.html_text),
-        chat_id=message.chat.id,
-        locale=current_locale(),
-        per_second=settings.scheduler_rate,
-        now=clock.now(),
-    )
+    try:
+        # The whole HTML: cut, it would break inside a tag and reach nobody.
+        plan = await authoring.start_broadcast(
+            session,
+            creator,
+            data["course_id"],
+            message.html_text,
+            chat_id=message.chat.id,
+            locale=current_locale(),
+            per_second=settings.scheduler_rate,
+            now=clock.now(),
+        )
+    except authoring.BroadcastTooLong as exc:
+        await message.answer(
+            _(
+                "Telegram would refuse this broadcast: it is {length} characters and the "
+                "limit is {limit} (an emoji counts as 2). Nothing was sent."
+            ).format(length=exc.length, limit=exc.limit)
+        )
+        return
     if plan is None:
         await message.answer(not_found())
         return

@@ -7,6 +7,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import parsing
 from bot.config import Settings
 from bot.handlers import views
 from bot.handlers.common import Command, Screens, current_locale, is_private, show
@@ -108,9 +109,12 @@ async def cmd_course(
 ) -> None:
     # /course <id>: the same card as the deep link, for people who type.
     arg = (message.text or "").partition(" ")[2].strip()
-    card = await search.card(session, int(arg), user.id, clock.now()) if arg.isdigit() else None
+    course_id = parsing.record_id(arg)
+    card = await search.card(session, course_id, user.id, clock.now()) if course_id else None
     if card is None:
-        await message.answer(views.course_unavailable() if arg else _("Usage: /course <number>"))
+        await message.answer(
+            views.course_unavailable() if arg else _("Usage: /course <i>number</i>")
+        )
         return
     events.record(EventKind.VIEW, user_id=user.id, course_id=card.id, creator_id=card.creator_id)
     await message.answer(

@@ -15,6 +15,8 @@ from aiogram.filters import CommandStart as _AiogramCommandStart
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import get_i18n
 
+from bot.text import clip_html
+
 TELEGRAM_TEXT_LIMIT = 4096
 
 ScreenT = TypeVar("ScreenT")
@@ -43,13 +45,21 @@ def current_locale() -> str:
 
 
 def clip(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Cut HTML to Telegram's limit, counted as Telegram counts, never inside a tag."""
+    return clip_html(text, limit)
 
 
 async def show(
-    callback: CallbackQuery, text: str, markup: InlineKeyboardMarkup | None = None
+    callback: CallbackQuery,
+    text: str,
+    markup: InlineKeyboardMarkup | None = None,
+    note: str | None = None,
 ) -> None:
-    """Replace the pressed message in place (back navigation edits, never spams)."""
+    """Replace the pressed message in place (back navigation edits, never spams).
+
+    This answers the callback query, with `note` as its toast: Telegram takes one answer
+    per query, so a caller that has something to say passes it here instead of answering
+    again (a second answer is refused as "query is too old")."""
     message = callback.message
     text = clip(text)
     if isinstance(message, Message):
@@ -63,7 +73,7 @@ async def show(
         # Too old to edit (InaccessibleMessage): send a fresh one instead.
         await callback.bot.send_message(message.chat.id, text, reply_markup=markup)  # type: ignore[union-attr]
     with contextlib.suppress(TelegramBadRequest):
-        await callback.answer()
+        await callback.answer(note)
 
 
 async def is_private(event: Message | CallbackQuery) -> bool:

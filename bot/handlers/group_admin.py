@@ -17,6 +17,7 @@ from aiogram.types import CallbackQuery, ChatMember, Message, ReplyKeyboardRemov
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import parsing
 from bot.config import Settings
 from bot.handlers.common import Command
 from bot.handlers.groups import plain
@@ -231,10 +232,9 @@ def _plan_terms(plan: Plan) -> str:
 
 
 def _int(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        return None
+    """A Telegram user or chat id, or a small count; beyond 2^52 it is none of these and
+    would overflow the database's bigint."""
+    return parsing.telegram_id(text)
 
 
 @router.message(Command("members"))
@@ -285,7 +285,7 @@ async def _group_arg(
 
 async def _plan_arg(session: AsyncSession, creator: Creator, ref: str | None) -> Plan | None:
     if ref is not None:
-        plan_id = _int(ref.lstrip("#"))
+        plan_id = parsing.record_id(ref)
         return await groups_service.owned_plan(session, creator, plan_id) if plan_id else None
     plans = await groups_service.my_plans(session, creator)
     own = [p for p in plans if p.creator_id == creator.id]
@@ -376,17 +376,27 @@ async def cmd_plan(
     call = await _begin(message, session, user, settings, bot, command)
     if call is None:
         return
-    usage = _(
-        "Usage:\n/plan new Title stars=500 days=30|life trial=7 sub=yes publish=yes chat=CHAT_ID "
-        "course=COURSE_ID\n"
-        "/plan PLAN_ID stars=… days=… trial=… publish=yes|no chat=… course=…"
+    usage = (
+        _(
+            "Usage:\n/plan new Title stars=500 days=30|life trial=7 sub=yes publish=yes "
+            "chat=CHAT_ID course=COURSE_ID\n"
+            "/plan PLAN_ID stars=… days=… trial=… publish=yes|no chat=… course=…"
+        )
+        + "\n"
+        + _(
+            "Limits: stars up to {stars}, days and trial up to {days}, price up to {price}."
+        ).format(
+            stars=f"{parsing.MAX_STARS:,}",
+            days=parsing.MAX_DAYS,
+            price=f"{parsing.MAX_PRICE_MAJOR:,}",
+        )
     )
     head, _sep, rest = call.text.strip().partition(" ")
     plan: Plan | None = None
     if head == "new":
         pass
-    elif _int(head.lstrip("#")) is not None:
-        plan = await groups_service.owned_plan(session, call.creator, int(head.lstrip("#")))
+    elif (plan_id := parsing.record_id(head)) is not None:
+        plan = await groups_service.owned_plan(session, call.creator, plan_id)
         if plan is None:
             await call.answer(not_yours())
             return

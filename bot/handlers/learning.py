@@ -112,8 +112,7 @@ async def on_enrollment(
         await callback.answer(_("This course is not in your library."), show_alert=True)
         return
     text, markup = await library_screen(session, user, clock.now())
-    await show(callback, text, markup)
-    await callback.answer(note)
+    await show(callback, text, markup, note=note)
 
 
 def _fmt(minutes: int) -> str:

@@ -16,6 +16,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import parsing
 from bot.config import Settings
 from bot.handlers.common import Command, current_locale, is_private
 from bot.handlers.payments import gateways, refunded_text, tell_learner
@@ -74,7 +75,7 @@ async def cmd_refund(
         return
     ref = (command.args or "").strip()
     if not ref:
-        await message.answer(_("Usage: /refund <order reference or payment id>"))
+        await message.answer(_("Usage: /refund <i>order reference or payment id</i>"))
         return
     payment = await find_payment(session, ref)
     if payment is None:
@@ -157,8 +158,8 @@ async def cmd_sales(
         return
     creator_id = actor.creator_id
     arg = (command.args or "").strip()
-    if actor.is_admin and arg.isdigit() and len(arg) < 12:
-        creator_id = int(arg)
+    if actor.is_admin and (asked := parsing.record_id(arg)) is not None:
+        creator_id = asked
     totals = await sales_summary(session, creator_id)
     if not totals:
         await message.answer(_("No sales yet."))
@@ -204,6 +205,11 @@ def coupon_error(code: str) -> str:
         "value": _("Write the discount as 20% or as an amount with a currency, e.g. 5.00USD."),
         "taken": _("That code is already taken."),
         "product": _("No such course or plan of yours."),
+        "days": _("days=N: from 1 to {max} days.").format(max=parsing.MAX_DAYS),
+        "uses": _("uses=N: from 1 to {max}.").format(max=f"{parsing.MAX_COUNT:,}"),
+        "amount": _("A fixed discount is at most {max} in its currency.").format(
+            max=f"{parsing.MAX_PRICE_MAJOR:,}"
+        ),
     }
     return texts.get(code, coupon_usage())
 

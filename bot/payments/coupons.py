@@ -14,6 +14,7 @@ from enum import StrEnum
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import parsing
 from bot.models import Coupon, CouponKind, utcnow
 from bot.money import minor_digits
 from bot.payments.pricing import discounted
@@ -110,14 +111,14 @@ class CouponSpec:
     days: int | None
 
 
-VALUE_RE = re.compile(r"^(\d+(?:\.\d+)?)([A-Za-z]{3})$")
+VALUE_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([A-Za-z]{3})$")
 
 
 def parse_value(text: str) -> tuple[str, int, str | None]:
     """ "20%" → percent 20; "5.50USD" → fixed 550 USD; "100XTR" → fixed 100 Stars."""
     text = text.strip()
-    if text.endswith("%") and text[:-1].isdigit():
-        return CouponKind.PERCENT, int(text[:-1]), None
+    if text.endswith("%") and (percent := parsing.whole(text[:-1], 0, 1000)) is not None:
+        return CouponKind.PERCENT, percent, None
     match = VALUE_RE.match(text)
     if match is None:
         raise CouponSpecError("value")
@@ -129,6 +130,8 @@ def parse_value(text: str) -> tuple[str, int, str | None]:
         raise CouponSpecError("value") from exc
     if minor != minor.to_integral_value():
         raise CouponSpecError("value")  # more decimals than the currency has
+    if minor.scaleb(-digits) > parsing.MAX_PRICE_MAJOR:
+        raise CouponSpecError("amount")  # no price is that high: it only overflows
     return CouponKind.FIXED, int(minor), currency
 
 
@@ -142,9 +145,17 @@ def parse_spec(args: list[str]) -> tuple[CouponSpec, int | None]:
         key, sep, raw = arg.partition("=")
         if not sep or key not in ("course", "plan", "uses", "days", "creator"):
             raise CouponSpecError("usage")
-        if not raw.isdigit() or len(raw) > 12 or int(raw) <= 0:
-            raise CouponSpecError("usage")
-        options[key] = int(raw)
+        # Bounded here so that an expiry date or a use count can always be computed.
+        number: int | None
+        if key == "days":
+            number = parsing.days(raw)
+        elif key == "uses":
+            number = parsing.whole(raw, 1, parsing.MAX_COUNT)
+        else:
+            number = parsing.record_id(raw)
+        if number is None:
+            raise CouponSpecError(key if key in ("days", "uses") else "usage")
+        options[key] = number
     if "course" in options and "plan" in options:
         raise CouponSpecError("usage")
     product_kind = "course" if "course" in options else "plan" if "plan" in options else None

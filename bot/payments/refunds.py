@@ -53,7 +53,8 @@ async def find_payment(session: AsyncSession, ref: str) -> Payment | None:
     ref = ref.strip()
     if not ref or len(ref) > 255:
         return None
-    if ref.isdigit() and len(ref) < 12:
+    # ASCII digits only: "²".isdigit() is true and int() refuses it.
+    if ref.isascii() and ref.isdigit() and len(ref) < 10:
         payment = await session.get(Payment, int(ref))
         if payment is not None:
             return payment

@@ -21,6 +21,8 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import parsing
+from bot import text as tg_text
 from bot.models import (
     ContentType,
     Course,
@@ -106,7 +108,8 @@ def parse_price(text: str) -> tuple[int, str] | None:
         amount = Decimal(parts[0])
     except InvalidOperation:
         return None
-    if amount < 0 or amount > Decimal("100000"):
+    # NaN and Infinity are Decimals too; 1e308 is finite but no price.
+    if not amount.is_finite() or amount < 0 or amount > parsing.MAX_PRICE_MAJOR:
         return None
     minor = amount * (10 ** minor_digits(currency))
     if minor != minor.to_integral_value():
@@ -115,11 +118,7 @@ def parse_price(text: str) -> tuple[int, str] | None:
 
 
 def parse_stars(text: str) -> int | None:
-    text = text.strip()
-    if not text.isdigit():
-        return None
-    value = int(text)
-    return value if value <= 100_000 else None
+    return parsing.whole(text, 0, parsing.MAX_STARS)
 
 
 async def create_course(
@@ -235,6 +234,37 @@ def lesson_title(content: LessonContent, number: int) -> str:
     return first or f"#{number}"
 
 
+# Room for the label of the heading ("Lesson 12 of 30", "第 12 节，共 30 节") up to four-
+# digit numbers in either language, in UTF-16 code units.
+LABEL_ALLOWANCE = 32
+
+
+class LessonTooLong(ValueError):
+    """A lesson that Telegram would refuse on every delivery: its text (or caption) and
+    the heading the bot puts above it exceed Telegram's limit."""
+
+    def __init__(self, length: int, limit: int, room: int) -> None:
+        super().__init__(f"{length} > {limit}")
+        self.length = length  # of the whole delivered message
+        self.limit = limit  # Telegram's: 4096 for a text, 1024 for a caption
+        self.room = room  # what is left for the creator's own text
+
+
+def check_deliverable(content: LessonContent, course_title: str, lesson_title: str) -> None:
+    """Refuse a lesson whose delivery can never fit, measured as Telegram measures: the
+    heading of bot.scheduler.render.lesson_heading plus the content, after the HTML is
+    parsed, in UTF-16 code units."""
+    body = content.text if content.kind == ContentType.TEXT else content.caption
+    limit = tg_text.TEXT_LIMIT if content.kind == ContentType.TEXT else tg_text.CAPTION_LIMIT
+    # "<course>\n<label> · <lesson title>\n\n<body>"
+    heading = (
+        tg_text.utf16_len(course_title) + 1 + LABEL_ALLOWANCE + 3 + tg_text.utf16_len(lesson_title)
+    )
+    length = heading + (2 + tg_text.visible_length(body) if body else 0)
+    if length > limit:
+        raise LessonTooLong(length, limit, max(0, limit - heading - 2))
+
+
 async def lessons_of(session: AsyncSession, course_id: int) -> list[Lesson]:
     rows = await session.scalars(
         select(Lesson).where(Lesson.course_id == course_id).order_by(Lesson.position, Lesson.id)
@@ -249,12 +279,15 @@ async def add_lesson(
     content: LessonContent,
     now: datetime | None = None,
 ) -> Lesson | None:
-    """Append a lesson. Default rule: lesson 1 at once, then one a day."""
+    """Append a lesson. Default rule: lesson 1 at once, then one a day.
+
+    Raises LessonTooLong for a lesson that could never be delivered."""
     course = await own_course(session, creator, course_id)
     if course is None:
         return None
     existing = await lessons_of(session, course_id)
     number = len(existing) + 1
+    check_deliverable(content, course.title, lesson_title(content, number))
     lesson = Lesson(
         course_id=course_id,
         position=(existing[-1].position + 1) if existing else 1,
@@ -279,11 +312,14 @@ async def replace_content(
     content: LessonContent,
     now: datetime | None = None,
 ) -> Lesson | None:
-    """New content for a lesson; learners who already got it are not sent it again."""
+    """New content for a lesson; learners who already got it are not sent it again.
+
+    Raises LessonTooLong for content that could never be delivered."""
     owned = await own_lesson(session, creator, lesson_id)
     if owned is None:
         return None
-    lesson, _course = owned
+    lesson, course = owned
+    check_deliverable(content, course.title, lesson_title(content, lesson.position))
     lesson.content_type = content.kind
     lesson.text = content.text
     lesson.file_id = content.file_id
@@ -352,15 +388,19 @@ def parse_release(text: str) -> Release | None:
     if not words:
         return None
     head = words[0].lower()
-    if head in ("days", "day") and len(words) == 2 and words[1].isdigit():
-        days = int(words[1])
-        return Release(ReleaseRule.AFTER_DAYS, days=days) if days <= 3650 else None
+    if head in ("days", "day") and len(words) == 2:
+        days = parsing.days(words[1], low=0)
+        return Release(ReleaseRule.AFTER_DAYS, days=days) if days is not None else None
     if head == "at" and len(words) in (2, 3):
         try:
             wall = datetime.strptime(
                 " ".join(words[1:]), "%Y-%m-%d %H:%M" if len(words) == 3 else "%Y-%m-%d"
             )
         except ValueError:
+            return None
+        # Year 9999 parses, but adding a time zone or a day to it overflows when a
+        # learner enrolls: refuse it here.
+        if not parsing.date_in_range(wall):
             return None
         return Release(ReleaseRule.AT_DATE, at=wall.replace(tzinfo=UTC))
     if head in ("after", "previous", "done"):
@@ -485,6 +525,13 @@ async def preview_lesson(
 # --- broadcasts -----------------------------------------------------------------------
 
 
+class BroadcastTooLong(ValueError):
+    def __init__(self, length: int, limit: int) -> None:
+        super().__init__(f"{length} > {limit}")
+        self.length = length
+        self.limit = limit
+
+
 async def start_broadcast(
     session: AsyncSession,
     creator: Creator,
@@ -496,9 +543,14 @@ async def start_broadcast(
     per_second: float,
     now: datetime | None = None,
 ) -> broadcast.BroadcastPlan | None:
+    """Queue `text` (Telegram HTML) for every learner. Raises BroadcastTooLong when
+    Telegram would refuse it to each of them."""
     course = await own_course(session, creator, course_id)
     if course is None:
         return None
+    length = tg_text.visible_length(text)
+    if length > tg_text.TEXT_LIMIT:
+        raise BroadcastTooLong(length, tg_text.TEXT_LIMIT)
     return await broadcast.queue_broadcast(
         session,
         course_id=course_id,

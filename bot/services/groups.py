@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 
 from sqlalchemy import Select, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import parsing
 from bot.models import (
     Course,
     Creator,
@@ -205,43 +207,55 @@ def parse_plan_spec(text: str) -> PlanSpec | None:
     """`Title words stars=500 days=30|life trial=7 sub=yes publish=yes chat=-100… course=12`."""
     spec = PlanSpec()
     title: list[str] = []
-    try:
-        for word in text.split():
-            key, sep, value = word.partition("=")
-            if not sep:
-                title.append(word)
-                continue
-            key = key.lower()
-            if key == "stars":
-                spec.stars = int(value)
-            elif key == "price":
-                amount, _, currency = value.partition(":")
-                spec.price_minor = round(float(amount) * 100)
-                spec.currency = (currency or "USD").upper()[:3]
-            elif key == "days":
-                if value.lower() in ("life", "lifetime", "forever"):
-                    spec.lifetime = True
-                else:
-                    spec.days = int(value)
-            elif key == "trial":
-                spec.trial = int(value)
-            elif key == "sub":
-                spec.subscription = value.lower() in ("1", "yes", "on", "true")
-            elif key == "publish":
-                spec.publish = value.lower() in ("1", "yes", "on", "true")
-            elif key == "chat":
-                spec.chats.append(int(value))
-            elif key == "course":
-                spec.courses.append(int(value))
+    # Every number is bounded here (bot.parsing): days=99999999 or price=1e308 would
+    # otherwise be stored and overflow only when a learner pays for the plan.
+    for word in text.split():
+        key, sep, value = word.partition("=")
+        if not sep:
+            title.append(word)
+            continue
+        key = key.lower()
+        number: int | None = 0
+        if key == "stars":
+            number = spec.stars = parsing.whole(value, 0, parsing.MAX_STARS)
+        elif key == "price":
+            amount, _, currency = value.partition(":")
+            spec.currency = (currency or "USD").upper()[:3]
+            number = spec.price_minor = _price_minor(amount)
+        elif key == "days":
+            if value.lower() in ("life", "lifetime", "forever"):
+                spec.lifetime = True
             else:
-                return None
-    except ValueError:
-        return None
-    numbers = [spec.stars, spec.price_minor, spec.days, spec.trial]
-    if any(n is not None and n < 0 for n in numbers) or (spec.days == 0):
-        return None
+                number = spec.days = parsing.days(value)
+        elif key == "trial":
+            number = spec.trial = parsing.days(value, low=0)
+        elif key == "sub":
+            spec.subscription = value.lower() in ("1", "yes", "on", "true")
+        elif key == "publish":
+            spec.publish = value.lower() in ("1", "yes", "on", "true")
+        elif key == "chat":
+            number = parsing.telegram_id(value)
+            spec.chats.append(number or 0)  # 0 is never kept: None returns below
+        elif key == "course":
+            number = parsing.record_id(value)
+            spec.courses.append(number or 0)
+        else:
+            return None
+        if number is None:
+            return None
     spec.title = " ".join(title)[:200] or None
     return spec
+
+
+def _price_minor(text: str) -> int | None:
+    """A card price in cents, finite and at most parsing.MAX_PRICE_MAJOR."""
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        return None
+    if not amount.is_finite() or not 0 <= amount <= parsing.MAX_PRICE_MAJOR:
+        return None
+    return round(amount * 100)
 
 
 async def save_plan(

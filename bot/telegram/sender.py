@@ -20,6 +20,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.scheduler.errors import ChatNotFound, Rejected, RetryAfter, Transient, Unreachable
 from bot.scheduler.sender import Button, Outgoing
+from bot.text import clip_html
 
 # A caption is limited to 1024 characters, a text to 4096.
 CAPTION_LIMIT = 1024
@@ -27,9 +28,9 @@ TEXT_LIMIT = 4096
 
 
 def _clip(text: str | None, limit: int) -> str | None:
-    if text is None or len(text) <= limit:
-        return text
-    return text[: limit - 1] + "…"
+    # The last guard: what was checked at authoring fits; anything else is cut where
+    # Telegram can still parse it (never inside a tag), not refused whole.
+    return None if text is None else clip_html(text, limit)
 
 
 def _markup(message: Outgoing) -> InlineKeyboardMarkup | None:

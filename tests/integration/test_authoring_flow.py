@@ -255,6 +255,6 @@ async def test_course_commands_say_why_they_cannot_go_on(h: Harness) -> None:
         assert "Only creators" in h.last_text(), command
     for command in ("/addlesson", "/broadcast", "/lessons"):
         await h.send(command, OWNER)
-        assert h.last_text() == f"Usage: {command} <course id>", command
+        assert h.last_text() == f"Usage: {command} <i>course id</i>", command
         await h.send(f"{command} 999", OWNER)
         assert "No such course" in h.last_text(), command

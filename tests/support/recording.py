@@ -23,7 +23,7 @@ from aiogram.methods import (
     TelegramMethod,
 )
 from aiogram.methods.base import TelegramType
-from aiogram.types import Chat, Message, User
+from aiogram.types import Chat, InlineKeyboardMarkup, Message, User
 
 T = TypeVar("T")
 
@@ -80,7 +80,13 @@ class RecordingSession(BaseSession):
                 chat=Chat(id=chat_id, type="private"),
                 from_user=self.me,
                 text=method.text,
-                reply_markup=method.reply_markup,
+                # A sent message carries only an inline keyboard; a reply keyboard is not
+                # part of the Message Telegram returns.
+                reply_markup=(
+                    method.reply_markup
+                    if isinstance(method.reply_markup, InlineKeyboardMarkup)
+                    else None
+                ),
             )
         if isinstance(method, EditMessageReplyMarkup):
             return True
