@@ -272,19 +272,22 @@ async def on_confirm(
         currency=data.get("currency", "USD"),
         stars_price=int(data.get("stars_price", 0)),
     )
-    publish = callback_data.action == "publish"
-    course = await authoring.create_course(session, creator, draft, publish=publish)
+    course = await authoring.create_course(session, creator, draft)
     search.invalidate()
+    # A new course has no lessons, and a course without lessons is never published:
+    # "Publish" gets the same draft, with the reason and the way there.
     text = (
-        _("Course #{id} «{title}» is published.")
-        if publish
-        else _("Course #{id} «{title}» is saved as a draft. /publish {id} when ready.")
+        _(
+            "Course #{id} «{title}» is saved as a draft: a course is published once it has "
+            "a lesson. Add lessons with /addlesson {id}, then /publish {id}."
+        )
+        if callback_data.action == "publish"
+        else _(
+            "Course #{id} «{title}» is saved as a draft. Add lessons with /addlesson {id}, "
+            "then /publish {id} when ready."
+        )
     )
-    await callback.message.answer(
-        text.format(id=course.id, title=escape(course.title))
-        + "\n"
-        + _("Add lessons with /addlesson {id}.").format(id=course.id)
-    )
+    await callback.message.answer(text.format(id=course.id, title=escape(course.title)))
 
 
 @router.message(StateFilter(NewCourse))
@@ -367,6 +370,14 @@ async def _publish(
     course = await authoring.set_published(session, creator, args[0], published) if args else None
     if course is None:
         await message.answer(not_found())
+        return
+    if not isinstance(course, Course):
+        await message.answer(
+            _(
+                "Course #{id} has no lessons yet, so it stays a draft. Add one with "
+                "/addlesson {id}, then /publish {id}."
+            ).format(id=args[0] if args else "")
+        )
         return
     search.invalidate()
     text = _("«{title}» is published.") if published else _("«{title}» is unpublished.")

@@ -129,9 +129,8 @@ def parse_stars(text: str) -> int | None:
     return value if value <= 100_000 else None
 
 
-async def create_course(
-    session: AsyncSession, creator: Creator, draft: CourseDraft, *, publish: bool
-) -> Course:
+async def create_course(session: AsyncSession, creator: Creator, draft: CourseDraft) -> Course:
+    """A new course is a draft: it has no lessons yet, and set_published wants one."""
     course = Course(
         creator_id=creator.id,
         title=draft.title[:MAX_TITLE],
@@ -143,7 +142,7 @@ async def create_course(
         stars_price=draft.stars_price,
         accepts_card=draft.price_minor > 0,
         accepts_stars=draft.stars_price > 0 or draft.price_minor == 0,
-        published=publish,
+        published=False,
         protect_content=True,
     )
     session.add(course)
@@ -182,13 +181,23 @@ async def edit_course(
     return course
 
 
+async def lesson_count(session: AsyncSession, course_id: int) -> int:
+    count = await session.scalar(select(func.count(Lesson.id)).where(Lesson.course_id == course_id))
+    return int(count or 0)
+
+
 async def set_published(
     session: AsyncSession, creator: Creator, course_id: int, published: bool
-) -> Course | None:
+) -> Course | bool | None:
+    """None: not yours; False: a course without lessons, which would sell nothing, stays a
+    draft; else the course."""
     course = await own_course(session, creator, course_id)
-    if course is not None:
-        course.published = published
-        await session.flush()
+    if course is None:
+        return None
+    if published and await lesson_count(session, course.id) == 0:
+        return False
+    course.published = published
+    await session.flush()
     return course
 
 
