@@ -53,6 +53,7 @@ from bot.scheduler.sender import Button, Outgoing, RateLimitedSender
 from bot.scheduler.telegram_sender import map_error
 from bot.services import groups as groups_service
 from bot.services import memberships
+from bot.text import shorten
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +325,7 @@ async def _subscribe(
         await callback.answer(_("This plan has no Stars subscription."), show_alert=True)
         return
     order = await open_order(session, user.id, offer, PaymentMethod.STARS, settings)
-    title = plan.title if len(plan.title) <= 32 else plan.title[:31] + "…"
+    title = shorten(plan.title, 32)
     url = await bot.create_invoice_link(
         title=title,
         description=(plan.description.strip() or plan.title)[:255],

@@ -64,6 +64,7 @@ from bot.payments.stripe_api import StripeGateway
 from bot.payments.web_checkout import start_web_checkout
 from bot.scheduler.clock import Clock
 from bot.services.search import CatalogSearch
+from bot.text import shorten
 
 log = logging.getLogger(__name__)
 
@@ -313,7 +314,7 @@ def _invoice_fields(offer: Offer, order: Order, settings: Settings) -> dict[str,
     description = product.description.strip() or product.title
     if offer.coupon is not None:
         description = f"🏷 {offer.coupon.code} · " + description
-    title = product.title if len(product.title) <= TITLE_LIMIT else product.title[:31] + "…"
+    title = shorten(product.title, TITLE_LIMIT)
     if len(description) > DESCRIPTION_LIMIT:
         description = description[: DESCRIPTION_LIMIT - 1] + "…"
     return {

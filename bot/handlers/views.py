@@ -9,6 +9,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.keyboards.menus import price_line, topic_label
 from bot.services.catalog import CatalogPage, CourseCard, CourseSummary, LibraryItem
 from bot.services.drip import CourseProgress, local_time
+from bot.text import shorten
 
 CARD_DESCRIPTION_CHARS = 3000
 
@@ -55,9 +56,7 @@ def summary_line(item: CourseSummary, locale: str) -> str:
 
 
 def card_text(card: CourseCard, locale: str) -> str:
-    description = card.description
-    if len(description) > CARD_DESCRIPTION_CHARS:
-        description = description[: CARD_DESCRIPTION_CHARS - 1] + "…"
+    description = shorten(card.description, CARD_DESCRIPTION_CHARS)
     lines = [
         f"<b>{escape(card.title)}</b>",
         _("by {creator}").format(creator=escape(card.creator_name)),

@@ -39,9 +39,12 @@ from bot.money import minor_digits
 from bot.scheduler import broadcast
 from bot.services import drip
 from bot.services.users import ensure_creator, get_creator
+from bot.text import shorten
 
 MAX_TITLE = 200
 MAX_TAGS = 12
+# A lesson's title is its first line, as long as a line of /lessons can comfortably show.
+LESSON_TITLE_CHARS = 80
 
 
 async def creator_for(
@@ -247,8 +250,8 @@ class LessonContent:
 def lesson_title(content: LessonContent, number: int) -> str:
     source = content.text or content.caption or ""
     # Content is Telegram HTML; the title is plain text (escaped again where it is shown).
-    first = html.unescape(re.sub(r"<[^>]+>", "", source)).strip().split("\n")[0][:80]
-    return first or f"#{number}"
+    first = html.unescape(re.sub(r"<[^>]+>", "", source)).strip().split("\n")[0]
+    return shorten(first.strip(), LESSON_TITLE_CHARS) or f"#{number}"
 
 
 async def lessons_of(session: AsyncSession, course_id: int) -> list[Lesson]:
