@@ -18,6 +18,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.handlers import commands
 from bot.handlers.common import Command, clip, current_locale, has_text, is_private
 from bot.keyboards.authoring import (
     NewCourseCB,
@@ -137,27 +138,9 @@ async def cmd_become_creator(message: Message, session: AsyncSession, user: User
 
 
 @router.message(Command("creatorhelp"))
-async def cmd_creator_help(message: Message) -> None:
-    await message.answer(
-        _(
-            "<b>Creator commands</b>\n"
-            "/newcourse — create a course step by step\n"
-            "/courses — your courses\n"
-            "/editcourse <i>id field value</i> — field: title, description, tags, language, "
-            "price, stars\n"
-            "/publish <i>id</i>, /unpublish <i>id</i>\n"
-            "/protect <i>id</i> on|off — forbid forwarding and saving lessons\n"
-            "/addlesson <i>id</i> — then send the lesson: text, photo, video, document "
-            "or voice\n"
-            "/lessons <i>id</i> — lessons and their release rules\n"
-            "/release <i>lesson</i> days <i>N</i> | at <i>YYYY-MM-DD HH:MM</i> | after\n"
-            "/movelesson <i>lesson</i> up|down, /editlesson <i>lesson</i>, "
-            "/dellesson <i>lesson</i>\n"
-            "/preview <i>id day</i> — what a learner has on that day\n"
-            "/broadcast <i>id</i> — message every learner of a course\n"
-            "/cancel — stop the current step"
-        )
-    )
+async def cmd_creator_help(message: Message, user: User, settings: Settings) -> None:
+    for page in commands.creator_help(owner=user.id in settings.admin_ids):
+        await message.answer(page)
 
 
 # --- /newcourse -------------------------------------------------------------------------

@@ -6,28 +6,12 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
+from bot.handlers import commands
 from bot.handlers.common import Command, show
 from bot.keyboards.callbacks import MenuAction, MenuCB
 from bot.keyboards.menus import only_home
 
 router = Router(name=__name__)
-
-
-def help_text() -> str:
-    return _(
-        "<b>Lyceum</b> sells courses and paid communities right in this chat.\n\n"
-        "/start — main menu\n"
-        "/catalog — browse all courses\n"
-        "/search <i>words</i> — find a course (or just type the words)\n"
-        "/my — your library and progress\n"
-        "/foryou — courses recommended for you\n"
-        "/plans — paid groups and channels\n"
-        "/quiet 22:00-08:00 — hours without lessons; /timezone Europe/Berlin\n"
-        "/becomecreator — sell your own courses (then /creatorhelp)\n"
-        "/terms — terms of sale\n"
-        "/paysupport — help with a payment or a refund\n"
-        "/help — this message"
-    )
 
 
 def terms_text() -> str:
@@ -54,12 +38,20 @@ def paysupport_text() -> str:
 
 @router.message(Command("help"))
 async def cmd_help(message: Message) -> None:
-    await message.answer(help_text(), reply_markup=only_home())
+    *pages, last = commands.learner_help()
+    for page in pages:
+        await message.answer(page)
+    await message.answer(last, reply_markup=only_home())
 
 
 @router.callback_query(MenuCB.filter(F.action == MenuAction.HELP))
 async def on_help(callback: CallbackQuery) -> None:
-    await show(callback, help_text(), only_home())
+    first, *more = commands.learner_help()
+    await show(callback, first, None if more else only_home())
+    if more and callback.message is not None:
+        for n, page in enumerate(more, start=1):
+            markup = only_home() if n == len(more) else None
+            await callback.message.answer(page, reply_markup=markup)  # type: ignore[union-attr]
 
 
 @router.message(Command("terms"))
