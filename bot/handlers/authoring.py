@@ -15,6 +15,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
@@ -296,12 +297,12 @@ async def cmd_courses(
     for c in courses:
         status = _("published") if c.published else _("draft")
         lines.append(
-            _("#{id} <b>{title}</b> — {status}, {lessons} lessons, {learners} learners").format(
+            _("#{id} <b>{title}</b> — {status}, {lessons}, {learners}").format(
                 id=c.id,
                 title=escape(c.title),
                 status=status,
-                lessons=c.lessons,
-                learners=c.learners,
+                lessons=ngettext("{n} lesson", "{n} lessons", c.lessons).format(n=c.lessons),
+                learners=ngettext("{n} learner", "{n} learners", c.learners).format(n=c.learners),
             )
         )
     await message.answer(clip("\n".join(lines)))
@@ -524,7 +525,9 @@ def rule_text(rule: str, days: int, at: Any) -> str:
         return _("when the previous lesson is done")
     if days == 0:
         return _("at enrollment")
-    return _("{days} days after enrollment").format(days=days)
+    return ngettext("{days} day after enrollment", "{days} days after enrollment", days).format(
+        days=days
+    )
 
 
 @router.message(Command("lessons"))
@@ -574,7 +577,11 @@ async def cmd_release(
         return
     lesson, count = result
     await message.answer(
-        _("Lesson #{id} is now released {rule}. Re-planned for {count} enrolled learners.").format(
+        ngettext(
+            "Lesson #{id} is now released {rule}. Re-planned for {count} enrolled learner.",
+            "Lesson #{id} is now released {rule}. Re-planned for {count} enrolled learners.",
+            count,
+        ).format(
             id=lesson.id,
             rule=rule_text(lesson.release_rule, lesson.release_days, lesson.release_at),
             count=count,
@@ -652,9 +659,11 @@ def preview_listing(
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     have = [i.number for i in items if i.available]
     lines = [
-        _("A learner who enrolls today has {n} of {total} lessons on day {day}:").format(
-            n=len(have), total=len(items), day=day
-        )
+        ngettext(
+            "A learner who enrolls today has {n} of {total} lesson on day {day}:",
+            "A learner who enrolls today has {n} of {total} lessons on day {day}:",
+            len(items),
+        ).format(n=len(have), total=len(items), day=day)
     ]
     for item in items:
         mark = "✅" if item.available else "⏳"
@@ -767,9 +776,11 @@ async def on_broadcast_text(
         await message.answer(not_found())
         return
     status = await message.answer(
-        _("📣 Broadcast queued for {total} learners. Estimated time: {eta}.").format(
-            total=plan.total, eta=duration(plan.eta_seconds)
-        )
+        ngettext(
+            "📣 Broadcast queued for {total} learner. Estimated time: {eta}.",
+            "📣 Broadcast queued for {total} learners. Estimated time: {eta}.",
+            plan.total,
+        ).format(total=plan.total, eta=duration(plan.eta_seconds))
     )
     await authoring.attach_status(session, plan.job_id, status.message_id)
 

@@ -21,7 +21,7 @@ from aiogram.types import (
     LabeledPrice,
     Message,
 )
-from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -140,9 +140,14 @@ class I18nTexts:
         def _(text: str) -> str:
             return self.i18n.gettext(text, locale=loc)
 
-        text = _("⏰ Your access to {plan} ends in {hours} hours ({when} UTC).").format(
-            plan=escape(plan), hours=hours, when=expires_at.strftime("%Y-%m-%d %H:%M")
-        )
+        def ngettext(singular: str, plural: str, n: int) -> str:
+            return self.i18n.gettext(singular, plural, n, locale=loc)
+
+        text = ngettext(
+            "⏰ Your access to {plan} ends in {hours} hour ({when} UTC).",
+            "⏰ Your access to {plan} ends in {hours} hours ({when} UTC).",
+            hours,
+        ).format(plan=escape(plan), hours=hours, when=expires_at.strftime("%Y-%m-%d %H:%M"))
         renew = Button(_("🔄 Renew"), PlanCB(a="buy", id=plan_id).pack())
         return Outgoing(text=text, buttons=((renew,),))
 
@@ -256,12 +261,16 @@ def plan_text(plan: Plan, *, inline: bool = False) -> str:
     if plan.period_days is None:
         period = _("lifetime access")
     else:
-        period = _("{days} days of access").format(days=plan.period_days)
+        days = plan.period_days
+        period = ngettext("{days} day of access", "{days} days of access", days).format(days=days)
     if inline:
         return f"<b>{escape(plan.title)}</b> — {period}"
     text = f"<b>{escape(plan.title)}</b>\n{period}"
     if plan.trial_days:
-        text += "\n" + _("Free trial: {days} days").format(days=plan.trial_days)
+        days = plan.trial_days
+        text += "\n" + ngettext("Free trial: {days} day", "Free trial: {days} days", days).format(
+            days=days
+        )
     return text
 
 
