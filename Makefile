@@ -33,7 +33,7 @@ format: $(STAMP)
 
 ## Re-extract translatable strings and merge them into the en/zh catalogs.
 locales: $(STAMP)
-	$(BIN)/pybabel -q extract -k _ -k __ -k gettext --no-location --sort-output \
+	$(BIN)/pybabel -q extract -k _ -k __ -k gettext -k ngettext:1,2 --no-location --sort-output \
 		-o bot/locales/messages.pot bot/
 	$(BIN)/pybabel -q update --no-fuzzy-matching --omit-header -i bot/locales/messages.pot \
 		-d bot/locales -D messages

@@ -290,17 +290,10 @@ def build_app(
 
 
 def bot_commands(i18n: PoI18n, locale: str) -> list[BotCommand]:
-    with i18n.use_locale(locale):
-        return [
-            BotCommand(command="start", description=i18n.gettext("Main menu")),
-            BotCommand(command="catalog", description=i18n.gettext("Browse courses")),
-            BotCommand(command="search", description=i18n.gettext("Find a course")),
-            BotCommand(command="my", description=i18n.gettext("My library")),
-            BotCommand(command="foryou", description=i18n.gettext("Recommended for you")),
-            BotCommand(command="plans", description=i18n.gettext("Paid groups and channels")),
-            BotCommand(command="help", description=i18n.gettext("Help")),
-            BotCommand(command="paysupport", description=i18n.gettext("Payment support")),
-        ]
+    from bot.handlers import commands
+
+    with i18n.context(), i18n.use_locale(locale):
+        return commands.menu()
 
 
 async def setup_commands(app: App) -> None:

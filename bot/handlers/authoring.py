@@ -15,10 +15,12 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import parsing
 from bot.config import Settings
+from bot.handlers import commands
 from bot.handlers.common import Command, clip, current_locale, has_text, is_private
 from bot.keyboards.authoring import (
     NewCourseCB,
@@ -141,27 +143,9 @@ async def cmd_become_creator(message: Message, session: AsyncSession, user: User
 
 
 @router.message(Command("creatorhelp"))
-async def cmd_creator_help(message: Message) -> None:
-    await message.answer(
-        _(
-            "<b>Creator commands</b>\n"
-            "/newcourse — create a course step by step\n"
-            "/courses — your courses\n"
-            "/editcourse <i>id field value</i> — field: title, description, tags, language, "
-            "price, stars\n"
-            "/publish <i>id</i>, /unpublish <i>id</i>\n"
-            "/protect <i>id</i> on|off — forbid forwarding and saving lessons\n"
-            "/addlesson <i>id</i> — then send the lesson: text, photo, video, document "
-            "or voice\n"
-            "/lessons <i>id</i> — lessons and their release rules\n"
-            "/release <i>lesson</i> days <i>N</i> | at <i>YYYY-MM-DD HH:MM</i> | after\n"
-            "/movelesson <i>lesson</i> up|down, /editlesson <i>lesson</i>, "
-            "/dellesson <i>lesson</i>\n"
-            "/preview <i>id day</i> — what a learner has on that day\n"
-            "/broadcast <i>id</i> — message every learner of a course\n"
-            "/cancel — stop the current step"
-        )
-    )
+async def cmd_creator_help(message: Message, user: User, settings: Settings) -> None:
+    for page in commands.creator_help(owner=user.id in settings.admin_ids):
+        await message.answer(page)
 
 
 # --- /newcourse -------------------------------------------------------------------------
@@ -301,19 +285,22 @@ async def on_confirm(
         currency=data.get("currency", "USD"),
         stars_price=int(data.get("stars_price", 0)),
     )
-    publish = callback_data.action == "publish"
-    course = await authoring.create_course(session, creator, draft, publish=publish)
+    course = await authoring.create_course(session, creator, draft)
     search.invalidate()
+    # A new course has no lessons, and a course without lessons is never published:
+    # "Publish" gets the same draft, with the reason and the way there.
     text = (
-        _("Course #{id} «{title}» is published.")
-        if publish
-        else _("Course #{id} «{title}» is saved as a draft. /publish {id} when ready.")
+        _(
+            "Course #{id} «{title}» is saved as a draft: a course is published once it has "
+            "a lesson. Add lessons with /addlesson {id}, then /publish {id}."
+        )
+        if callback_data.action == "publish"
+        else _(
+            "Course #{id} «{title}» is saved as a draft. Add lessons with /addlesson {id}, "
+            "then /publish {id} when ready."
+        )
     )
-    await callback.message.answer(
-        text.format(id=course.id, title=escape(course.title))
-        + "\n"
-        + _("Add lessons with /addlesson {id}.").format(id=course.id)
-    )
+    await callback.message.answer(text.format(id=course.id, title=escape(course.title)))
 
 
 @router.message(StateFilter(NewCourse))
@@ -339,12 +326,12 @@ async def cmd_courses(
     for c in courses:
         status = _("published") if c.published else _("draft")
         lines.append(
-            _("#{id} <b>{title}</b> — {status}, {lessons} lessons, {learners} learners").format(
+            _("#{id} <b>{title}</b> — {status}, {lessons}, {learners}").format(
                 id=c.id,
                 title=escape(c.title),
                 status=status,
-                lessons=c.lessons,
-                learners=c.learners,
+                lessons=ngettext("{n} lesson", "{n} lessons", c.lessons).format(n=c.lessons),
+                learners=ngettext("{n} learner", "{n} learners", c.learners).format(n=c.learners),
             )
         )
     await message.answer(clip("\n".join(lines)))
@@ -408,6 +395,14 @@ async def _publish(
     course = await authoring.set_published(session, creator, args[0], published)
     if course is None:
         await message.answer(not_found())
+        return
+    if not isinstance(course, Course):
+        await message.answer(
+            _(
+                "Course #{id} has no lessons yet, so it stays a draft. Add one with "
+                "/addlesson {id}, then /publish {id}."
+            ).format(id=args[0] if args else "")
+        )
         return
     search.invalidate()
     text = _("«{title}» is published.") if published else _("«{title}» is unpublished.")
@@ -591,7 +586,9 @@ def rule_text(rule: str, days: int, at: Any) -> str:
         return _("when the previous lesson is done")
     if days == 0:
         return _("at enrollment")
-    return _("{days} days after enrollment").format(days=days)
+    return ngettext("{days} day after enrollment", "{days} days after enrollment", days).format(
+        days=days
+    )
 
 
 @router.message(Command("lessons"))
@@ -645,7 +642,11 @@ async def cmd_release(
         return
     lesson, count = result
     await message.answer(
-        _("Lesson #{id} is now released {rule}. Re-planned for {count} enrolled learners.").format(
+        ngettext(
+            "Lesson #{id} is now released {rule}. Re-planned for {count} enrolled learner.",
+            "Lesson #{id} is now released {rule}. Re-planned for {count} enrolled learners.",
+            count,
+        ).format(
             id=lesson.id,
             rule=rule_text(lesson.release_rule, lesson.release_days, lesson.release_at),
             count=count,
@@ -734,9 +735,11 @@ def preview_listing(
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     have = [i.number for i in items if i.available]
     lines = [
-        _("A learner who enrolls today has {n} of {total} lessons on day {day}:").format(
-            n=len(have), total=len(items), day=day
-        )
+        ngettext(
+            "A learner who enrolls today has {n} of {total} lesson on day {day}:",
+            "A learner who enrolls today has {n} of {total} lessons on day {day}:",
+            len(items),
+        ).format(n=len(have), total=len(items), day=day)
     ]
     for item in items:
         mark = "✅" if item.available else "⏳"
@@ -859,9 +862,11 @@ async def on_broadcast_text(
         await message.answer(not_found())
         return
     status = await message.answer(
-        _("📣 Broadcast queued for {total} learners. Estimated time: {eta}.").format(
-            total=plan.total, eta=duration(plan.eta_seconds)
-        )
+        ngettext(
+            "📣 Broadcast queued for {total} learner. Estimated time: {eta}.",
+            "📣 Broadcast queued for {total} learners. Estimated time: {eta}.",
+            plan.total,
+        ).format(total=plan.total, eta=duration(plan.eta_seconds))
     )
     await authoring.attach_status(session, plan.job_id, status.message_id)
 

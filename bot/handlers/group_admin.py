@@ -15,6 +15,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import CommandObject
 from aiogram.types import CallbackQuery, ChatMember, Message, ReplyKeyboardRemove
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import parsing
@@ -221,10 +222,12 @@ async def cmd_groups(
 
 
 def _plan_terms(plan: Plan) -> str:
-    period = _("lifetime") if plan.period_days is None else _("{n} days").format(n=plan.period_days)
+    days = plan.period_days
+    period = _("lifetime") if days is None else ngettext("{n} day", "{n} days", days).format(n=days)
     parts = [period, _("{n} ⭐").format(n=plan.stars_price)]
     if plan.trial_days:
-        parts.append(_("trial {n} days").format(n=plan.trial_days))
+        days = plan.trial_days
+        parts.append(ngettext("trial {n} day", "trial {n} days", days).format(n=days))
     if plan.stars_subscription:
         parts.append(_("subscription"))
     parts.append(_("published") if plan.published else _("draft"))
@@ -517,4 +520,5 @@ async def on_audit_confirm(
     now = clock.now()
     would = await groups_service.audit(session, group, now)
     await memberships.schedule_removal(session, group, would, now)
-    await callback.answer(_("Removing {n} members.").format(n=len(would)), show_alert=True)
+    text = ngettext("Removing {n} member.", "Removing {n} members.", len(would))
+    await callback.answer(text.format(n=len(would)), show_alert=True)

@@ -21,7 +21,7 @@ from aiogram.types import (
     LabeledPrice,
     Message,
 )
-from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,6 +52,7 @@ from bot.scheduler.worker import Scheduler
 from bot.services import groups as groups_service
 from bot.services import memberships
 from bot.telegram.sender import map_error
+from bot.text import shorten
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +139,14 @@ class I18nTexts:
         def _(text: str) -> str:
             return self.i18n.gettext(text, locale=loc)
 
-        text = _("⏰ Your access to {plan} ends in {hours} hours ({when} UTC).").format(
-            plan=escape(plan), hours=hours, when=expires_at.strftime("%Y-%m-%d %H:%M")
-        )
+        def ngettext(singular: str, plural: str, n: int) -> str:
+            return self.i18n.gettext(singular, plural, n, locale=loc)
+
+        text = ngettext(
+            "⏰ Your access to {plan} ends in {hours} hour ({when} UTC).",
+            "⏰ Your access to {plan} ends in {hours} hours ({when} UTC).",
+            hours,
+        ).format(plan=escape(plan), hours=hours, when=expires_at.strftime("%Y-%m-%d %H:%M"))
         renew = Button(_("🔄 Renew"), PlanCB(a="buy", id=plan_id).pack())
         return Outgoing(text=text, buttons=((renew,),))
 
@@ -264,7 +270,8 @@ def plan_text(plan: Plan, *, inline: bool = False) -> str:
     if plan.period_days is None:
         period = _("lifetime access")
     else:
-        period = _("{days} days of access").format(days=plan.period_days)
+        days = plan.period_days
+        period = ngettext("{days} day of access", "{days} days of access", days).format(days=days)
     price = plan_price(plan)
     if inline:
         return f"<b>{escape(plan.title)}</b> — {period}, {price}"
@@ -274,7 +281,10 @@ def plan_text(plan: Plan, *, inline: bool = False) -> str:
             stars=plan.stars_price
         )
     if plan.trial_days:
-        text += "\n" + _("Free trial: {days} days").format(days=plan.trial_days)
+        days = plan.trial_days
+        text += "\n" + ngettext("Free trial: {days} day", "Free trial: {days} days", days).format(
+            days=days
+        )
     return text
 
 
@@ -345,7 +355,7 @@ async def _subscribe(
         await callback.answer(_("This plan has no Stars subscription."), show_alert=True)
         return
     order = await open_order(session, user.id, offer, PaymentMethod.STARS, settings)
-    title = plan.title if len(plan.title) <= 32 else plan.title[:31] + "…"
+    title = shorten(plan.title, 32)
     url = await bot.create_invoice_link(
         title=title,
         description=(plan.description.strip() or plan.title)[:255],

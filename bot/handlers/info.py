@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+from html import escape
+
 from aiogram import F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.handlers import commands
 from bot.handlers.common import Command, show
 from bot.keyboards.callbacks import MenuAction, MenuCB
 from bot.keyboards.menus import only_home
+from bot.keyboards.support import contact_keyboard
+from bot.models import OrderStatus, User
+from bot.services import support
+from bot.services.support import Purchase
+from bot.text import shorten
 
 router = Router(name=__name__)
-
-
-def help_text() -> str:
-    return _(
-        "<b>Lyceum</b> sells courses and paid communities right in this chat.\n\n"
-        "/start — main menu\n"
-        "/catalog — browse all courses\n"
-        "/search <i>words</i> — find a course (or just type the words)\n"
-        "/my — your library and progress\n"
-        "/foryou — courses recommended for you\n"
-        "/plans — paid groups and channels\n"
-        "/quiet 22:00-08:00 — hours without lessons; /timezone Europe/Berlin\n"
-        "/becomecreator — sell your own courses (then /creatorhelp)\n"
-        "/terms — terms of sale\n"
-        "/paysupport — help with a payment or a refund\n"
-        "/help — this message"
-    )
+log = logging.getLogger(__name__)
 
 
 def terms_text() -> str:
@@ -54,12 +49,20 @@ def paysupport_text() -> str:
 
 @router.message(Command("help"))
 async def cmd_help(message: Message) -> None:
-    await message.answer(help_text(), reply_markup=only_home())
+    *pages, last = commands.learner_help()
+    for page in pages:
+        await message.answer(page)
+    await message.answer(last, reply_markup=only_home())
 
 
 @router.callback_query(MenuCB.filter(F.action == MenuAction.HELP))
 async def on_help(callback: CallbackQuery) -> None:
-    await show(callback, help_text(), only_home())
+    first, *more = commands.learner_help()
+    await show(callback, first, None if more else only_home())
+    if more and callback.message is not None:
+        for n, page in enumerate(more, start=1):
+            markup = only_home() if n == len(more) else None
+            await callback.message.answer(page, reply_markup=markup)  # type: ignore[union-attr]
 
 
 @router.message(Command("terms"))
@@ -67,6 +70,37 @@ async def cmd_terms(message: Message) -> None:
     await message.answer(terms_text())
 
 
+def purchases_text(purchases: list[Purchase]) -> str:
+    lines = ["", _("<b>Your recent purchases</b>")]
+    for p in purchases:
+        when = p.paid_at.strftime("%Y-%m-%d") if p.paid_at else "—"
+        line = _("• «{title}» from {creator}, {date}, order <code>{ref}</code>").format(
+            title=escape(shorten(p.title, 60)),
+            creator=escape(p.creator_name),
+            date=when,
+            ref=escape(p.order_ref),
+        )
+        if p.status == OrderStatus.REFUNDED:
+            line += " " + _("(refunded)")
+        lines.append(line)
+    lines += ["", _("Write to the creator with a button below and quote the order.")]
+    return "\n".join(lines)
+
+
 @router.message(Command("paysupport"))
-async def cmd_paysupport(message: Message) -> None:
-    await message.answer(paysupport_text())
+async def cmd_paysupport(message: Message, session: AsyncSession, user: User) -> None:
+    # What someone bought is nobody else's business: purchases only in a private chat.
+    private = message.chat.type == "private"
+    purchases = await support.recent_purchases(session, user.id) if private else []
+    purchases = [p for p in purchases if p.creator_user_id != user.id]
+    if not purchases:
+        await message.answer(paysupport_text())
+        return
+    text = paysupport_text() + "\n" + purchases_text(purchases)
+    try:
+        await message.answer(text, reply_markup=contact_keyboard(purchases))
+    except TelegramBadRequest:
+        # A tg://user?id= button is refused when the creator's privacy settings forbid
+        # it: keep the public t.me buttons and the names, which the learner can look up.
+        log.info("paysupport: a creator link was refused; sending public links only")
+        await message.answer(text, reply_markup=contact_keyboard(purchases, public_links_only=True))

@@ -69,6 +69,7 @@ from bot.scheduler.worker import Scheduler
 from bot.services.search import CatalogSearch
 from bot.telegram.sender import TelegramSender, outgoing
 from bot.telegram.stars import TelegramStars
+from bot.text import shorten
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +289,7 @@ def _invoice_fields(offer: Offer, order: Order, settings: Settings) -> dict[str,
     description = product.description.strip() or product.title
     if offer.coupon is not None:
         description = f"🏷 {offer.coupon.code} · " + description
-    title = product.title if len(product.title) <= TITLE_LIMIT else product.title[:31] + "…"
+    title = shorten(product.title, TITLE_LIMIT)
     if len(description) > DESCRIPTION_LIMIT:
         description = description[: DESCRIPTION_LIMIT - 1] + "…"
     return {

@@ -12,7 +12,7 @@ from html import escape
 from aiogram import Bot, Router
 from aiogram.filters import CommandObject
 from aiogram.types import Message
-from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -169,12 +169,10 @@ async def cmd_sales(
     lines = [f"<b>{title}</b>", ""]
     for t in totals:
         lines.append(
-            _(
-                "{currency}: {sales} sales, {refunds} refunds — gross {gross}, fee {fee}, net {net}"
-            ).format(
+            _("{currency}: {sales}, {refunds} — gross {gross}, fee {fee}, net {net}").format(
                 currency=t.currency,
-                sales=t.sales,
-                refunds=t.refunds,
+                sales=ngettext("{n} sale", "{n} sales", t.sales).format(n=t.sales),
+                refunds=ngettext("{n} refund", "{n} refunds", t.refunds).format(n=t.refunds),
                 gross=format_money(t.gross_minor, t.currency, locale),
                 fee=format_money(t.fee_minor, t.currency, locale),
                 net=format_money(t.net_minor, t.currency, locale),

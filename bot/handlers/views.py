@@ -12,6 +12,7 @@ from bot.keyboards.menus import price_line, topic_label
 from bot.services.catalog import CatalogPage, CourseCard, CourseSummary, LibraryItem
 from bot.services.drip import CourseProgress, local_time
 from bot.services.groups import HeldPlan
+from bot.text import shorten
 
 CARD_DESCRIPTION_CHARS = 3000
 
@@ -58,9 +59,7 @@ def summary_line(item: CourseSummary, locale: str) -> str:
 
 
 def card_text(card: CourseCard, locale: str) -> str:
-    description = card.description
-    if len(description) > CARD_DESCRIPTION_CHARS:
-        description = description[: CARD_DESCRIPTION_CHARS - 1] + "…"
+    description = shorten(card.description, CARD_DESCRIPTION_CHARS)
     lines = [
         f"<b>{escape(card.title)}</b>",
         _("by {creator}").format(creator=escape(card.creator_name)),

@@ -13,6 +13,8 @@ from aiogram.types import (
 )
 from aiogram.utils.i18n import gettext as _
 
+from bot.text import shorten
+
 # request_id of the "pick a chat" buttons: groups and channels.
 REQUEST_GROUP = 51
 REQUEST_CHANNEL = 52
@@ -67,7 +69,7 @@ def plans_keyboard(plans: list[tuple[int, str, bool, bool]]) -> InlineKeyboardMa
     """Several plans in one keyboard: (id, title, trial, subscription), buttons named."""
     rows = []
     for plan_id, title, trial, subscription in plans:
-        short = title if len(title) <= 24 else title[:23] + "…"
+        short = shorten(title, 24)
         rows.append(
             [
                 InlineKeyboardButton(

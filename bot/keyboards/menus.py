@@ -20,6 +20,7 @@ from bot.keyboards.callbacks import (
 from bot.money import format_money
 from bot.services.catalog import CatalogPage, CourseCard, CourseSummary
 from bot.services.topics import TOPICS
+from bot.text import shorten
 
 LANGUAGES = (("en", "English"), ("zh", "中文"))
 BUTTON_TITLE_CHARS = 40
@@ -115,7 +116,7 @@ def interests_keyboard(selected: list[str]) -> InlineKeyboardMarkup:
 
 
 def short_title(title: str) -> str:
-    return title if len(title) <= BUTTON_TITLE_CHARS else title[: BUTTON_TITLE_CHARS - 1] + "…"
+    return shorten(title, BUTTON_TITLE_CHARS)
 
 
 def course_buttons(items: list[CourseSummary], back: int = -1) -> list[list[InlineKeyboardButton]]:

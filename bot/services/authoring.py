@@ -42,9 +42,12 @@ from bot.scheduler import broadcast
 from bot.services import drip
 from bot.services.users import creator_for as creator_for  # the handlers' way in
 from bot.services.users import ensure_creator, get_creator
+from bot.text import shorten
 
 MAX_TITLE = 200
 MAX_TAGS = 12
+# A lesson's title is its first line, as long as a line of /lessons can comfortably show.
+LESSON_TITLE_CHARS = 80
 
 
 async def become_creator(session: AsyncSession, user: User) -> tuple[Creator, bool]:
@@ -121,9 +124,8 @@ def parse_stars(text: str) -> int | None:
     return parsing.whole(text, 0, parsing.MAX_STARS)
 
 
-async def create_course(
-    session: AsyncSession, creator: Creator, draft: CourseDraft, *, publish: bool
-) -> Course:
+async def create_course(session: AsyncSession, creator: Creator, draft: CourseDraft) -> Course:
+    """A new course is a draft: it has no lessons yet, and set_published wants one."""
     course = Course(
         creator_id=creator.id,
         title=draft.title[:MAX_TITLE],
@@ -135,7 +137,7 @@ async def create_course(
         stars_price=draft.stars_price,
         accepts_card=draft.price_minor > 0,
         accepts_stars=draft.stars_price > 0 or draft.price_minor == 0,
-        published=publish,
+        published=False,
         protect_content=True,
     )
     session.add(course)
@@ -174,13 +176,23 @@ async def edit_course(
     return course
 
 
+async def lesson_count(session: AsyncSession, course_id: int) -> int:
+    count = await session.scalar(select(func.count(Lesson.id)).where(Lesson.course_id == course_id))
+    return int(count or 0)
+
+
 async def set_published(
     session: AsyncSession, creator: Creator, course_id: int, published: bool
-) -> Course | None:
+) -> Course | bool | None:
+    """None: not yours; False: a course without lessons, which would sell nothing, stays a
+    draft; else the course."""
     course = await own_course(session, creator, course_id)
-    if course is not None:
-        course.published = published
-        await session.flush()
+    if course is None:
+        return None
+    if published and await lesson_count(session, course.id) == 0:
+        return False
+    course.published = published
+    await session.flush()
     return course
 
 
@@ -230,8 +242,8 @@ class LessonContent:
 def lesson_title(content: LessonContent, number: int) -> str:
     source = content.text or content.caption or ""
     # Content is Telegram HTML; the title is plain text (escaped again where it is shown).
-    first = html.unescape(re.sub(r"<[^>]+>", "", source)).strip().split("\n")[0][:80]
-    return first or f"#{number}"
+    first = html.unescape(re.sub(r"<[^>]+>", "", source)).strip().split("\n")[0]
+    return shorten(first.strip(), LESSON_TITLE_CHARS) or f"#{number}"
 
 
 # Room for the label of the heading ("Lesson 12 of 30", "第 12 节，共 30 节") up to four-

@@ -17,7 +17,7 @@ async def say(user: SandboxUser, text: str, expect: str, timeout: float = 10) ->
 async def build_course(
     creator: SandboxUser, title: str, *, stars: int, lessons: tuple[str, ...]
 ) -> int:
-    """/newcourse through the chat (no card price), published, then its text lessons."""
+    """/newcourse through the chat (no card price), its text lessons, then /publish."""
     await say(creator, "/newcourse", "What is its title")
     await say(creator, title, "Describe")
     await say(creator, "Three short lessons.", "Tags")
@@ -28,10 +28,13 @@ async def build_course(
     await say(creator, "0", "Stars")
     await say(creator, str(stars), "Publish it now")
     await creator.click("🚀 Publish")
-    published = await creator.wait_for_message(contains="is published")
-    course_id = int(re.search(r"#(\d+)", published.text).group(1))  # type: ignore[union-attr]
+    # Without lessons the course stays a draft; it is published after the first one.
+    saved = await creator.wait_for_message(contains="saved as a draft")
+    course_id = int(re.search(r"#(\d+)", saved.text).group(1))  # type: ignore[union-attr]
     await creator.wait_for_idle(quiet=0.15)
     for body in lessons:
         await say(creator, f"/addlesson {course_id}", "Send the lesson")
         await say(creator, body, "added as number")
+    if lessons:
+        await say(creator, f"/publish {course_id}", "is published")
     return course_id

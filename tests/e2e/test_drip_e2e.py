@@ -142,7 +142,7 @@ async def test_drip_course_end_to_end(
     now = datetime.now(UTC)
     start, end = now - timedelta(hours=1), now + timedelta(hours=2)
     await say(alice, f"/quiet {start:%H:%M}-{end:%H:%M}", "Saved")
-    await say(olga, f"/release {l3} days 0", "Re-planned for 1 enrolled learners")
+    await say(olga, f"/release {l3} days 0", "Re-planned for 1 enrolled learner.")
     await no_message(alice, "Lesson 3 of 3")
     await say(alice, "/quiet off", "Saved")
     lesson3 = await alice.wait_for_message(contains="Lesson 3 of 3", timeout=10)

@@ -113,7 +113,7 @@ async def test_buy_by_card_and_with_stars_then_refund_and_reconcile(
     # The admin sees both sales, then refunds Bob's Stars payment.
     await boss.send("/sales")
     sales = await boss.wait_for_message(contains="Sales")
-    assert "USD: 1 sales" in sales.text and "XTR: 1 sales" in sales.text
+    assert "USD: 1 sale," in sales.text and "XTR: 1 sale," in sales.text
     await boss.send(f"/refund {order_ref(receipt)}")
     await boss.wait_for_message(contains="Refunded payment")
     await bob.wait_for_message(contains="was refunded")

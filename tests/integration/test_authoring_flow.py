@@ -47,18 +47,24 @@ async def new_course(h: Harness, user=OWNER, publish: bool = True) -> None:  # t
 
 async def test_new_course_conversation_then_lessons(h: Harness, db: AsyncSession) -> None:
     await new_course(h)
-    assert "is published" in h.last_text()
+    # Pressing Publish on a course without lessons keeps it a draft and says why.
+    assert "saved as a draft: a course is published once it has a lesson" in h.last_text()
     course = await db.scalar(select(Course))
     assert course is not None
     assert (course.title, course.tags, course.language) == ("SQL in 10 days", ["sql", "data"], "en")
     assert (course.price_minor, course.currency, course.stars_price) == (1999, "USD", 250)
-    assert course.published and course.protect_content
+    assert not course.published and course.protect_content
     cid = course.id
     await db.close()
 
     await h.send(f"/addlesson {cid}", OWNER)
     await h.send("Welcome! Today: SELECT.", OWNER)
     assert "added as number 1" in h.last_text()
+    await h.send(f"/publish {cid}", OWNER)
+    assert "is published" in h.last_text()
+    course = await db.get(Course, cid)
+    assert course is not None and course.published
+    await db.close()
     await h.send(f"/addlesson {cid}", OWNER)
     photo = PhotoSize(file_id="AgACphoto", file_unique_id="u", width=10, height=10)
     await h.feed(message_update(None, OWNER, photo=[photo], caption="Joins diagram"))
@@ -122,6 +128,21 @@ async def test_rights_are_checked_on_every_call(h: Harness, db: AsyncSession) ->
     db.expire_all()
     course = await db.get(Course, cid)
     assert course is not None and course.title == "SQL in 10 days" and not course.published
+
+
+async def test_a_course_without_lessons_is_not_published(h: Harness, db: AsyncSession) -> None:
+    await new_course(h, publish=False)
+    cid = await db.scalar(select(Course.id))
+    await db.close()
+    await h.send(f"/publish {cid}", OWNER)
+    assert f"Course #{cid} has no lessons yet, so it stays a draft" in h.last_text()
+    assert f"/addlesson {cid}" in h.last_text()
+    course = await db.get(Course, cid)
+    assert course is not None and not course.published
+    await db.close()
+    # Unpublishing needs no lesson.
+    await h.send(f"/unpublish {cid}", OWNER)
+    assert "is unpublished" in h.last_text()
 
 
 async def test_bad_input_in_the_conversation_is_asked_again(h: Harness) -> None:

@@ -168,7 +168,7 @@ async def test_schedule_edit_reaches_enrolled_learners(
     second = await db.scalar(select(Lesson.id).where(Lesson.position == 2))
     await db.close()
     await h.send(f"/release {second} days 1", OWNER)
-    assert "Re-planned for 1 enrolled learners" in h.last_text()
+    assert "Re-planned for 1 enrolled learner." in h.last_text()
     clock.advance(days=1, seconds=1)
     await drain(drip_app)
     sent = lessons_to(h, ANN.id)

@@ -269,8 +269,8 @@ async def test_sales_report_per_currency(harness: Harness, db: AsyncSession) -> 
     )
     await harness.send("/sales", MAYA)
     text = harness.last_text()
-    assert "JPY: 1 sales, 0 refunds — gross ¥1,500, fee ¥150, net ¥1,350" in text
-    assert "XTR: 1 sales, 0 refunds — gross ⭐ 500, fee ⭐ 50, net ⭐ 450" in text
+    assert "JPY: 1 sale, 0 refunds — gross ¥1,500, fee ¥150, net ¥1,350" in text
+    assert "XTR: 1 sale, 0 refunds — gross ⭐ 500, fee ⭐ 50, net ⭐ 450" in text
     await harness.send("/sales", OLEG)
     assert "for course creators" in harness.last_text()
     await harness.send("/sales", BOSS)

@@ -1,0 +1,285 @@
+"""Every chat command in one table: /help, /creatorhelp and Telegram's command menu are
+drawn from it, and a test holds it equal to the commands the routers register, so a
+command cannot be added without its help line (nor a help line outlive its command).
+
+Usage strings are plain text ("<course id>"): they are escaped where they are shown,
+since Telegram refuses an HTML message with a bare "<".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from html import escape
+
+from aiogram.types import BotCommand
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.i18n import lazy_gettext as __
+from babel.support import LazyProxy
+
+from bot.handlers.common import TELEGRAM_TEXT_LIMIT
+
+Text = str | LazyProxy
+
+
+class Audience(StrEnum):
+    LEARNER = "learner"
+    CREATOR = "creator"
+    # Platform owners (ADMIN_IDS): what they can do beyond a creator.
+    OWNER = "owner"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    title: Text
+
+
+@dataclass(frozen=True, slots=True)
+class CommandHelp:
+    name: str
+    audience: Audience
+    group: Group
+    usage: Text  # the arguments, plain text
+    about: Text
+    # The label in Telegram's command menu; None: not in the menu.
+    menu: Text | None = None
+
+
+DISCOVER = Group(__("Find a course"))
+LEARNING = Group(__("Your learning"))
+SUPPORT = Group(__("Help and support"))
+COURSES = Group(__("Courses"))
+LESSONS = Group(__("Lessons"))
+SALES = Group(__("Sales and promo codes"))
+PAID_GROUPS = Group(__("Paid groups and plans"))
+GENERAL = Group(__("General"))
+PLATFORM = Group(__("Platform owners"))
+
+LEARNER, CREATOR, OWNER = Audience.LEARNER, Audience.CREATOR, Audience.OWNER
+
+# One line per form of a command; the order here is the order in the help.
+COMMANDS: tuple[CommandHelp, ...] = (
+    CommandHelp("start", LEARNER, DISCOVER, "", __("main menu"), __("Main menu")),
+    CommandHelp("catalog", LEARNER, DISCOVER, "", __("browse all courses"), __("Browse courses")),
+    CommandHelp(
+        "search",
+        LEARNER,
+        DISCOVER,
+        __("<words>"),
+        __("find a course (or just type the words)"),
+        __("Find a course"),
+    ),
+    CommandHelp("course", LEARNER, DISCOVER, __("<course number>"), __("open a course's card")),
+    CommandHelp(
+        "foryou",
+        LEARNER,
+        DISCOVER,
+        "",
+        __("courses recommended for you"),
+        __("Recommended for you"),
+    ),
+    CommandHelp(
+        "plans",
+        LEARNER,
+        DISCOVER,
+        "",
+        __("paid groups and channels"),
+        __("Paid groups and channels"),
+    ),
+    CommandHelp("my", LEARNER, LEARNING, "", __("your library and progress"), __("My library")),
+    CommandHelp("subscriptions", LEARNER, LEARNING, "", __("your plans; cancel a renewal")),
+    CommandHelp("quiet", LEARNER, LEARNING, "22:00-08:00 | off", __("hours without lessons")),
+    CommandHelp(
+        "timezone", LEARNER, LEARNING, __("<area/city>"), __("your time zone, e.g. Europe/Berlin")
+    ),
+    CommandHelp("help", LEARNER, SUPPORT, "", __("this message"), __("Help")),
+    CommandHelp(
+        "paysupport",
+        LEARNER,
+        SUPPORT,
+        "",
+        __("help with a payment or a refund"),
+        __("Payment support"),
+    ),
+    CommandHelp("terms", LEARNER, SUPPORT, "", __("terms of sale")),
+    CommandHelp(
+        "becomecreator", LEARNER, SUPPORT, "", __("sell your own courses (then /creatorhelp)")
+    ),
+    CommandHelp("newcourse", CREATOR, COURSES, "", __("create a course step by step")),
+    CommandHelp("courses", CREATOR, COURSES, "", __("your courses")),
+    CommandHelp(
+        "editcourse",
+        CREATOR,
+        COURSES,
+        __("<id> <field> <value>"),
+        __("field: title, description, tags, language, price, stars"),
+    ),
+    CommandHelp(
+        "publish", CREATOR, COURSES, __("<id>"), __("put a course on sale (once it has a lesson)")
+    ),
+    CommandHelp("unpublish", CREATOR, COURSES, __("<id>"), __("take a course off sale")),
+    CommandHelp(
+        "protect", CREATOR, COURSES, __("<id> on|off"), __("forbid forwarding and saving lessons")
+    ),
+    CommandHelp(
+        "preview", CREATOR, COURSES, __("<id> <day>"), __("what a learner has on that day")
+    ),
+    CommandHelp("broadcast", CREATOR, COURSES, __("<id>"), __("message every learner of a course")),
+    CommandHelp(
+        "addlesson",
+        CREATOR,
+        LESSONS,
+        __("<course id>"),
+        __("then send the lesson: text, photo, video, document or voice"),
+    ),
+    CommandHelp(
+        "lessons", CREATOR, LESSONS, __("<course id>"), __("lessons and their release rules")
+    ),
+    CommandHelp(
+        "release",
+        CREATOR,
+        LESSONS,
+        __("<lesson id> days <N> | at <YYYY-MM-DD HH:MM> | after"),
+        __("when a lesson arrives"),
+    ),
+    CommandHelp("movelesson", CREATOR, LESSONS, __("<lesson id> up|down"), __("change the order")),
+    CommandHelp(
+        "editlesson", CREATOR, LESSONS, __("<lesson id>"), __("replace a lesson's content")
+    ),
+    CommandHelp("dellesson", CREATOR, LESSONS, __("<lesson id>"), __("delete a lesson")),
+    CommandHelp("sales", CREATOR, SALES, "", __("your sales: gross, fee and net per currency")),
+    CommandHelp(
+        "refund",
+        CREATOR,
+        SALES,
+        __("<order reference | payment id>"),
+        __("refund a payment; its access ends"),
+    ),
+    CommandHelp(
+        "coupon",
+        CREATOR,
+        SALES,
+        __("add <CODE> <20% | 5.00USD | 50XTR> [course=<id> | plan=<id>] [uses=<N>] [days=<N>]"),
+        __("create a promo code"),
+    ),
+    CommandHelp("coupon", CREATOR, SALES, "list", __("your promo codes")),
+    CommandHelp("coupon", CREATOR, SALES, __("off <CODE>"), __("stop a promo code")),
+    CommandHelp(
+        "linkgroup", CREATOR, PAID_GROUPS, "", __("connect a group or channel to sell access to")
+    ),
+    CommandHelp("groups", CREATOR, PAID_GROUPS, "", __("your groups, channels and plans")),
+    CommandHelp(
+        "plan",
+        CREATOR,
+        PAID_GROUPS,
+        __(
+            "new <title> stars=<N> days=<N>|life [trial=<N>] [sub=yes] [publish=yes] "
+            "chat=<chat id> [course=<id>]"
+        ),
+        __("create a plan: paid access to your chats"),
+    ),
+    CommandHelp(
+        "plan",
+        CREATOR,
+        PAID_GROUPS,
+        __("<plan id> stars=… days=… trial=… publish=yes|no chat=… course=…"),
+        __("change a plan"),
+    ),
+    CommandHelp("members", CREATOR, PAID_GROUPS, __("<chat id>"), __("who is in, and until when")),
+    CommandHelp(
+        "extend",
+        CREATOR,
+        PAID_GROUPS,
+        __("<user id> <days> [plan id]"),
+        __("give a member more days"),
+    ),
+    CommandHelp(
+        "kick", CREATOR, PAID_GROUPS, __("<user id> [plan id]"), __("end a member's access")
+    ),
+    CommandHelp(
+        "whitelist",
+        CREATOR,
+        PAID_GROUPS,
+        __("<chat id> <user id> [off]"),
+        __("keep someone in a chat without a plan"),
+    ),
+    CommandHelp(
+        "audit", CREATOR, PAID_GROUPS, __("<chat id>"), __("who would be removed (a dry run)")
+    ),
+    CommandHelp("creatorhelp", CREATOR, GENERAL, "", __("this list")),
+    CommandHelp("cancel", CREATOR, GENERAL, "", __("stop the current step")),
+    CommandHelp(
+        "sales", OWNER, PLATFORM, "", __("everyone's sales; /sales <creator id> for one creator")
+    ),
+    CommandHelp(
+        "coupon",
+        OWNER,
+        PLATFORM,
+        __("add <CODE> <value> creator=<creator id>"),
+        __("a promo code for any creator"),
+    ),
+    CommandHelp("refund", OWNER, PLATFORM, __("<order reference | payment id>"), __("any payment")),
+)
+
+
+def names() -> set[str]:
+    return {c.name for c in COMMANDS}
+
+
+def usage(name: str) -> str:
+    """`/name <i>arguments</i>` of a command's first form, ready for an HTML message."""
+    entry = next(c for c in COMMANDS if c.name == name)
+    return _line(entry).partition(" — ")[0]
+
+
+def _line(entry: CommandHelp) -> str:
+    args = str(entry.usage)
+    head = f"/{entry.name}" + (f" <i>{escape(args, quote=False)}</i>" if args else "")
+    return f"{head} — {escape(str(entry.about), quote=False)}"
+
+
+def _pages(blocks: Iterable[str], limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
+    # Whole groups per message: a long help never gets cut inside a tag. (UTF-16 units
+    # of the HTML source: never fewer than Telegram counts after parsing it.)
+    pages: list[str] = []
+    for block in blocks:
+        joined = f"{pages[-1]}\n\n{block}" if pages else block
+        if pages and len(joined.encode("utf-16-le")) // 2 <= limit:
+            pages[-1] = joined
+        else:
+            pages.append(block)
+    return pages
+
+
+def render(audiences: Iterable[Audience], heading: str) -> list[str]:
+    """The help for these audiences: a heading, then each group's commands."""
+    wanted = set(audiences)
+    groups: dict[int, tuple[Group, list[str]]] = {}
+    for entry in COMMANDS:
+        if entry.audience in wanted:
+            groups.setdefault(id(entry.group), (entry.group, []))[1].append(_line(entry))
+    blocks = [heading] + [
+        f"<b>{escape(str(group.title), quote=False)}</b>\n" + "\n".join(lines)
+        for group, lines in groups.values()
+    ]
+    return _pages(blocks)
+
+
+def learner_help() -> list[str]:
+    return render(
+        [Audience.LEARNER],
+        _("<b>Lyceum</b> sells courses and paid communities right in this chat."),
+    )
+
+
+def creator_help(owner: bool) -> list[str]:
+    audiences = [Audience.CREATOR, Audience.OWNER] if owner else [Audience.CREATOR]
+    return render(audiences, _("<b>Creator commands</b>"))
+
+
+def menu() -> list[BotCommand]:
+    """Telegram's command menu (private chats), in the current locale."""
+    return [
+        BotCommand(command=c.name, description=str(c.menu)) for c in COMMANDS if c.menu is not None
+    ]
