@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
+from sandbox.api import Sandbox
 from sandbox.formatting import command_entities
+from sandbox.limits import RateLimits
 from sandbox.state import DEFAULT_BOT_RIGHTS, ChatState, StoredMessage, UserState, new_id
 
-if TYPE_CHECKING:
-    from sandbox.server import SandboxServer
-
 API = "/sandbox/api"
+STATIC_DIR = Path(__file__).parent / "static"
 _user_ids = itertools.count(100_001)
 
 
@@ -39,7 +40,7 @@ def ControlError(status: int, message: str) -> web.HTTPException:
     )
 
 
-def ok(server: SandboxServer, **data: Any) -> web.Response:
+def ok(server: Sandbox, **data: Any) -> web.Response:
     data.setdefault("ok", True)
     data["seq"] = server.seq
     return web.json_response(data)
@@ -70,7 +71,7 @@ def view(m: StoredMessage) -> dict[str, Any]:
 # --- actions (also usable in-process) ------------------------------------------------------
 
 
-def create_user(server: SandboxServer, data: dict[str, Any]) -> UserState:
+def create_user(server: Sandbox, data: dict[str, Any]) -> UserState:
     uid = int(data.get("id") or next(_user_ids))
     while not data.get("id") and uid in server.users:
         uid = next(_user_ids)
@@ -93,7 +94,7 @@ def create_user(server: SandboxServer, data: dict[str, Any]) -> UserState:
     return user
 
 
-def get_user(server: SandboxServer, request: web.Request) -> UserState:
+def get_user(server: Sandbox, request: web.Request) -> UserState:
     try:
         uid = int(request.match_info["user_id"])
     except ValueError:
@@ -104,7 +105,7 @@ def get_user(server: SandboxServer, request: web.Request) -> UserState:
     return user
 
 
-def target_chat(server: SandboxServer, user: UserState, chat_id: Any) -> ChatState:
+def target_chat(server: Sandbox, user: UserState, chat_id: Any) -> ChatState:
     if chat_id is None or int(chat_id) == user.id:
         return server.private_chat(user)
     chat = server.chats.get(int(chat_id))
@@ -116,7 +117,7 @@ def target_chat(server: SandboxServer, user: UserState, chat_id: Any) -> ChatSta
 
 
 def user_message(
-    server: SandboxServer, user: UserState, chat: ChatState, body_: dict[str, Any]
+    server: Sandbox, user: UserState, chat: ChatState, body_: dict[str, Any]
 ) -> StoredMessage:
     """A message from the user; the bot gets it when it can see the chat."""
     if chat.type == "private":
@@ -132,7 +133,7 @@ def user_message(
 
 
 def send_text(
-    server: SandboxServer, user: UserState, chat: ChatState, text: str, reply_to: int | None = None
+    server: Sandbox, user: UserState, chat: ChatState, text: str, reply_to: int | None = None
 ) -> StoredMessage:
     if not text:
         raise ControlError(400, "text is empty")
@@ -158,7 +159,7 @@ def send_text(
 
 
 def find_button(
-    server: SandboxServer, chat: ChatState, data: dict[str, Any]
+    server: Sandbox, chat: ChatState, data: dict[str, Any]
 ) -> tuple[StoredMessage, dict[str, Any]]:
     """The button to press: by message id and label/row/col, or the newest message with the
     label (exact text first, then a unique case-insensitive substring)."""
@@ -195,7 +196,7 @@ def find_button(
 
 
 def press(
-    server: SandboxServer, user: UserState, chat: ChatState, data: dict[str, Any]
+    server: Sandbox, user: UserState, chat: ChatState, data: dict[str, Any]
 ) -> dict[str, Any]:
     msg, button = find_button(server, chat, data)
     if "callback_data" in button:
@@ -232,7 +233,7 @@ def press(
 
 
 def press_reply_button(
-    server: SandboxServer, user: UserState, label: str, data: dict[str, Any]
+    server: Sandbox, user: UserState, label: str, data: dict[str, Any]
 ) -> StoredMessage:
     """A reply-keyboard button: its text, or what its request_* asks for."""
     kb = user.reply_keyboard
@@ -278,7 +279,7 @@ def press_reply_button(
     return send_text(server, user, chat, label)
 
 
-def set_blocked(server: SandboxServer, user: UserState, blocked: bool) -> None:
+def set_blocked(server: Sandbox, user: UserState, blocked: bool) -> None:
     if user.blocked == blocked:
         return
     chat = server.private_chat(user)
@@ -289,7 +290,7 @@ def set_blocked(server: SandboxServer, user: UserState, blocked: bool) -> None:
         user.started = True
 
 
-def add_bot(server: SandboxServer, chat: ChatState, data: dict[str, Any]) -> None:
+def add_bot(server: Sandbox, chat: ChatState, data: dict[str, Any]) -> None:
     actor = next(m.user_id for m in chat.members.values() if m.status == "creator")
     status = data.get("status", "administrator")
     rights = dict(DEFAULT_BOT_RIGHTS)
@@ -304,7 +305,7 @@ def add_bot(server: SandboxServer, chat: ChatState, data: dict[str, Any]) -> Non
     )  # fmt: skip
 
 
-def chat_view(server: SandboxServer, chat: ChatState, viewer: UserState | None) -> dict[str, Any]:
+def chat_view(server: Sandbox, chat: ChatState, viewer: UserState | None) -> dict[str, Any]:
     out = chat.to_tg()
     if chat.type == "private":
         out["title"] = server.bot_user.first_name
@@ -321,9 +322,8 @@ def chat_view(server: SandboxServer, chat: ChatState, viewer: UserState | None) 
 # --- routes -------------------------------------------------------------------------------
 
 
-def setup_control_routes(app: web.Application, server: SandboxServer) -> None:
+def setup_control_routes(app: web.Application, server: Sandbox) -> None:
     r = app.router
-    from sandbox.server import STATIC_DIR
 
     async def index(request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC_DIR / "index.html")
@@ -345,8 +345,6 @@ def setup_control_routes(app: web.Application, server: SandboxServer) -> None:
         )
 
     async def set_config(request: web.Request) -> web.Response:
-        from sandbox.limits import RateLimits
-
         data = await body(request)
         cfg = server.config
         if "limits" in data:
@@ -355,9 +353,7 @@ def setup_control_routes(app: web.Application, server: SandboxServer) -> None:
                 cfg.limits = None
             else:
                 cfg.limits = RateLimits(**(lim if isinstance(lim, dict) else {}))
-            server._limits_global = None
-            server._private_buckets.clear()
-            server._group_buckets.clear()
+            server.reset_limits()
         for key in ("latency", "pre_checkout_timeout", "webhook_retry_delay",
                     "webhook_max_retry_delay", "webhook_timeout"):  # fmt: skip
             if key in data:
