@@ -16,12 +16,17 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.api import Sandbox
-from sandbox.formatting import command_entities
+from sandbox.api.files import image_size
+from sandbox.api.messages import CAPTION_LIMIT
+from sandbox.formatting import command_entities, utf16_len
 from sandbox.limits import RateLimits
+from sandbox.spec import FileUpload
 from sandbox.state import DEFAULT_BOT_RIGHTS, ChatState, StoredMessage, UserState, new_id
 
 API = "/sandbox/api"
 STATIC_DIR = Path(__file__).parent / "static"
+# What a person can send from the web chat besides text.
+USER_MEDIA = ("photo", "document", "voice")
 _user_ids = itertools.count(100_001)
 
 
@@ -127,6 +132,8 @@ def user_message(
     elif chat.type == "channel":
         raise ControlError(400, "users do not write in channels")
     msg = server.store_message(chat, user, body_, outgoing=False)
+    # Writing in a chat reads it, as in Telegram's apps.
+    user.read_up_to[chat.id] = msg.tg["message_id"]
     if chat.type == "private" or server.bot_sees(chat, msg.tg):
         server.push_update("message", msg.tg)
     return msg
@@ -156,6 +163,68 @@ def send_text(
         if text in labels:
             user.reply_keyboard = None
     return user_message(server, user, chat, body_)
+
+
+def send_media(
+    server: Sandbox,
+    user: UserState,
+    chat: ChatState,
+    kind: str,
+    upload: FileUpload,
+    caption: str = "",
+    duration: int = 0,
+) -> StoredMessage:
+    """A photo, document or voice message from the user, as Telegram delivers it: the file
+    gets a file_id the bot can send again (sendPhoto/sendDocument/sendVoice, copyMessage)."""
+    if kind not in USER_MEDIA:
+        raise ControlError(400, "kind: photo, document or voice")
+    if not upload.data:
+        raise ControlError(400, "the file is empty")
+    if utf16_len(caption) > CAPTION_LIMIT:
+        raise ControlError(400, f"a caption has at most {CAPTION_LIMIT} characters")
+    stored = server.store_upload(upload, kind)
+    facts: dict[str, Any] = {"duration": duration}
+    size = image_size(upload.data) if kind == "photo" else None
+    if size is not None:
+        facts["width"], facts["height"] = size
+    body_: dict[str, Any] = {kind: server.media_object(stored, kind, facts)}
+    if caption:
+        body_["caption"] = caption
+    return user_message(server, user, chat, body_)
+
+
+async def media_form(request: web.Request) -> dict[str, Any]:
+    """The multipart form of a media message: kind, file, and caption/chat_id/duration."""
+    if not request.content_type.startswith("multipart/"):
+        raise ControlError(400, "send the file as multipart/form-data")
+    form = await request.post()
+    field_ = form.get("file")
+    if not isinstance(field_, web.FileField):
+        raise ControlError(400, "a file field named 'file' is required")
+    data: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+    data["file"] = FileUpload(
+        filename=field_.filename, content_type=field_.content_type, data=field_.file.read()
+    )
+    return data
+
+
+def unread_count(user: UserState, chat: ChatState) -> int:
+    """Messages in the chat after the last one the user read, not counting their own."""
+    last = user.read_up_to.get(chat.id, 0)
+    count = 0
+    for message_id, m in reversed(chat.messages.items()):
+        if message_id <= last:
+            break
+        if not m.deleted and m.tg.get("from", {}).get("id") != user.id:
+            count += 1
+    return count
+
+
+def mark_read(server: Sandbox, user: UserState, chat: ChatState) -> None:
+    newest = next(reversed(chat.messages), 0)
+    if user.read_up_to.get(chat.id, 0) < newest:
+        user.read_up_to[chat.id] = newest
+        server.bump()  # other open pages redraw their badges
 
 
 def find_button(
@@ -315,6 +384,7 @@ def chat_view(server: Sandbox, chat: ChatState, viewer: UserState | None) -> dic
     ]
     if viewer is not None:
         out["my_status"] = chat.member(viewer.id).status
+        out["unread"] = unread_count(viewer, chat)
     out["join_requests"] = [r.user_id for r in chat.join_requests.values()]
     return out
 
@@ -410,6 +480,29 @@ def setup_control_routes(app: web.Application, server: Sandbox) -> None:
         chat = target_chat(server, user, data.get("chat_id"))
         msg = send_text(server, user, chat, str(data.get("text", "")), data.get("reply_to"))
         return ok(server, message=msg.tg)
+
+    async def user_media(request: web.Request) -> web.Response:
+        user = get_user(server, request)
+        data = await media_form(request)
+        chat = target_chat(server, user, data.get("chat_id") or None)
+        msg = send_media(
+            server, user, chat, str(data.get("kind", "")), data["file"],
+            caption=str(data.get("caption") or ""), duration=_int(data.get("duration")),
+        )  # fmt: skip
+        return ok(server, message=msg.tg)
+
+    async def user_read(request: web.Request) -> web.Response:
+        user = get_user(server, request)
+        chat = target_chat(server, user, (await body(request)).get("chat_id"))
+        mark_read(server, user, chat)
+        return ok(server, unread=unread_count(user, chat))
+
+    async def file_get(request: web.Request) -> web.Response:
+        """A file's bytes for the web chat (the Bot API serves them only with the token)."""
+        f = server.files.get(request.match_info["file_id"])
+        if f is None or not f.data:
+            raise ControlError(404, "no such file")
+        return web.Response(body=f.data, content_type=f.mime_type or "application/octet-stream")
 
     async def user_edit(request: web.Request) -> web.Response:
         """The user edits one of their messages; the bot gets edited_message."""
@@ -614,6 +707,9 @@ def setup_control_routes(app: web.Application, server: Sandbox) -> None:
     r.add_get(f"{API}/users/{{user_id}}", user_get)
     r.add_post(f"{API}/users/{{user_id}}/send", user_send)
     r.add_post(f"{API}/users/{{user_id}}/press", user_press)
+    r.add_post(f"{API}/users/{{user_id}}/media", user_media)
+    r.add_post(f"{API}/users/{{user_id}}/read", user_read)
+    r.add_get(f"{API}/files/{{file_id}}", file_get)
     r.add_post(f"{API}/users/{{user_id}}/edit", user_edit)
     r.add_post(f"{API}/users/{{user_id}}/pay", user_pay)
     r.add_post(f"{API}/users/{{user_id}}/join", user_join)
@@ -634,3 +730,10 @@ def setup_control_routes(app: web.Application, server: Sandbox) -> None:
     r.add_get(f"{API}/updates", updates_pending)
     r.add_get(f"{API}/stars", stars)
     r.add_get(f"{API}/commands", commands)
+
+
+def _int(value: Any) -> int:
+    try:
+        return max(round(float(value)), 0)
+    except (TypeError, ValueError):
+        return 0

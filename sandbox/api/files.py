@@ -19,19 +19,25 @@ class FilesApi(MessagesApi):
     def file_by_path(self, path: str) -> StoredFile | None:
         return next((f for f in self.files.values() if f.file_path == path), None)
 
+    def store_upload(
+        self, upload: FileUpload, kind: str, default_name: str | None = None
+    ) -> StoredFile:
+        """An uploaded file (by the bot or by a user), kept under a new file_id that either
+        can send again."""
+        stored = StoredFile(
+            file_id=new_id(kind[:2].upper() + "Aa", 24),
+            file_unique_id=new_id("", 8),
+            data=upload.data,
+            kind=kind,
+            file_name=upload.filename or default_name,
+            mime_type=upload.content_type or None,
+        )
+        self.files[stored.file_id] = stored
+        return stored
+
     def input_file(self, value: Any, kind: str, default_name: str | None = None) -> StoredFile:
         if isinstance(value, FileUpload):
-            unique = new_id("", 8)
-            stored = StoredFile(
-                file_id=new_id(kind[:2].upper() + "Aa", 24),
-                file_unique_id=unique,
-                data=value.data,
-                kind=kind,
-                file_name=value.filename or default_name,
-                mime_type=value.content_type or None,
-            )
-            self.files[stored.file_id] = stored
-            return stored
+            return self.store_upload(value, kind, default_name)
         if isinstance(value, str):
             if value in self.files:
                 return self.files[value]
@@ -45,7 +51,12 @@ class FilesApi(MessagesApi):
                 raise bad("can't use attach:// outside of a media group")
         raise bad("wrong file identifier/HTTP URL specified")
 
-    def media_object(self, f: StoredFile, kind: str, p: dict[str, Any]) -> Any:
+    def media_object(self, f: StoredFile, kind: str, params: dict[str, Any]) -> Any:
+        # A file sent again by file_id keeps the size and length it was first sent with.
+        for key in ("width", "height", "duration"):
+            if params.get(key):
+                f.facts.setdefault(key, params[key])
+        p = f.facts
         base: dict[str, Any] = {"file_id": f.file_id, "file_unique_id": f.file_unique_id}
         if f.data:
             base["file_size"] = len(f.data)
@@ -104,3 +115,29 @@ class FilesApi(MessagesApi):
         if f.data:
             out["file_size"] = len(f.data)
         return out
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height of a PNG, GIF or JPEG (what a Telegram app reports for a photo)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_size(data)
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    # Walk the segments to a start-of-frame marker (SOF0..SOF15 but DHT, JPG and DAC).
+    i = 2
+    while i + 9 < len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(
+                data[i + 5 : i + 7], "big"
+            )
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return None
