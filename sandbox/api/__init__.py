@@ -11,7 +11,10 @@ from sandbox.api.updates import UpdatesApi
 
 
 class Sandbox(FilesApi, PaymentsApi, MessagesApi, ChatsApi, UpdatesApi, InlineApi, BotProfileApi):
-    """One bot's world: every area on one shared core (``sandbox.core.SandboxCore``)."""
+    """One bot's world: every area on one shared core (``sandbox.core.SandboxCore``).
+
+    Files and payments build on messages (a photo or an invoice is a message the bot sends),
+    so they come before it here; Python's method order then runs each area's ``reset`` once."""
 
 
 __all__ = ["Sandbox"]
