@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
+from pathlib import Path
 
 from bot.config import Settings, get_settings
 
@@ -81,13 +82,22 @@ async def _audit(settings: Settings, chat_id: int | None, confirm: bool) -> int:
     return 0
 
 
+# Where `make demo` keeps the bot's log (the sandbox demo writes the same file).
+DEMO_LOG = Path("data/demo-bot.log")
+
+
 def cmd_demo(settings: Settings) -> int:
     """Try it: real Telegram when BOT_TOKEN is set, else the local sandbox."""
     if settings.token:
-        asyncio.run(_migrate(settings))
-        asyncio.run(_seed(settings))
-        print("Running on Telegram with your BOT_TOKEN. Open your bot and send /start.")
-        asyncio.run(_run(settings, webhook=False))
+        log_path = _log_to_file(DEMO_LOG)
+        print(f"Bot log: {log_path}")
+        try:
+            asyncio.run(_migrate(settings))
+            asyncio.run(_seed(settings))
+            print("Running on Telegram with your BOT_TOKEN. Open your bot and send /start.")
+            asyncio.run(_run(settings, webhook=False))
+        finally:
+            print(f"The bot's log is kept in {log_path}")
         return 0
     try:
         from sandbox.demo import main as sandbox_demo  # type: ignore[import-not-found]
@@ -98,7 +108,18 @@ def cmd_demo(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    return int(sandbox_demo() or 0)
+    return int(sandbox_demo(["--log", str(DEMO_LOG)]) or 0)
+
+
+def _log_to_file(path: Path) -> Path:
+    """Also append the log to a file, so it outlives the terminal the demo ran in."""
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(root.handlers[0].formatter if root.handlers else None)
+    root.addHandler(handler)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,8 @@ The bot never imports this package; point it at ``SandboxServer.api_url`` throug
 TELEGRAM_API_URL instead.
 """
 
+from sandbox.core import ApiError
 from sandbox.limits import RateLimits, SandboxConfig
-from sandbox.server import ApiError, SandboxServer
+from sandbox.server import SandboxServer
 
 __all__ = ["ApiError", "RateLimits", "SandboxConfig", "SandboxServer"]

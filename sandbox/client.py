@@ -139,7 +139,9 @@ class SandboxUser:
     def __repr__(self) -> str:
         return f"<SandboxUser {self.id} {self.first_name}>"
 
-    async def _act(self, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    async def _act(
+        self, path: str, payload: dict[str, Any] | aiohttp.FormData | None = None
+    ) -> dict[str, Any]:
         # The mark is taken before the action: whatever the bot does in reply is newer.
         before = await self.client.seq()
         result = await self.client.request("POST", f"/users/{self.id}{path}", payload or {})
@@ -152,6 +154,49 @@ class SandboxUser:
         """Write to the bot (or in a group the user belongs to)."""
         data = await self._act("/send", {"text": text, "chat_id": _chat_id(chat)})
         return Message(data["message"], data["seq"], outgoing=False)
+
+    async def send_media(
+        self,
+        kind: str,
+        data: bytes,
+        filename: str,
+        *,
+        caption: str | None = None,
+        mime_type: str | None = None,
+        duration: int | None = None,
+        chat: int | SandboxChat | None = None,
+    ) -> Message:
+        """Send a photo, document or voice message (``kind``) as a Telegram app would; the
+        message carries a file_id the bot can send again."""
+        form = aiohttp.FormData()
+        form.add_field("kind", kind)
+        form.add_field("file", data, filename=filename, content_type=mime_type)
+        for name, value in (("caption", caption), ("duration", duration),
+                            ("chat_id", _chat_id(chat))):  # fmt: skip
+            if value is not None:
+                form.add_field(name, str(value))
+        result = await self._act("/media", form)
+        return Message(result["message"], result["seq"], outgoing=False)
+
+    async def send_photo(self, data: bytes, caption: str | None = None, **kw: Any) -> Message:
+        return await self.send_media("photo", data, "photo.png", caption=caption, **kw)
+
+    async def send_document(
+        self, data: bytes, filename: str, caption: str | None = None, **kw: Any
+    ) -> Message:
+        return await self.send_media("document", data, filename, caption=caption, **kw)
+
+    async def send_voice(self, data: bytes, duration: int = 1, **kw: Any) -> Message:
+        kw.setdefault("mime_type", "audio/ogg")
+        return await self.send_media("voice", data, "voice.ogg", duration=duration, **kw)
+
+    async def read(self, chat: int | SandboxChat | None = None) -> None:
+        """Open the chat: everything in it counts as read."""
+        await self.client.request("POST", f"/users/{self.id}/read", {"chat_id": _chat_id(chat)})
+
+    async def unread(self) -> dict[int, int]:
+        """Unread messages per chat id, as the chat list's badges show them."""
+        return {int(c["id"]): int(c["unread"]) for c in (await self.state())["chats"]}
 
     async def edit(self, message: Message, text: str) -> Message:
         """Edit one of this user's own text messages (the bot gets edited_message)."""
@@ -368,11 +413,18 @@ class SandboxClient:
         return self._session
 
     async def request(
-        self, method: str, path: str, payload: dict[str, Any] | None = None, **params: Any
+        self,
+        method: str,
+        path: str,
+        payload: dict[str, Any] | aiohttp.FormData | None = None,
+        **params: Any,
     ) -> dict[str, Any]:
         url = f"{self.base_url}/sandbox/api{path}"
         query = {k: str(v) for k, v in params.items() if v is not None}
-        async with self.session.request(method, url, json=payload, params=query) as resp:
+        body: dict[str, Any] = (
+            {"data": payload} if isinstance(payload, aiohttp.FormData) else {"json": payload}
+        )
+        async with self.session.request(method, url, params=query, **body) as resp:
             data = await resp.json(content_type=None)
             if resp.status >= 400 or not data.get("ok", False):
                 raise SandboxClientError(resp.status, data.get("error", str(data)))

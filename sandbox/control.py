@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
-from sandbox.formatting import command_entities
+from sandbox.api import Sandbox
+from sandbox.api.files import image_size
+from sandbox.api.messages import CAPTION_LIMIT
+from sandbox.formatting import command_entities, utf16_len
+from sandbox.limits import RateLimits
+from sandbox.spec import FileUpload
 from sandbox.state import DEFAULT_BOT_RIGHTS, ChatState, StoredMessage, UserState, new_id
 
-if TYPE_CHECKING:
-    from sandbox.server import SandboxServer
-
 API = "/sandbox/api"
+STATIC_DIR = Path(__file__).parent / "static"
+# What a person can send from the web chat besides text.
+USER_MEDIA = ("photo", "document", "voice")
 _user_ids = itertools.count(100_001)
 
 
@@ -39,7 +45,7 @@ def ControlError(status: int, message: str) -> web.HTTPException:
     )
 
 
-def ok(server: SandboxServer, **data: Any) -> web.Response:
+def ok(server: Sandbox, **data: Any) -> web.Response:
     data.setdefault("ok", True)
     data["seq"] = server.seq
     return web.json_response(data)
@@ -70,7 +76,7 @@ def view(m: StoredMessage) -> dict[str, Any]:
 # --- actions (also usable in-process) ------------------------------------------------------
 
 
-def create_user(server: SandboxServer, data: dict[str, Any]) -> UserState:
+def create_user(server: Sandbox, data: dict[str, Any]) -> UserState:
     uid = int(data.get("id") or next(_user_ids))
     while not data.get("id") and uid in server.users:
         uid = next(_user_ids)
@@ -93,7 +99,7 @@ def create_user(server: SandboxServer, data: dict[str, Any]) -> UserState:
     return user
 
 
-def get_user(server: SandboxServer, request: web.Request) -> UserState:
+def get_user(server: Sandbox, request: web.Request) -> UserState:
     try:
         uid = int(request.match_info["user_id"])
     except ValueError:
@@ -104,7 +110,7 @@ def get_user(server: SandboxServer, request: web.Request) -> UserState:
     return user
 
 
-def target_chat(server: SandboxServer, user: UserState, chat_id: Any) -> ChatState:
+def target_chat(server: Sandbox, user: UserState, chat_id: Any) -> ChatState:
     if chat_id is None or int(chat_id) == user.id:
         return server.private_chat(user)
     chat = server.chats.get(int(chat_id))
@@ -116,7 +122,7 @@ def target_chat(server: SandboxServer, user: UserState, chat_id: Any) -> ChatSta
 
 
 def user_message(
-    server: SandboxServer, user: UserState, chat: ChatState, body_: dict[str, Any]
+    server: Sandbox, user: UserState, chat: ChatState, body_: dict[str, Any]
 ) -> StoredMessage:
     """A message from the user; the bot gets it when it can see the chat."""
     if chat.type == "private":
@@ -126,13 +132,15 @@ def user_message(
     elif chat.type == "channel":
         raise ControlError(400, "users do not write in channels")
     msg = server.store_message(chat, user, body_, outgoing=False)
+    # Writing in a chat reads it, as in Telegram's apps.
+    user.read_up_to[chat.id] = msg.tg["message_id"]
     if chat.type == "private" or server.bot_sees(chat, msg.tg):
         server.push_update("message", msg.tg)
     return msg
 
 
 def send_text(
-    server: SandboxServer, user: UserState, chat: ChatState, text: str, reply_to: int | None = None
+    server: Sandbox, user: UserState, chat: ChatState, text: str, reply_to: int | None = None
 ) -> StoredMessage:
     if not text:
         raise ControlError(400, "text is empty")
@@ -157,8 +165,70 @@ def send_text(
     return user_message(server, user, chat, body_)
 
 
+def send_media(
+    server: Sandbox,
+    user: UserState,
+    chat: ChatState,
+    kind: str,
+    upload: FileUpload,
+    caption: str = "",
+    duration: int = 0,
+) -> StoredMessage:
+    """A photo, document or voice message from the user, as Telegram delivers it: the file
+    gets a file_id the bot can send again (sendPhoto/sendDocument/sendVoice, copyMessage)."""
+    if kind not in USER_MEDIA:
+        raise ControlError(400, "kind: photo, document or voice")
+    if not upload.data:
+        raise ControlError(400, "the file is empty")
+    if utf16_len(caption) > CAPTION_LIMIT:
+        raise ControlError(400, f"a caption has at most {CAPTION_LIMIT} characters")
+    stored = server.store_upload(upload, kind)
+    facts: dict[str, Any] = {"duration": duration}
+    size = image_size(upload.data) if kind == "photo" else None
+    if size is not None:
+        facts["width"], facts["height"] = size
+    body_: dict[str, Any] = {kind: server.media_object(stored, kind, facts)}
+    if caption:
+        body_["caption"] = caption
+    return user_message(server, user, chat, body_)
+
+
+async def media_form(request: web.Request) -> dict[str, Any]:
+    """The multipart form of a media message: kind, file, and caption/chat_id/duration."""
+    if not request.content_type.startswith("multipart/"):
+        raise ControlError(400, "send the file as multipart/form-data")
+    form = await request.post()
+    field_ = form.get("file")
+    if not isinstance(field_, web.FileField):
+        raise ControlError(400, "a file field named 'file' is required")
+    data: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
+    data["file"] = FileUpload(
+        filename=field_.filename, content_type=field_.content_type, data=field_.file.read()
+    )
+    return data
+
+
+def unread_count(user: UserState, chat: ChatState) -> int:
+    """Messages in the chat after the last one the user read, not counting their own."""
+    last = user.read_up_to.get(chat.id, 0)
+    count = 0
+    for message_id, m in reversed(chat.messages.items()):
+        if message_id <= last:
+            break
+        if not m.deleted and m.tg.get("from", {}).get("id") != user.id:
+            count += 1
+    return count
+
+
+def mark_read(server: Sandbox, user: UserState, chat: ChatState) -> None:
+    newest = next(reversed(chat.messages), 0)
+    if user.read_up_to.get(chat.id, 0) < newest:
+        user.read_up_to[chat.id] = newest
+        server.bump()  # other open pages redraw their badges
+
+
 def find_button(
-    server: SandboxServer, chat: ChatState, data: dict[str, Any]
+    server: Sandbox, chat: ChatState, data: dict[str, Any]
 ) -> tuple[StoredMessage, dict[str, Any]]:
     """The button to press: by message id and label/row/col, or the newest message with the
     label (exact text first, then a unique case-insensitive substring)."""
@@ -195,7 +265,7 @@ def find_button(
 
 
 def press(
-    server: SandboxServer, user: UserState, chat: ChatState, data: dict[str, Any]
+    server: Sandbox, user: UserState, chat: ChatState, data: dict[str, Any]
 ) -> dict[str, Any]:
     msg, button = find_button(server, chat, data)
     if "callback_data" in button:
@@ -232,7 +302,7 @@ def press(
 
 
 def press_reply_button(
-    server: SandboxServer, user: UserState, label: str, data: dict[str, Any]
+    server: Sandbox, user: UserState, label: str, data: dict[str, Any]
 ) -> StoredMessage:
     """A reply-keyboard button: its text, or what its request_* asks for."""
     kb = user.reply_keyboard
@@ -278,7 +348,7 @@ def press_reply_button(
     return send_text(server, user, chat, label)
 
 
-def set_blocked(server: SandboxServer, user: UserState, blocked: bool) -> None:
+def set_blocked(server: Sandbox, user: UserState, blocked: bool) -> None:
     if user.blocked == blocked:
         return
     chat = server.private_chat(user)
@@ -289,7 +359,7 @@ def set_blocked(server: SandboxServer, user: UserState, blocked: bool) -> None:
         user.started = True
 
 
-def add_bot(server: SandboxServer, chat: ChatState, data: dict[str, Any]) -> None:
+def add_bot(server: Sandbox, chat: ChatState, data: dict[str, Any]) -> None:
     actor = next(m.user_id for m in chat.members.values() if m.status == "creator")
     status = data.get("status", "administrator")
     rights = dict(DEFAULT_BOT_RIGHTS)
@@ -304,7 +374,7 @@ def add_bot(server: SandboxServer, chat: ChatState, data: dict[str, Any]) -> Non
     )  # fmt: skip
 
 
-def chat_view(server: SandboxServer, chat: ChatState, viewer: UserState | None) -> dict[str, Any]:
+def chat_view(server: Sandbox, chat: ChatState, viewer: UserState | None) -> dict[str, Any]:
     out = chat.to_tg()
     if chat.type == "private":
         out["title"] = server.bot_user.first_name
@@ -314,6 +384,7 @@ def chat_view(server: SandboxServer, chat: ChatState, viewer: UserState | None) 
     ]
     if viewer is not None:
         out["my_status"] = chat.member(viewer.id).status
+        out["unread"] = unread_count(viewer, chat)
     out["join_requests"] = [r.user_id for r in chat.join_requests.values()]
     return out
 
@@ -321,9 +392,8 @@ def chat_view(server: SandboxServer, chat: ChatState, viewer: UserState | None) 
 # --- routes -------------------------------------------------------------------------------
 
 
-def setup_control_routes(app: web.Application, server: SandboxServer) -> None:
+def setup_control_routes(app: web.Application, server: Sandbox) -> None:
     r = app.router
-    from sandbox.server import STATIC_DIR
 
     async def index(request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC_DIR / "index.html")
@@ -345,8 +415,6 @@ def setup_control_routes(app: web.Application, server: SandboxServer) -> None:
         )
 
     async def set_config(request: web.Request) -> web.Response:
-        from sandbox.limits import RateLimits
-
         data = await body(request)
         cfg = server.config
         if "limits" in data:
@@ -355,9 +423,7 @@ def setup_control_routes(app: web.Application, server: SandboxServer) -> None:
                 cfg.limits = None
             else:
                 cfg.limits = RateLimits(**(lim if isinstance(lim, dict) else {}))
-            server._limits_global = None
-            server._private_buckets.clear()
-            server._group_buckets.clear()
+            server.reset_limits()
         for key in ("latency", "pre_checkout_timeout", "webhook_retry_delay",
                     "webhook_max_retry_delay", "webhook_timeout"):  # fmt: skip
             if key in data:
@@ -414,6 +480,29 @@ def setup_control_routes(app: web.Application, server: SandboxServer) -> None:
         chat = target_chat(server, user, data.get("chat_id"))
         msg = send_text(server, user, chat, str(data.get("text", "")), data.get("reply_to"))
         return ok(server, message=msg.tg)
+
+    async def user_media(request: web.Request) -> web.Response:
+        user = get_user(server, request)
+        data = await media_form(request)
+        chat = target_chat(server, user, data.get("chat_id") or None)
+        msg = send_media(
+            server, user, chat, str(data.get("kind", "")), data["file"],
+            caption=str(data.get("caption") or ""), duration=_int(data.get("duration")),
+        )  # fmt: skip
+        return ok(server, message=msg.tg)
+
+    async def user_read(request: web.Request) -> web.Response:
+        user = get_user(server, request)
+        chat = target_chat(server, user, (await body(request)).get("chat_id"))
+        mark_read(server, user, chat)
+        return ok(server, unread=unread_count(user, chat))
+
+    async def file_get(request: web.Request) -> web.Response:
+        """A file's bytes for the web chat (the Bot API serves them only with the token)."""
+        f = server.files.get(request.match_info["file_id"])
+        if f is None or not f.data:
+            raise ControlError(404, "no such file")
+        return web.Response(body=f.data, content_type=f.mime_type or "application/octet-stream")
 
     async def user_edit(request: web.Request) -> web.Response:
         """The user edits one of their messages; the bot gets edited_message."""
@@ -618,6 +707,9 @@ def setup_control_routes(app: web.Application, server: SandboxServer) -> None:
     r.add_get(f"{API}/users/{{user_id}}", user_get)
     r.add_post(f"{API}/users/{{user_id}}/send", user_send)
     r.add_post(f"{API}/users/{{user_id}}/press", user_press)
+    r.add_post(f"{API}/users/{{user_id}}/media", user_media)
+    r.add_post(f"{API}/users/{{user_id}}/read", user_read)
+    r.add_get(f"{API}/files/{{file_id}}", file_get)
     r.add_post(f"{API}/users/{{user_id}}/edit", user_edit)
     r.add_post(f"{API}/users/{{user_id}}/pay", user_pay)
     r.add_post(f"{API}/users/{{user_id}}/join", user_join)
@@ -638,3 +730,10 @@ def setup_control_routes(app: web.Application, server: SandboxServer) -> None:
     r.add_get(f"{API}/updates", updates_pending)
     r.add_get(f"{API}/stars", stars)
     r.add_get(f"{API}/commands", commands)
+
+
+def _int(value: Any) -> int:
+    try:
+        return max(round(float(value)), 0)
+    except (TypeError, ValueError):
+        return 0

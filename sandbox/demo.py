@@ -1,10 +1,12 @@
 """Try the storefront with no token and no network: the sandbox plus the real bot.
 
-    python -m sandbox.demo [--port 8081] [--db PATH] [--limits]
+    python -m sandbox.demo [--port 8081] [--db PATH] [--log PATH] [--limits]
 
 starts the sandbox, migrates and seeds a SQLite database with the demo catalog, runs
 ``python -m bot run`` against the sandbox (as a child process, exactly as in production),
-and prints the web chat URL. Ctrl-C stops both.
+and prints the web chat URL. Ctrl-C stops both. The bot's log is appended to
+``data/demo-bot.log`` (or --log), which outlives the demo: its path is printed at start
+and at exit.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from sandbox.server import SandboxServer
 DEMO_TOKEN = "123456:DEMO-SANDBOX-TOKEN"
 CREATOR_ID = 7_000_001
 LEARNER_ID = 100_001
+# Relative to the working directory, like the bot's own default database (data/).
+DEFAULT_LOG = Path("data/demo-bot.log")
 
 
 class BotProcess:
@@ -64,6 +68,10 @@ class BotProcess:
         )  # fmt: skip
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
         text = out.decode(errors="replace")
+        if self.log_path is not None:
+            # migrate and seed belong to the story the log tells (a failed migration first).
+            with self.log_path.open("a", encoding="utf-8") as log:
+                log.write(text)
         if proc.returncode != 0:
             raise RuntimeError(f"python -m bot {' '.join(args)} failed:\n{text}")
         return text
@@ -143,9 +151,12 @@ async def run_demo(
     *,
     db_path: str | Path | None = None,
     limits: bool = False,
+    log_path: str | Path = DEFAULT_LOG,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Sandbox + bot until ``stop`` is set (or SIGINT/SIGTERM)."""
+    log_path = open_demo_log(Path(log_path))
+    print(f"Bot log: {log_path}", flush=True)
     server = SandboxServer(SandboxConfig(token=DEMO_TOKEN, limits=RateLimits() if limits else None))
     try:
         url = await server.start(host, port)
@@ -161,7 +172,6 @@ async def run_demo(
 
     create_user(server, {"id": LEARNER_ID, "first_name": "Learner", "language_code": "en"})
     create_user(server, {"id": CREATOR_ID, "first_name": "Creator", "language_code": "en"})
-    log_path = Path(db_path).with_suffix(".log")
     bot = BotProcess(
         server,
         f"sqlite+aiosqlite:///{db_path}",
@@ -188,6 +198,17 @@ async def run_demo(
         await server.stop()
         if tmp is not None:
             tmp.cleanup()
+        # The database was temporary; the log is what is left to read after a surprise.
+        print(f"\nThe bot's log is kept in {log_path}", flush=True)
+
+
+def open_demo_log(path: Path) -> Path:
+    """Create the log's folder and mark where this run starts (earlier runs stay above)."""
+    path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as f:
+        f.write(f"\n=== demo started {time.strftime('%Y-%m-%d %H:%M:%S')} ===\n")
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,11 +216,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8081)
     p.add_argument("--db", default=None, help="SQLite file (default: a temporary one)")
+    p.add_argument("--log", default=str(DEFAULT_LOG), help="the bot's log (appended to)")
     p.add_argument("--limits", action="store_true", help="enforce Telegram's flood limits")
     # Called as a function (python -m bot demo) it takes no options from bot's command line.
     args = p.parse_args([] if argv is None else argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_demo(args.host, args.port, db_path=args.db, limits=args.limits))
+        asyncio.run(
+            run_demo(args.host, args.port, db_path=args.db, limits=args.limits, log_path=args.log)
+        )
     return 0
 
 

@@ -63,6 +63,8 @@ class UserState:
     stars: int = 0
     # The reply keyboard the bot currently shows this user (private chat), or None.
     reply_keyboard: dict[str, Any] | None = None
+    # Per chat, the newest message id this user has read (what the unread badges count from).
+    read_up_to: dict[int, int] = field(default_factory=dict)
 
     def to_tg(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "is_bot": self.is_bot, "first_name": self.first_name}
@@ -175,6 +177,8 @@ class StoredFile:
     kind: str
     file_name: str | None = None
     mime_type: str | None = None
+    # width, height, duration: what the file was first sent with.
+    facts: dict[str, int] = field(default_factory=dict)
 
     @property
     def file_path(self) -> str:

@@ -3,13 +3,14 @@
 
 const API = "/sandbox/api";
 const $ = (sel) => document.querySelector(sel);
-const state = { userId: null, chatId: null, seq: 0, users: [], me: null, renderedKey: "" };
+const state = { userId: null, chatId: null, seq: 0, users: [], me: null, renderedKey: "", botName: "Bot" };
 
 async function api(method, path, body) {
+  const form = body instanceof FormData;
   const resp = await fetch(API + path, {
     method,
-    headers: body ? { "Content-Type": "application/json" } : {},
-    body: body ? JSON.stringify(body) : undefined,
+    headers: body && !form ? { "Content-Type": "application/json" } : {},
+    body: body ? (form ? body : JSON.stringify(body)) : undefined,
   });
   const data = await resp.json().catch(() => ({ ok: false, error: resp.statusText }));
   if (!resp.ok || data.ok === false) throw new Error(data.error || data.description || resp.statusText);
@@ -84,6 +85,14 @@ async function loadMe() {
     li.className = "chat-item" + (c.id === state.chatId ? " active" : "");
     li.dataset.chatId = c.id;
     li.textContent = c.type === "private" ? `🤖 ${c.title}` : `${c.type === "channel" ? "📢" : "👥"} ${c.title} (${c.my_status})`;
+    li.dataset.unread = c.unread || 0;
+    // The open chat is being read; its count would only flash before the read lands.
+    if (c.unread && c.id !== state.chatId) {
+      const badge = document.createElement("span");
+      badge.className = "unread-badge";
+      badge.textContent = c.unread;
+      li.appendChild(badge);
+    }
     li.onclick = () => { state.chatId = c.id; state.renderedKey = ""; refresh(); };
     list.appendChild(li);
   }
@@ -92,7 +101,7 @@ async function loadMe() {
     const li = document.createElement("li");
     li.className = "chat-item" + (state.chatId === state.userId ? " active" : "");
     li.dataset.chatId = state.userId;
-    li.textContent = "🤖 bot";
+    li.textContent = `🤖 ${state.botName}`;
     li.onclick = () => { state.chatId = state.userId; refresh(); };
     list.prepend(li);
   }
@@ -154,10 +163,7 @@ function renderMessage(v) {
   div.dataset.messageId = m.message_id;
   let html = "";
   if (m.chat.type !== "private" && !v.outgoing) html += `<div class="sender">${escapeHtml(messageTitle(m))}</div>`;
-  if (m.photo) html += `<div class="photo">🖼 photo</div>`;
-  if (m.video) html += `<div class="photo">🎬 video</div>`;
-  if (m.document) html += `<div class="document">📄 ${escapeHtml(m.document.file_name || "document")}</div>`;
-  if (m.voice) html += `<div class="document">🎤 voice</div>`;
+  html += mediaHtml(m);
   if (m.text !== undefined) html += `<div class="text">${renderEntities(m.text, m.entities)}</div>`;
   if (m.caption !== undefined) html += `<div class="text caption">${renderEntities(m.caption, m.caption_entities)}</div>`;
   if (m.invoice) {
@@ -194,6 +200,27 @@ function renderMessage(v) {
     a.onclick = (ev) => { ev.preventDefault(); openLink(a.getAttribute("href")); };
   }
   return div;
+}
+
+// Files sent by URL have no bytes in the sandbox (no file_size): those show a placeholder.
+function fileUrl(f) { return `${API}/files/${encodeURIComponent(f.file_id)}`; }
+
+function mediaHtml(m) {
+  let html = "";
+  if (m.photo) {
+    const p = m.photo[m.photo.length - 1];
+    html += p.file_size ? `<img class="photo" src="${fileUrl(p)}" alt="photo">` : `<div class="photo">🖼 photo</div>`;
+  }
+  if (m.video) html += `<div class="photo">🎬 video</div>`;
+  if (m.document) {
+    const d = m.document, name = escapeHtml(d.file_name || "document");
+    html += d.file_size ? `<a class="document" href="${fileUrl(d)}" download="${name}">📄 ${name}</a>` : `<div class="document">📄 ${name}</div>`;
+  }
+  if (m.voice) {
+    const v = m.voice;
+    html += `<div class="voice">🎤 voice · ${v.duration}s${v.file_size ? `<audio controls preload="none" src="${fileUrl(v)}"></audio>` : ""}</div>`;
+  }
+  return html;
 }
 
 function serviceText(m) {
@@ -254,18 +281,35 @@ async function openLink(url) {
 
 async function loadMessages() {
   if (!state.chatId) return;
-  let data;
-  try { data = await api("GET", `/chats/${state.chatId}/messages`); }
-  catch (e) { $("#messages").innerHTML = ""; return; }
-  const key = data.messages.map((v) => `${v.message.message_id}:${v.seq}`).join(",");
+  const chat = state.me && state.me.chats.find((c) => c.id === state.chatId);
+  let messages;
+  // The private chat with the bot does not exist until the user first writes.
+  try { messages = (await api("GET", `/chats/${state.chatId}/messages`)).messages; }
+  catch (e) { messages = []; }
+  if (chat && chat.unread) api("POST", `/users/${state.userId}/read`, { chat_id: state.chatId }).catch(() => {});
+  const key = `${state.chatId}|` + messages.map((v) => `${v.message.message_id}:${v.seq}`).join(",");
   if (key === state.renderedKey) return;
   state.renderedKey = key;
   const box = $("#messages");
   box.innerHTML = "";
-  for (const v of data.messages) box.appendChild(renderMessage(v));
+  if (!messages.length && state.chatId === state.userId) box.appendChild(startPrompt());
+  for (const v of messages) box.appendChild(renderMessage(v));
   box.scrollTop = box.scrollHeight;
-  const chat = state.me && state.me.chats.find((c) => c.id === state.chatId);
-  $("#chat-title").textContent = chat ? chat.title : "Bot";
+  $("#chat-title").textContent = chat ? chat.title : state.botName;
+}
+
+// An empty chat with a bot offers Start, as Telegram's apps do.
+function startPrompt() {
+  const div = document.createElement("div");
+  div.id = "start-prompt";
+  div.innerHTML = `<div class="start-title">${escapeHtml(state.botName)}</div><div>Press Start to talk to the bot.</div>`;
+  const btn = document.createElement("button");
+  btn.id = "start-button";
+  btn.type = "button";
+  btn.textContent = "Start";
+  btn.onclick = () => sendText("/start");
+  div.appendChild(btn);
+  return div;
 }
 
 async function refresh() {
@@ -287,6 +331,37 @@ async function sendText(text) {
     }
   } catch (e) { toast(e.message, true); }
   refresh();
+}
+
+async function sendMedia(kind, input) {
+  const file = input.files[0];
+  input.value = "";  // picking the same file again is a new message
+  if (!file || !state.userId) return;
+  const form = new FormData();
+  form.append("kind", kind);
+  form.append("file", file, file.name);
+  form.append("chat_id", state.chatId);
+  const caption = $("#text-input").value.trim();
+  if (caption) form.append("caption", caption);
+  if (kind === "voice") form.append("duration", await audioDuration(file));
+  try {
+    await api("POST", `/users/${state.userId}/media`, form);
+    $("#text-input").value = "";
+  } catch (e) { toast(e.message, true); }
+  refresh();
+}
+
+// A Telegram app reports a voice message's length; the browser can read it from the file.
+function audioDuration(file) {
+  return new Promise((resolve) => {
+    const audio = new Audio();
+    const url = URL.createObjectURL(file);
+    const done = (d) => { URL.revokeObjectURL(url); resolve(Number.isFinite(d) ? Math.round(d) : 0); };
+    audio.onloadedmetadata = () => done(audio.duration);
+    audio.onerror = () => done(0);
+    setTimeout(() => done(0), 2000);
+    audio.src = url;
+  });
 }
 
 async function watch() {
@@ -357,6 +432,10 @@ function wire() {
     } catch (e) { toast(e.message, true); }
     refresh();
   };
+  for (const kind of ["photo", "document", "voice"]) {
+    const input = $(`#${kind}-input`);
+    input.onchange = () => sendMedia(kind, input);
+  }
   $("#commands-button").onclick = () => { $("#commands-menu").hidden = !$("#commands-menu").hidden; };
 }
 
@@ -374,6 +453,7 @@ async function main() {
   state.chatId = Number(params.get("chat")) || state.userId;
   const info = await api("GET", "/info");
   $("#bot-info").textContent = `Bot @${info.bot.username} · ${info.spec_version}`;
+  state.botName = info.bot.first_name;
   state.seq = info.seq;
   await refresh();
   document.body.dataset.ready = "1";
