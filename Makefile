@@ -35,7 +35,7 @@ format: $(STAMP)
 locales: $(STAMP)
 	$(BIN)/pybabel -q extract -k _ -k __ -k gettext -k ngettext:1,2 --no-location --sort-output \
 		-o bot/locales/messages.pot bot/
-	$(BIN)/pybabel -q update --no-fuzzy-matching --omit-header -i bot/locales/messages.pot \
+	$(BIN)/pybabel -q update --no-fuzzy-matching -i bot/locales/messages.pot \
 		-d bot/locales -D messages
 
 bench: $(STAMP)

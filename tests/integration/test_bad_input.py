@@ -86,9 +86,10 @@ async def _world(h: Harness, db: AsyncSession) -> dict[str, int]:
     creator = await get_creator(db, CREATOR.id)
     assert creator is not None
     draft = CourseDraft(title="Bad <input> & co", price_minor=1999, stars_price=250)
-    course = await authoring.create_course(db, creator, draft, publish=True)
+    course = await authoring.create_course(db, creator, draft)
     lesson = await authoring.add_lesson(db, creator, course.id, LessonContent("text", text="One"))
     await authoring.add_lesson(db, creator, course.id, LessonContent("text", text="Two"))
+    assert await authoring.set_published(db, creator, course.id, True)
     assert lesson is not None
     ids = {"course": course.id, "lesson": lesson.id}
     await db.commit()

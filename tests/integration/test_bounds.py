@@ -42,9 +42,10 @@ async def course_and_lesson(h: Harness, db: AsyncSession) -> tuple[int, int]:
     creator = await get_creator(db, CREATOR.id)
     assert creator is not None
     draft = CourseDraft(title="Bounds", price_minor=1999, stars_price=250)
-    course = await authoring.create_course(db, creator, draft, publish=True)
+    course = await authoring.create_course(db, creator, draft)
     lesson = await authoring.add_lesson(db, creator, course.id, LessonContent("text", text="One"))
     assert lesson is not None
+    assert await authoring.set_published(db, creator, course.id, True)
     ids = course.id, lesson.id
     await db.commit()
     await db.close()
@@ -94,7 +95,7 @@ async def test_preview_of_a_day_beyond_ten_years_is_refused(h: Harness, db: Asyn
     await h.send(f"/preview {course} 99999999", CREATOR)
     assert "(day 0 to 3650)" in h.last_text()
     await h.send(f"/preview {course} 3650", CREATOR)
-    assert "1 of 1 lessons on day 3650" in h.last_text()
+    assert "1 of 1 lesson on day 3650" in h.last_text()
 
 
 async def test_course_price_1e308_is_refused_in_editcourse_and_newcourse(

@@ -56,7 +56,7 @@ async def test_removed_from_admin_ids_loses_the_owner_role(
     assert h.session.of_type(RefundStarPayment) == []
     # Maya herself still sees her sale.
     await h.send("/sales", MAYA)
-    assert "Your sales" in h.last_text() and "1 sales" in h.last_text()
+    assert "Your sales" in h.last_text() and "1 sale," in h.last_text()
     await settle(after)
 
     db.expire_all()

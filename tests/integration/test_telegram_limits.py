@@ -154,7 +154,7 @@ async def test_a_long_bold_broadcast_reaches_the_learner_whole(
     assert update.message is not None
     message = update.message.model_copy(update={"entities": bold})
     await h.feed(update.model_copy(update={"message": message}))
-    assert "queued for 1 learners" in h.last_text()
+    assert "queued for 1 learner." in h.last_text()
     for _ in range(3):
         await app.scheduler.drain()
         clock.advance(timedelta(seconds=6).total_seconds())
