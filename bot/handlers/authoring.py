@@ -694,7 +694,17 @@ async def cmd_delete_lesson(
     if args is None:
         await message.answer(_("Usage: /dellesson <i>lesson id</i>"))
         return
-    course = await authoring.delete_lesson(session, creator, args[0], clock.now())
+    try:
+        course = await authoring.delete_lesson(session, creator, args[0], clock.now())
+    except authoring.LastLessonOfPublished:
+        await message.answer(
+            _(
+                "This is the only lesson of a published course, so it stays: a course on "
+                "sale must deliver something. Add another lesson first, or /unpublish the "
+                "course."
+            )
+        )
+        return
     await message.answer(_("Lesson deleted.") if course else not_found())
 
 

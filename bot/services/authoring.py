@@ -251,6 +251,11 @@ def lesson_title(content: LessonContent, number: int) -> str:
 LABEL_ALLOWANCE = 32
 
 
+class LastLessonOfPublished(ValueError):
+    """The only lesson of a published course: deleting it would leave a course on sale
+    that delivers nothing, which publishing already refuses."""
+
+
 class LessonTooLong(ValueError):
     """A lesson that Telegram would refuse on every delivery: its text (or caption) and
     the heading the bot puts above it exceed Telegram's limit."""
@@ -355,6 +360,8 @@ async def delete_lesson(
     if owned is None:
         return None
     lesson, course = owned
+    if course.published and await lesson_count(session, course.id) <= 1:
+        raise LastLessonOfPublished(course.id)
     await drip.forget_lesson(session, lesson.id)
     await session.delete(lesson)
     await session.flush()

@@ -145,6 +145,28 @@ async def test_a_course_without_lessons_is_not_published(h: Harness, db: AsyncSe
     assert "is unpublished" in h.last_text()
 
 
+async def test_the_only_lesson_of_a_published_course_is_not_deleted(
+    h: Harness, db: AsyncSession
+) -> None:
+    await new_course(h, publish=False)
+    cid = await db.scalar(select(Course.id))
+    await db.close()
+    await h.send(f"/addlesson {cid}", OWNER)
+    await h.send("The only lesson", OWNER)
+    await h.send(f"/publish {cid}", OWNER)
+    lesson_id = await db.scalar(select(Lesson.id).where(Lesson.course_id == cid))
+    await db.close()
+    await h.send(f"/dellesson {lesson_id}", OWNER)
+    assert "only lesson of a published course" in h.last_text()
+    assert await db.get(Lesson, lesson_id) is not None
+    await db.close()
+    # A draft may lose its last lesson.
+    await h.send(f"/unpublish {cid}", OWNER)
+    await h.send(f"/dellesson {lesson_id}", OWNER)
+    assert "Lesson deleted." in h.last_text()
+    assert await db.get(Lesson, lesson_id) is None
+
+
 async def test_bad_input_in_the_conversation_is_asked_again(h: Harness) -> None:
     await h.send("/newcourse", OWNER)
     await h.send("T", OWNER)
