@@ -61,19 +61,33 @@ class I18nRenderer:
         return lesson_message(view, lesson_heading(view, label), buttons)
 
     def broadcast_progress(
-        self, locale: str, sent: int, failed: int, total: int, eta_seconds: float, finished: bool
+        self,
+        locale: str,
+        sent: int,
+        failed: int,
+        total: int,
+        eta_seconds: float,
+        finished: bool,
+        left: int = 0,
     ) -> str:
         def _(text: str) -> str:
             return self.i18n.gettext(text, locale=locale)
 
         if finished:
-            return _(
+            text = _(
                 "📣 Broadcast finished: {sent} of {total} delivered, {failed} unreachable."
             ).format(sent=sent, total=total, failed=failed)
-        return _(
-            "📣 Broadcast in progress: {sent} of {total} sent, {failed} unreachable. "
-            "About {eta} left."
-        ).format(sent=sent, total=total, failed=failed, eta=duration(eta_seconds, _))
+        else:
+            text = _(
+                "📣 Broadcast in progress: {sent} of {total} sent, {failed} unreachable. "
+                "About {eta} left."
+            ).format(sent=sent, total=total, failed=failed, eta=duration(eta_seconds, _))
+        if left:
+            # Refunded or expired after the broadcast was queued: not a failure to reach them.
+            text += " " + _("Skipped, no longer enrolled (refunded or expired): {n}.").format(
+                n=left
+            )
+        return text
 
 
 def duration(seconds: float, _=_) -> str:  # type: ignore[no-untyped-def]

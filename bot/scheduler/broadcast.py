@@ -34,6 +34,10 @@ class BroadcastPlan:
     eta_seconds: float
 
 
+# A message job's last_error when its learner lost access after the fan-out.
+ACCESS_REVOKED = "access revoked"
+
+
 def register(registry: JobRegistry) -> None:
     registry.register(BROADCAST, run_broadcast)
     registry.register(BROADCAST_MESSAGE, send_one)
@@ -103,25 +107,29 @@ def attach_status_message(job: Job, message_id: int) -> None:
 class BroadcastProgress:
     total: int
     sent: int
-    failed: int
+    failed: int  # blocked the bot, gone, or refused by Telegram
+    left: int = 0  # refunded or expired since the fan-out: skipped, not failed
 
     @property
     def remaining(self) -> int:
-        return max(0, self.total - self.sent - self.failed)
+        return max(0, self.total - self.sent - self.failed - self.left)
 
 
 async def broadcast_progress(session: AsyncSession, job: Job) -> BroadcastProgress:
     prefix = f"bc{job.id}:%"
     finished = (Job.status == JobStatus.DONE) | (Job.status == JobStatus.FAILED)
+    skipped = Job.last_error == ACCESS_REVOKED
     row = (
         await session.execute(
             select(
                 func.count(Job.id).filter(and_(finished, Job.last_error.is_(None))),
-                func.count(Job.id).filter(and_(finished, Job.last_error.is_not(None))),
+                func.count(Job.id).filter(and_(finished, Job.last_error.is_not(None), ~skipped)),
+                func.count(Job.id).filter(and_(finished, skipped)),
             ).where(Job.kind == BROADCAST_MESSAGE, Job.dedupe_key.like(prefix))
         )
     ).one()
-    return BroadcastProgress(int(job.payload.get("total", 0)), int(row[0]), int(row[1]))
+    total = int(job.payload.get("total", 0))
+    return BroadcastProgress(total, int(row[0]), int(row[1]), int(row[2]))
 
 
 async def run_broadcast(ctx: JobContext, job: Job) -> datetime | None:
@@ -165,6 +173,7 @@ async def run_broadcast(ctx: JobContext, job: Job) -> datetime | None:
             progress.total,
             eta(progress.remaining, ctx.sender.per_second),
             finished,
+            left=progress.left,
         )
         # Progress is a courtesy: if the edit fails, the broadcast goes on.
         with contextlib.suppress(SendError):
@@ -180,7 +189,7 @@ async def send_one(ctx: JobContext, job: Job) -> datetime | None:
         ctx.session, chat_id, ProductKind.COURSE, int(course_id), ctx.clock.now()
     ):
         # Access follows money: refunded or expired since the fan-out, so not a learner now.
-        job.last_error = "access revoked"
+        job.last_error = ACCESS_REVOKED
         return None
     message = Outgoing(text=payload["text"], protect_content=bool(payload.get("protect")))
     try:

@@ -14,7 +14,14 @@ class Renderer(Protocol):
     def lesson(self, view: LessonView) -> Outgoing: ...
 
     def broadcast_progress(
-        self, locale: str, sent: int, failed: int, total: int, eta_seconds: float, finished: bool
+        self,
+        locale: str,
+        sent: int,
+        failed: int,
+        total: int,
+        eta_seconds: float,
+        finished: bool,
+        left: int = 0,
     ) -> str: ...
 
 
@@ -52,11 +59,21 @@ class PlainRenderer:
         return lesson_message(view, heading, buttons)
 
     def broadcast_progress(
-        self, locale: str, sent: int, failed: int, total: int, eta_seconds: float, finished: bool
+        self,
+        locale: str,
+        sent: int,
+        failed: int,
+        total: int,
+        eta_seconds: float,
+        finished: bool,
+        left: int = 0,
     ) -> str:
+        skipped = f" {left} no longer enrolled, skipped." if left else ""
         if finished:
-            return f"Broadcast finished: {sent} of {total} delivered, {failed} unreachable."
+            return (
+                f"Broadcast finished: {sent} of {total} delivered, {failed} unreachable.{skipped}"
+            )
         return (
             f"Broadcast: {sent} of {total} sent, {failed} unreachable, "
-            f"about {eta_seconds:.0f}s left."
+            f"about {eta_seconds:.0f}s left.{skipped}"
         )

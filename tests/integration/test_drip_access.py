@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiogram.methods import AnswerCallbackQuery, SendMessage
+from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage
 from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -215,3 +215,7 @@ async def test_a_broadcast_skips_who_was_refunded_after_it_was_queued(
         clock.advance(seconds=6)
     got = {r.chat_id for r in h.session.of_type(SendMessage) if "Live Q" in (r.text or "")}
     assert got == {BO.id}
+    # The creator reads the refunded learner as skipped, not as unreachable.
+    edits = [r.text for r in h.session.of_type(EditMessageText) if "Broadcast" in r.text]
+    assert edits and "1 of 2 delivered, 0 unreachable" in edits[-1]
+    assert "Skipped, no longer enrolled (refunded or expired): 1." in edits[-1]
