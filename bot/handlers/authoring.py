@@ -506,6 +506,9 @@ async def on_lesson_content(
         )
         await message.answer(_("Lesson updated.") if lesson else not_found())
         return
+    if "course_id" not in data:  # a state without its data (Redis keeps them apart)
+        await message.answer(_("Cancelled."))
+        return
     lesson = await authoring.add_lesson(session, creator, data["course_id"], content, clock.now())
     if lesson is None:
         await message.answer(not_found())
@@ -756,7 +759,7 @@ async def on_broadcast_text(
     creator = await _creator(session, user, settings)
     data = await state.get_data()
     await state.clear()
-    if creator is None or (message.text or "").startswith("/"):
+    if creator is None or (message.text or "").startswith("/") or "course_id" not in data:
         await message.answer(_("Cancelled."))
         return
     plan = await authoring.start_broadcast(
