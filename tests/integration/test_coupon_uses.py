@@ -117,6 +117,8 @@ async def test_two_pay_a_one_use_half_price_code_at_once_one_gets_the_discount(
     assert len(alerts) == 1
     coupon = await coupon_row(db)
     assert (coupon.used_count, coupon.reserved_count) == (0, 1)
+    await harness.send("/coupon list", MAYA)
+    assert "0/1 (+1 reserved)" in harness.last_text()
 
     # Pressed again, the loser's button is at the full price (as for any stale code);
     # the code entered now is used up.
