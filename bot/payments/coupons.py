@@ -125,8 +125,7 @@ async def find_code(session: AsyncSession, code: str) -> Coupon | None:
 # A payment Telegram approved at pre-checkout just before its order expired still lands
 # a moment later; its reservation is kept this long past the expiry for it.
 RESERVATION_GRACE = timedelta(minutes=15)
-
-
+# Reservations one housekeeping run frees at most; the next run (minutes later) goes on.
 RELEASE_BATCH = 1000
 
 
@@ -333,7 +332,7 @@ async def release_expired(session: AsyncSession, now: datetime) -> int:
             select(Order.id, Order.coupon_id)
             .where(Order.coupon_reserved.is_(True), Order.expires_at <= now - RESERVATION_GRACE)
             .order_by(Order.id)
-            .limit(RELEASE_BATCH)  # the ticker comes back for the rest
+            .limit(RELEASE_BATCH)
         )
     ).all()
     # All the orders first, then the coupons (the lock order of hold() and checkout).
