@@ -19,7 +19,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, ErrorEvent
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -29,6 +29,7 @@ from bot.db import create_engine, create_sessionmaker
 from bot.i18n import PoI18n, create_i18n, pick_locale
 from bot.middlewares.db import DbSessionMiddleware
 from bot.middlewares.i18n import LocaleMiddleware
+from bot.middlewares.isolation import KeyedLocks
 from bot.middlewares.throttling import ThrottlingMiddleware
 from bot.middlewares.user import UserMiddleware
 from bot.scheduler.clock import Clock, OffsetFileClock, SystemClock
@@ -121,6 +122,7 @@ class App:
         await recommendations(self.search).close()
         await self.search.close()
         await self.dp.storage.close()
+        await self.dp.fsm.events_isolation.close()
         await self.bot.session.close()
         await self.engine.dispose()
 
@@ -156,6 +158,16 @@ def create_fsm_storage(settings: Settings) -> BaseStorage:
     )
 
 
+def create_events_isolation(storage: BaseStorage) -> BaseEventIsolation:
+    """Updates of one chat and user run one at a time (see bot.middlewares.isolation): in
+    Redis when the conversation steps are there, since several workers share them."""
+    create_isolation = getattr(storage, "create_isolation", None)  # RedisStorage's
+    if create_isolation is not None:
+        isolation: BaseEventIsolation = create_isolation()
+        return isolation
+    return KeyedLocks()
+
+
 def create_dispatcher(
     settings: Settings,
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -163,8 +175,10 @@ def create_dispatcher(
     events: EventBuffer,
     search: CatalogSearch,
 ) -> Dispatcher:
+    storage = create_fsm_storage(settings)
     dp = Dispatcher(
-        storage=create_fsm_storage(settings),
+        storage=storage,
+        events_isolation=create_events_isolation(storage),
         settings=settings,
         events=events,
         search=search,

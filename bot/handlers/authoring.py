@@ -538,6 +538,10 @@ async def on_lesson_content(
     step = await state.get_state()
     data = await state.get_data()
     await state.clear()
+    if not data.get("lesson_id") and "course_id" not in data:
+        # A state without its data (Redis keeps them apart): nothing to add the lesson to.
+        await message.answer(_("Cancelled."))
+        return
     try:
         if data.get("lesson_id"):
             lesson = await authoring.replace_content(
@@ -845,7 +849,7 @@ async def on_broadcast_text(
     creator = await _creator(session, user, settings)
     data = await state.get_data()
     await state.clear()
-    if creator is None or (message.text or "").startswith("/"):
+    if creator is None or (message.text or "").startswith("/") or "course_id" not in data:
         await message.answer(_("Cancelled."))
         return
     try:

@@ -44,7 +44,7 @@ from bot.models import Coupon, Order, Payment, PaymentMethod, ProductKind, User
 from bot.money import STARS, format_money
 from bot.payments import coupons as coupons_service
 from bot.payments.checkout import Outcome, PaymentResult, RefundReason, record_payment
-from bot.payments.coupons import CouponProblem
+from bot.payments.coupons import CouponProblem, CouponUsedUp
 from bot.payments.gateways import (
     AlreadyRefunded,
     Gateways,
@@ -353,7 +353,11 @@ async def on_pay(
         await callback.answer(offer_problem_text(offer), show_alert=True)
         return
     if offer.free:
-        await claim_free(session, user.id, offer, now)
+        try:
+            await claim_free(session, user.id, offer, now)
+        except CouponUsedUp:
+            await callback.answer(coupon_problem_text(CouponProblem.USED_UP), show_alert=True)
+            return
         await callback.answer()
         await _grant_free(bot, user.id, offer.product.title)
         return
@@ -365,7 +369,12 @@ async def on_pay(
     if callback_data.m == PaymentMethod.WEB:
         await _web_checkout(callback, session, user, offer, settings, bot, now)
         return
-    order = await open_order(session, user.id, offer, callback_data.m, settings, now)
+    try:
+        order = await open_order(session, user.id, offer, callback_data.m, settings, now)
+    except CouponUsedUp:
+        # Someone else's invoice took the code's last use a moment ago: no invoice.
+        await callback.answer(coupon_problem_text(CouponProblem.USED_UP), show_alert=True)
+        return
     await commit_before_invoice(session)
     await bot.send_invoice(chat_id=user.id, **_invoice_fields(offer, order, settings))  # type: ignore[arg-type]
     if callback_data.cp and offer.coupon is None:
@@ -394,6 +403,9 @@ async def _web_checkout(
         link = await start_web_checkout(
             session, user.id, offer, settings, gateway, me.username, now=now
         )
+    except CouponUsedUp:
+        await callback.answer(coupon_problem_text(CouponProblem.USED_UP), show_alert=True)
+        return
     except ProviderError as exc:
         log.warning("checkout session failed: %s", exc.detail)
         await callback.answer(
@@ -439,7 +451,11 @@ async def on_invoice_link(
             _("This payment method is not available for this course."), show_alert=True
         )
         return
-    order = await open_order(session, user.id, offer, callback_data.m, settings, now)
+    try:
+        order = await open_order(session, user.id, offer, callback_data.m, settings, now)
+    except CouponUsedUp:
+        await callback.answer(coupon_problem_text(CouponProblem.USED_UP), show_alert=True)
+        return
     await commit_before_invoice(session)
     url = await bot.create_invoice_link(**_invoice_fields(offer, order, settings))  # type: ignore[arg-type]
     await callback.answer()
@@ -503,7 +519,7 @@ async def on_promo_code(
         await message.answer(offer_problem_text(offer))
         return
     coupon = await coupons_service.find_code(session, text)
-    problem = coupons_service.coupon_problem(coupon, offer.product, now)
+    problem = await coupons_service.problem_for(session, coupon, offer.product, user.id, now)
     if problem is not None or coupon is None:
         await message.answer(coupon_problem_text(problem or CouponProblem.UNKNOWN))
         return
@@ -514,7 +530,11 @@ async def on_promo_code(
         await message.answer(offer_problem_text(offer))
         return
     if offer.free:
-        await claim_free(session, user.id, offer, now)
+        try:
+            await claim_free(session, user.id, offer, now)
+        except CouponUsedUp:
+            await message.answer(coupon_problem_text(CouponProblem.USED_UP))
+            return
         await _grant_free(bot, user.id, offer.product.title)
         return
     if not any(q.discounted for q in offer.quotes):

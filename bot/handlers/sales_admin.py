@@ -221,6 +221,9 @@ def coupon_line(coupon: Coupon, locale: str) -> str:
         f"{coupon.product_kind} {coupon.product_id}" if coupon.product_kind else _("all products")
     )
     uses = f"{coupon.used_count}/{coupon.max_uses}" if coupon.max_uses else str(coupon.used_count)
+    if coupon.reserved_count:
+        # Held by open invoices: counted against the limit until paid or expired.
+        uses += " " + _("(+{count} reserved)").format(count=coupon.reserved_count)
     state = "" if coupon.active else " " + _("(off)")
     until = (
         " " + _("until {date}").format(date=coupon.expires_at.strftime("%Y-%m-%d"))

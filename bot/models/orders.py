@@ -34,7 +34,11 @@ class PaymentMethod(StrEnum):
 
 class Order(TimestampMixin, Base):
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_user_status", "user_id", "status"),)
+    __table_args__ = (
+        Index("ix_orders_user_status", "user_id", "status"),
+        # Housekeeping looks for reservations to free; almost no order holds one.
+        Index("ix_orders_coupon_reserved", "coupon_reserved", "expires_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # The opaque invoice payload: unguessable, at most 128 bytes (Telegram's limit).
@@ -50,6 +54,10 @@ class Order(TimestampMixin, Base):
     list_amount_minor: Mapped[int]
     amount_minor: Mapped[int]
     coupon_id: Mapped[int | None] = mapped_column(ForeignKey("coupons.id", ondelete="SET NULL"))
+    # This order holds one of its coupon's reserved uses (Coupon.reserved_count): taken
+    # when the invoice is opened, turned into a use when it is paid, freed by the
+    # housekeeping job once the order has expired (bot.payments.coupons).
+    coupon_reserved: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(16), default=OrderStatus.PENDING)
     paid_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
@@ -119,5 +127,8 @@ class Coupon(TimestampMixin, Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     max_uses: Mapped[int | None]
     used_count: Mapped[int] = mapped_column(default=0)
+    # Uses held by open invoices (orders with coupon_reserved). A code has room while
+    # used_count + reserved_count < max_uses; one conditional UPDATE checks and takes.
+    reserved_count: Mapped[int] = mapped_column(default=0)
     expires_at: Mapped[datetime | None]
     active: Mapped[bool] = mapped_column(default=True)

@@ -237,8 +237,8 @@ async def record_payment(
         now=now,
         source_order_id=order.id,
     )
-    if order.coupon_id is not None:
-        await coupons_service.use_once(session, order.coupon_id)
+    # The use its invoice reserved becomes a use (bot.payments.coupons).
+    await coupons_service.finalise_use(session, order)
     session.add(
         Event(
             user_id=order.user_id,

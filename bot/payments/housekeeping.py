@@ -1,7 +1,9 @@
-"""A scheduler job that expires pending orders nobody paid, every few minutes.
+"""A scheduler job that expires pending orders nobody paid, every few minutes, and
+gives their reserved coupon uses back.
 
 Without it an abandoned order would stay pending until someone tried to pay it; the
-pre-checkout re-check refuses it either way, but creators' reports should not count it.
+pre-checkout re-check refuses it either way, but creators' reports should not count it,
+and a one-use code would stay held by an invoice nobody pays.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Job
+from bot.payments.coupons import release_expired
 from bot.payments.orders import expire_stale
 from bot.scheduler.jobs import JobContext, JobRegistry
 
@@ -21,6 +24,7 @@ INTERVAL = timedelta(minutes=10)
 
 async def run(ctx: JobContext, job: Job) -> datetime:
     await expire_stale(ctx.session, ctx.clock.now())
+    await release_expired(ctx.session, ctx.clock.now())
     return ctx.clock.now() + INTERVAL  # the same row runs again: one ticker, forever
 
 

@@ -89,7 +89,10 @@ async def make_offer(
         return OfferProblem.UNAVAILABLE
     if await already_owned(session, user_id, kind, product_id, now):
         return OfferProblem.OWNED
-    if coupon is not None and coupons_service.coupon_problem(coupon, product, now) is not None:
+    if (
+        coupon is not None
+        and await coupons_service.problem_for(session, coupon, product, user_id, now) is not None
+    ):
         coupon = None
     quotes = [quote(product, m, coupon) for m in available_methods(product, settings)]
     offer = Offer(product, quotes, coupon)
@@ -108,7 +111,11 @@ async def open_order(
 ) -> Order:
     """The pending order behind an invoice. Re-pressing Pay reuses an identical one;
     different terms (a new price, another coupon) cancel the older pending order of the
-    same method, so its stale invoice is refused at pre-checkout."""
+    same method, so its stale invoice is refused at pre-checkout.
+
+    An order with a coupon holds one reserved use of it until it is paid or has expired;
+    raises CouponUsedUp when the code's last use went to someone else meanwhile.
+    """
     now = now or utcnow()
     q = offer.quote_for(method)
     if q is None or q.amount <= 0:
@@ -126,16 +133,35 @@ async def open_order(
             )
         )
     )
-    for order in pending:
-        same = (
+
+    def same(order: Order) -> bool:
+        return (
             order.currency == q.currency
             and order.amount_minor == q.amount
             and order.coupon_id == coupon_id
             and (order.expires_at is None or order.expires_at > now + timedelta(minutes=5))
         )
-        if same:
-            return order
+
+    reuse = next((order for order in pending if same(order)), None)
+    replaced = [order for order in pending if order is not reuse]
+    for order in replaced:
         order.status = OrderStatus.CANCELLED
+    # Orders' rows before the coupon's: the lock order every coupon writer keeps.
+    await session.flush()
+    for order in replaced:
+        if order.coupon_id != coupon_id:
+            # Replaced by an invoice without this code: its use is free for others.
+            # (With the same code the new order takes the use over, in reserve().)
+            await coupons_service.release(session, order.id, order.coupon_id)
+    if reuse is not None:
+        # Its use may have moved to an invoice of another method meanwhile.
+        if not await coupons_service.hold(session, reuse, now):
+            raise coupons_service.CouponUsedUp
+        return reuse
+    if coupon_id is not None and not await coupons_service.reserve(
+        session, coupon_id, user_id, product.kind, product.id, now
+    ):
+        raise coupons_service.CouponUsedUp
     order = Order(
         public_ref=new_ref(),
         user_id=user_id,
@@ -147,6 +173,7 @@ async def open_order(
         list_amount_minor=q.list_amount,
         amount_minor=q.amount,
         coupon_id=coupon_id,
+        coupon_reserved=coupon_id is not None,
         status=OrderStatus.PENDING,
         expires_at=now + timedelta(minutes=settings.order_ttl_minutes),
         created_at=now,
@@ -169,9 +196,16 @@ async def open_order(
 async def claim_free(
     session: AsyncSession, user_id: int, offer: Offer, now: datetime | None = None
 ) -> Order:
-    """Access with no invoice: a free product or a 100 % coupon. Paid at zero."""
+    """Access with no invoice: a free product or a 100 % coupon. Paid at zero.
+
+    Raises CouponUsedUp when another learner took the code's last use first; the use is
+    taken before anything is granted, in the same transaction."""
     now = now or utcnow()
     product = offer.product
+    if offer.coupon is not None and not await coupons_service.take_use(
+        session, offer.coupon.id, user_id, product.kind, product.id, now
+    ):
+        raise coupons_service.CouponUsedUp
     currency, list_amount = product.list_price(
         offer.quotes[0].method if offer.quotes else PaymentMethod.CARD
     )
@@ -201,8 +235,6 @@ async def claim_free(
         now=now,
         source_order_id=order.id,
     )
-    if offer.coupon is not None:
-        await coupons_service.use_once(session, offer.coupon.id)
     session.add(
         Event(
             user_id=user_id,
@@ -274,7 +306,11 @@ async def check_pre_checkout(
     coupon = None
     if order.coupon_id is not None:
         coupon = await session.get(Coupon, order.coupon_id)
-        if coupons_service.coupon_problem(coupon, product, now) is not None:
+        if coupons_service.coupon_problem(coupon, product, now, check_uses=False) is not None:
+            return Refusal.COUPON_INVALID
+        # Its reserved use, or a new one: Telegram charges only after this answer, so a
+        # learner whose invoice holds no use is told here, before any money moves.
+        if not await coupons_service.hold(session, order, now):
             return Refusal.COUPON_INVALID
     current = quote(product, order.method, coupon)
     if (current.currency, current.amount) != (order.currency, order.amount_minor):

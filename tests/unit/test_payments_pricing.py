@@ -133,6 +133,11 @@ def test_coupon_rules() -> None:
     assert coupon_problem(coupon(expires_at=past), product, now) == CouponProblem.EXPIRED
     used = coupon(max_uses=2, used_count=2)
     assert coupon_problem(used, product, now) == CouponProblem.USED_UP
+    # Uses held by open invoices count as taken, except the asking learner's own.
+    held = coupon(max_uses=2, used_count=1, reserved_count=1)
+    assert coupon_problem(held, product, now) == CouponProblem.USED_UP
+    assert coupon_problem(held, product, now, own_reservations=1) is None
+    assert coupon_problem(held, product, now, check_uses=False) is None
     assert coupon_problem(coupon(creator_id=8), product, now) == CouponProblem.NOT_THIS_PRODUCT
     other = coupon(product_kind="course", product_id=4)
     assert coupon_problem(other, product, now) == CouponProblem.NOT_THIS_PRODUCT
