@@ -31,6 +31,7 @@ from bot.middlewares.db import DbSessionMiddleware
 from bot.middlewares.i18n import LocaleMiddleware
 from bot.middlewares.throttling import ThrottlingMiddleware
 from bot.middlewares.user import UserMiddleware
+from bot.polling import PaymentSafeDispatcher
 from bot.scheduler.clock import Clock, OffsetFileClock, SystemClock
 from bot.scheduler.worker import Scheduler
 from bot.services.events import EventBuffer
@@ -163,7 +164,8 @@ def create_dispatcher(
     events: EventBuffer,
     search: CatalogSearch,
 ) -> Dispatcher:
-    dp = Dispatcher(
+    # Polling confirms a payment update to Telegram only once it is booked (bot.polling).
+    dp = PaymentSafeDispatcher(
         storage=create_fsm_storage(settings),
         settings=settings,
         events=events,
