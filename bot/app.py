@@ -18,6 +18,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import MemoryStorage
@@ -32,6 +33,7 @@ from bot.middlewares.i18n import LocaleMiddleware
 from bot.middlewares.isolation import KeyedLocks
 from bot.middlewares.throttling import ThrottlingMiddleware
 from bot.middlewares.user import UserMiddleware
+from bot.polling import PaymentSafeDispatcher, books_money
 from bot.scheduler.clock import Clock, OffsetFileClock, SystemClock
 from bot.scheduler.worker import Scheduler
 from bot.services.events import EventBuffer
@@ -176,7 +178,8 @@ def create_dispatcher(
     search: CatalogSearch,
 ) -> Dispatcher:
     storage = create_fsm_storage(settings)
-    dp = Dispatcher(
+    # Polling confirms a payment update to Telegram only once it is booked (bot.polling).
+    dp = PaymentSafeDispatcher(
         storage=storage,
         events_isolation=create_events_isolation(storage),
         settings=settings,
@@ -200,6 +203,11 @@ def create_dispatcher(
 def error_handler(i18n: PoI18n) -> Callable[..., Awaitable[bool]]:
     async def on_error(event: ErrorEvent, **data: Any) -> bool:
         log.exception("update %s failed", event.update.update_id, exc_info=event.exception)
+        if books_money(event.update):
+            # Not handled here: the error goes on, so the update is not confirmed and comes
+            # again (a webhook answers 500; polling, bot.polling, tries it again). No
+            # apology either: its "try again" would invite paying twice.
+            raise SkipHandler
         # Errors are handled outside the i18n middleware: pick the language here.
         # The transaction was rolled back and the user row expired with it: read only
         # what is still loaded instead of lazily loading outside the session.

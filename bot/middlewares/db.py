@@ -98,10 +98,10 @@ class DbSessionMiddleware(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        after_commit: list[Callable[[], object]] = []
+        # Steps the caller asked for come first (bot.polling: confirm a payment update).
+        after_commit: list[Callable[[], object]] = data.setdefault(AFTER_COMMIT, [])
         session = self.sessionmaker()
         data["session"] = session
-        data[AFTER_COMMIT] = after_commit
         try:
             result = await handler(event, data)
             if _needs_commit(session):

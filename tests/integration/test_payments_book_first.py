@@ -320,3 +320,33 @@ async def test_reconcile_reports_a_payment_without_its_sale(
     report = await reconcile_stars(db, TelegramStars(app.bot))
     assert not report.ok
     assert report.lines()[-1] == "GAPS FOUND" and lines[0] in report.lines()
+
+
+async def test_a_booking_that_fails_is_not_answered_as_handled(
+    app: App, harness: Harness, db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The error goes on out of the Dispatcher, so the update is not confirmed: a webhook
+    answers 500 and Telegram sends it again (polling: tests/unit/test_polling.py). No
+    apology: its "try again" would invite paying twice."""
+    from bot.handlers import payments
+
+    ref = await stars_invoice(harness, db)
+    harness.session.clear()
+    calls = 0
+
+    async def fails_once(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the database went away")
+        return await record_payment(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(payments, "record_payment", fails_once)
+    update = successful_payment_update(ANN, ref, "XTR", 500, "charge-1")
+    with pytest.raises(RuntimeError, match="went away"):
+        await harness.feed(update)
+    assert not said(harness, SORRY)
+
+    await harness.feed(update)  # Telegram's redelivery
+    await assert_sold(db, ref)
+    assert said(harness, "Payment received")
