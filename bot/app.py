@@ -48,6 +48,7 @@ def feature_routers() -> list[Router]:
     from bot.handlers import (
         authoring,
         catalog,
+        exports,
         fallback,
         group_admin,
         groups,
@@ -77,6 +78,7 @@ def feature_routers() -> list[Router]:
         # A promo code typed after "I have a promo code" is in a state: not a query.
         payments.router,
         sales_admin.router,
+        exports.router,
         # Paid groups: chat events (join requests, chat_member) and creators' commands.
         groups.router,
         group_admin.router,

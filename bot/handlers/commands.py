@@ -150,6 +150,20 @@ COMMANDS: tuple[CommandHelp, ...] = (
     CommandHelp("dellesson", CREATOR, LESSONS, __("<lesson id>"), __("delete a lesson")),
     CommandHelp("sales", CREATOR, SALES, "", __("your sales: gross, fee and net per currency")),
     CommandHelp(
+        "export",
+        CREATOR,
+        SALES,
+        __("sales|learners|funnel [30d | YYYY-MM | all] [course=<id> | plan=<id>]"),
+        __("your numbers as a CSV file"),
+    ),
+    CommandHelp(
+        "chart",
+        CREATOR,
+        SALES,
+        __("[7d | 30d | 90d | YYYY-MM | all] [course=<id> | plan=<id>]"),
+        __("revenue per day and the funnel as a picture"),
+    ),
+    CommandHelp(
         "refund",
         CREATOR,
         SALES,
@@ -220,6 +234,23 @@ COMMANDS: tuple[CommandHelp, ...] = (
         __("a promo code for any creator"),
     ),
     CommandHelp("refund", OWNER, PLATFORM, __("<order reference | payment id>"), __("any payment")),
+    CommandHelp(
+        "export",
+        OWNER,
+        PLATFORM,
+        __("sales|learners|funnel [period] [creator=<creator id>]"),
+        __("any creator's files; without creator=, the whole platform's"),
+    ),
+    CommandHelp(
+        "chart", OWNER, PLATFORM, __("[period] [creator=<creator id>]"), __("any creator's chart")
+    ),
+    CommandHelp(
+        "platform",
+        OWNER,
+        PLATFORM,
+        __("[30d | YYYY-MM | all]"),
+        __("GMV and fee income, active creators and learners, top products, payment methods"),
+    ),
 )
 
 

@@ -3,6 +3,7 @@
 from bot.models.access import Entitlement, Group, GroupMember, PlanChat
 from bot.models.base import Base, utcnow
 from bot.models.catalog import ContentType, Course, Lesson, Plan, ReleaseRule
+from bot.models.charts import ChartCache
 from bot.models.drip import Delivery, DeliveryStatus, Enrollment, Job, JobStatus
 from bot.models.events import Event, EventKind
 from bot.models.orders import (
@@ -20,6 +21,7 @@ from bot.models.users import Creator, CreatorRole, User
 
 __all__ = [
     "Base",
+    "ChartCache",
     "ContentType",
     "Coupon",
     "CouponKind",

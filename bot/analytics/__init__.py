@@ -1,0 +1,1 @@
+"""Creator analytics: dashboard figures, charts (matplotlib) and CSV exports. No aiogram."""
