@@ -39,6 +39,8 @@ class CourseCB(CallbackData, prefix="c"):
     id: int
     # The catalog page to go back to; -1 when the card was opened from elsewhere.
     back: int = -1
+    # Where the card was opened from (bot.analytics.sources.number); 0: not said.
+    src: int = 0
 
 
 class SimilarCB(CallbackData, prefix="sim"):

@@ -17,6 +17,7 @@ from aiogram.methods import (
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.analytics.sources import Source, number
 from bot.app import App, build_app
 from bot.config import Settings
 from bot.keyboards.callbacks import BuyCB, CourseCB
@@ -40,6 +41,8 @@ from tests.integration.test_payments_helpers import (
     tg,
 )
 from tests.support.updates import Harness, settle
+
+REC = number(Source.RECOMMEND)  # suggestion buttons say where the card was opened
 
 ANN = tg(1001, "Ann")
 
@@ -306,5 +309,5 @@ async def test_receipt_suggests_what_to_learn_next(harness: Harness, db: AsyncSe
     assert markup is not None
     suggested = [b.callback_data for row in markup.inline_keyboard for b in row]
     # The other course is suggested; the one just bought never is.
-    assert CourseCB(id=other_id).pack() in suggested
-    assert CourseCB(id=course_id).pack() not in suggested
+    assert CourseCB(id=other_id, src=REC).pack() in suggested
+    assert CourseCB(id=course_id, src=REC).pack() not in suggested
