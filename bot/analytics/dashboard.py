@@ -22,7 +22,6 @@ from bot.analytics.sources import Source, parse
 from bot.models import (
     Course,
     Delivery,
-    DeliveryStatus,
     Enrollment,
     Entitlement,
     FunnelProgress,
@@ -37,6 +36,9 @@ from bot.models import (
 )
 
 AT_RISK_DAYS = 7
+# A learner whose waiting lesson arrived longer ago than this has lapsed, not "at risk":
+# bounding the look-back keeps the query on the period's deliveries (sent_at index).
+AT_RISK_WINDOW_DAYS = 60
 MRR_DAYS = 30
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -394,35 +396,52 @@ async def _plans(
 ) -> Plans:
     e = Entitlement
     upto = min(end, now)
-    mine = and_(e.product_kind == ProductKind.PLAN, e.product_id.in_(plan_ids))
-    members = list(
+    # Only memberships that reach into the period (by the expires_at index): the cost
+    # follows the members of the period, not every member there ever was.
+    rows = list(
         await session.execute(
-            select(Order.currency, Order.amount_minor, Plan.period_days)
+            select(
+                e.starts_at,
+                e.expires_at,
+                e.revoked_at,
+                Order.currency,
+                Order.amount_minor,
+                Plan.period_days,
+            )
             .select_from(e)
             .join(Plan, Plan.id == e.product_id)
             .outerjoin(Order, Order.id == e.source_order_id)
-            .where(mine, _active_at(upto))
+            .where(
+                e.product_kind == ProductKind.PLAN,
+                e.product_id.in_(plan_ids),
+                or_(e.expires_at.is_(None), e.expires_at >= start),
+                e.starts_at <= upto,
+            )
         )
     )
+
+    def active(row: Any, at: datetime) -> bool:
+        starts, expires, revoked = row[0], row[1], row[2]
+        return (
+            starts <= at and (expires is None or expires > at) and (revoked is None or revoked > at)
+        )
+
     mrr: dict[str, int] = {}
-    for currency, amount, period_days in members:
+    members = 0
+    for row in rows:
+        if not active(row, upto):
+            continue
+        members += 1
+        currency, amount, period_days = row[3], row[4], row[5]
         if currency is None or not period_days:
             continue  # lifetime plans and trials recur nothing
         # A 30-day plan counts in full; any other length pro rata to 30 days.
         mrr[currency] = mrr.get(currency, 0) + (amount or 0) * MRR_DAYS // period_days
-    at_start = int(
-        await session.scalar(select(func.count(e.id)).where(mine, _active_at(start))) or 0
-    )
-    expired = int(
-        await session.scalar(
-            select(func.count(e.id)).where(
-                mine,
-                e.expires_at >= start,
-                e.expires_at < upto,
-                or_(e.revoked_at.is_(None), e.revoked_at > e.expires_at),
-            )
-        )
-        or 0
+    at_start = sum(1 for row in rows if active(row, start))
+    expired = sum(
+        1
+        for row in rows
+        if row[1] is not None and start <= row[1] < upto and (row[2] is None or row[2] > row[1])
     )
     p = PlanDaily
     joined, renewed = (
@@ -433,7 +452,7 @@ async def _plans(
         )
     ).one()
     return Plans(
-        len(members),
+        members,
         at_start,
         int(joined or 0),
         int(renewed or 0),
@@ -538,22 +557,30 @@ class AtRisk:
 async def learners_at_risk(
     session: AsyncSession, course_ids: list[int], now: datetime
 ) -> list[AtRisk]:
-    """Enrolled, entitled, not paused or finished, a delivered lesson waiting for Done,
-    and no Done for AT_RISK_DAYS."""
+    """Enrolled, entitled, not paused or finished, a lesson delivered in the last
+    AT_RISK_WINDOW_DAYS waiting for Done, and no Done for AT_RISK_DAYS."""
     if not course_ids:
         return []
     d = Delivery
+    candidates = sorted(
+        set(
+            await session.scalars(
+                select(d.enrollment_id)
+                .join(Lesson, Lesson.id == d.lesson_id)
+                .where(
+                    # sent_at is set only once a lesson went out (no status test: it would
+                    # lure SQLite onto the status index, every delivery ever sent).
+                    d.sent_at >= now - timedelta(days=AT_RISK_WINDOW_DAYS),
+                    d.done_at.is_(None),
+                    Lesson.course_id.in_(course_ids),
+                )
+            )
+        )
+    )
+    if not candidates:
+        return []
     last_done = (
         select(func.max(d.done_at)).where(d.enrollment_id == Enrollment.id).scalar_subquery()
-    )
-    waiting = (
-        select(d.id)
-        .where(
-            d.enrollment_id == Enrollment.id,
-            d.status == DeliveryStatus.SENT,
-            d.done_at.is_(None),
-        )
-        .exists()
     )
     quiet_since = func.coalesce(last_done, Enrollment.started_at)
     rows = await session.execute(
@@ -569,11 +596,11 @@ async def learners_at_risk(
             ),
         )
         .where(
+            Enrollment.id.in_(candidates),
             Enrollment.course_id.in_(course_ids),
             Enrollment.completed_at.is_(None),
             Enrollment.paused_at.is_(None),
             _active_at(now),
-            waiting,
             quiet_since < now - timedelta(days=AT_RISK_DAYS),
         )
         .order_by(Course.id, Enrollment.user_id)

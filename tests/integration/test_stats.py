@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.analytics import fake
 from bot.analytics.dashboard import (
     AT_RISK_DAYS,
+    AT_RISK_WINDOW_DAYS,
     Figures,
     Period,
     PeriodProblem,
@@ -318,7 +319,8 @@ async def test_learners_at_risk_match_the_raw_rows(db: AsyncSession, world: fake
         rows = by_enrollment[e.id]
         if e.completed_at or (e.user_id, e.course_id) not in ents:
             continue
-        if not any(d.status == "sent" and d.done_at is None for d in rows):
+        window = NOW - timedelta(days=AT_RISK_WINDOW_DAYS)
+        if not any(d.status == "sent" and d.done_at is None and d.sent_at >= window for d in rows):
             continue
         last = max((d.done_at for d in rows if d.done_at), default=e.started_at)
         if last < NOW - timedelta(days=AT_RISK_DAYS):
