@@ -396,29 +396,45 @@ async def _plans(
 ) -> Plans:
     e = Entitlement
     upto = min(end, now)
-    # Only memberships that reach into the period (by the expires_at index): the cost
-    # follows the members of the period, not every member there ever was.
-    rows = list(
-        await session.execute(
-            select(
-                e.starts_at,
-                e.expires_at,
-                e.revoked_at,
-                Order.currency,
-                Order.amount_minor,
-                Plan.period_days,
-            )
-            .select_from(e)
-            .join(Plan, Plan.id == e.product_id)
-            .outerjoin(Order, Order.id == e.source_order_id)
-            .where(
-                e.product_kind == ProductKind.PLAN,
-                e.product_id.in_(plan_ids),
-                or_(e.expires_at.is_(None), e.expires_at >= start),
-                e.starts_at <= upto,
+    # Only memberships that reach into the period: the cost follows the members of the
+    # period, not every member there ever was (nor every lifetime course entitlement).
+    periods = dict(
+        (await session.execute(select(Plan.id, Plan.period_days).where(Plan.id.in_(plan_ids))))
+        .tuples()
+        .all()
+    )
+    periodic = [i for i, days in periods.items() if days]
+    lifetime = [i for i, days in periods.items() if not days]
+    columns = (
+        e.starts_at,
+        e.expires_at,
+        e.revoked_at,
+        Order.currency,
+        Order.amount_minor,
+        Plan.period_days,
+    )
+    base = (
+        select(*columns)
+        .select_from(e)
+        .join(Plan, Plan.id == e.product_id)
+        .outerjoin(Order, Order.id == e.source_order_id)
+        .where(e.starts_at <= upto)
+    )
+    rows: list[Any] = []
+    if periodic:
+        # `|| ''` and `+ 0` keep SQLite on the expires_at index, which the period bounds,
+        # rather than on the product index (SQLite has no statistics to choose by).
+        rows += await session.execute(
+            base.where(
+                e.product_kind.concat("") == ProductKind.PLAN,
+                (e.product_id + 0).in_(periodic),
+                e.expires_at >= start,
             )
         )
-    )
+    if lifetime:
+        rows += await session.execute(
+            base.where(e.product_kind == ProductKind.PLAN, e.product_id.in_(lifetime))
+        )
 
     def active(row: Any, at: datetime) -> bool:
         starts, expires, revoked = row[0], row[1], row[2]
@@ -538,7 +554,7 @@ async def dashboard(
     at_risk = None
     if scope.kind != ProductKind.PLAN:
         courses, _unused = await _scoped_products(session, creator_id, scope)
-        at_risk = len(await learners_at_risk(session, list(courses), now)) if courses else 0
+        at_risk = await count_at_risk(session, list(courses), now)
     return Dashboard(creator_id, period, scope, current, previous, at_risk)
 
 
@@ -554,62 +570,74 @@ class AtRisk:
     quiet_days: int  # days since their last Done (or since they enrolled)
 
 
-async def learners_at_risk(
-    session: AsyncSession, course_ids: list[int], now: datetime
-) -> list[AtRisk]:
+def _at_risk_query(course_ids: list[int], now: datetime) -> Any:
     """Enrolled, entitled, not paused or finished, a lesson delivered in the last
     AT_RISK_WINDOW_DAYS waiting for Done, and no Done for AT_RISK_DAYS."""
-    if not course_ids:
-        return []
     d = Delivery
-    candidates = sorted(
-        set(
-            await session.scalars(
-                select(d.enrollment_id)
-                .join(Lesson, Lesson.id == d.lesson_id)
-                .where(
-                    # sent_at is set only once a lesson went out (no status test: it would
-                    # lure SQLite onto the status index, every delivery ever sent).
-                    d.sent_at >= now - timedelta(days=AT_RISK_WINDOW_DAYS),
-                    d.done_at.is_(None),
-                    Lesson.course_id.in_(course_ids),
-                )
-            )
+    candidates = (
+        select(d.enrollment_id)
+        .join(Lesson, Lesson.id == d.lesson_id)
+        .where(
+            # sent_at is set only once a lesson went out (no status test: it would lure
+            # SQLite onto the status index, every delivery ever sent).
+            d.sent_at >= now - timedelta(days=AT_RISK_WINDOW_DAYS),
+            d.done_at.is_(None),
+            Lesson.course_id.in_(course_ids),
         )
     )
-    if not candidates:
-        return []
     last_done = (
         select(func.max(d.done_at)).where(d.enrollment_id == Enrollment.id).scalar_subquery()
     )
     quiet_since = func.coalesce(last_done, Enrollment.started_at)
-    rows = await session.execute(
-        select(Enrollment.user_id, User.first_name, Course.id, Course.title, quiet_since)
-        .join(User, User.id == Enrollment.user_id)
-        .join(Course, Course.id == Enrollment.course_id)
+    return (
+        select(
+            Enrollment.user_id,
+            Enrollment.course_id,
+            quiet_since.label("quiet_since"),
+        )
         .join(
             Entitlement,
             and_(
                 Entitlement.user_id == Enrollment.user_id,
-                Entitlement.product_kind == ProductKind.COURSE,
+                # `|| ''`: drive the query from the period's candidates, not from every
+                # course entitlement (SQLite has no statistics to tell them apart).
+                Entitlement.product_kind.concat("") == ProductKind.COURSE,
                 Entitlement.product_id == Enrollment.course_id,
             ),
         )
         .where(
             Enrollment.id.in_(candidates),
-            Enrollment.course_id.in_(course_ids),
             Enrollment.completed_at.is_(None),
             Enrollment.paused_at.is_(None),
             _active_at(now),
             quiet_since < now - timedelta(days=AT_RISK_DAYS),
         )
-        .order_by(Course.id, Enrollment.user_id)
     )
-    out = []
-    for user_id, name, course_id, title, since in rows:
-        since_at = _aware(since)
-        out.append(AtRisk(user_id, name, course_id, title, (now - since_at).days))
-    return out
+
+
+async def count_at_risk(session: AsyncSession, course_ids: list[int], now: datetime) -> int:
+    if not course_ids:
+        return 0
+    sub = _at_risk_query(course_ids, now).subquery()
+    return int(await session.scalar(select(func.count()).select_from(sub)) or 0)
+
+
+async def learners_at_risk(
+    session: AsyncSession, course_ids: list[int], now: datetime
+) -> list[AtRisk]:
+    if not course_ids:
+        return []
+    sub = _at_risk_query(course_ids, now).subquery()
+    rows = await session.execute(
+        select(sub.c.user_id, User.first_name, Course.id, Course.title, sub.c.quiet_since)
+        .join(User, User.id == sub.c.user_id)
+        .join(Course, Course.id == sub.c.course_id)
+        .order_by(Course.id, sub.c.user_id)
+    )
+    return [
+        AtRisk(user_id, name, course_id, title, (now - _aware(since)).days)
+        for user_id, name, course_id, title, since in rows
+    ]
 
 
 def _aware(value: Any) -> datetime:
