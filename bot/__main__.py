@@ -1,4 +1,4 @@
-"""Command line: python -m bot {run,migrate,seed,demo,reconcile-stars,audit}."""
+"""Command line: python -m bot {run,migrate,seed,demo,reconcile-stars,audit,stats-rebuild}."""
 
 from __future__ import annotations
 
@@ -82,6 +82,28 @@ async def _audit(settings: Settings, chat_id: int | None, confirm: bool) -> int:
     return 0
 
 
+async def _stats_rebuild(settings: Settings) -> int:
+    """Backfill: the analytics rollups from the ledger, orders, events and deliveries.
+    Safe to run again (it replaces the rollups); run it with the bot stopped."""
+    from bot.analytics.rollups import rebuild
+    from bot.db import create_engine, create_sessionmaker
+
+    await _migrate(settings)
+    engine = create_engine(settings.database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            report = await rebuild(session)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    print(
+        f"stats rebuilt: {report.orders_attributed} orders attributed, "
+        f"{report.money_rows} money rows, {report.view_rows} view rows, "
+        f"{report.plan_rows} plan rows, {report.funnel_rows} funnel rows"
+    )
+    return 0
+
+
 # Where `make demo` keeps the bot's log (the sandbox demo writes the same file).
 DEMO_LOG = Path("data/demo-bot.log")
 
@@ -134,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser(
         "reconcile-stars", help="compare local Stars payments with Telegram's transactions"
     )
+    sub.add_parser(
+        "stats-rebuild", help="recompute the /stats rollups from the whole history (backfill)"
+    )
     audit = sub.add_parser("audit", help="paid chats: who would be removed (dry run)")
     audit.add_argument("--chat", type=int, default=None, help="one chat id (default: all)")
     audit.add_argument(
@@ -163,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_reconcile_stars(settings))
     if args.command == "audit":
         return asyncio.run(_audit(settings, args.chat, args.confirm))
+    if args.command == "stats-rebuild":
+        return asyncio.run(_stats_rebuild(settings))
     if not settings.token:
         print("BOT_TOKEN is not set. Put it in the environment or in .env.", file=sys.stderr)
         return 2

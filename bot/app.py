@@ -61,6 +61,7 @@ def feature_routers() -> list[Router]:
         sales_admin,
         search,
         start,
+        stats,
     )
 
     routers = [
@@ -78,6 +79,7 @@ def feature_routers() -> list[Router]:
         # A promo code typed after "I have a promo code" is in a state: not a query.
         payments.router,
         sales_admin.router,
+        stats.router,
         exports.router,
         # Paid groups: chat events (join requests, chat_member) and creators' commands.
         groups.router,
@@ -240,6 +242,7 @@ def create_scheduler(
     clock: Clock,
 ) -> Scheduler:
     """The one scheduler: drip lessons and every registered job kind, one rate-limited sender."""
+    from bot.analytics import nudges
     from bot.handlers import groups
     from bot.keyboards.learning import I18nRenderer
     from bot.payments import housekeeping
@@ -255,6 +258,7 @@ def create_scheduler(
     broadcast.register(registry)
     housekeeping.register(registry)
     notices.register(registry)
+    nudges.register(registry)
     sender = RateLimitedSender(
         TelegramSender(bot),
         per_second=settings.scheduler_rate,

@@ -8,6 +8,8 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import parsing
+from bot.analytics import sources
+from bot.analytics.sources import Source
 from bot.config import Settings
 from bot.handlers import views
 from bot.handlers.common import Command, Screens, current_locale, is_private, show
@@ -83,7 +85,13 @@ async def on_course(
     if card is None:
         await callback.answer(views.course_unavailable(), show_alert=True)
         return
-    events.record(EventKind.VIEW, user_id=user.id, course_id=card.id, creator_id=card.creator_id)
+    events.record(
+        EventKind.VIEW,
+        user_id=user.id,
+        course_id=card.id,
+        creator_id=card.creator_id,
+        data={"src": sources.from_number(callback_data.src)},
+    )
     await show(
         callback, views.card_text(card, current_locale()), card_keyboard(card, callback_data.back)
     )
@@ -116,7 +124,13 @@ async def cmd_course(
             views.course_unavailable() if arg else _("Usage: /course <i>number</i>")
         )
         return
-    events.record(EventKind.VIEW, user_id=user.id, course_id=card.id, creator_id=card.creator_id)
+    events.record(
+        EventKind.VIEW,
+        user_id=user.id,
+        course_id=card.id,
+        creator_id=card.creator_id,
+        data={"src": Source.DIRECT},
+    )
     await message.answer(
         views.card_text(card, current_locale()), reply_markup=card_keyboard(card, -1)
     )

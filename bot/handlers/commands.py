@@ -150,6 +150,13 @@ COMMANDS: tuple[CommandHelp, ...] = (
     CommandHelp("dellesson", CREATOR, LESSONS, __("<lesson id>"), __("delete a lesson")),
     CommandHelp("sales", CREATOR, SALES, "", __("your sales: gross, fee and net per currency")),
     CommandHelp(
+        "stats",
+        CREATOR,
+        SALES,
+        __("[7 | 30 | 90 | all | YYYY-MM]"),
+        __("your numbers: money, funnel, sources, plans, lessons"),
+    ),
+    CommandHelp(
         "export",
         CREATOR,
         SALES,
@@ -233,6 +240,7 @@ COMMANDS: tuple[CommandHelp, ...] = (
         __("add <CODE> <value> creator=<creator id>"),
         __("a promo code for any creator"),
     ),
+    CommandHelp("stats", OWNER, PLATFORM, __("<creator id> [period]"), __("any creator's numbers")),
     CommandHelp("refund", OWNER, PLATFORM, __("<order reference | payment id>"), __("any payment")),
     CommandHelp(
         "export",

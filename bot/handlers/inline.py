@@ -18,6 +18,7 @@ from aiogram.types import (
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.analytics.sources import Source, deep_link_payload
 from bot.handlers.common import current_locale
 from bot.keyboards.menus import price_line
 from bot.models import User
@@ -33,7 +34,7 @@ CACHE_SECONDS = 60
 
 
 def course_link(username: str, course_id: int) -> str:
-    return f"https://t.me/{username}?start=c_{course_id}"
+    return f"https://t.me/{username}?start={deep_link_payload(course_id, Source.INLINE)}"
 
 
 def course_result(item: CourseSummary, username: str, locale: str) -> InlineQueryResultArticle:

@@ -40,7 +40,7 @@ from bot.keyboards.payments import (
     receipt_keyboard,
     url_keyboard,
 )
-from bot.models import Coupon, Order, Payment, PaymentMethod, ProductKind, User
+from bot.models import Coupon, EventKind, Order, Payment, PaymentMethod, ProductKind, User
 from bot.money import STARS, format_money
 from bot.payments import coupons as coupons_service
 from bot.payments.checkout import Outcome, PaymentResult, RefundReason, record_payment
@@ -66,6 +66,7 @@ from bot.payments.web_checkout import start_web_checkout
 from bot.scheduler import notices
 from bot.scheduler.clock import Clock
 from bot.scheduler.worker import Scheduler
+from bot.services.events import EventBuffer
 from bot.services.search import CatalogSearch
 from bot.telegram.sender import TelegramSender, outgoing
 from bot.telegram.stars import TelegramStars
@@ -306,6 +307,18 @@ def _invoice_fields(offer: Offer, order: Order, settings: Settings) -> dict[str,
 # --- Buy and the choice of method ------------------------------------------------------
 
 
+def _record_buy(events: EventBuffer, user_id: int, offer: Offer, now: datetime) -> None:
+    product = offer.product
+    events.record(
+        EventKind.BUY,
+        user_id=user_id,
+        course_id=product.id if product.kind == ProductKind.COURSE else None,
+        creator_id=product.creator_id,
+        data={"kind": product.kind, "id": product.id},
+        at=now,
+    )
+
+
 @router.callback_query(BuyCB.filter())
 async def on_buy(
     callback: CallbackQuery,
@@ -315,6 +328,7 @@ async def on_buy(
     settings: Settings,
     bot: Bot,
     clock: Clock,
+    events: EventBuffer,
 ) -> None:
     now = clock.now()
     offer = await make_offer(
@@ -323,6 +337,7 @@ async def on_buy(
     if isinstance(offer, OfferProblem):
         await callback.answer(offer_problem_text(offer), show_alert=True)
         return
+    _record_buy(events, user.id, offer, now)
     if offer.product.is_free:
         await claim_free(session, user.id, offer, now)
         await callback.answer()
@@ -340,6 +355,7 @@ async def on_pay(
     settings: Settings,
     bot: Bot,
     clock: Clock,
+    events: EventBuffer,
 ) -> None:
     now = clock.now()
     kind = _kind(callback_data.k)
@@ -352,6 +368,8 @@ async def on_pay(
     if isinstance(offer, OfferProblem):
         await callback.answer(offer_problem_text(offer), show_alert=True)
         return
+    if offer.product.kind == ProductKind.PLAN:
+        _record_buy(events, user.id, offer, now)  # a plan's Buy is its method button
     if offer.free:
         try:
             await claim_free(session, user.id, offer, now)

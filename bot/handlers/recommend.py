@@ -9,6 +9,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.analytics.sources import Source
 from bot.handlers import views
 from bot.handlers.common import Command, current_locale, is_private, show
 from bot.keyboards.callbacks import MenuAction, MenuCB, SimilarCB
@@ -54,7 +55,7 @@ async def recommended_screen(
     items = await recommend_for(session, user_id, k, catalog=search)
     if not items:
         return no_recommendations(), catalog_or_home()
-    return recommended_text(items, current_locale()), results_keyboard(items)
+    return recommended_text(items, current_locale()), results_keyboard(items, Source.RECOMMEND)
 
 
 async def suggestion_rows(
@@ -64,7 +65,7 @@ async def suggestion_rows(
     finished lesson): the learner's next step without another message."""
     # Never waits for a first fit: the caller's write transaction is still open.
     items = await recommend_for(session, user_id, k, catalog=search, wait=False)
-    return course_buttons(items)
+    return course_buttons(items, source=Source.RECOMMEND)
 
 
 @router.callback_query(MenuCB.filter(F.action == MenuAction.RECOMMEND))
@@ -97,4 +98,6 @@ async def on_similar(
         course = snapshot.by_id.get(callback_data.id)
         await show(callback, no_similar(course.title if course else None), catalog_or_home())
         return
-    await show(callback, similar_text(items, current_locale()), results_keyboard(items))
+    await show(
+        callback, similar_text(items, current_locale()), results_keyboard(items, Source.RECOMMEND)
+    )

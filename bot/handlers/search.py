@@ -7,6 +7,7 @@ from aiogram.filters import CommandObject, StateFilter
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.analytics.sources import Source
 from bot.handlers import views
 from bot.handlers.common import Command, Screens, current_locale, is_private, show
 from bot.keyboards.callbacks import MenuAction, MenuCB
@@ -84,7 +85,11 @@ def results_screen(
         items = snapshot.search(query, RESULTS) if query else []
         if not items:
             return views.nothing_found(query), catalog_or_home(), 0
-        return views.search_results(query, items, locale), results_keyboard(items), len(items)
+        return (
+            views.search_results(query, items, locale),
+            results_keyboard(items, Source.SEARCH),
+            len(items),
+        )
 
     return _screens.get((snapshot.version, query, locale), render)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiogram import F, Router
 from aiogram.filters import CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -9,6 +11,8 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.analytics import sources
+from bot.analytics.sources import Source
 from bot.handlers import views
 from bot.handlers.common import CommandStart, current_locale, is_private, show
 from bot.handlers.recommend import suggestion_rows
@@ -27,6 +31,26 @@ router.message.filter(is_private)
 MAX_DEEP_LINK = 64
 
 
+@dataclass(frozen=True, slots=True)
+class StartLink:
+    referral: str = ""
+    course_id: int | None = None
+    source: Source = Source.DEEP_LINK
+
+
+def parse_start(args: str) -> StartLink:
+    """c_<id>, c_<id>_<letter> (where the link was shared), r_<code>, r_<code>_c<id>."""
+    if args.startswith("r_"):
+        code, _sep, course = args[2:].partition("_c")
+        course_id = int(course) if course.isascii() and course.isdigit() else None
+        return StartLink(code, course_id if course_id else None, Source.REFERRAL)
+    if args.startswith("c_"):
+        number, _sep, letter = args[2:].partition("_")
+        if number.isascii() and number.isdigit() and 0 < int(number) < 2**31:
+            return StartLink("", int(number), sources.from_link_suffix(letter))
+    return StartLink()
+
+
 @router.message(CommandStart())
 async def cmd_start(
     message: Message,
@@ -39,15 +63,20 @@ async def cmd_start(
 ) -> None:
     args = (command.args or "").strip()[:MAX_DEEP_LINK]
     events.record(EventKind.START, user_id=user.id, data={"args": args} if args else None)
-    if args.startswith("r_"):
-        await users_service.apply_referral(session, user, args[2:])
-    elif args.startswith("c_") and args[2:].isdigit():
-        card = await search.card(session, int(args[2:]), user.id, clock.now())
+    link = parse_start(args)
+    if link.referral:
+        await users_service.apply_referral(session, user, link.referral)
+    if link.course_id is not None:
+        card = await search.card(session, link.course_id, user.id, clock.now())
         if card is None:
             await message.answer(views.course_unavailable())
         else:
             events.record(
-                EventKind.VIEW, user_id=user.id, course_id=card.id, creator_id=card.creator_id
+                EventKind.VIEW,
+                user_id=user.id,
+                course_id=card.id,
+                creator_id=card.creator_id,
+                data={"src": link.source},
             )
             await message.answer(
                 views.card_text(card, current_locale()), reply_markup=card_keyboard(card, -1)

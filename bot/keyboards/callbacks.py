@@ -39,6 +39,8 @@ class CourseCB(CallbackData, prefix="c"):
     id: int
     # The catalog page to go back to; -1 when the card was opened from elsewhere.
     back: int = -1
+    # Where the card was opened from (bot.analytics.sources.number); 0: not said.
+    src: int = 0
 
 
 class SimilarCB(CallbackData, prefix="sim"):
@@ -63,3 +65,27 @@ def packed(factory: type[CallbackData], **values: int) -> str:
     if len(data.encode()) > 64:
         raise ValueError(f"callback data is longer than 64 bytes: {data!r}")
     return data
+
+
+class StatsAction(StrEnum):
+    VIEW = "v"
+    SCOPES = "sc"  # pick a course or a plan
+    MONTHS = "mo"  # pick a calendar month
+    RISK = "risk"  # list the learners at risk
+    NUDGE = "nudge"  # send them a gentle nudge
+    # Handled by the charts and exports feature (bot/handlers/exports.py).
+    CHART = "chart"
+    CSV = "csv"
+
+
+class StatsCB(CallbackData, prefix="st"):
+    """One dashboard button: what to do, for which creator, period and scope.
+
+    period: "7" | "30" | "90" | "all" | "m<YYYY>-<MM>"; scope: "a" | "c<id>" | "p<id>".
+    Everything is re-checked on each press: the creator against the presser's rights, the
+    scope against the creator's products. At most ~45 bytes packed."""
+
+    a: StatsAction
+    c: int
+    p: str
+    s: str

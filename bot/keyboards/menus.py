@@ -6,6 +6,8 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot.analytics import sources
+from bot.analytics.sources import Source
 from bot.keyboards.callbacks import (
     BuyCB,
     CourseCB,
@@ -119,9 +121,12 @@ def short_title(title: str) -> str:
     return shorten(title, BUTTON_TITLE_CHARS)
 
 
-def course_buttons(items: list[CourseSummary], back: int = -1) -> list[list[InlineKeyboardButton]]:
+def course_buttons(
+    items: list[CourseSummary], back: int = -1, source: Source = Source.CATALOG
+) -> list[list[InlineKeyboardButton]]:
+    src = sources.number(source)
     return [
-        [callback_button(short_title(item.title), packed(CourseCB, id=item.id, back=back))]
+        [callback_button(short_title(item.title), packed(CourseCB, id=item.id, back=back, src=src))]
         for item in items
     ]
 
@@ -139,8 +144,10 @@ def catalog_keyboard(page: CatalogPage) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def results_keyboard(items: list[CourseSummary]) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[*course_buttons(items), [home_button()]])
+def results_keyboard(items: list[CourseSummary], source: Source) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[*course_buttons(items, source=source), [home_button()]]
+    )
 
 
 def card_keyboard(card: CourseCard, back: int) -> InlineKeyboardMarkup:

@@ -1,6 +1,7 @@
 """The data model: one module per aggregate. Importing this package registers every table."""
 
 from bot.models.access import Entitlement, Group, GroupMember, PlanChat
+from bot.models.analytics import FunnelProgress, MoneyDaily, Nudge, PlanDaily, ViewsDaily
 from bot.models.base import Base, utcnow
 from bot.models.catalog import ContentType, Course, Lesson, Plan, ReleaseRule
 from bot.models.charts import ChartCache
@@ -34,6 +35,7 @@ __all__ = [
     "Entitlement",
     "Event",
     "EventKind",
+    "FunnelProgress",
     "Group",
     "GroupMember",
     "Job",
@@ -41,14 +43,18 @@ __all__ = [
     "LedgerEntry",
     "LedgerKind",
     "Lesson",
+    "MoneyDaily",
+    "Nudge",
     "Order",
     "OrderStatus",
     "Payment",
     "PaymentMethod",
     "Plan",
     "PlanChat",
+    "PlanDaily",
     "ProductKind",
     "ReleaseRule",
     "User",
+    "ViewsDaily",
     "utcnow",
 ]

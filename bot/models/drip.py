@@ -39,6 +39,8 @@ class Delivery(TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "lesson_id"),
         Index("ix_deliveries_status_due", "status", "due_at"),
+        # The dashboard's drop-off table reads the deliveries sent in a period.
+        Index("ix_deliveries_sent_at", "sent_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -14,6 +14,7 @@ from bot.models.base import Base, TimestampMixin
 class EventKind(StrEnum):
     START = "start"
     VIEW = "view"
+    BUY = "buy"  # Buy pressed on a card
     SEARCH = "search"
     INVOICE = "invoice"
     PAID = "paid"

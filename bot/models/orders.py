@@ -61,6 +61,9 @@ class Order(TimestampMixin, Base):
     status: Mapped[str] = mapped_column(String(16), default=OrderStatus.PENDING)
     paid_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
+    # Where the buyer came from (bot.analytics.sources), set once when the money arrives
+    # from the learner's first card view within 30 days: later views never change it.
+    source: Mapped[str | None] = mapped_column(String(8))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

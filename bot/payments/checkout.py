@@ -19,6 +19,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.analytics import rollups
 from bot.config import Settings
 from bot.models import (
     Event,
@@ -167,7 +168,7 @@ async def record_payment(
     fee_bps = await ledger.fee_bps_for(session, order.creator_id, settings)
     # The money arrived whatever happens next: the ledger says so. A refund, if due,
     # books the exact negation.
-    await ledger.book_sale(session, payment, order.creator_id, fee_bps)
+    await ledger.book_sale(session, payment, order.creator_id, fee_bps, now)
     info = replace(
         base,
         payment_id=payment.id,
@@ -197,6 +198,7 @@ async def record_payment(
                 created_at=now,
             )
         )
+        await rollups.order_credited(session, order, now)
         await session.flush()
         return replace(info, outcome=Outcome.CREDITED)
     reason = await _refusal(session, order, user_id, product is not None, now)
@@ -249,6 +251,7 @@ async def record_payment(
             created_at=now,
         )
     )
+    await rollups.order_credited(session, order, now)
     await session.flush()
     return replace(info, outcome=Outcome.CREDITED, late=late)
 

@@ -7,12 +7,14 @@ a refunded sale nets to zero for both sides whatever the fee was at the time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.analytics import rollups
 from bot.config import Settings
-from bot.models import Creator, LedgerEntry, LedgerKind, Payment
+from bot.models import Creator, LedgerEntry, LedgerKind, Order, Payment, utcnow
 from bot.payments.pricing import percent_to_bps, split_fee
 
 
@@ -24,7 +26,11 @@ async def fee_bps_for(session: AsyncSession, creator_id: int, settings: Settings
 
 
 async def book_sale(
-    session: AsyncSession, payment: Payment, creator_id: int, fee_bps: int
+    session: AsyncSession,
+    payment: Payment,
+    creator_id: int,
+    fee_bps: int,
+    now: datetime | None = None,
 ) -> LedgerEntry:
     fee, net = split_fee(payment.amount_minor, fee_bps)
     entry = LedgerEntry(
@@ -35,14 +41,20 @@ async def book_sale(
         gross_minor=payment.amount_minor,
         fee_minor=fee,
         net_minor=net,
+        created_at=now or utcnow(),
     )
     session.add(entry)
     await session.flush()
+    await _rollup(session, entry, payment)
     return entry
 
 
 async def book_refund(
-    session: AsyncSession, payment: Payment, creator_id: int, fee_bps: int
+    session: AsyncSession,
+    payment: Payment,
+    creator_id: int,
+    fee_bps: int,
+    now: datetime | None = None,
 ) -> LedgerEntry:
     sale = await session.scalar(
         select(LedgerEntry).where(
@@ -62,10 +74,18 @@ async def book_refund(
         gross_minor=-gross,
         fee_minor=-fee,
         net_minor=-net,
+        created_at=now or utcnow(),
     )
     session.add(entry)
     await session.flush()
+    await _rollup(session, entry, payment)
     return entry
+
+
+async def _rollup(session: AsyncSession, entry: LedgerEntry, payment: Payment) -> None:
+    order = await session.get(Order, payment.order_id)
+    if order is not None:
+        await rollups.ledger_booked(session, entry, order)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from enum import StrEnum
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.analytics import rollups
 from bot.config import Settings
 from bot.models import Coupon, Event, EventKind, Order, OrderStatus, PaymentMethod, utcnow
 from bot.payments import coupons as coupons_service
@@ -190,6 +191,7 @@ async def open_order(
         )
     )
     await session.flush()
+    await rollups.invoice_shown(session, order, now)
     return order
 
 
@@ -245,6 +247,7 @@ async def claim_free(
             created_at=now,
         )
     )
+    await rollups.order_credited(session, order, now)
     return order
 
 

@@ -155,7 +155,7 @@ async def refund_payment(
     await session.refresh(payment)
 
     fee_bps = await ledger.fee_bps_for(session, order.creator_id, settings)
-    await ledger.book_refund(session, payment, order.creator_id, fee_bps)
+    await ledger.book_refund(session, payment, order.creator_id, fee_bps, now)
     revoked = False
     if (payment.raw or {}).get("credited"):
         order.status = OrderStatus.REFUNDED

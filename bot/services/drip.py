@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.analytics import rollups
 from bot.models import (
     Course,
     Delivery,
@@ -327,7 +328,16 @@ async def mark_done(
         delivery.done_at = now
         await session.flush()
         await reschedule(session, enrollment, now)
-    return await _after(session, delivery, enrollment, newly_done=newly, now=now)
+    result = await _after(session, delivery, enrollment, newly_done=newly, now=now)
+    if newly:
+        creator_id = await session.scalar(
+            select(Course.creator_id).where(Course.id == enrollment.course_id)
+        )
+        if creator_id is not None:
+            await rollups.lesson_done(
+                session, enrollment, creator_id, now, completed_at=enrollment.completed_at
+            )
+    return result
 
 
 async def next_lesson(

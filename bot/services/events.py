@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.analytics import rollups
 from bot.models import Event, utcnow
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class EventBuffer:
         try:
             async with sessionmaker() as session:
                 await session.execute(insert(Event), rows)
+                # The analytics rollups move in the same transaction: counted once.
+                await rollups.events_written(session, rows)
                 await session.commit()
         except Exception:
             # Keep them for the next try rather than losing the funnel.

@@ -14,6 +14,7 @@ from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.analytics.sources import Source, number
 from bot.app import App, build_app
 from bot.config import Settings
 from bot.models import Course, Creator, Lesson, ProductKind, ReleaseRule, User
@@ -21,6 +22,8 @@ from bot.scheduler.clock import ManualClock
 from bot.services import access
 from tests.support.recording import RecordingSession
 from tests.support.updates import Harness, settle, tg_user
+
+REC = number(Source.RECOMMEND)  # suggestion buttons say where the card was opened
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 ANN = tg_user(1001, "Ann")
@@ -228,8 +231,8 @@ async def test_a_finished_lesson_suggests_what_to_learn_next(
     assert isinstance(new, InlineKeyboardMarkup)
     buttons = [b.callback_data for row in new.inline_keyboard for b in row]
     assert done in buttons  # the lesson's own buttons stay
-    assert CourseCB(id=other.id).pack() in buttons
-    assert CourseCB(id=cid).pack() not in buttons
+    assert CourseCB(id=other.id, src=REC).pack() in buttons
+    assert CourseCB(id=cid, src=REC).pack() not in buttons
 
 
 async def test_done_pressed_before_the_worker_recorded_the_send_counts(

@@ -17,6 +17,7 @@ from aiogram.methods import (
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.analytics.sources import Source, number
 from bot.app import App, build_app
 from bot.config import Settings
 from bot.keyboards.callbacks import BuyCB, CourseCB
@@ -40,6 +41,8 @@ from tests.integration.test_payments_helpers import (
     tg,
 )
 from tests.support.updates import Harness, settle
+
+REC = number(Source.RECOMMEND)  # suggestion buttons say where the card was opened
 
 ANN = tg(1001, "Ann")
 
@@ -306,5 +309,56 @@ async def test_receipt_suggests_what_to_learn_next(harness: Harness, db: AsyncSe
     assert markup is not None
     suggested = [b.callback_data for row in markup.inline_keyboard for b in row]
     # The other course is suggested; the one just bought never is.
-    assert CourseCB(id=other_id).pack() in suggested
-    assert CourseCB(id=course_id).pack() not in suggested
+    assert CourseCB(id=other_id, src=REC).pack() in suggested
+    assert CourseCB(id=course_id, src=REC).pack() not in suggested
+
+
+async def test_live_rollups_equal_a_rebuild_from_the_raw_rows(
+    harness: Harness, db: AsyncSession, app: App
+) -> None:
+    """The hooks (event flush, invoice, ledger, credit) write what stats-rebuild would."""
+    from bot.analytics.rollups import rebuild
+    from bot.models import FunnelProgress, MoneyDaily, ViewsDaily
+
+    _creator_id, course_id = await make_course(db)
+    await harness.send(f"/start c_{course_id}_b", ANN)  # a link in a broadcast
+    await app.events.flush(app.sessionmaker)
+    invoice = await buy(harness, course_id, "Telegram Stars")
+    await app.events.flush(app.sessionmaker)
+    await harness.feed(pre_checkout_update(ANN, invoice.payload, "XTR", 500))
+    await harness.feed(successful_payment_update(ANN, invoice.payload, "XTR", 500, "tg-1", ""))
+
+    async def snapshot() -> tuple[object, ...]:
+        db.expire_all()
+        money = [
+            (m.day, m.product_id, m.currency, m.source, m.sales, m.gross, m.fee, m.net)
+            for m in await db.scalars(select(MoneyDaily).order_by(MoneyDaily.id))
+        ]
+        views = [
+            (v.day, v.course_id, v.source, v.views)
+            for v in await db.scalars(select(ViewsDaily).order_by(ViewsDaily.id))
+        ]
+        funnel = [
+            (
+                f.product_id,
+                f.user_id,
+                f.viewed_at,
+                f.buy_at,
+                f.invoice_at,
+                f.paid_at,
+                f.source,
+                f.paid_source,
+            )
+            for f in await db.scalars(select(FunnelProgress).order_by(FunnelProgress.id))
+        ]
+        return money, views, funnel
+
+    live = await snapshot()
+    money, views, funnel = live
+    assert [m[3] for m in money] == ["bcast"] and [v[2:] for v in views] == [("bcast", 1)]
+    assert funnel and all(x is not None for x in funnel[0])
+    order = await db.scalar(select(Order).where(Order.public_ref == invoice.payload))
+    assert order is not None and order.source == "bcast"
+    await rebuild(db)
+    await db.commit()
+    assert await snapshot() == live

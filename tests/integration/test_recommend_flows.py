@@ -197,7 +197,7 @@ async def test_inline_query_shares_a_deep_link(
     assert isinstance(first, InlineQueryResultArticle)
     assert "Design" in first.title
     course_id = int(first.id[1:])
-    link = f"https://t.me/lyceum_test_bot?start=c_{course_id}"
+    link = f"https://t.me/lyceum_test_bot?start=c_{course_id}_i"
     assert link in first.input_message_content.message_text  # type: ignore[union-attr]
     assert first.reply_markup is not None
     assert first.reply_markup.inline_keyboard[0][0].url == link
