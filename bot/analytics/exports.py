@@ -173,8 +173,8 @@ class ExportKind(StrEnum):
 # Learners' progress is a state, not a flow: everyone unless a period is asked for.
 DEFAULT_PERIODS = {ExportKind.SALES: "30d", ExportKind.LEARNERS: "all", ExportKind.FUNNEL: "30d"}
 
-# A Buy press, once the dashboard's events record it (issue 13); counted as 0 before.
-BUY_PRESS = "buy"
+# A Buy press on a card (recorded since the dashboard's events).
+BUY_PRESS = EventKind.BUY
 
 SALES_HEADER = [
     "date_utc",
@@ -247,7 +247,6 @@ async def sales_rows(
     session: AsyncSession, scope: Scope, period: Period
 ) -> AsyncIterator[list[object]]:
     """One row per ledger entry: a payment (sale) or a refund, in the order they happened."""
-    source = getattr(Order, "source", None)  # orders carry a source once issue 13 adds it
     query: Select[*tuple[Any, ...]] = select(
         LedgerEntry.created_at,
         LedgerEntry.kind,
@@ -262,7 +261,7 @@ async def sales_rows(
         LedgerEntry.gross_minor,
         LedgerEntry.fee_minor,
         LedgerEntry.net_minor,
-        source if source is not None else literal(None),
+        Order.source,
     )
     query = with_products(
         query.select_from(LedgerEntry)
