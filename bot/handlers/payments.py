@@ -271,8 +271,22 @@ async def _show_offer(callback: CallbackQuery, offer: Offer) -> None:
     await show(callback, choose_text(offer, locale), markup)
 
 
-async def _grant_free(bot: Bot, chat_id: int, title: str) -> None:
-    await bot.send_message(chat_id, free_text(title), reply_markup=receipt_keyboard())
+async def _tell_free(
+    session: AsyncSession,
+    after_commit: list[Callable[[], object]],
+    notifier: Notifier,
+    chat_id: int,
+    title: str,
+    now: datetime,
+    callback: CallbackQuery | None = None,
+) -> None:
+    """Book first, then speak, for a free grant too: its message is queued with the grant
+    and sent after the commit, so a failed send (or a stale callback) never takes the
+    course away again; the scheduler retries what could not be sent."""
+    notice = await notifier.queue(session, chat_id, free_text(title), receipt_keyboard(), now)
+    if callback is not None:
+        after_commit.append(callback.answer)
+    after_commit.append(lambda: notifier.send(notice))
 
 
 async def commit_before_invoice(session: AsyncSession) -> None:
@@ -315,6 +329,9 @@ async def on_buy(
     settings: Settings,
     bot: Bot,
     clock: Clock,
+    scheduler: Scheduler,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    after_commit: list[Callable[[], object]],
 ) -> None:
     now = clock.now()
     offer = await make_offer(
@@ -325,8 +342,9 @@ async def on_buy(
         return
     if offer.product.is_free:
         await claim_free(session, user.id, offer, now)
-        await callback.answer()
-        await _grant_free(bot, user.id, offer.product.title)
+        notifier = Notifier(bot, sessionmaker, settings, scheduler)
+        title = offer.product.title
+        await _tell_free(session, after_commit, notifier, user.id, title, now, callback)
         return
     await _show_offer(callback, offer)
 
@@ -340,6 +358,9 @@ async def on_pay(
     settings: Settings,
     bot: Bot,
     clock: Clock,
+    scheduler: Scheduler,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    after_commit: list[Callable[[], object]],
 ) -> None:
     now = clock.now()
     kind = _kind(callback_data.k)
@@ -358,8 +379,9 @@ async def on_pay(
         except CouponUsedUp:
             await callback.answer(coupon_problem_text(CouponProblem.USED_UP), show_alert=True)
             return
-        await callback.answer()
-        await _grant_free(bot, user.id, offer.product.title)
+        notifier = Notifier(bot, sessionmaker, settings, scheduler)
+        title = offer.product.title
+        await _tell_free(session, after_commit, notifier, user.id, title, now, callback)
         return
     if offer.quote_for(callback_data.m) is None:
         await callback.answer(
@@ -433,6 +455,9 @@ async def on_invoice_link(
     settings: Settings,
     bot: Bot,
     clock: Clock,
+    scheduler: Scheduler,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    after_commit: list[Callable[[], object]],
 ) -> None:
     now = clock.now()
     kind = _kind(callback_data.k)
@@ -500,6 +525,9 @@ async def on_promo_code(
     settings: Settings,
     bot: Bot,
     clock: Clock,
+    scheduler: Scheduler,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    after_commit: list[Callable[[], object]],
 ) -> None:
     now = clock.now()
     data = await state.get_data()
@@ -535,7 +563,8 @@ async def on_promo_code(
         except CouponUsedUp:
             await message.answer(coupon_problem_text(CouponProblem.USED_UP))
             return
-        await _grant_free(bot, user.id, offer.product.title)
+        notifier = Notifier(bot, sessionmaker, settings, scheduler)
+        await _tell_free(session, after_commit, notifier, user.id, offer.product.title, now)
         return
     if not any(q.discounted for q in offer.quotes):
         await message.answer(_("This promo code does not lower any price of this course."))
