@@ -272,8 +272,22 @@ async def _show_offer(callback: CallbackQuery, offer: Offer) -> None:
     await show(callback, choose_text(offer, locale), markup)
 
 
-async def _grant_free(bot: Bot, chat_id: int, title: str) -> None:
-    await bot.send_message(chat_id, free_text(title), reply_markup=receipt_keyboard())
+async def _tell_free(
+    session: AsyncSession,
+    after_commit: list[Callable[[], object]],
+    notifier: Notifier,
+    chat_id: int,
+    title: str,
+    now: datetime,
+    callback: CallbackQuery | None = None,
+) -> None:
+    """Book first, then speak, for a free grant too: its message is queued with the grant
+    and sent after the commit, so a failed send (or a stale callback) never takes the
+    course away again; the scheduler retries what could not be sent."""
+    notice = await notifier.queue(session, chat_id, free_text(title), receipt_keyboard(), now)
+    if callback is not None:
+        after_commit.append(callback.answer)
+    after_commit.append(lambda: notifier.send(notice))
 
 
 async def commit_before_invoice(session: AsyncSession) -> None:
@@ -329,6 +343,9 @@ async def on_buy(
     bot: Bot,
     clock: Clock,
     events: EventBuffer,
+    scheduler: Scheduler,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    after_commit: list[Callable[[], object]],
 ) -> None:
     now = clock.now()
     offer = await make_offer(
@@ -340,8 +357,9 @@ async def on_buy(
     _record_buy(events, user.id, offer, now)
     if offer.product.is_free:
         await claim_free(session, user.id, offer, now)
-        await callback.answer()
-        await _grant_free(bot, user.id, offer.product.title)
+        notifier = Notifier(bot, sessionmaker, settings, scheduler)
+        title = offer.product.title
+        await _tell_free(session, after_commit, notifier, user.id, title, now, callback)
         return
     await _show_offer(callback, offer)
 
@@ -356,6 +374,9 @@ async def on_pay(
     bot: Bot,
     clock: Clock,
     events: EventBuffer,
+    scheduler: Scheduler,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    after_commit: list[Callable[[], object]],
 ) -> None:
     now = clock.now()
     kind = _kind(callback_data.k)
@@ -376,8 +397,9 @@ async def on_pay(
         except CouponUsedUp:
             await callback.answer(coupon_problem_text(CouponProblem.USED_UP), show_alert=True)
             return
-        await callback.answer()
-        await _grant_free(bot, user.id, offer.product.title)
+        notifier = Notifier(bot, sessionmaker, settings, scheduler)
+        title = offer.product.title
+        await _tell_free(session, after_commit, notifier, user.id, title, now, callback)
         return
     if offer.quote_for(callback_data.m) is None:
         await callback.answer(
@@ -451,6 +473,9 @@ async def on_invoice_link(
     settings: Settings,
     bot: Bot,
     clock: Clock,
+    scheduler: Scheduler,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    after_commit: list[Callable[[], object]],
 ) -> None:
     now = clock.now()
     kind = _kind(callback_data.k)
@@ -518,6 +543,9 @@ async def on_promo_code(
     settings: Settings,
     bot: Bot,
     clock: Clock,
+    scheduler: Scheduler,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    after_commit: list[Callable[[], object]],
 ) -> None:
     now = clock.now()
     data = await state.get_data()
@@ -553,7 +581,8 @@ async def on_promo_code(
         except CouponUsedUp:
             await message.answer(coupon_problem_text(CouponProblem.USED_UP))
             return
-        await _grant_free(bot, user.id, offer.product.title)
+        notifier = Notifier(bot, sessionmaker, settings, scheduler)
+        await _tell_free(session, after_commit, notifier, user.id, offer.product.title, now)
         return
     if not any(q.discounted for q in offer.quotes):
         await message.answer(_("This promo code does not lower any price of this course."))

@@ -350,3 +350,34 @@ async def test_a_booking_that_fails_is_not_answered_as_handled(
     await harness.feed(update)  # Telegram's redelivery
     await assert_sold(db, ref)
     assert said(harness, "Payment received")
+
+
+@pytest.mark.parametrize("error", ["500", "403"])
+async def test_a_free_grant_whose_message_fails_keeps_the_course(
+    app: App, harness: Harness, db: AsyncSession, error: str
+) -> None:
+    """A free course (or a 100% code) grants access: its message is queued with the grant
+    and sent after the commit, so a failed send never takes the course away again."""
+    _, course_id = await make_course(db, title="Free intro", price_minor=0, stars=0)
+    harness.session.clear()
+    harness.session.add_result(True)  # answerCallbackQuery, after the commit
+    harness.session.add_result(failure(error))  # then the "is yours, free" message
+    await harness.press(BuyCB(id=course_id).pack(), ANN)
+
+    db.expire_all()
+    ent = await db.scalar(
+        select(Entitlement).where(
+            Entitlement.user_id == ANN.id, Entitlement.product_id == course_id
+        )
+    )
+    assert ent is not None and ent.revoked_at is None
+    assert not said(harness, SORRY)
+    [job] = await notice_jobs(db)
+    if error == "403":
+        assert job.status == JobStatus.DONE and "dropped" in (job.last_error or "")
+        return
+    assert job.status == JobStatus.PENDING
+    await app.scheduler.drain()
+    assert len(said(harness, "is yours, free")) == 2  # the failed try, then the retry
+    [job] = await notice_jobs(db)
+    assert job.status == JobStatus.DONE
