@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.analytics import fake
-from bot.analytics.dashboard import Period, dashboard, parse_period, resolve_scope
+from bot.analytics.dashboard import dashboard
+from bot.analytics.periods import Period, parse_period, resolve_scope
 from bot.db import create_engine, create_sessionmaker
 from bot.handlers.stats import dashboard_text
 from bot.i18n import create_i18n

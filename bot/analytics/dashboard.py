@@ -7,15 +7,17 @@ summed across currencies. Days are UTC.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.analytics.periods import (
+    Period,
+    Scope,
+)
 from bot.analytics.rollups import STEPS
 from bot.analytics.sources import ORDER as SOURCE_ORDER
 from bot.analytics.sources import Source, parse
@@ -40,129 +42,6 @@ AT_RISK_DAYS = 7
 # bounding the look-back keeps the query on the period's deliveries (sent_at index).
 AT_RISK_WINDOW_DAYS = 60
 MRR_DAYS = 30
-EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-
-# --- period and scope ---------------------------------------------------------------------
-
-
-class PeriodKind(StrEnum):
-    DAYS = "days"
-    MONTH = "month"
-    ALL = "all"
-
-
-class PeriodProblem(StrEnum):
-    UNKNOWN = "unknown"
-    FUTURE = "future"
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    code: str  # what the buttons carry: "7", "30", "90", "m2026-03", "all"
-    kind: PeriodKind
-    start: datetime
-    end: datetime  # exclusive; midnight after the last day
-    prev_start: datetime | None
-    prev_end: datetime | None
-    days: int = 0
-    month: date | None = None
-
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def _add_months(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
-
-
-_MONTH = re.compile(r"m([0-9]{4})-([0-9]{2})")
-DAY_CHOICES = (7, 30, 90)
-
-
-def parse_period(code: str, now: datetime) -> Period | PeriodProblem:
-    today = now.astimezone(UTC).date()
-    tomorrow = _midnight(today + timedelta(days=1))
-    if code in {str(d) for d in DAY_CHOICES}:
-        days = int(code)
-        start = tomorrow - timedelta(days=days)
-        return Period(
-            code,
-            PeriodKind.DAYS,
-            start,
-            tomorrow,
-            start - timedelta(days=days),
-            start,
-            days=days,
-        )
-    if code == "all":
-        return Period(code, PeriodKind.ALL, EPOCH, tomorrow, None, None)
-    match = _MONTH.fullmatch(code)
-    if match is None:
-        return PeriodProblem.UNKNOWN
-    year, month = int(match[1]), int(match[2])
-    if not (1 <= month <= 12 and 2000 <= year <= 9999):
-        return PeriodProblem.UNKNOWN
-    first = date(year, month, 1)
-    if first > today:
-        return PeriodProblem.FUTURE
-    nxt = _add_months(first, 1)
-    prev = _add_months(first, -1)
-    return Period(
-        code,
-        PeriodKind.MONTH,
-        _midnight(first),
-        _midnight(nxt),
-        _midnight(prev),
-        _midnight(first),
-        days=(nxt - first).days,
-        month=first,
-    )
-
-
-def month_code(day: date) -> str:
-    return f"m{day.year:04d}-{day.month:02d}"
-
-
-def recent_months(now: datetime, count: int = 3) -> list[date]:
-    """This month and the ones before it, newest first (the month buttons)."""
-    first = now.astimezone(UTC).date().replace(day=1)
-    return [_add_months(first, -i) for i in range(count)]
-
-
-class ScopeProblem(StrEnum):
-    UNKNOWN = "unknown"
-    NOT_YOURS = "not_yours"  # another creator's, or no such product: the same answer
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    code: str  # "a", "c<id>", "p<id>"
-    kind: str | None = None  # None: all products
-    product_id: int | None = None
-    title: str = ""
-
-
-ALL_PRODUCTS = Scope("a")
-_SCOPE = re.compile(r"([cp])([0-9]{1,10})")
-
-
-async def resolve_scope(session: AsyncSession, creator_id: int, code: str) -> Scope | ScopeProblem:
-    if code == "a":
-        return ALL_PRODUCTS
-    match = _SCOPE.fullmatch(code)
-    if match is None or not 0 < int(match[2]) < 2**31:
-        return ScopeProblem.UNKNOWN
-    product_id = int(match[2])
-    model: Any = Course if match[1] == "c" else Plan
-    row = (
-        await session.execute(select(model.creator_id, model.title).where(model.id == product_id))
-    ).first()
-    if row is None or row[0] != creator_id:
-        return ScopeProblem.NOT_YOURS
-    kind = ProductKind.COURSE if match[1] == "c" else ProductKind.PLAN
-    return Scope(code, kind, product_id, row[1])
 
 
 @dataclass(frozen=True, slots=True)

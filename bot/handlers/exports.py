@@ -25,17 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import parsing
 from bot.analytics import charts
 from bot.analytics.charts import ChartTexts
-from bot.analytics.exports import (
-    DEFAULT_PERIODS,
-    ExportKind,
+from bot.analytics.exports import DEFAULT_PERIODS, ExportKind, discard, write_export
+from bot.analytics.periods import (
     Period,
-    PeriodError,
+    PeriodProblem,
     Scope,
-    discard,
     looks_like_period,
     parse_period,
     product_creator,
-    write_export,
 )
 from bot.analytics.platform import PlatformReport, platform_report
 from bot.config import Settings
@@ -68,12 +65,18 @@ def period_help() -> str:
     ).format(max=parsing.MAX_DAYS)
 
 
+def period_refusal(problem: PeriodProblem) -> str:
+    if problem == PeriodProblem.FUTURE:
+        return _("That month has not begun yet.")
+    return period_help()
+
+
 def not_yours() -> str:
     return _("No such course or plan of yours.")
 
 
 def period_text(period: Period) -> str:
-    if period.start is None or period.end is None:
+    if period.is_all:
         return _("all time")
     last = period.end - timedelta(days=1)
     return f"{period.label} ({period.start:%Y-%m-%d} – {last:%Y-%m-%d})"
@@ -84,7 +87,7 @@ async def _request(
     user: User,
     settings: Settings,
     words: list[str],
-    now_period: Callable[[str], Period],
+    now_period: Callable[[str], Period | PeriodProblem],
     usage: str,
 ) -> Request:
     """Who is asking and what for: raises Refusal with the answer when it cannot be."""
@@ -114,12 +117,9 @@ async def _request(
                 raise Refusal(_("No such creator."))
         else:
             raise Refusal(usage)
-    try:
-        period = now_period(period_word or "")
-    except PeriodError as exc:
-        if str(exc) == "future":
-            raise Refusal(_("That month has not begun yet.")) from None
-        raise Refusal(period_help()) from None
+    period = now_period(period_word or "")
+    if isinstance(period, PeriodProblem):
+        raise Refusal(period_refusal(period))
     if asked_creator is not None:
         creator_id = asked_creator
     if product is not None:
@@ -264,8 +264,8 @@ async def send_chart(
 
 
 async def chart_title(session: AsyncSession, scope: Scope) -> str:
-    if scope.product_kind is not None:
-        model = Course if scope.product_kind == ProductKind.COURSE else Plan
+    if scope.kind is not None:
+        model = Course if scope.kind == ProductKind.COURSE else Plan
         title = await session.scalar(select(model.title).where(model.id == scope.product_id))
         return title or ""
     if scope.creator_id is None:
@@ -289,7 +289,7 @@ async def cmd_chart(
             user,
             settings,
             (command.args or "").split(),
-            lambda text: parse_period(text, now),
+            lambda text: parse_period(text, now, "30d"),
             chart_usage(),
         )
     except Refusal as refusal:
@@ -400,12 +400,9 @@ async def cmd_platform(
     if len(words) > 1:
         await message.answer(_("Usage: /platform [30d | YYYY-MM | all]"))
         return
-    try:
-        period = parse_period(words[0] if words else "", clock.now())
-    except PeriodError as exc:
-        await message.answer(
-            _("That month has not begun yet.") if str(exc) == "future" else period_help()
-        )
+    period = parse_period(words[0] if words else "", clock.now(), "30d")
+    if isinstance(period, PeriodProblem):
+        await message.answer(period_refusal(period))
         return
     report = await platform_report(session, period)
     await message.answer(platform_text(report, period, current_locale()))

@@ -19,20 +19,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import parsing
 from bot.analytics import nudges
 from bot.analytics.dashboard import (
-    ALL_PRODUCTS,
-    DAY_CHOICES,
     AtRisk,
     Dashboard,
     Figures,
+    dashboard,
+    learners_at_risk,
+    products,
+)
+from bot.analytics.periods import (
+    DAY_CHOICES,
     Period,
     PeriodKind,
     PeriodProblem,
     ScopeProblem,
-    dashboard,
-    learners_at_risk,
+    looks_like_period,
     month_code,
     parse_period,
-    products,
     recent_months,
     resolve_scope,
 )
@@ -314,11 +316,7 @@ async def _may_see(session: AsyncSession, user: User, settings: Settings, creato
 
 def _period_code(token: str) -> str | None:
     token = token.strip().lower()
-    if token in {"7", "30", "90", "all"}:
-        return token
-    if len(token) == 7 and token[4] == "-":
-        return "m" + token
-    return None
+    return token if looks_like_period(token) else None
 
 
 def usage() -> str:
@@ -507,4 +505,4 @@ async def _at_risk(
     await show(callback, text, markup)
 
 
-__all__ = ["ALL_PRODUCTS", "dashboard_keyboard", "dashboard_text", "router"]
+__all__ = ["dashboard_keyboard", "dashboard_text", "router"]

@@ -23,7 +23,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics import exports as analytics
-from bot.analytics.exports import ExportKind, Period, Scope, parse_period, write_export
+from bot.analytics import periods
+from bot.analytics.exports import ExportKind, write_export
+from bot.analytics.periods import Period, PeriodKind, Scope
 from bot.analytics.platform import platform_report
 from bot.handlers import exports as export_handlers
 from bot.models import (
@@ -53,6 +55,12 @@ ALICE = tg_user(2001, "Alice")  # the creator whose numbers we look at
 BORIS = tg_user(2002, "Boris")  # another creator
 LEARNER = tg_user(3001, "Lea")
 NOW = datetime.now(UTC)
+
+
+def parse_period(text: str, now: datetime) -> Period:
+    period = periods.parse_period(text, now)
+    assert isinstance(period, Period)
+    return period
 
 
 @dataclass
@@ -423,12 +431,8 @@ async def test_a_refund_counts_in_the_period_it_happened(db: AsyncSession) -> No
     ]
     assert moved, "the seeded history should refund some sales on a later day"
     refund = moved[0]
-    day = Period(
-        "day",
-        *(lambda d: (d, d + timedelta(days=1)))(
-            refund.created_at.replace(hour=0, minute=0, second=0, microsecond=0)
-        ),
-    )
+    d = refund.created_at.replace(hour=0, minute=0, second=0, microsecond=0)
+    day = Period("1", PeriodKind.DAYS, d, d + timedelta(days=1), d - timedelta(days=1), d, 1)
     _h, rows = read_csv(await export_bytes(db, ExportKind.SALES, Scope(world.alice), day))
     assert str(refund.payment_id) in {r["payment_id"] for r in rows if r["type"] == "refund"}
     assert str(refund.payment_id) not in {r["payment_id"] for r in rows if r["type"] == "sale"}
