@@ -1,5 +1,6 @@
 """Creators' numbers as files and pictures: /export (CSV), /chart (PNG) and, for platform
-owners, /platform.
+owners, /platform; also the 📈 Chart and 📄 CSV buttons of the /stats dashboard, which send
+the same picture and the sales file for the dashboard's scope and period.
 
 A creator sees their own products only; a platform owner (ADMIN_IDS, checked on every
 call) any creator's with creator=<id>, or the whole platform. Something that is not
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from html import escape
 
-from aiogram import Router
+from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import CommandObject
-from aiogram.types import BufferedInputFile, FSInputFile, Message
+from aiogram.types import BufferedInputFile, CallbackQuery, FSInputFile, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from sqlalchemy import select
@@ -33,10 +34,13 @@ from bot.analytics.periods import (
     looks_like_period,
     parse_period,
     product_creator,
+    resolve_scope,
 )
 from bot.analytics.platform import PlatformReport, platform_report
 from bot.config import Settings
 from bot.handlers.common import Command, clip, current_locale, is_private
+from bot.handlers.stats import may_see, refusal
+from bot.keyboards.callbacks import StatsAction, StatsCB
 from bot.models import Course, Creator, Plan, ProductKind, User
 from bot.money import format_money
 from bot.scheduler.clock import Clock
@@ -198,10 +202,17 @@ async def cmd_export(
             lambda text: parse_period(text, now, DEFAULT_PERIODS[kind]),
             export_usage(),
         )
-    except Refusal as refusal:
-        await message.answer(str(refusal))
+    except Refusal as refused:
+        await message.answer(str(refused))
         return
-    export = await write_export(session, kind, request.scope, request.period)
+    await send_export(message, session, kind, request.scope, request.period)
+
+
+async def send_export(
+    message: Message, session: AsyncSession, kind: ExportKind, scope: Scope, period: Period
+) -> None:
+    """Write the file, send it as a document (with a sentence when it is empty), delete it."""
+    export = await write_export(session, kind, scope, period)
     try:
         if export.size > MAX_DOCUMENT_BYTES:
             await message.answer(
@@ -211,12 +222,12 @@ async def cmd_export(
                 )
             )
             return
-        caption = export_caption(kind, export.rows, request.period)
+        caption = export_caption(kind, export.rows, period)
         await message.answer_document(
             FSInputFile(export.path, filename=export.filename), caption=caption
         )
         if export.rows == 0:
-            await message.answer(empty_export_text(kind, request.period))
+            await message.answer(empty_export_text(kind, period))
     finally:
         discard(export.path)
 
@@ -292,10 +303,17 @@ async def cmd_chart(
             lambda text: parse_period(text, now, "30d"),
             chart_usage(),
         )
-    except Refusal as refusal:
-        await message.answer(str(refusal))
+    except Refusal as refused:
+        await message.answer(str(refused))
         return
-    scope, period = request.scope, request.period
+    await draw_chart(message, session, request.scope, request.period, clock)
+
+
+async def draw_chart(
+    message: Message, session: AsyncSession, scope: Scope, period: Period, clock: Clock
+) -> None:
+    """The chart for (scope, period), or a sentence when there is nothing to draw."""
+    now = clock.now()
     daily = await charts.daily_revenue(session, scope, period, now.date())
     counts = await charts.funnel_counts(session, scope, period)
     funnel = [
@@ -330,6 +348,43 @@ async def cmd_chart(
         caption,
         clock,
     )
+
+
+# --- the dashboard's buttons -------------------------------------------------------------
+
+
+@router.callback_query(StatsCB.filter(F.a.in_({StatsAction.CHART, StatsAction.CSV})))
+async def on_dashboard_file(
+    callback: CallbackQuery,
+    callback_data: StatsCB,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    clock: Clock,
+) -> None:
+    """📈 Chart and 📄 CSV under /stats: the picture, or the sales file, for the
+    dashboard's scope and period. Everything the button carries is checked again."""
+    data = callback_data
+    if not await may_see(session, user, settings, data.c):
+        await callback.answer(_("This dashboard is not yours."), show_alert=True)
+        return
+    period = parse_period(data.p, clock.now())
+    if isinstance(period, PeriodProblem):
+        await callback.answer(refusal(period), show_alert=True)
+        return
+    scope = await resolve_scope(session, data.c, data.s)
+    if not isinstance(scope, Scope):
+        await callback.answer(refusal(scope), show_alert=True)
+        return
+    message = callback.message
+    if not isinstance(message, Message):  # too old for Telegram to tell us the chat
+        await callback.answer(_("This message is too old: send /stats again."), show_alert=True)
+        return
+    await callback.answer()
+    if data.a == StatsAction.CHART:
+        await draw_chart(message, session, scope, period, clock)
+    else:
+        await send_export(message, session, ExportKind.SALES, scope, period)
 
 
 # --- /platform -----------------------------------------------------------------------------

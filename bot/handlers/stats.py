@@ -2,7 +2,7 @@
 
 The figures come from bot.analytics.dashboard; this module words them and draws the
 buttons. The 📈 Chart and 📄 CSV buttons carry StatsCB actions that the exports feature
-answers (bot/handlers/exports.py), not this router.
+answers (bot/handlers/exports.py, `on_dashboard_file`), not this router.
 """
 
 from __future__ import annotations
@@ -307,7 +307,7 @@ def dashboard_keyboard(d: Dashboard, now_months: list[str]) -> InlineKeyboardMar
 # --- rights ---------------------------------------------------------------------------------
 
 
-async def _may_see(session: AsyncSession, user: User, settings: Settings, creator_id: int) -> bool:
+async def may_see(session: AsyncSession, user: User, settings: Settings, creator_id: int) -> bool:
     if is_owner(user.id, settings.admin_ids):
         return await session.get(Creator, creator_id) is not None
     mine = await creator_for(session, user, settings.admin_ids)
@@ -400,7 +400,7 @@ async def on_stats(
     scheduler: Scheduler,
 ) -> None:
     data = callback_data
-    if not await _may_see(session, user, settings, data.c):
+    if not await may_see(session, user, settings, data.c):
         await callback.answer(_("This dashboard is not yours."), show_alert=True)
         return
     if data.a == StatsAction.SCOPES:
