@@ -488,13 +488,19 @@ async def _at_risk(
         await show(callback, text, markup)
         return
 
-    def text_for(learner: User, row: AtRisk) -> str:
+    def text_for(learner: User, row: AtRisk) -> tuple[str, str]:
+        """The nudge and its stop button, in the learner's language."""
         locale = pick_locale(learner.language, learner.language_code, settings.default_language)
-        return i18n.gettext(
+        text = i18n.gettext(
             "Hi {name}! Your next lesson of «{course}» is waiting for you. "
             "A few minutes today keeps the streak going.",
             locale=locale,
         ).format(name=escape(learner.first_name or ""), course=escape(row.course_title))
+        stop = i18n.gettext(
+            "Not a good time? Pause the course: no lessons and no reminders until you resume.",
+            locale=locale,
+        )
+        return f"{text}\n\n{stop}", i18n.gettext("⏸ Pause the course", locale=locale)
 
     result = await nudges.queue_nudges(session, learners, text_for, now)
     await session.commit()
