@@ -14,13 +14,16 @@ import argparse
 import asyncio
 import json
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bot.analytics import fake
-from bot.analytics.dashboard import Period, dashboard, parse_period, resolve_scope
+from bot.analytics.dashboard import dashboard
+from bot.analytics.periods import Period, parse_period, resolve_scope
 from bot.db import create_engine, create_sessionmaker
 from bot.handlers.stats import dashboard_text
 from bot.i18n import create_i18n
@@ -74,6 +77,37 @@ def pct(values: list[float], q: float) -> float:
     return round(statistics.quantiles(values, n=100)[int(q) - 1], 2)
 
 
+async def explain(path: Path) -> list[str]:
+    """EXPLAIN QUERY PLAN of every statement one 30-day dashboard press runs."""
+    from sqlalchemy import event
+
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_rest: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, params))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    lines: list[str] = []
+    try:
+        async with create_sessionmaker(engine)() as session:
+            period = parse_period("30", NOW)
+            assert isinstance(period, Period)
+            scope = await resolve_scope(session, 1, "a")
+            assert not isinstance(scope, str)
+            await dashboard(session, 1, period, scope, NOW)
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        async with engine.connect() as conn:
+            for statement, params in seen:
+                lines.append(" ".join(statement.split())[:160])
+                plan = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
+                lines += ["    " + str(row[-1]) for row in plan]
+    finally:
+        await engine.dispose()
+    return lines
+
+
 async def main(args: argparse.Namespace) -> dict[str, object]:
     out: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,6 +115,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
             path = Path(tmp) / f"{label}.sqlite3"
             seconds = await build(path, events)
             times = await measure(path, args.runs)
+            if args.explain and label == "large":
+                print("\n".join(await explain(path)), file=sys.stderr)
             out[label] = {
                 "events": events,
                 "build_s": round(seconds, 1),
@@ -99,4 +135,5 @@ if __name__ == "__main__":
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=60)
+    parser.add_argument("--explain", action="store_true", help="query plans on stderr")
     print(json.dumps(asyncio.run(main(parser.parse_args())), indent=2))

@@ -25,7 +25,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.analytics.exports import BUY_PRESS, Period, Scope, order_in_scope, within
+from bot.analytics.exports import BUY_PRESS, order_in_scope
+from bot.analytics.periods import Period, Scope, within
 from bot.models import ChartCache, Event, EventKind, LedgerEntry, Order, Payment, PaymentMethod
 from bot.money import minor_digits, to_decimal
 
@@ -160,7 +161,7 @@ async def daily_revenue(
     )
     if scope.creator_id is not None:
         query = query.where(LedgerEntry.creator_id == scope.creator_id)
-    query = order_in_scope(query, Scope(None, scope.product_kind, scope.product_id))
+    query = order_in_scope(query, Scope(None, scope.kind, scope.product_id))
     amounts: dict[date, dict[str, int]] = {}
     for d, currency, gross in await session.execute(query):
         amounts.setdefault(_as_date(d), {})[currency] = int(gross or 0)
@@ -168,7 +169,7 @@ async def daily_revenue(
     currencies = sorted({c for a in amounts.values() for c in a})
     return [
         (d, {c: amounts.get(d, {}).get(c, 0) for c in currencies})
-        for d in period.days(today, first)
+        for d in period.each_day(today, first)
     ]
 
 
@@ -184,7 +185,7 @@ class FunnelCounts:
 
 async def funnel_counts(session: AsyncSession, scope: Scope, period: Period) -> FunnelCounts:
     async def events(kind: str) -> int:
-        if scope.product_kind not in (None, "course"):
+        if scope.kind not in (None, "course"):
             return 0  # plans have no card of their own to view
         query = select(func.count(func.distinct(Event.user_id))).where(
             Event.kind == kind, Event.course_id.is_not(None), within(Event.created_at, period)

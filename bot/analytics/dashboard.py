@@ -7,15 +7,17 @@ summed across currencies. Days are UTC.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from enum import StrEnum
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.analytics.periods import (
+    Period,
+    Scope,
+)
 from bot.analytics.rollups import STEPS
 from bot.analytics.sources import ORDER as SOURCE_ORDER
 from bot.analytics.sources import Source, parse
@@ -40,129 +42,6 @@ AT_RISK_DAYS = 7
 # bounding the look-back keeps the query on the period's deliveries (sent_at index).
 AT_RISK_WINDOW_DAYS = 60
 MRR_DAYS = 30
-EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-
-# --- period and scope ---------------------------------------------------------------------
-
-
-class PeriodKind(StrEnum):
-    DAYS = "days"
-    MONTH = "month"
-    ALL = "all"
-
-
-class PeriodProblem(StrEnum):
-    UNKNOWN = "unknown"
-    FUTURE = "future"
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    code: str  # what the buttons carry: "7", "30", "90", "m2026-03", "all"
-    kind: PeriodKind
-    start: datetime
-    end: datetime  # exclusive; midnight after the last day
-    prev_start: datetime | None
-    prev_end: datetime | None
-    days: int = 0
-    month: date | None = None
-
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def _add_months(day: date, months: int) -> date:
-    index = day.year * 12 + day.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
-
-
-_MONTH = re.compile(r"m([0-9]{4})-([0-9]{2})")
-DAY_CHOICES = (7, 30, 90)
-
-
-def parse_period(code: str, now: datetime) -> Period | PeriodProblem:
-    today = now.astimezone(UTC).date()
-    tomorrow = _midnight(today + timedelta(days=1))
-    if code in {str(d) for d in DAY_CHOICES}:
-        days = int(code)
-        start = tomorrow - timedelta(days=days)
-        return Period(
-            code,
-            PeriodKind.DAYS,
-            start,
-            tomorrow,
-            start - timedelta(days=days),
-            start,
-            days=days,
-        )
-    if code == "all":
-        return Period(code, PeriodKind.ALL, EPOCH, tomorrow, None, None)
-    match = _MONTH.fullmatch(code)
-    if match is None:
-        return PeriodProblem.UNKNOWN
-    year, month = int(match[1]), int(match[2])
-    if not (1 <= month <= 12 and 2000 <= year <= 9999):
-        return PeriodProblem.UNKNOWN
-    first = date(year, month, 1)
-    if first > today:
-        return PeriodProblem.FUTURE
-    nxt = _add_months(first, 1)
-    prev = _add_months(first, -1)
-    return Period(
-        code,
-        PeriodKind.MONTH,
-        _midnight(first),
-        _midnight(nxt),
-        _midnight(prev),
-        _midnight(first),
-        days=(nxt - first).days,
-        month=first,
-    )
-
-
-def month_code(day: date) -> str:
-    return f"m{day.year:04d}-{day.month:02d}"
-
-
-def recent_months(now: datetime, count: int = 3) -> list[date]:
-    """This month and the ones before it, newest first (the month buttons)."""
-    first = now.astimezone(UTC).date().replace(day=1)
-    return [_add_months(first, -i) for i in range(count)]
-
-
-class ScopeProblem(StrEnum):
-    UNKNOWN = "unknown"
-    NOT_YOURS = "not_yours"  # another creator's, or no such product: the same answer
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    code: str  # "a", "c<id>", "p<id>"
-    kind: str | None = None  # None: all products
-    product_id: int | None = None
-    title: str = ""
-
-
-ALL_PRODUCTS = Scope("a")
-_SCOPE = re.compile(r"([cp])([0-9]{1,10})")
-
-
-async def resolve_scope(session: AsyncSession, creator_id: int, code: str) -> Scope | ScopeProblem:
-    if code == "a":
-        return ALL_PRODUCTS
-    match = _SCOPE.fullmatch(code)
-    if match is None or not 0 < int(match[2]) < 2**31:
-        return ScopeProblem.UNKNOWN
-    product_id = int(match[2])
-    model: Any = Course if match[1] == "c" else Plan
-    row = (
-        await session.execute(select(model.creator_id, model.title).where(model.id == product_id))
-    ).first()
-    if row is None or row[0] != creator_id:
-        return ScopeProblem.NOT_YOURS
-    kind = ProductKind.COURSE if match[1] == "c" else ProductKind.PLAN
-    return Scope(code, kind, product_id, row[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,16 +148,51 @@ class Dashboard:
     at_risk: int | None  # drip learners at risk now; None when the scope has no course
 
 
-def _day_range(model: Any, start: datetime, end: datetime) -> Any:
-    return and_(model.day >= start.date(), model.day < end.date())
+@dataclass(frozen=True, slots=True)
+class Spans:
+    """The period and, when it has one, the previous period of the same length, which
+    ends where the period starts. Each figure is one query over both, grouped by a CASE
+    on the period (0 = the period, 1 = the one before)."""
+
+    start: datetime
+    end: datetime
+    prev_start: datetime | None = None
+
+    @property
+    def low(self) -> datetime:
+        return self.start if self.prev_start is None else self.prev_start
+
+    @property
+    def count(self) -> int:
+        return 1 if self.prev_start is None else 2
+
+    def bounds(self, which: int) -> tuple[datetime, datetime]:
+        return (self.start, self.end) if which == 0 else (self.low, self.start)
+
+    def which(self, column: Any) -> Any:
+        """0 for a moment in the period, 1 for one in the period before."""
+        if self.prev_start is None:
+            return literal(0)
+        return case((column >= self.start, 0), else_=1)
+
+    def day_which(self, model: Any) -> Any:
+        """The same for a rollup's day."""
+        if self.prev_start is None:
+            return literal(0)
+        return case((model.day >= self.start.date(), 0), else_=1)
+
+    def days(self, model: Any) -> Any:
+        return and_(model.day >= self.low.date(), model.day < self.end.date())
 
 
 async def _money(
-    session: AsyncSession, creator_id: int, scope: Scope, start: datetime, end: datetime
-) -> list[Money]:
+    session: AsyncSession, creator_id: int, scope: Scope, spans: Spans
+) -> list[list[Money]]:
     m = MoneyDaily
+    which = spans.day_which(m).label("which")
     query = (
         select(
+            which,
             m.currency,
             func.sum(m.sales),
             func.sum(m.sales_gross),
@@ -288,13 +202,16 @@ async def _money(
             func.sum(m.fee),
             func.sum(m.net),
         )
-        .where(m.creator_id == creator_id, _day_range(m, start, end))
-        .group_by(m.currency)
+        .where(m.creator_id == creator_id, spans.days(m))
+        .group_by(which, m.currency)
         .order_by(m.currency)
     )
     if scope.kind is not None:
         query = query.where(m.product_kind == scope.kind, m.product_id == scope.product_id)
-    return [Money(row[0], *(int(v or 0) for v in row[1:])) for row in await session.execute(query)]
+    out: list[list[Money]] = [[] for _i in range(spans.count)]
+    for row in await session.execute(query):
+        out[int(row[0])].append(Money(row[1], *(int(v or 0) for v in row[2:])))
+    return out
 
 
 def _depth(end: datetime) -> Any:
@@ -306,75 +223,92 @@ def _depth(end: datetime) -> Any:
 
 
 async def _funnel(
-    session: AsyncSession, creator_id: int, scope: Scope, start: datetime, end: datetime
-) -> list[int]:
+    session: AsyncSession, creator_id: int, scope: Scope, spans: Spans
+) -> list[list[int]]:
     """The cohort that entered the funnel in the period, by the furthest step each reached
     before the period ended. Counting "reached step k or further" makes every step a
     subset of the one before it, so the funnel never widens (a free claim has no invoice,
     yet its learner went past that step)."""
     f = FunnelProgress
+    which = spans.which(f.entered_at).label("which")
+    # The depth at the end of the learner's own period (the previous one ends at start).
+    depth = (
+        _depth(spans.end)
+        if spans.prev_start is None
+        else (case((f.entered_at >= spans.start, _depth(spans.end)), else_=_depth(spans.start)))
+    )
     per_user = (
-        select(f.user_id, func.max(_depth(end)).label("depth"))
-        .where(f.creator_id == creator_id, f.entered_at >= start, f.entered_at < end)
-        .group_by(f.user_id)
+        select(which, f.user_id, func.max(depth).label("depth"))
+        .where(f.creator_id == creator_id, f.entered_at >= spans.low, f.entered_at < spans.end)
+        .group_by(which, f.user_id)
     )
     if scope.kind is not None:
         per_user = per_user.where(f.product_kind == scope.kind, f.product_id == scope.product_id)
     sub = per_user.subquery()
-    counts = {
-        int(depth): int(n)
-        for depth, n in await session.execute(
-            select(sub.c.depth, func.count()).group_by(sub.c.depth)
-        )
-    }
-    return [sum(n for d, n in counts.items() if d >= k) for k in range(1, len(STEPS) + 1)]
+    counts: list[dict[int, int]] = [{} for _i in range(spans.count)]
+    for w, d, n in await session.execute(
+        select(sub.c.which, sub.c.depth, func.count()).group_by(sub.c.which, sub.c.depth)
+    ):
+        counts[int(w)][int(d)] = int(n)
+    return [
+        [sum(n for d, n in c.items() if d >= k) for k in range(1, len(STEPS) + 1)] for c in counts
+    ]
 
 
 async def _sources(
-    session: AsyncSession, creator_id: int, scope: Scope, start: datetime, end: datetime
-) -> list[SourceRow]:
-    views: dict[str, int] = {}
+    session: AsyncSession, creator_id: int, scope: Scope, spans: Spans
+) -> list[list[SourceRow]]:
+    views: list[dict[str, int]] = [{} for _i in range(spans.count)]
     if scope.kind != ProductKind.PLAN:
         v = ViewsDaily
+        which = spans.day_which(v).label("which")
         q = (
-            select(v.source, func.sum(v.views))
-            .where(v.creator_id == creator_id, _day_range(v, start, end))
-            .group_by(v.source)
+            select(which, v.source, func.sum(v.views))
+            .where(v.creator_id == creator_id, spans.days(v))
+            .group_by(which, v.source)
         )
         if scope.kind is not None:
             q = q.where(v.course_id == scope.product_id)
-        views = {s: int(n or 0) for s, n in await session.execute(q)}
+        for w, src, n in await session.execute(q):
+            views[int(w)][src] = int(n or 0)
     f = FunnelProgress
+    which = spans.which(f.paid_at).label("which")
     bq = (
-        select(f.paid_source, func.count(func.distinct(f.user_id)))
-        .where(f.creator_id == creator_id, f.paid_at >= start, f.paid_at < end)
-        .group_by(f.paid_source)
+        select(which, f.paid_source, func.count(func.distinct(f.user_id)))
+        .where(f.creator_id == creator_id, f.paid_at >= spans.low, f.paid_at < spans.end)
+        .group_by(which, f.paid_source)
     )
     if scope.kind is not None:
         bq = bq.where(f.product_kind == scope.kind, f.product_id == scope.product_id)
-    buyers = {parse(s): int(n) for s, n in await session.execute(bq)}
+    buyers: list[dict[Source, int]] = [{} for _i in range(spans.count)]
+    for w, src, n in await session.execute(bq):
+        buyers[int(w)][parse(src)] = int(n)
     m = MoneyDaily
+    which = spans.day_which(m).label("which")
     rq = (
-        select(m.source, m.currency, func.sum(m.gross))
-        .where(m.creator_id == creator_id, _day_range(m, start, end))
-        .group_by(m.source, m.currency)
+        select(which, m.source, m.currency, func.sum(m.gross))
+        .where(m.creator_id == creator_id, spans.days(m))
+        .group_by(which, m.source, m.currency)
     )
     if scope.kind is not None:
         rq = rq.where(m.product_kind == scope.kind, m.product_id == scope.product_id)
-    revenue: dict[Source, dict[str, int]] = {}
-    for s, currency, total in await session.execute(rq):
-        revenue.setdefault(parse(s), {})[currency] = int(total or 0)
-    rows = []
-    for source in SOURCE_ORDER:
-        row = SourceRow(
-            source,
-            views.get(source, 0),
-            buyers.get(source, 0),
-            dict(sorted(revenue.get(source, {}).items())),
-        )
-        if row.views or row.buyers or row.revenue:
-            rows.append(row)
-    return rows
+    revenue: list[dict[Source, dict[str, int]]] = [{} for _i in range(spans.count)]
+    for w, src, currency, total in await session.execute(rq):
+        revenue[int(w)].setdefault(parse(src), {})[currency] = int(total or 0)
+    out: list[list[SourceRow]] = []
+    for i in range(spans.count):
+        rows = []
+        for source in SOURCE_ORDER:
+            row = SourceRow(
+                source,
+                views[i].get(source, 0),
+                buyers[i].get(source, 0),
+                dict(sorted(revenue[i].get(source, {}).items())),
+            )
+            if row.views or row.buyers or row.revenue:
+                rows.append(row)
+        out.append(rows)
+    return out
 
 
 def _active_at(at: datetime) -> Any:
@@ -390,14 +324,13 @@ async def _plans(
     session: AsyncSession,
     plan_ids: list[int],
     creator_id: int,
-    start: datetime,
-    end: datetime,
+    spans: Spans,
     now: datetime,
-) -> Plans:
+) -> list[Plans]:
     e = Entitlement
-    upto = min(end, now)
-    # Only memberships that reach into the period: the cost follows the members of the
-    # period, not every member there ever was (nor every lifetime course entitlement).
+    upto = min(spans.end, now)
+    # Only memberships that reach into the periods: the cost follows the members of the
+    # periods, not every member there ever was (nor every lifetime course entitlement).
     periods = dict(
         (await session.execute(select(Plan.id, Plan.period_days).where(Plan.id.in_(plan_ids))))
         .tuples()
@@ -422,13 +355,13 @@ async def _plans(
     )
     rows: list[Any] = []
     if periodic:
-        # `|| ''` and `+ 0` keep SQLite on the expires_at index, which the period bounds,
+        # `|| ''` and `+ 0` keep SQLite on the expires_at index, which the periods bound,
         # rather than on the product index (SQLite has no statistics to choose by).
         rows += await session.execute(
             base.where(
                 e.product_kind.concat("") == ProductKind.PLAN,
                 (e.product_id + 0).in_(periodic),
-                e.expires_at >= start,
+                e.expires_at >= spans.low,
             )
         )
     if lifetime:
@@ -442,46 +375,45 @@ async def _plans(
             starts <= at and (expires is None or expires > at) and (revoked is None or revoked > at)
         )
 
-    mrr: dict[str, int] = {}
-    members = 0
-    for row in rows:
-        if not active(row, upto):
-            continue
-        members += 1
-        currency, amount, period_days = row[3], row[4], row[5]
-        if currency is None or not period_days:
-            continue  # lifetime plans and trials recur nothing
-        # A 30-day plan counts in full; any other length pro rata to 30 days.
-        mrr[currency] = mrr.get(currency, 0) + (amount or 0) * MRR_DAYS // period_days
-    at_start = sum(1 for row in rows if active(row, start))
-    expired = sum(
-        1
-        for row in rows
-        if row[1] is not None and start <= row[1] < upto and (row[2] is None or row[2] > row[1])
-    )
     p = PlanDaily
-    joined, renewed = (
-        await session.execute(
-            select(func.sum(p.joined), func.sum(p.renewed)).where(
-                p.creator_id == creator_id, p.plan_id.in_(plan_ids), _day_range(p, start, end)
-            )
+    which = spans.day_which(p).label("which")
+    grew: list[tuple[int, int]] = [(0, 0)] * spans.count
+    for w, joined, renewed in await session.execute(
+        select(which, func.sum(p.joined), func.sum(p.renewed))
+        .where(p.creator_id == creator_id, p.plan_id.in_(plan_ids), spans.days(p))
+        .group_by(which)
+    ):
+        grew[int(w)] = (int(joined or 0), int(renewed or 0))
+    out: list[Plans] = []
+    for i in range(spans.count):
+        start, end = spans.bounds(i)
+        last = min(end, now)
+        mrr: dict[str, int] = {}
+        members = 0
+        for row in rows:
+            if row[0] > last or not active(row, last):
+                continue
+            members += 1
+            currency, amount, period_days = row[3], row[4], row[5]
+            if currency is None or not period_days:
+                continue  # lifetime plans and trials recur nothing
+            # A 30-day plan counts in full; any other length pro rata to 30 days.
+            mrr[currency] = mrr.get(currency, 0) + (amount or 0) * MRR_DAYS // period_days
+        at_start = sum(1 for row in rows if active(row, start))
+        expired = sum(
+            1
+            for row in rows
+            if row[1] is not None and start <= row[1] < last and (row[2] is None or row[2] > row[1])
         )
-    ).one()
-    return Plans(
-        members,
-        at_start,
-        int(joined or 0),
-        int(renewed or 0),
-        expired,
-        dict(sorted(mrr.items())),
-    )
+        out.append(Plans(members, at_start, *grew[i], expired, dict(sorted(mrr.items()))))
+    return out
 
 
 async def _lessons(
-    session: AsyncSession, courses: dict[int, str], start: datetime, end: datetime
-) -> list[LessonRow]:
+    session: AsyncSession, courses: dict[int, str], spans: Spans
+) -> list[list[LessonRow]]:
     """Per lesson: deliveries sent in the period, and how many of those were marked done
-    (by now). Read by the deliveries' sent_at index: the period's rows only."""
+    (by now). Read by the deliveries' sent_at index: the periods' rows only."""
     ordered = list(
         await session.execute(
             select(Lesson.course_id, Lesson.id, Lesson.title)
@@ -490,34 +422,36 @@ async def _lessons(
         )
     )
     d = Delivery
-    counts = {
-        lesson_id: (int(sent), int(done))
-        for lesson_id, sent, done in await session.execute(
-            select(d.lesson_id, func.count(d.id), func.count(d.done_at))
-            .join(Lesson, Lesson.id == d.lesson_id)
-            .where(d.sent_at >= start, d.sent_at < end, Lesson.course_id.in_(list(courses)))
-            .group_by(d.lesson_id)
-        )
-    }
-    rows: list[LessonRow] = []
-    number: dict[int, int] = {}
-    for course_id, lesson_id, title in ordered:
-        number[course_id] = number.get(course_id, 0) + 1
-        sent, done = counts.get(lesson_id, (0, 0))
-        rows.append(LessonRow(course_id, courses[course_id], number[course_id], title, sent, done))
-    return rows
+    which = spans.which(d.sent_at).label("which")
+    counts: list[dict[int, tuple[int, int]]] = [{} for _i in range(spans.count)]
+    for w, lesson_id, sent, done in await session.execute(
+        select(which, d.lesson_id, func.count(d.id), func.count(d.done_at))
+        .join(Lesson, Lesson.id == d.lesson_id)
+        .where(d.sent_at >= spans.low, d.sent_at < spans.end, Lesson.course_id.in_(list(courses)))
+        .group_by(which, d.lesson_id)
+    ):
+        counts[int(w)][lesson_id] = (int(sent), int(done))
+    out: list[list[LessonRow]] = []
+    for i in range(spans.count):
+        rows: list[LessonRow] = []
+        number: dict[int, int] = {}
+        for course_id, lesson_id, title in ordered:
+            number[course_id] = number.get(course_id, 0) + 1
+            sent, done = counts[i].get(lesson_id, (0, 0))
+            rows.append(
+                LessonRow(course_id, courses[course_id], number[course_id], title, sent, done)
+            )
+        out.append(rows)
+    return out
 
 
-async def _scoped_products(
-    session: AsyncSession, creator_id: int, scope: Scope
-) -> tuple[dict[int, str], list[int]]:
+def _scoped_products(everything: list[Product], scope: Scope) -> tuple[dict[int, str], list[int]]:
     if scope.kind == ProductKind.COURSE:
         assert scope.product_id is not None
         return {scope.product_id: scope.title}, []
     if scope.kind == ProductKind.PLAN:
         assert scope.product_id is not None
         return {}, [scope.product_id]
-    everything = await products(session, creator_id)
     return (
         {p.id: p.title for p in everything if p.kind == ProductKind.COURSE},
         [p.id for p in everything if p.kind == ProductKind.PLAN],
@@ -528,34 +462,45 @@ async def figures(
     session: AsyncSession,
     creator_id: int,
     scope: Scope,
-    start: datetime,
-    end: datetime,
+    spans: Spans,
     now: datetime,
-) -> Figures:
-    courses, plan_ids = await _scoped_products(session, creator_id, scope)
-    return Figures(
-        money=await _money(session, creator_id, scope, start, end),
-        funnel=await _funnel(session, creator_id, scope, start, end),
-        sources=await _sources(session, creator_id, scope, start, end),
-        plans=await _plans(session, plan_ids, creator_id, start, end, now) if plan_ids else None,
-        lessons=await _lessons(session, courses, start, end) if courses else None,
-    )
+    everything: list[Product] | None = None,
+) -> list[Figures]:
+    """The figures of the period and (when `spans` has one) of the period before."""
+    if scope.kind is None and everything is None:
+        everything = await products(session, creator_id)
+    courses, plan_ids = _scoped_products(everything or [], scope)
+    money = await _money(session, creator_id, scope, spans)
+    funnel = await _funnel(session, creator_id, scope, spans)
+    sources = await _sources(session, creator_id, scope, spans)
+    plans = await _plans(session, plan_ids, creator_id, spans, now) if plan_ids else None
+    lessons = await _lessons(session, courses, spans) if courses else None
+    return [
+        Figures(
+            money=money[i],
+            funnel=funnel[i],
+            sources=sources[i],
+            plans=plans[i] if plans else None,
+            lessons=lessons[i] if lessons else None,
+        )
+        for i in range(spans.count)
+    ]
 
 
 async def dashboard(
     session: AsyncSession, creator_id: int, period: Period, scope: Scope, now: datetime
 ) -> Dashboard:
-    current = await figures(session, creator_id, scope, period.start, period.end, now)
-    previous = None
-    if period.prev_start is not None and period.prev_end is not None:
-        previous = await figures(
-            session, creator_id, scope, period.prev_start, period.prev_end, now
-        )
+    # The creator's products are read once per press, for every figure below.
+    everything = await products(session, creator_id) if scope.kind is None else []
+    spans = Spans(period.start, period.end, period.prev_start)
+    both = await figures(session, creator_id, scope, spans, now, everything)
     at_risk = None
     if scope.kind != ProductKind.PLAN:
-        courses, _unused = await _scoped_products(session, creator_id, scope)
+        courses, _unused = _scoped_products(everything, scope)
         at_risk = await count_at_risk(session, list(courses), now)
-    return Dashboard(creator_id, period, scope, current, previous, at_risk)
+    return Dashboard(
+        creator_id, period, scope, both[0], both[1] if len(both) > 1 else None, at_risk
+    )
 
 
 # --- learners at risk -----------------------------------------------------------------------

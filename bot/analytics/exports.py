@@ -1,4 +1,4 @@
-"""Report periods, scopes and the CSV exports (sales, learners, funnel).
+"""The CSV exports (sales, learners, funnel); periods and scopes are bot.analytics.periods.
 
 Amounts in the files are major units with the currency's own decimals (2 for USD, 0 for
 JPY and Stars), written from the minor units as exact decimals: the sums of a file equal
@@ -10,11 +10,10 @@ history never sits in memory.
 from __future__ import annotations
 
 import csv
-import re
 import tempfile
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,11 @@ from sqlalchemy import Select, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from bot import parsing
+from bot.analytics.periods import (
+    Period,
+    Scope,
+    within,
+)
 from bot.models import (
     Course,
     Delivery,
@@ -42,103 +45,6 @@ from bot.models import (
 )
 from bot.money import to_decimal
 
-# --- periods -------------------------------------------------------------------------------
-
-DEFAULT_PERIOD = "30d"
-_DAYS = re.compile(r"([0-9]{1,5})d")
-_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})")
-
-
-class PeriodError(ValueError):
-    """`str(exc)` says why: "invalid" or "future"."""
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """[start, end) in UTC; None = open on that side ("all")."""
-
-    label: str
-    start: datetime | None
-    end: datetime | None
-
-    def contains(self, moment: datetime) -> bool:
-        return (self.start is None or moment >= self.start) and (
-            self.end is None or moment < self.end
-        )
-
-    def days(self, today: date, first: date | None = None) -> list[date]:
-        """Every day of the period up to today (an open start begins at `first`)."""
-        begin = self.start.date() if self.start is not None else (first or today)
-        last = today if self.end is None else min(today, (self.end - timedelta(days=1)).date())
-        count = (last - begin).days + 1
-        return [begin + timedelta(days=i) for i in range(max(0, count))]
-
-
-def _midnight(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
-def parse_period(text: str, now: datetime, default: str = DEFAULT_PERIOD) -> Period:
-    """`7d` (the last 7 days with today), `YYYY-MM` (a calendar month), `all`; UTC days."""
-    text = (text or default).strip().lower()
-    tomorrow = _midnight(now.astimezone(UTC).date() + timedelta(days=1))
-    if text == "all":
-        return Period("all", None, None)
-    if m := _DAYS.fullmatch(text):
-        n = parsing.days(m.group(1))
-        if n is None:
-            raise PeriodError("invalid")
-        return Period(f"{n}d", tomorrow - timedelta(days=n), tomorrow)
-    if m := _MONTH.fullmatch(text):
-        year, month = int(m.group(1)), int(m.group(2))
-        if not (parsing.MIN_YEAR <= year <= parsing.MAX_YEAR and 1 <= month <= 12):
-            raise PeriodError("invalid")
-        start = datetime(year, month, 1, tzinfo=UTC)
-        if start >= tomorrow:
-            raise PeriodError("future")
-        end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-        return Period(f"{year:04d}-{month:02d}", start, end)
-    raise PeriodError("invalid")
-
-
-def looks_like_period(word: str) -> bool:
-    word = word.lower()
-    return word == "all" or bool(_DAYS.fullmatch(word) or _MONTH.fullmatch(word))
-
-
-def within(column: Any, period: Period) -> ColumnElement[bool]:
-    conditions = []
-    if period.start is not None:
-        conditions.append(column >= period.start)
-    if period.end is not None:
-        conditions.append(column < period.end)
-    return and_(literal(True), *conditions)
-
-
-# --- scopes --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """Whose numbers: one creator (None = the whole platform), one product or all."""
-
-    creator_id: int | None
-    product_kind: str | None = None
-    product_id: int | None = None
-
-    @property
-    def key(self) -> str:
-        who = "platform" if self.creator_id is None else f"creator{self.creator_id}"
-        if self.product_kind is None:
-            return who
-        return f"{who}:{self.product_kind}{self.product_id}"
-
-
-async def product_creator(session: AsyncSession, kind: str, product_id: int) -> int | None:
-    """The creator who sells this course or plan; None when there is none."""
-    model = Course if kind == ProductKind.COURSE else Plan
-    return await session.scalar(select(model.creator_id).where(model.id == product_id))
-
 
 def product_title() -> ColumnElement[str]:
     """The title of an order's product (needs the course and plan outer joins below)."""
@@ -154,10 +60,8 @@ def with_products(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
 def order_in_scope(query: Select[*tuple[Any, ...]], scope: Scope) -> Select[*tuple[Any, ...]]:
     if scope.creator_id is not None:
         query = query.where(Order.creator_id == scope.creator_id)
-    if scope.product_kind is not None:
-        query = query.where(
-            Order.product_kind == scope.product_kind, Order.product_id == scope.product_id
-        )
+    if scope.kind is not None:
+        query = query.where(Order.product_kind == scope.kind, Order.product_id == scope.product_id)
     return query
 
 
@@ -270,7 +174,7 @@ async def sales_rows(
     )
     if scope.creator_id is not None:
         query = query.where(LedgerEntry.creator_id == scope.creator_id)
-    query = order_in_scope(query, Scope(None, scope.product_kind, scope.product_id))
+    query = order_in_scope(query, Scope(None, scope.kind, scope.product_id))
     query = query.where(within(LedgerEntry.created_at, period))
     query = query.order_by(LedgerEntry.created_at, LedgerEntry.id)
     result = await session.stream(query.execution_options(yield_per=500))
@@ -344,9 +248,9 @@ async def learner_rows(
     )
     if scope.creator_id is not None:
         query = query.where(Course.creator_id == scope.creator_id)
-    if scope.product_kind == ProductKind.COURSE:
+    if scope.kind == ProductKind.COURSE:
         query = query.where(Enrollment.course_id == scope.product_id)
-    elif scope.product_kind is not None:
+    elif scope.kind is not None:
         # A plan's learners are its courses' learners: enrollments carry no plan.
         plan_courses = await session.scalar(
             select(Plan.course_ids).where(Plan.id == scope.product_id)
@@ -406,7 +310,7 @@ async def funnel_days(session: AsyncSession, scope: Scope, period: Period) -> li
             return
         counts.setdefault((_day(day), kind, int(pid)), [0, 0, 0, 0])[step] += int(n)
 
-    if scope.product_kind in (None, ProductKind.COURSE):
+    if scope.kind in (None, ProductKind.COURSE):
         day = func.date(Event.created_at)
         events = (
             select(day, Event.kind, Event.course_id, func.count(Event.id))
@@ -419,7 +323,7 @@ async def funnel_days(session: AsyncSession, scope: Scope, period: Period) -> li
         )
         if scope.creator_id is not None:
             events = events.where(Event.creator_id == scope.creator_id)
-        if scope.product_kind is not None:
+        if scope.kind is not None:
             events = events.where(Event.course_id == scope.product_id)
         for d, kind, course_id, n in await session.execute(events):
             add(d, ProductKind.COURSE, course_id, 0 if kind == EventKind.VIEW else 1, n)

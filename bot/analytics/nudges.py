@@ -3,7 +3,8 @@
 At most one nudge per learner per course per NUDGE_EVERY (stats_nudges keeps the last
 one, claimed in the transaction that queues the job), and never in the learner's quiet
 hours: the job waits until they end, as lessons do. Access follows money: a learner who
-lost the course since the press gets nothing.
+lost the course since the press gets nothing. Every nudge carries the way to stop it: a
+button that pauses the course (no lessons, so no more nudges, until the learner resumes).
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics.dashboard import AtRisk
-from bot.models import Job, JobStatus, Nudge, ProductKind, User
+from bot.keyboards.learning import EnrollmentAction, EnrollmentCB
+from bot.models import Enrollment, Job, JobStatus, Nudge, ProductKind, User
 from bot.scheduler.errors import ChatNotFound, Rejected, Unreachable
 from bot.scheduler.jobs import JobContext, JobRegistry
-from bot.scheduler.sender import Outgoing
+from bot.scheduler.sender import Button, Outgoing
 from bot.services import access
 from bot.services.drip import Prefs, in_quiet_hours, out_of_quiet_hours
 
@@ -39,7 +41,7 @@ class NudgeResult:
 async def queue_nudges(
     session: AsyncSession,
     learners: list[AtRisk],
-    text_for: Callable[[User, AtRisk], str],
+    text_for: Callable[[User, AtRisk], tuple[str, str]],
     now: datetime,
 ) -> NudgeResult:
     queued = recent = 0
@@ -59,13 +61,15 @@ async def queue_nudges(
             session.add(Nudge(user_id=learner.user_id, course_id=learner.course_id, sent_at=now))
         else:
             last.sent_at = now
+        text, pause = text_for(user, learner)
         session.add(
             Job(
                 kind=KIND,
                 payload={
                     "chat_id": learner.user_id,
                     "course_id": learner.course_id,
-                    "text": text_for(user, learner),
+                    "text": text,
+                    "pause": pause,  # the label of the button that stops it
                 },
                 run_at=now,
                 status=JobStatus.PENDING,
@@ -78,6 +82,12 @@ async def queue_nudges(
     return NudgeResult(queued, recent)
 
 
+def nudge_message(payload: dict[str, object], course_id: int) -> Outgoing:
+    pause = EnrollmentCB(action=EnrollmentAction.PAUSE, id=course_id).pack()
+    label = str(payload.get("pause") or "⏸")
+    return Outgoing(text=str(payload["text"]), buttons=((Button(label, pause),),))
+
+
 async def run(ctx: JobContext, job: Job) -> datetime | None:
     payload = job.payload
     chat_id, course_id = int(payload["chat_id"]), int(payload["course_id"])
@@ -87,11 +97,20 @@ async def run(ctx: JobContext, job: Job) -> datetime | None:
         ctx.session, chat_id, ProductKind.COURSE, course_id, now
     ):
         return None
+    paused_or_done = await ctx.session.scalar(
+        select(Enrollment.id).where(
+            Enrollment.user_id == chat_id,
+            Enrollment.course_id == course_id,
+            (Enrollment.paused_at.is_not(None)) | (Enrollment.completed_at.is_not(None)),
+        )
+    )
+    if paused_or_done is not None:
+        return None  # they stopped it (or finished) since the press
     prefs = Prefs.of(user)
     if in_quiet_hours(now, prefs):
         return out_of_quiet_hours(now, prefs)
     try:
-        await ctx.sender.send(chat_id, Outgoing(text=str(payload["text"])))
+        await ctx.sender.send(chat_id, nudge_message(payload, course_id))
     except Unreachable as exc:
         user.is_blocked = True
         user.blocked_at = now

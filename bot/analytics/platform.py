@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import case, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.analytics.exports import Period, product_title, with_products, within
+from bot.analytics.exports import product_title, with_products
+from bot.analytics.periods import Period, within
 from bot.models import Course, Event, LedgerEntry, LedgerKind, Order, Payment, Plan
 
 TOP_N = 5

@@ -1,5 +1,6 @@
 """Creators' numbers as files and pictures: /export (CSV), /chart (PNG) and, for platform
-owners, /platform.
+owners, /platform; also the 📈 Chart and 📄 CSV buttons of the /stats dashboard, which send
+the same picture and the sales file for the dashboard's scope and period.
 
 A creator sees their own products only; a platform owner (ADMIN_IDS, checked on every
 call) any creator's with creator=<id>, or the whole platform. Something that is not
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from html import escape
 
-from aiogram import Router
+from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import CommandObject
-from aiogram.types import BufferedInputFile, FSInputFile, Message
+from aiogram.types import BufferedInputFile, CallbackQuery, FSInputFile, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.i18n import ngettext
 from sqlalchemy import select
@@ -25,21 +26,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import parsing
 from bot.analytics import charts
 from bot.analytics.charts import ChartTexts
-from bot.analytics.exports import (
-    DEFAULT_PERIODS,
-    ExportKind,
+from bot.analytics.exports import DEFAULT_PERIODS, ExportKind, discard, write_export
+from bot.analytics.periods import (
     Period,
-    PeriodError,
+    PeriodProblem,
     Scope,
-    discard,
     looks_like_period,
     parse_period,
     product_creator,
-    write_export,
+    resolve_scope,
 )
 from bot.analytics.platform import PlatformReport, platform_report
 from bot.config import Settings
 from bot.handlers.common import Command, clip, current_locale, is_private
+from bot.handlers.stats import may_see, refusal
+from bot.keyboards.callbacks import StatsAction, StatsCB
 from bot.models import Course, Creator, Plan, ProductKind, User
 from bot.money import format_money
 from bot.scheduler.clock import Clock
@@ -68,12 +69,18 @@ def period_help() -> str:
     ).format(max=parsing.MAX_DAYS)
 
 
+def period_refusal(problem: PeriodProblem) -> str:
+    if problem == PeriodProblem.FUTURE:
+        return _("That month has not begun yet.")
+    return period_help()
+
+
 def not_yours() -> str:
     return _("No such course or plan of yours.")
 
 
 def period_text(period: Period) -> str:
-    if period.start is None or period.end is None:
+    if period.is_all:
         return _("all time")
     last = period.end - timedelta(days=1)
     return f"{period.label} ({period.start:%Y-%m-%d} – {last:%Y-%m-%d})"
@@ -84,7 +91,7 @@ async def _request(
     user: User,
     settings: Settings,
     words: list[str],
-    now_period: Callable[[str], Period],
+    now_period: Callable[[str], Period | PeriodProblem],
     usage: str,
 ) -> Request:
     """Who is asking and what for: raises Refusal with the answer when it cannot be."""
@@ -114,12 +121,9 @@ async def _request(
                 raise Refusal(_("No such creator."))
         else:
             raise Refusal(usage)
-    try:
-        period = now_period(period_word or "")
-    except PeriodError as exc:
-        if str(exc) == "future":
-            raise Refusal(_("That month has not begun yet.")) from None
-        raise Refusal(period_help()) from None
+    period = now_period(period_word or "")
+    if isinstance(period, PeriodProblem):
+        raise Refusal(period_refusal(period))
     if asked_creator is not None:
         creator_id = asked_creator
     if product is not None:
@@ -198,10 +202,17 @@ async def cmd_export(
             lambda text: parse_period(text, now, DEFAULT_PERIODS[kind]),
             export_usage(),
         )
-    except Refusal as refusal:
-        await message.answer(str(refusal))
+    except Refusal as refused:
+        await message.answer(str(refused))
         return
-    export = await write_export(session, kind, request.scope, request.period)
+    await send_export(message, session, kind, request.scope, request.period)
+
+
+async def send_export(
+    message: Message, session: AsyncSession, kind: ExportKind, scope: Scope, period: Period
+) -> None:
+    """Write the file, send it as a document (with a sentence when it is empty), delete it."""
+    export = await write_export(session, kind, scope, period)
     try:
         if export.size > MAX_DOCUMENT_BYTES:
             await message.answer(
@@ -211,12 +222,12 @@ async def cmd_export(
                 )
             )
             return
-        caption = export_caption(kind, export.rows, request.period)
+        caption = export_caption(kind, export.rows, period)
         await message.answer_document(
             FSInputFile(export.path, filename=export.filename), caption=caption
         )
         if export.rows == 0:
-            await message.answer(empty_export_text(kind, request.period))
+            await message.answer(empty_export_text(kind, period))
     finally:
         discard(export.path)
 
@@ -264,8 +275,8 @@ async def send_chart(
 
 
 async def chart_title(session: AsyncSession, scope: Scope) -> str:
-    if scope.product_kind is not None:
-        model = Course if scope.product_kind == ProductKind.COURSE else Plan
+    if scope.kind is not None:
+        model = Course if scope.kind == ProductKind.COURSE else Plan
         title = await session.scalar(select(model.title).where(model.id == scope.product_id))
         return title or ""
     if scope.creator_id is None:
@@ -289,13 +300,20 @@ async def cmd_chart(
             user,
             settings,
             (command.args or "").split(),
-            lambda text: parse_period(text, now),
+            lambda text: parse_period(text, now, "30d"),
             chart_usage(),
         )
-    except Refusal as refusal:
-        await message.answer(str(refusal))
+    except Refusal as refused:
+        await message.answer(str(refused))
         return
-    scope, period = request.scope, request.period
+    await draw_chart(message, session, request.scope, request.period, clock)
+
+
+async def draw_chart(
+    message: Message, session: AsyncSession, scope: Scope, period: Period, clock: Clock
+) -> None:
+    """The chart for (scope, period), or a sentence when there is nothing to draw."""
+    now = clock.now()
     daily = await charts.daily_revenue(session, scope, period, now.date())
     counts = await charts.funnel_counts(session, scope, period)
     funnel = [
@@ -330,6 +348,43 @@ async def cmd_chart(
         caption,
         clock,
     )
+
+
+# --- the dashboard's buttons -------------------------------------------------------------
+
+
+@router.callback_query(StatsCB.filter(F.a.in_({StatsAction.CHART, StatsAction.CSV})))
+async def on_dashboard_file(
+    callback: CallbackQuery,
+    callback_data: StatsCB,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    clock: Clock,
+) -> None:
+    """📈 Chart and 📄 CSV under /stats: the picture, or the sales file, for the
+    dashboard's scope and period. Everything the button carries is checked again."""
+    data = callback_data
+    if not await may_see(session, user, settings, data.c):
+        await callback.answer(_("This dashboard is not yours."), show_alert=True)
+        return
+    period = parse_period(data.p, clock.now())
+    if isinstance(period, PeriodProblem):
+        await callback.answer(refusal(period), show_alert=True)
+        return
+    scope = await resolve_scope(session, data.c, data.s)
+    if not isinstance(scope, Scope):
+        await callback.answer(refusal(scope), show_alert=True)
+        return
+    message = callback.message
+    if not isinstance(message, Message):  # too old for Telegram to tell us the chat
+        await callback.answer(_("This message is too old: send /stats again."), show_alert=True)
+        return
+    await callback.answer()
+    if data.a == StatsAction.CHART:
+        await draw_chart(message, session, scope, period, clock)
+    else:
+        await send_export(message, session, ExportKind.SALES, scope, period)
 
 
 # --- /platform -----------------------------------------------------------------------------
@@ -400,12 +455,9 @@ async def cmd_platform(
     if len(words) > 1:
         await message.answer(_("Usage: /platform [30d | YYYY-MM | all]"))
         return
-    try:
-        period = parse_period(words[0] if words else "", clock.now())
-    except PeriodError as exc:
-        await message.answer(
-            _("That month has not begun yet.") if str(exc) == "future" else period_help()
-        )
+    period = parse_period(words[0] if words else "", clock.now(), "30d")
+    if isinstance(period, PeriodProblem):
+        await message.answer(period_refusal(period))
         return
     report = await platform_report(session, period)
     await message.answer(platform_text(report, period, current_locale()))

@@ -2,7 +2,7 @@
 
 The figures come from bot.analytics.dashboard; this module words them and draws the
 buttons. The 📈 Chart and 📄 CSV buttons carry StatsCB actions that the exports feature
-answers (bot/handlers/exports.py), not this router.
+answers (bot/handlers/exports.py, `on_dashboard_file`), not this router.
 """
 
 from __future__ import annotations
@@ -19,20 +19,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import parsing
 from bot.analytics import nudges
 from bot.analytics.dashboard import (
-    ALL_PRODUCTS,
-    DAY_CHOICES,
     AtRisk,
     Dashboard,
     Figures,
+    dashboard,
+    learners_at_risk,
+    products,
+)
+from bot.analytics.periods import (
+    DAY_CHOICES,
     Period,
     PeriodKind,
     PeriodProblem,
     ScopeProblem,
-    dashboard,
-    learners_at_risk,
+    looks_like_period,
     month_code,
     parse_period,
-    products,
     recent_months,
     resolve_scope,
 )
@@ -305,7 +307,7 @@ def dashboard_keyboard(d: Dashboard, now_months: list[str]) -> InlineKeyboardMar
 # --- rights ---------------------------------------------------------------------------------
 
 
-async def _may_see(session: AsyncSession, user: User, settings: Settings, creator_id: int) -> bool:
+async def may_see(session: AsyncSession, user: User, settings: Settings, creator_id: int) -> bool:
     if is_owner(user.id, settings.admin_ids):
         return await session.get(Creator, creator_id) is not None
     mine = await creator_for(session, user, settings.admin_ids)
@@ -314,11 +316,7 @@ async def _may_see(session: AsyncSession, user: User, settings: Settings, creato
 
 def _period_code(token: str) -> str | None:
     token = token.strip().lower()
-    if token in {"7", "30", "90", "all"}:
-        return token
-    if len(token) == 7 and token[4] == "-":
-        return "m" + token
-    return None
+    return token if looks_like_period(token) else None
 
 
 def usage() -> str:
@@ -402,7 +400,7 @@ async def on_stats(
     scheduler: Scheduler,
 ) -> None:
     data = callback_data
-    if not await _may_see(session, user, settings, data.c):
+    if not await may_see(session, user, settings, data.c):
         await callback.answer(_("This dashboard is not yours."), show_alert=True)
         return
     if data.a == StatsAction.SCOPES:
@@ -490,13 +488,19 @@ async def _at_risk(
         await show(callback, text, markup)
         return
 
-    def text_for(learner: User, row: AtRisk) -> str:
+    def text_for(learner: User, row: AtRisk) -> tuple[str, str]:
+        """The nudge and its stop button, in the learner's language."""
         locale = pick_locale(learner.language, learner.language_code, settings.default_language)
-        return i18n.gettext(
+        text = i18n.gettext(
             "Hi {name}! Your next lesson of «{course}» is waiting for you. "
             "A few minutes today keeps the streak going.",
             locale=locale,
         ).format(name=escape(learner.first_name or ""), course=escape(row.course_title))
+        stop = i18n.gettext(
+            "Not a good time? Pause the course: no lessons and no reminders until you resume.",
+            locale=locale,
+        )
+        return f"{text}\n\n{stop}", i18n.gettext("⏸ Pause the course", locale=locale)
 
     result = await nudges.queue_nudges(session, learners, text_for, now)
     await session.commit()
@@ -507,4 +511,4 @@ async def _at_risk(
     await show(callback, text, markup)
 
 
-__all__ = ["ALL_PRODUCTS", "dashboard_keyboard", "dashboard_text", "router"]
+__all__ = ["dashboard_keyboard", "dashboard_text", "router"]

@@ -17,15 +17,18 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from aiogram.methods import SendDocument, SendMessage, SendPhoto
+from aiogram.methods import AnswerCallbackQuery, SendDocument, SendMessage, SendPhoto
 from aiogram.types import BufferedInputFile, Chat, FSInputFile, Message, PhotoSize
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics import exports as analytics
-from bot.analytics.exports import ExportKind, Period, Scope, parse_period, write_export
+from bot.analytics import periods
+from bot.analytics.exports import ExportKind, write_export
+from bot.analytics.periods import Period, PeriodKind, Scope
 from bot.analytics.platform import platform_report
 from bot.handlers import exports as export_handlers
+from bot.keyboards.callbacks import StatsAction, StatsCB
 from bot.models import (
     ChartCache,
     Course,
@@ -53,6 +56,12 @@ ALICE = tg_user(2001, "Alice")  # the creator whose numbers we look at
 BORIS = tg_user(2002, "Boris")  # another creator
 LEARNER = tg_user(3001, "Lea")
 NOW = datetime.now(UTC)
+
+
+def parse_period(text: str, now: datetime) -> Period:
+    period = periods.parse_period(text, now)
+    assert isinstance(period, Period)
+    return period
 
 
 @dataclass
@@ -423,12 +432,8 @@ async def test_a_refund_counts_in_the_period_it_happened(db: AsyncSession) -> No
     ]
     assert moved, "the seeded history should refund some sales on a later day"
     refund = moved[0]
-    day = Period(
-        "day",
-        *(lambda d: (d, d + timedelta(days=1)))(
-            refund.created_at.replace(hour=0, minute=0, second=0, microsecond=0)
-        ),
-    )
+    d = refund.created_at.replace(hour=0, minute=0, second=0, microsecond=0)
+    day = Period("1", PeriodKind.DAYS, d, d + timedelta(days=1), d - timedelta(days=1), d, 1)
     _h, rows = read_csv(await export_bytes(db, ExportKind.SALES, Scope(world.alice), day))
     assert str(refund.payment_id) in {r["payment_id"] for r in rows if r["type"] == "refund"}
     assert str(refund.payment_id) not in {r["payment_id"] for r in rows if r["type"] == "sale"}
@@ -539,6 +544,134 @@ async def test_chart_is_uploaded_once_then_sent_by_file_id(
     said = await say(harness, "/chart 2001-01", ALICE)
     assert "nothing to draw" in said[0] and not harness.session.of_type(SendPhoto)
     assert "/chart" in (await say(harness, "/chart weekly", ALICE))[0]
+
+
+def photo_sent(file_id: str) -> Message:
+    return Message(
+        message_id=1,
+        date=NOW,
+        chat=Chat(id=ALICE.id, type="private"),
+        photo=[PhotoSize(file_id=file_id, file_unique_id=file_id, width=900, height=800)],
+    )
+
+
+async def sell_now(harness: Harness, world: World, amount: int) -> None:
+    """A new sale of Alice's Chinese course, booked through the ledger now."""
+    async with harness.app.sessionmaker() as s:
+        order = Order(
+            public_ref=f"new-{amount}",
+            user_id=100,
+            creator_id=world.alice,
+            product_kind="course",
+            product_id=world.courses["zh"],
+            method="card",
+            currency="USD",
+            list_amount_minor=amount,
+            amount_minor=amount,
+            status=OrderStatus.PAID,
+            paid_at=NOW,
+            created_at=NOW,
+        )
+        s.add(order)
+        await s.flush()
+        payment = Payment(
+            order_id=order.id,
+            user_id=100,
+            method="card",
+            currency="USD",
+            amount_minor=amount,
+            telegram_payment_charge_id=f"ch-new-{amount}",
+            created_at=NOW,
+        )
+        s.add(payment)
+        await s.flush()
+        await book_sale(s, payment, world.alice, 1250)
+        await s.commit()
+
+
+async def test_dashboard_chart_and_csv_buttons(
+    harness: Harness, db: AsyncSession, kept_files: list[tuple[str, bytes]]
+) -> None:
+    """/stats' 📈 Chart sends the picture for the dashboard's scope and period (uploaded
+    once, then by file_id, a new one once the figures change); 📄 CSV the sales file."""
+    world = await build_history(db)
+    await db.close()
+    await say(harness, "/stats", ALICE)
+    chart, csv_button = harness.button("Chart"), harness.button("CSV")
+    assert StatsCB.unpack(chart).p == "30" and StatsCB.unpack(chart).s == "a"
+
+    harness.session.clear()
+    harness.session.add_result(True)  # the callback's answer
+    harness.session.add_result(photo_sent("AgAC-dash-1"))
+    await harness.press(chart, ALICE)
+    [first] = harness.session.of_type(SendPhoto)
+    assert isinstance(first.photo, BufferedInputFile) and first.photo.data.startswith(b"\x89PNG")
+    assert "30d" in (first.caption or "")
+    # Drawn from the same figures as /chart: the same picture, by its file_id.
+    for again in (lambda: harness.press(chart, ALICE), lambda: say(harness, "/chart", ALICE)):
+        harness.session.clear()
+        await again()
+        [photo] = harness.session.of_type(SendPhoto)
+        assert photo.photo == "AgAC-dash-1"
+    # A new sale is a new data version: a new picture, uploaded once more.
+    await sell_now(harness, world, 4242)
+    harness.session.clear()
+    harness.session.add_result(True)
+    harness.session.add_result(photo_sent("AgAC-dash-2"))
+    await harness.press(chart, ALICE)
+    [fresh] = harness.session.of_type(SendPhoto)
+    assert isinstance(fresh.photo, BufferedInputFile)
+    async with harness.app.sessionmaker() as s:
+        keys = {c.file_id: c.key for c in await s.scalars(select(ChartCache))}
+    assert set(keys) == {"AgAC-dash-1", "AgAC-dash-2"}
+    assert all(k.startswith(f"creator{world.alice}|30d|") for k in keys.values())
+
+    # CSV: the sales file for the dashboard's scope and period; its sums are the ledger's.
+    harness.session.clear()
+    await harness.press(csv_button, ALICE)
+    [doc] = harness.session.of_type(SendDocument)
+    assert isinstance(doc.document, FSInputFile)
+    assert doc.document.filename == f"lyceum-sales-creator{world.alice}-30d.csv"
+    header, rows = read_csv(kept_files[-1][1])
+    assert header == analytics.SALES_HEADER
+    async with harness.app.sessionmaker() as s:
+        ledger = await raw_ledger(s)
+    start = NOW.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=29)
+    want: Counter[str] = Counter()
+    for e in ledger:
+        if e.creator_id == world.alice and e.created_at >= start:
+            want[e.currency] += e.gross_minor
+    got: Counter[str] = Counter()
+    for r in rows:
+        got[r["currency"]] += to_minor(r["gross"], r["currency"])
+    assert got == want and any(r["gross"] == "42.42" for r in rows)
+    # One course, a calendar month (the m-form the buttons carry).
+    month = f"m{NOW:%Y-%m}"
+    course = f"c{world.courses['zh']}"
+    harness.session.clear()
+    await harness.press(StatsCB(a=StatsAction.CSV, c=world.alice, p=month, s=course).pack(), ALICE)
+    [doc] = harness.session.of_type(SendDocument)
+    assert isinstance(doc.document, FSInputFile)
+    name = f"lyceum-sales-creator{world.alice}-course{world.courses['zh']}-{NOW:%Y-%m}.csv"
+    assert doc.document.filename == name
+    _h, rows = read_csv(kept_files[-1][1])
+    assert rows and {r["product_id"] for r in rows} == {str(world.courses["zh"])}
+
+    # Forged buttons: another creator's dashboard, another creator's course, a future
+    # month, an unknown scope: an alert, nothing sent.
+    boris_course = f"c{world.courses['boris']}"
+    future = f"m{NOW + timedelta(days=40):%Y-%m}"
+    for data, who, said in (
+        (StatsCB(a=StatsAction.CHART, c=world.alice, p="30", s="a"), BORIS, "not yours"),
+        (StatsCB(a=StatsAction.CSV, c=world.alice, p="30", s=boris_course), ALICE, "not one of"),
+        (StatsCB(a=StatsAction.CHART, c=world.alice, p=future, s="a"), ALICE, "not begun"),
+        (StatsCB(a=StatsAction.CSV, c=world.alice, p="30", s="x1"), ALICE, "do not know"),
+    ):
+        harness.session.clear()
+        await harness.press(data.pack(), who)
+        assert not harness.session.of_type(SendPhoto) and not harness.session.of_type(SendDocument)
+        [answer] = harness.session.of_type(AnswerCallbackQuery)
+        assert answer.show_alert and said in (answer.text or ""), (data, answer.text)
 
 
 async def test_platform_is_for_owners_only(harness: Harness, db: AsyncSession) -> None:

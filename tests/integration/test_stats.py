@@ -23,12 +23,14 @@ from bot.analytics.dashboard import (
     AT_RISK_DAYS,
     AT_RISK_WINDOW_DAYS,
     Figures,
+    dashboard,
+    learners_at_risk,
+)
+from bot.analytics.periods import (
     Period,
     PeriodProblem,
     Scope,
     ScopeProblem,
-    dashboard,
-    learners_at_risk,
     parse_period,
     resolve_scope,
 )
@@ -297,7 +299,7 @@ async def test_every_dashboard_figure_matches_the_raw_rows(
                 checked += 1
     assert checked == len(world.creator_ids) * 4 * len(PERIODS)
     # The history is not trivial: money in three currencies, refunds, renewals.
-    d = await dashboard(db, 1, parse_period("all", NOW), Scope("a"), NOW)  # type: ignore[arg-type]
+    d = await dashboard(db, 1, parse_period("all", NOW), Scope(1), NOW)  # type: ignore[arg-type]
     assert {m.currency for m in d.current.money} >= {"XTR", "USD", "EUR"}
     assert any(m.refunds for m in d.current.money)
     assert d.current.plans is not None and d.current.plans.renewed > 0
@@ -344,7 +346,7 @@ async def test_properties_hold_on_any_history(seed: int, period: str, engine: An
         for creator in (1, 2, 3):
             p = parse_period(period, NOW)
             assert isinstance(p, Period)
-            d = await dashboard(db, creator, p, Scope("a"), NOW)
+            d = await dashboard(db, creator, p, Scope(creator), NOW)
             for m in d.current.money:
                 assert m.gross == m.fee + m.net  # per currency, refunds included
                 assert m.gross == m.sales_gross - m.refunds_gross
@@ -366,7 +368,7 @@ async def test_a_refund_moves_money_out_of_the_period_it_happened_in(
     month = f"m{day.year:04d}-{day.month:02d}"
     period = parse_period(month, NOW)
     assert isinstance(period, Period)
-    d = await dashboard(db, e.creator_id, period, Scope("a"), NOW)
+    d = await dashboard(db, e.creator_id, period, Scope(e.creator_id), NOW)
     row = next(m for m in d.current.money if m.currency == e.currency)
     in_month = [
         x
@@ -424,7 +426,10 @@ async def test_stats_in_the_chat(
     # The platform owner may look at any creator; a creator may not name another.
     await harness.send("/stats 2", OWNER)
     assert "Creator 2" in harness.last_text()
+    # To a creator a bare number is a period (the last 2 days of their own numbers).
     await harness.send("/stats 2", CREATOR_1)
+    assert "Creator 1" in harness.last_text() and "Last 2 days" in harness.last_text()
+    await harness.send("/stats 2 30", CREATOR_1)
     assert "Usage" in harness.last_text()
     # Learners at risk, listed and nudged once a week at most.
     await harness.press(StatsCB(a=StatsAction.RISK, c=1, p="30", s="a").pack(), CREATOR_1)
@@ -438,9 +443,15 @@ async def test_stats_in_the_chat(
 def test_periods() -> None:
     assert parse_period("m2026-13", NOW) == PeriodProblem.UNKNOWN
     assert parse_period("m2026-07", NOW) == PeriodProblem.FUTURE
-    assert parse_period("45", NOW) == PeriodProblem.UNKNOWN
+    assert parse_period("0", NOW) == parse_period("0d", NOW) == PeriodProblem.UNKNOWN
+    assert parse_period("weekly", NOW) == PeriodProblem.UNKNOWN
+    # One vocabulary: 30 and 30d, m2026-03 and 2026-03 are the same period.
+    assert parse_period("30", NOW) == parse_period("30d", NOW)
+    assert parse_period("45", NOW) == parse_period("45d", NOW) != PeriodProblem.UNKNOWN
     p = parse_period("m2026-03", NOW)
+    assert p == parse_period("2026-03", NOW)
     assert isinstance(p, Period) and p.prev_start == datetime(2026, 2, 1, tzinfo=UTC)
+    assert (p.code, p.label) == ("m2026-03", "2026-03")
     assert ScopeProblem.NOT_YOURS != ScopeProblem.UNKNOWN
     assert Source("catalog") == Source.CATALOG
     assert ProductKind.PLAN == "plan"
