@@ -12,6 +12,7 @@ below zero until the next sales or payout net it.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -70,10 +71,11 @@ def parse_program(args: list[str]) -> ProgramSpec | ProgramProblem:
     head, rest = args[0].strip().lower(), args[1:]
     percent: int | None = None
     if head != "off":
-        value = parsing.whole(head.removesuffix("%"), -(2**63), 2**63)
-        if value is None:
+        number = head.removesuffix("%")
+        if not re.fullmatch(r"-?[0-9]+", number):
             return ProgramProblem.USAGE
-        if not MIN_PERCENT <= value <= MAX_PERCENT:
+        value = parsing.whole(number, MIN_PERCENT, MAX_PERCENT)
+        if value is None:
             return ProgramProblem.PERCENT
         percent = value
     hold, min_minor, min_currency = 0, 0, None
