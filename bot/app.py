@@ -52,6 +52,7 @@ def feature_routers() -> list[Router]:
         fallback,
         group_admin,
         groups,
+        growth,
         info,
         inline,
         learning,
@@ -79,6 +80,7 @@ def feature_routers() -> list[Router]:
         # A promo code typed after "I have a promo code" is in a state: not a query.
         payments.router,
         sales_admin.router,
+        growth.router,
         stats.router,
         exports.router,
         # Paid groups: chat events (join requests, chat_member) and creators' commands.

@@ -18,6 +18,9 @@ class Source(StrEnum):
     BROADCAST = "bcast"  # a link in a creator's broadcast
     CATALOG = "catalog"
     DIRECT = "direct"  # typed /course <id>, or no card view within 30 days
+    # Last, so the numbers callback data already carries keep their meaning.
+    AFFILIATE = "aff"  # an affiliate's link a_<code> that earned a commission
+    GIFT = "gift"  # bought as a gift (bot.growth.gifts)
 
 
 ORDER: tuple[Source, ...] = tuple(Source)

@@ -106,6 +106,10 @@ COMMANDS: tuple[CommandHelp, ...] = (
     CommandHelp(
         "becomecreator", LEARNER, SUPPORT, "", __("sell your own courses (then /creatorhelp)")
     ),
+    CommandHelp(
+        "share", LEARNER, LEARNING, __("<course number>"), __("your personal link to a course")
+    ),
+    CommandHelp("earnings", LEARNER, LEARNING, "", __("what your shared links earned")),
     CommandHelp("newcourse", CREATOR, COURSES, "", __("create a course step by step")),
     CommandHelp("courses", CREATOR, COURSES, "", __("your courses")),
     CommandHelp(
@@ -186,6 +190,24 @@ COMMANDS: tuple[CommandHelp, ...] = (
     ),
     CommandHelp("coupon", CREATOR, SALES, "list", __("your promo codes")),
     CommandHelp("coupon", CREATOR, SALES, __("off <CODE>"), __("stop a promo code")),
+    CommandHelp(
+        "affiliate",
+        CREATOR,
+        SALES,
+        __("<percent> [hold=<days>] [min=<amount>] [course=<id> | plan=<id>]"),
+        __("pay affiliates a share of the sales they bring"),
+    ),
+    CommandHelp("affiliate", CREATOR, SALES, __("off [course=<id> | plan=<id>]"), __("stop it")),
+    CommandHelp(
+        "affiliates", CREATOR, SALES, "", __("clicks, buyers and commissions per affiliate")
+    ),
+    CommandHelp(
+        "payout",
+        CREATOR,
+        SALES,
+        __("<affiliate id | @username> <amount>"),
+        __("record a payout to an affiliate"),
+    ),
     CommandHelp(
         "linkgroup", CREATOR, PAID_GROUPS, "", __("connect a group or channel to sell access to")
     ),

@@ -173,8 +173,16 @@ def choose_text(offer: Offer, locale: str) -> str:
     return "\n".join(lines)
 
 
-def receipt_text(result: PaymentResult, method: str, locale: str) -> str:
-    if result.product_kind == ProductKind.PLAN:
+def receipt_text(
+    result: PaymentResult, method: str, locale: str, gift_link: str | None = None
+) -> str:
+    if gift_link is not None:
+        what = _(
+            "🎁 <b>{title}</b> is paid as a gift. Send this link to the person it is for; "
+            "it works once, and we tell you when it is claimed:"
+        )
+        what += "\n" + escape(gift_link)
+    elif result.product_kind == ProductKind.PLAN:
         what = _(
             "<b>{title}</b> is yours. Your personal invite link comes in a separate message "
             "in this chat; /subscriptions shows your plans and how long they last."
@@ -680,7 +688,12 @@ async def on_successful_payment(
             if result.product_kind == ProductKind.COURSE
             else []
         )
-        text = receipt_text(result, method, locale)
+        gift_link = None
+        if result.gift_token:
+            from bot.handlers.growth import bot_link
+
+            gift_link = await bot_link(bot, f"g_{result.gift_token}")
+        text = receipt_text(result, method, locale, gift_link)
         # Queued in the booking's transaction: it commits (or not) with the sale.
         notice = await notifier.queue(session, user.id, text, receipt_keyboard(suggestions), now)
         after_commit.append(lambda: notifier.send(notice))

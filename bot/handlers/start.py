@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.analytics import sources
 from bot.analytics.sources import Source
-from bot.handlers import views
+from bot.config import Settings
+from bot.growth import affiliates
+from bot.growth.affiliates import ClickOutcome
+from bot.handlers import growth, views
 from bot.handlers.common import CommandStart, current_locale, is_private, show
 from bot.handlers.recommend import suggestion_rows
 from bot.i18n import SUPPORTED
 from bot.keyboards.callbacks import InterestCB, LangCB, MenuAction, MenuCB
 from bot.keyboards.menus import card_keyboard, interests_keyboard, language_keyboard, main_menu
-from bot.models import EventKind, User
+from bot.models import EventKind, ProductKind, User
 from bot.scheduler.clock import Clock
+from bot.scheduler.worker import Scheduler
 from bot.services import users as users_service
 from bot.services.events import EventBuffer
 from bot.services.search import CatalogSearch
@@ -36,10 +41,17 @@ class StartLink:
     referral: str = ""
     course_id: int | None = None
     source: Source = Source.DEEP_LINK
+    affiliate: str = ""  # a_<code>: an affiliate's personal link (bot.growth.affiliates)
+    gift: str = ""  # g_<token>: a gift's claim link (bot.growth.gifts)
 
 
 def parse_start(args: str) -> StartLink:
-    """c_<id>, c_<id>_<letter> (where the link was shared), r_<code>, r_<code>_c<id>."""
+    """c_<id>, c_<id>_<letter> (where the link was shared), r_<code>, r_<code>_c<id>,
+    a_<code>, g_<token>."""
+    if args.startswith("a_"):
+        return StartLink(affiliate=args[2:] or "-")
+    if args.startswith("g_"):
+        return StartLink(gift=args[2:] or "-")
     if args.startswith("r_"):
         code, _sep, course = args[2:].partition("_c")
         course_id = int(course) if course.isascii() and course.isdigit() else None
@@ -60,12 +72,42 @@ async def cmd_start(
     events: EventBuffer,
     search: CatalogSearch,
     clock: Clock,
+    bot: Bot,
+    settings: Settings,
+    i18n: I18n,
+    scheduler: Scheduler,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    after_commit: list[Callable[[], object]],
 ) -> None:
     args = (command.args or "").strip()[:MAX_DEEP_LINK]
     events.record(EventKind.START, user_id=user.id, data={"args": args} if args else None)
     link = parse_start(args)
     if link.referral:
         await users_service.apply_referral(session, user, link.referral)
+    if link.gift:
+        await growth.claim_gift(
+            message,
+            link.gift,
+            session,
+            user,
+            bot,
+            settings,
+            clock,
+            i18n,
+            scheduler,
+            sessionmaker,
+            after_commit,
+        )
+        return
+    if link.affiliate:
+        clicked = await affiliates.click(session, link.affiliate, user.id, clock.now())
+        if clicked.outcome == ClickOutcome.FORGED:
+            await message.answer(
+                _("This link is not valid. Check that it was copied whole, or see /catalog.")
+            )
+            return
+        if clicked.product_kind == ProductKind.COURSE and clicked.product_id is not None:
+            link = StartLink(course_id=clicked.product_id, source=Source.AFFILIATE)
     if link.course_id is not None:
         card = await search.card(session, link.course_id, user.id, clock.now())
         if card is None:

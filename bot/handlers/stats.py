@@ -80,6 +80,8 @@ def source_label(source: Source) -> str:
         Source.BROADCAST: _("broadcast"),
         Source.CATALOG: _("catalog"),
         Source.DIRECT: _("direct"),
+        Source.AFFILIATE: _("affiliate links"),
+        Source.GIFT: _("gifts"),
     }[source]
 
 

@@ -51,6 +51,25 @@ class BuyCB(CallbackData, prefix="b"):
     id: int
 
 
+class GiftCB(CallbackData, prefix="gf"):
+    """Buy a course as a gift (bot.growth.gifts): the choice of method."""
+
+    id: int
+
+
+class GiftPayCB(CallbackData, prefix="gfp"):
+    """Pay for a gift by a Telegram method ("stars" | "card")."""
+
+    id: int
+    m: str
+
+
+class ShareCB(CallbackData, prefix="sh"):
+    """The learner's personal affiliate link for a course."""
+
+    id: int
+
+
 def packed(factory: type[CallbackData], **values: int) -> str:
     """`factory(**values).pack()` for factories of integer fields, without the model.
 

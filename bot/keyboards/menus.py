@@ -11,11 +11,13 @@ from bot.analytics.sources import Source
 from bot.keyboards.callbacks import (
     BuyCB,
     CourseCB,
+    GiftCB,
     InterestCB,
     LangCB,
     MenuAction,
     MenuCB,
     PageCB,
+    ShareCB,
     SimilarCB,
     packed,
 )
@@ -156,6 +158,13 @@ def card_keyboard(card: CourseCard, back: int) -> InlineKeyboardMarkup:
         free = card.price_minor <= 0 and card.stars_price <= 0
         label = _("🎁 Get it free") if free else _("🛒 Buy")
         rows.append([callback_button(label, packed(BuyCB, id=card.id))])
+    if card.price_minor > 0 or card.stars_price > 0:
+        rows.append(
+            [
+                callback_button(_("🎁 Buy as a gift"), packed(GiftCB, id=card.id)),
+                callback_button(_("🔗 Share"), packed(ShareCB, id=card.id)),
+            ]
+        )
     rows.append([callback_button(_("🧭 Similar courses"), packed(SimilarCB, id=card.id))])
     if back >= 0:
         rows.append([callback_button(_("◀ Back"), packed(PageCB, page=back))])

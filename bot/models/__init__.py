@@ -7,6 +7,15 @@ from bot.models.catalog import ContentType, Course, Lesson, Plan, ReleaseRule
 from bot.models.charts import ChartCache
 from bot.models.drip import Delivery, DeliveryStatus, Enrollment, Job, JobStatus
 from bot.models.events import Event, EventKind
+from bot.models.growth import (
+    AffiliateAttribution,
+    AffiliateEntry,
+    AffiliateEntryKind,
+    AffiliateLink,
+    AffiliateProgram,
+    Gift,
+    GiftStatus,
+)
 from bot.models.orders import (
     Coupon,
     CouponKind,
@@ -21,6 +30,11 @@ from bot.models.orders import (
 from bot.models.users import Creator, CreatorRole, User
 
 __all__ = [
+    "AffiliateAttribution",
+    "AffiliateEntry",
+    "AffiliateEntryKind",
+    "AffiliateLink",
+    "AffiliateProgram",
     "Base",
     "ChartCache",
     "ContentType",
@@ -36,6 +50,8 @@ __all__ = [
     "Event",
     "EventKind",
     "FunnelProgress",
+    "Gift",
+    "GiftStatus",
     "Group",
     "GroupMember",
     "Job",

@@ -21,6 +21,7 @@ class EventKind(StrEnum):
     JOINED = "joined"
     REFUNDED = "refunded"
     LESSON_DONE = "lesson_done"
+    GIFT_CLAIMED = "gift_claimed"
 
 
 class Event(TimestampMixin, Base):

@@ -64,6 +64,8 @@ class Order(TimestampMixin, Base):
     # Where the buyer came from (bot.analytics.sources), set once when the money arrives
     # from the learner's first card view within 30 days: later views never change it.
     source: Mapped[str | None] = mapped_column(String(8))
+    # Bought for someone else (bot.growth.gifts): paid access waits behind a claim link.
+    gift: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -94,7 +96,8 @@ class LedgerKind(StrEnum):
 
 
 class LedgerEntry(TimestampMixin, Base):
-    """Double-entry-ish split of every credit and refund: gross = fee + net, always."""
+    """Double-entry-ish split of every credit and refund: gross = fee + net + commission,
+    always (commission: what an affiliate earns on the sale, bot.growth.affiliates)."""
 
     __tablename__ = "ledger_entries"
     __table_args__ = (Index("ix_ledger_creator_created", "creator_id", "created_at"),)
@@ -107,6 +110,7 @@ class LedgerEntry(TimestampMixin, Base):
     gross_minor: Mapped[int]
     fee_minor: Mapped[int]
     net_minor: Mapped[int]
+    commission_minor: Mapped[int] = mapped_column(default=0)
 
 
 class CouponKind(StrEnum):

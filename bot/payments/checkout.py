@@ -20,10 +20,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics import rollups
+from bot.analytics.sources import Source
 from bot.config import Settings
+from bot.growth import affiliates, gifts
 from bot.models import (
     Event,
     EventKind,
+    LedgerEntry,
     Order,
     OrderStatus,
     Payment,
@@ -75,6 +78,8 @@ class PaymentResult:
     # money that could not be booked against an order needs.
     charge_id: str | None = None
     provider_charge_id: str | None = None
+    # A gift's claim link token (bot.growth.gifts), for the buyer's receipt.
+    gift_token: str | None = None
 
 
 async def _existing(
@@ -166,9 +171,14 @@ async def record_payment(
 
     product = await load_product(session, order.product_kind, order.product_id)
     fee_bps = await ledger.fee_bps_for(session, order.creator_id, settings)
-    # The money arrived whatever happens next: the ledger says so. A refund, if due,
-    # books the exact negation.
-    await ledger.book_sale(session, payment, order.creator_id, fee_bps, now)
+
+    async def book(commission: int = 0) -> LedgerEntry:
+        # The money arrived whatever happens next: every way out below books it. A
+        # refund, if due, books the exact negation.
+        return await ledger.book_sale(
+            session, payment, order.creator_id, fee_bps, now, commission_minor=commission
+        )
+
     info = replace(
         base,
         payment_id=payment.id,
@@ -180,6 +190,7 @@ async def record_payment(
     if product is not None and _is_renewal(order, user_id, raw or {}):
         # A Stars subscription charged again: the same paid order, one more period.
         payment.raw = {**payment.raw, "credited": True}
+        await book()
         await access.grant(
             session,
             order.user_id,
@@ -215,6 +226,7 @@ async def record_payment(
         )
         reason = RefundReason.AMOUNT_DIFFERS
     if reason is not None:
+        await book()
         return replace(info, outcome=Outcome.REFUND_DUE, reason=reason)
     # Expired or replaced meanwhile, but paid in full: credited.
     late = order.status != OrderStatus.PENDING
@@ -226,19 +238,36 @@ async def record_payment(
     )
     if not getattr(won, "rowcount", 0):
         # Another payment of the same order got there first.
+        await book()
         return replace(info, outcome=Outcome.REFUND_DUE, reason=RefundReason.ALREADY_PAID)
     await session.refresh(order)
     payment.raw = {**payment.raw, "credited": True}
     assert product is not None
-    await access.grant(
-        session,
-        order.user_id,
-        order.product_kind,
-        order.product_id,
-        days=product.period_days,
-        now=now,
-        source_order_id=order.id,
-    )
+    # An affiliate's commission is booked with the sale, in this transaction.
+    commission = await affiliates.commission_for(session, order, amount, now)
+    if order.gift:
+        order.source = Source.GIFT
+    elif commission is not None:
+        order.source = Source.AFFILIATE
+    sale = await book(commission.amount_minor if commission else 0)
+    if commission is not None and sale.commission_minor > 0:
+        await affiliates.book_commission(
+            session, commission, sale.commission_minor, payment, order, now
+        )
+    gift_token: str | None = None
+    if order.gift:
+        # Bought for someone else: access waits behind the claim link.
+        gift_token = (await gifts.open_gift(session, order, now)).token
+    else:
+        await access.grant(
+            session,
+            order.user_id,
+            order.product_kind,
+            order.product_id,
+            days=product.period_days,
+            now=now,
+            source_order_id=order.id,
+        )
     # The use its invoice reserved becomes a use (bot.payments.coupons).
     await coupons_service.finalise_use(session, order)
     session.add(
@@ -247,13 +276,19 @@ async def record_payment(
             kind=EventKind.PAID,
             course_id=order.product_id if order.product_kind == "course" else None,
             creator_id=order.creator_id,
-            data={"order": order.id, "method": method, "amount": amount, "currency": currency},
+            data={
+                "order": order.id,
+                "method": method,
+                "amount": amount,
+                "currency": currency,
+                **({"gift": True} if order.gift else {}),
+            },
             created_at=now,
         )
     )
     await rollups.order_credited(session, order, now)
     await session.flush()
-    return replace(info, outcome=Outcome.CREDITED, late=late)
+    return replace(info, outcome=Outcome.CREDITED, late=late, gift_token=gift_token)
 
 
 SUBSCRIPTION_DAYS = 30
@@ -294,6 +329,8 @@ async def _refusal(
         return RefundReason.ORDER_REFUNDED
     if not product_exists:
         return RefundReason.PRODUCT_GONE
-    if await already_owned(session, order.user_id, order.product_kind, order.product_id, now):
+    if not order.gift and await already_owned(
+        session, order.user_id, order.product_kind, order.product_id, now
+    ):
         return RefundReason.OWNED
     return None

@@ -1,7 +1,9 @@
-"""The ledger: every credit and refund split into platform fee and creator net.
+"""The ledger: every credit and refund split into platform fee, creator net and the
+affiliate's commission (bot.growth.affiliates).
 
-A sale books +gross = +fee + +net; its refund books the exact negation of that sale, so
-a refunded sale nets to zero for both sides whatever the fee was at the time.
+A sale books +gross = +fee + +net + +commission; its refund books the exact negation of
+that sale, so a refunded sale nets to zero for every side whatever the fee was at the
+time. The commission comes out of the creator's net, never more than all of it.
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ async def book_sale(
     creator_id: int,
     fee_bps: int,
     now: datetime | None = None,
+    commission_minor: int = 0,
 ) -> LedgerEntry:
     fee, net = split_fee(payment.amount_minor, fee_bps)
+    commission = max(0, min(commission_minor, net))
+    net -= commission
     entry = LedgerEntry(
         payment_id=payment.id,
         creator_id=creator_id,
@@ -41,6 +46,7 @@ async def book_sale(
         gross_minor=payment.amount_minor,
         fee_minor=fee,
         net_minor=net,
+        commission_minor=commission,
         created_at=now or utcnow(),
     )
     session.add(entry)
@@ -61,8 +67,10 @@ async def book_refund(
             LedgerEntry.payment_id == payment.id, LedgerEntry.kind == LedgerKind.SALE
         )
     )
+    commission = 0
     if sale is not None:
         gross, fee, net = sale.gross_minor, sale.fee_minor, sale.net_minor
+        commission = sale.commission_minor
     else:  # a payment booked before the ledger existed: split it the way it is split now
         gross = payment.amount_minor
         fee, net = split_fee(gross, fee_bps)
@@ -74,6 +82,7 @@ async def book_refund(
         gross_minor=-gross,
         fee_minor=-fee,
         net_minor=-net,
+        commission_minor=-commission,
         created_at=now or utcnow(),
     )
     session.add(entry)
@@ -96,6 +105,7 @@ class CurrencyTotals:
     gross_minor: int
     fee_minor: int
     net_minor: int
+    commission_minor: int = 0
 
 
 async def sales_summary(session: AsyncSession, creator_id: int | None) -> list[CurrencyTotals]:
@@ -108,6 +118,7 @@ async def sales_summary(session: AsyncSession, creator_id: int | None) -> list[C
         func.sum(LedgerEntry.gross_minor),
         func.sum(LedgerEntry.fee_minor),
         func.sum(LedgerEntry.net_minor),
+        func.sum(LedgerEntry.commission_minor),
     ).group_by(LedgerEntry.currency)
     if creator_id is not None:
         query = query.where(LedgerEntry.creator_id == creator_id)
@@ -120,6 +131,7 @@ async def sales_summary(session: AsyncSession, creator_id: int | None) -> list[C
             gross_minor=int(row[3] or 0),
             fee_minor=int(row[4] or 0),
             net_minor=int(row[5] or 0),
+            commission_minor=int(row[6] or 0),
         )
         for row in rows
     ]

@@ -83,12 +83,14 @@ async def make_offer(
     settings: Settings,
     coupon: Coupon | None = None,
     now: datetime | None = None,
+    gift: bool = False,
 ) -> Offer | OfferProblem:
+    """gift: bought for someone else, so owning it is no reason not to sell it."""
     now = now or utcnow()
     product = await load_product(session, kind, product_id)
     if product is None or not product.published:
         return OfferProblem.UNAVAILABLE
-    if await already_owned(session, user_id, kind, product_id, now):
+    if not gift and await already_owned(session, user_id, kind, product_id, now):
         return OfferProblem.OWNED
     if (
         coupon is not None
@@ -109,8 +111,10 @@ async def open_order(
     method: str,
     settings: Settings,
     now: datetime | None = None,
+    gift: bool = False,
 ) -> Order:
-    """The pending order behind an invoice. Re-pressing Pay reuses an identical one;
+    """The pending order behind an invoice (the buyer's own, or a gift: bot.growth.gifts).
+    Re-pressing Pay reuses an identical one;
     different terms (a new price, another coupon) cancel the older pending order of the
     same method, so its stale invoice is refused at pre-checkout.
 
@@ -131,6 +135,7 @@ async def open_order(
                 Order.product_id == product.id,
                 Order.method == method,
                 Order.status == OrderStatus.PENDING,
+                Order.gift == gift,
             )
         )
     )
@@ -176,6 +181,7 @@ async def open_order(
         coupon_id=coupon_id,
         coupon_reserved=coupon_id is not None,
         status=OrderStatus.PENDING,
+        gift=gift,
         expires_at=now + timedelta(minutes=settings.order_ttl_minutes),
         created_at=now,
     )
@@ -304,7 +310,7 @@ async def check_pre_checkout(
         return Refusal.UNAVAILABLE
     if order.method not in available_methods(product, settings):
         return Refusal.METHOD_OFF
-    if await already_owned(session, user_id, product.kind, product.id, now):
+    if not order.gift and await already_owned(session, user_id, product.kind, product.id, now):
         return Refusal.OWNED
     coupon = None
     if order.coupon_id is not None:

@@ -16,6 +16,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.growth import affiliates, gifts
 from bot.models import Event, EventKind, Order, OrderStatus, Payment, PaymentMethod, utcnow
 from bot.payments import ledger
 from bot.payments.gateways import AlreadyRefunded, Gateways, NotConfigured, ProviderError
@@ -156,8 +157,14 @@ async def refund_payment(
 
     fee_bps = await ledger.fee_bps_for(session, order.creator_id, settings)
     await ledger.book_refund(session, payment, order.creator_id, fee_bps, now)
+    # The affiliate's commission goes with the sale: cancelled in the hold, else clawed back.
+    await affiliates.undo_on_refund(session, payment, now)
     revoked = False
-    if (payment.raw or {}).get("credited"):
+    if (payment.raw or {}).get("credited") and order.gift:
+        order.status = OrderStatus.REFUNDED
+        # An open gift link is void; a claimed gift's recipient loses what it gave.
+        revoked = await gifts.on_refund(session, order, now)
+    elif (payment.raw or {}).get("credited"):
         order.status = OrderStatus.REFUNDED
         ent = await access.get_entitlement(
             session, order.user_id, order.product_kind, order.product_id

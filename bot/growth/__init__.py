@@ -1,0 +1,1 @@
+"""Growth: affiliates and commissions, gifts, abandoned-checkout reminders, segments."""

@@ -1,0 +1,168 @@
+"""Growth in the chat: a_ and g_ deep links, Buy as a gift, the gift receipt that cannot
+be sent (the sale stays), the buyer told of a claim after the commit, and the creators'
+commands refusing bad input with nothing changed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiogram.exceptions import TelegramServerError
+from aiogram.methods import SendInvoice, SendMessage
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from bot.app import App, build_app
+from bot.config import Settings
+from bot.keyboards.callbacks import GiftCB, ShareCB
+from bot.models import (
+    AffiliateAttribution,
+    AffiliateEntry,
+    AffiliateProgram,
+    Gift,
+    GiftStatus,
+    Job,
+    JobStatus,
+    LedgerEntry,
+)
+from bot.scheduler import notices
+from tests.integration.test_payments_helpers import (
+    CREATOR_USER,
+    PayRecordingSession,
+    make_course,
+    pay_settings,
+    successful_payment_update,
+    tg,
+)
+from tests.support.updates import Harness, settle
+
+ANN, BOB, CAT = tg(1001, "Ann"), tg(1002, "Bob"), tg(1003, "Cat")
+CREATOR = tg(CREATOR_USER, "Maya")
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return pay_settings(database_url)
+
+
+@pytest.fixture
+async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
+    app = build_app(settings, session=PayRecordingSession(), engine=engine)
+    yield app
+    await settle(app)
+
+
+def last_to(h: Harness, user_id: int) -> str:
+    texts = [r.text for r in h.session.of_type(SendMessage) if str(r.chat_id) == str(user_id)]
+    assert texts, f"nothing said to {user_id}"
+    return texts[-1]
+
+
+async def count(db: AsyncSession, model: type) -> int:
+    return int(await db.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_an_affiliate_link_opens_the_card_and_earns_on_the_sale(
+    app: App, harness: Harness, db: AsyncSession
+) -> None:
+    _, course_id = await make_course(db)
+    await harness.send("/affiliate 20 hold=14", CREATOR)
+    assert "20%" in last_to(harness, CREATOR.id)
+    await harness.press(ShareCB(id=course_id).pack(), BOB)
+    text = last_to(harness, BOB.id)
+    payload = text.split("start=")[1].split()[0]
+    assert payload.startswith("a_")
+    await harness.send(f"/start {payload}", ANN)
+    assert "Python from zero" in last_to(harness, ANN.id)
+    await harness.send(f"/start {payload}", BOB)  # own click: counted, not attributed
+    assert await count(db, AffiliateAttribution) == 1
+
+    await harness.click("Buy", ANN)
+    await harness.click("Telegram Stars", ANN)
+    ref = harness.session.of_type(SendInvoice)[-1].payload
+    await harness.feed(successful_payment_update(ANN, ref, "XTR", 500, "charge-1"))
+    await harness.feed(successful_payment_update(ANN, ref, "XTR", 500, "charge-1"))
+    db.expire_all()
+    assert await count(db, AffiliateEntry) == 1
+    await harness.send("/earnings", BOB)
+    assert "pending ⭐ 100" in last_to(harness, BOB.id).replace("\u00a0", " ")
+    await harness.send("/affiliates", CREATOR)
+    assert "1 buyers" in last_to(harness, CREATOR.id)
+    # Not payable yet: the hold runs for 14 days.
+    await harness.send(f"/payout {BOB.id} 50XTR", CREATOR)
+    assert "more than the payable balance" in last_to(harness, CREATOR.id)
+    assert await count(db, AffiliateEntry) == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "reply"),
+    [
+        ("/affiliate 95", "from 1 to 90"),
+        ("/affiliate 0", "from 1 to 90"),
+        ("/affiliate 20 hold=-3", "hold is a number of days"),
+        ("/affiliate 20 course=999", "not one of your courses"),
+        ("/payout 1002 5XTR", "No affiliate of yours"),
+        ("/payout", "Usage"),
+    ],
+)
+async def test_creators_bad_input_changes_nothing(
+    app: App, harness: Harness, db: AsyncSession, command: str, reply: str
+) -> None:
+    await make_course(db)
+    await harness.send(command, CREATOR)
+    assert reply in last_to(harness, CREATOR.id)
+    db.expire_all()
+    assert await count(db, AffiliateProgram) == 0
+    assert await count(db, AffiliateEntry) == 0
+
+
+async def test_forged_links_are_told_apart(app: App, harness: Harness, db: AsyncSession) -> None:
+    await make_course(db)
+    await harness.send("/start a_forgedcode", ANN)
+    assert "not valid" in last_to(harness, ANN.id)
+    await harness.send("/start g_" + "A" * 24, ANN)
+    assert "gift link is not valid" in last_to(harness, ANN.id)
+    await harness.send(f"/share {10**30}", ANN)
+    assert "Usage" in last_to(harness, ANN.id)
+    assert await count(db, AffiliateAttribution) == 0
+
+
+async def test_a_gift_whose_receipt_fails_is_still_sold_and_claimed_once(
+    app: App, harness: Harness, db: AsyncSession
+) -> None:
+    _, course_id = await make_course(db)
+    await harness.press(GiftCB(id=course_id).pack(), CAT)
+    await harness.click("Telegram Stars", CAT)
+    ref = harness.session.of_type(SendInvoice)[-1].payload
+    await app.bot.me()  # known already, as in a running bot
+    harness.session.clear()
+    # The receipt (the first send after the commit) fails: the sale and the gift stay.
+    harness.session.add_result(
+        TelegramServerError(SendMessage(chat_id=CAT.id, text="…"), "Internal Server Error")
+    )
+    await harness.feed(successful_payment_update(CAT, ref, "XTR", 500, "charge-g"))
+    db.expire_all()
+    gift = await db.scalar(select(Gift))
+    assert gift is not None and gift.status == GiftStatus.OPEN
+    assert await count(db, LedgerEntry) == 1
+    [job] = list(await db.scalars(select(Job).where(Job.kind == notices.KIND)))
+    assert job.status == JobStatus.PENDING  # the scheduler sends it again
+    await app.scheduler.drain()
+    receipt = last_to(harness, CAT.id)
+    assert f"g_{gift.token}" in receipt
+
+    await harness.send(f"/start g_{gift.token}", CAT)
+    assert "the gift you bought" in last_to(harness, CAT.id)
+    await asyncio.gather(
+        harness.send(f"/start g_{gift.token}", ANN), harness.send(f"/start g_{gift.token}", BOB)
+    )
+    db.expire_all()
+    gift = await db.scalar(select(Gift))
+    assert gift is not None and gift.status == GiftStatus.CLAIMED
+    winner = ANN if gift.claimed_by == ANN.id else BOB
+    loser = BOB if winner is ANN else ANN
+    assert "a gift!" in last_to(harness, winner.id)
+    assert "already been claimed" in last_to(harness, loser.id)
+    # The buyer hears of it, through a queued notice.
+    assert "was claimed" in last_to(harness, CAT.id)
