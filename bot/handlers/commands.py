@@ -125,7 +125,13 @@ COMMANDS: tuple[CommandHelp, ...] = (
     CommandHelp(
         "preview", CREATOR, COURSES, __("<id> <day>"), __("what a learner has on that day")
     ),
-    CommandHelp("broadcast", CREATOR, COURSES, __("<id>"), __("message every learner of a course")),
+    CommandHelp(
+        "broadcast",
+        CREATOR,
+        COURSES,
+        __("[<course id> | plan=<id>]"),
+        __("message a segment of your learners: pick it, send anything, confirm"),
+    ),
     CommandHelp(
         "addlesson",
         CREATOR,
@@ -187,6 +193,13 @@ COMMANDS: tuple[CommandHelp, ...] = (
     CommandHelp("coupon", CREATOR, SALES, "list", __("your promo codes")),
     CommandHelp("coupon", CREATOR, SALES, __("off <CODE>"), __("stop a promo code")),
     CommandHelp(
+        "remind",
+        CREATOR,
+        SALES,
+        __("coupon <CODE>|off [course=<id> | plan=<id>]"),
+        __("the code abandoned-checkout reminders offer"),
+    ),
+    CommandHelp(
         "linkgroup", CREATOR, PAID_GROUPS, "", __("connect a group or channel to sell access to")
     ),
     CommandHelp("groups", CREATOR, PAID_GROUPS, "", __("your groups, channels and plans")),
@@ -204,7 +217,7 @@ COMMANDS: tuple[CommandHelp, ...] = (
         "plan",
         CREATOR,
         PAID_GROUPS,
-        __("<plan id> stars=… days=… trial=… publish=yes|no chat=… course=…"),
+        __("<plan id> stars=… days=… trial=… publish=yes|no chat=… course=… winback=<%>"),
         __("change a plan"),
     ),
     CommandHelp("members", CREATOR, PAID_GROUPS, __("<chat id>"), __("who is in, and until when")),

@@ -7,6 +7,7 @@ from bot.models.catalog import ContentType, Course, Lesson, Plan, ReleaseRule
 from bot.models.charts import ChartCache
 from bot.models.drip import Delivery, DeliveryStatus, Enrollment, Job, JobStatus
 from bot.models.events import Event, EventKind
+from bot.models.growth import CheckoutReminder, ReminderCoupon, WinbackOffer
 from bot.models.orders import (
     Coupon,
     CouponKind,
@@ -23,6 +24,7 @@ from bot.models.users import Creator, CreatorRole, User
 __all__ = [
     "Base",
     "ChartCache",
+    "CheckoutReminder",
     "ContentType",
     "Coupon",
     "CouponKind",
@@ -54,7 +56,9 @@ __all__ = [
     "PlanDaily",
     "ProductKind",
     "ReleaseRule",
+    "ReminderCoupon",
     "User",
     "ViewsDaily",
+    "WinbackOffer",
     "utcnow",
 ]

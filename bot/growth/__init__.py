@@ -1,0 +1,2 @@
+"""Growth: the messages that bring learners back (abandoned-checkout reminders, win-back
+offers) and the audiences a creator may write to (segments). No aiogram here."""
