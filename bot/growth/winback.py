@@ -62,6 +62,12 @@ async def offer(
         )
     ):
         return False
+    # A cancelled subscription runs on to the end of its paid period: the offer (and
+    # its code's OFFER_DAYS) starts when access ends.
+    ent = await access.get_entitlement(session, user_id, ProductKind.PLAN, plan.id)
+    start = now
+    if ent is not None and ent.is_active(now) and ent.expires_at is not None:
+        start = ent.expires_at
     coupon = Coupon(
         code=f"BACK{secrets.token_hex(5).upper()}",
         creator_id=plan.creator_id,
@@ -70,7 +76,7 @@ async def offer(
         kind=CouponKind.PERCENT,
         value=percent,
         max_uses=1,
-        expires_at=now + timedelta(days=OFFER_DAYS),
+        expires_at=start + timedelta(days=OFFER_DAYS),
     )
     try:
         async with session.begin_nested():
@@ -93,7 +99,7 @@ async def offer(
             kind=KIND,
             dedupe_key=f"wb:{row.id}",
             payload={"offer": row.id},
-            run_at=now,
+            run_at=start,
             status=JobStatus.PENDING,
             created_at=now,
             updated_at=now,
