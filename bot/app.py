@@ -59,6 +59,7 @@ def feature_routers() -> list[Router]:
         library,
         payments,
         recommend,
+        reminders,
         sales_admin,
         search,
         start,
@@ -86,6 +87,7 @@ def feature_routers() -> list[Router]:
         # Paid groups: chat events (join requests, chat_member) and creators' commands.
         groups.router,
         group_admin.router,
+        reminders.router,
         recommend.router,
         inline.router,
         fallback.router,
@@ -245,7 +247,9 @@ def create_scheduler(
 ) -> Scheduler:
     """The one scheduler: drip lessons and every registered job kind, one rate-limited sender."""
     from bot.analytics import nudges
+    from bot.growth import reminders, winback
     from bot.handlers import groups
+    from bot.keyboards.growth import I18nGrowthTexts
     from bot.keyboards.learning import I18nRenderer
     from bot.payments import housekeeping
     from bot.scheduler import broadcast, notices
@@ -261,6 +265,9 @@ def create_scheduler(
     housekeeping.register(registry)
     notices.register(registry)
     nudges.register(registry)
+    growth_texts = I18nGrowthTexts(i18n)
+    reminders.register(registry, growth_texts, settings.abandoned_reminder_hours)
+    winback.register(registry, growth_texts)
     sender = RateLimitedSender(
         TelegramSender(bot),
         per_second=settings.scheduler_rate,
@@ -353,10 +360,12 @@ async def on_startup(app: App) -> None:
     await setup_commands(app)
     app.events.start(app.sessionmaker)
     if app.settings.scheduler_enabled:
+        from bot.growth import reminders
         from bot.payments import housekeeping
 
         async with app.sessionmaker() as session:
             await housekeeping.ensure_scheduled(session, app.scheduler.clock.now())
+            await reminders.ensure_scheduled(session, app.scheduler.clock.now())
             await session.commit()
         app.scheduler.start()
     # Fit the recommender now, in the background, so the first learner does not wait.

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     scheduler_poll_interval: float = Field(default=1.0, gt=0.0)
     scheduler_lease: float = Field(default=60.0, ge=5.0)
 
+    # --- Growth: abandoned-checkout reminders ---------------------------------------------
+    # Hours after an unpaid invoice was opened before its one reminder goes out.
+    abandoned_reminder_hours: int = Field(default=6, ge=1, le=24 * 7)
+
     # --- Paid groups ----------------------------------------------------------------------
     grace_period_hours: int = Field(default=24, ge=0, le=24 * 30)
 

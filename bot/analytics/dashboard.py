@@ -590,3 +590,9 @@ def _aware(value: Any) -> datetime:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def at_risk_learners(course_ids: list[int], now: datetime) -> Any:
+    """The learners at risk in these courses as a query of (user_id, course_id, since):
+    the segment a creator can write to (bot.growth.segments)."""
+    return _at_risk_query(course_ids, now)

@@ -1,1 +1,3 @@
-"""Growth: affiliates and commissions, gifts, abandoned-checkout reminders, segments."""
+"""Growth: affiliates and commissions, gifts, the messages that bring learners back
+(abandoned-checkout reminders, win-back offers) and the audiences a creator may write to
+(segments). No aiogram here."""

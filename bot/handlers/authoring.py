@@ -20,8 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import parsing
 from bot.config import Settings
+from bot.growth import segments
 from bot.handlers import commands
-from bot.handlers.common import Command, clip, current_locale, has_text, is_private
+from bot.handlers.common import Command, clip, current_locale, has_text, is_private, show
 from bot.keyboards.authoring import (
     NewCourseCB,
     PreviewCB,
@@ -30,14 +31,24 @@ from bot.keyboards.authoring import (
     preview_lesson_message,
     publish_choice,
 )
-from bot.models import Course, Creator, ReleaseRule, User
+from bot.keyboards.growth import (
+    SegmentCB,
+    SendCB,
+    confirm_keyboard,
+    segment_label,
+    segments_keyboard,
+)
+from bot.models import Course, Creator, ProductKind, ReleaseRule, User
+from bot.scheduler import broadcast
 from bot.scheduler.clock import Clock
 from bot.scheduler.errors import Rejected
+from bot.scheduler.sender import Outgoing
 from bot.services import authoring
+from bot.services import groups as groups_service
 from bot.services.authoring import CourseDraft, LessonContent
 from bot.services.search import CatalogSearch
-from bot.telegram.sender import TelegramSender
-from bot.text import TEXT_LIMIT
+from bot.telegram.sender import CAPTION_LIMIT, TelegramSender
+from bot.text import TEXT_LIMIT, visible_length
 
 router = Router(name=__name__)
 router.message.filter(is_private)
@@ -59,7 +70,9 @@ class LessonInput(StatesGroup):
 
 
 class BroadcastInput(StatesGroup):
+    segment = State()
     text = State()
+    confirm = State()
 
 
 def not_creator() -> str:
@@ -824,20 +837,132 @@ async def cmd_broadcast(
     settings: Settings,
     state: FSMContext,
 ) -> None:
-    course = await _own_course_arg(
-        message, command, session, user, settings, _("Usage: /broadcast <i>course id</i>")
+    """`/broadcast` (all of the creator's products), `/broadcast <course id>` or
+    `/broadcast plan=<id>`: first the segment, then the message, then Send."""
+    creator = await _creator_or_say(message, session, user, settings)
+    if creator is None:
+        return
+    usage = _("Usage: /broadcast [<i>course id</i> | plan=<i>id</i>]")
+    words = (command.args or "").split()
+    kind: str | None = None
+    product_id = 0
+    title = ""
+    if len(words) > 1:
+        await message.answer(usage)
+        return
+    if words:
+        key, sep, value = words[0].partition("=")
+        if sep and key.lower() == "plan":
+            number = parsing.record_id(value)
+            plan = await groups_service.owned_plan(session, creator, number) if number else None
+            if plan is None:
+                await message.answer(
+                    _("No such plan among yours. /plans lists them.") if number else usage
+                )
+                return
+            kind, product_id, title = ProductKind.PLAN, plan.id, plan.title
+        elif not sep and (number := parsing.record_id(key)) is not None:
+            course = await authoring.own_course(session, creator, number)
+            if course is None:
+                await message.answer(not_found())
+                return
+            kind, product_id, title = ProductKind.COURSE, course.id, course.title
+        else:
+            await message.answer(usage)
+            return
+    await state.set_state(BroadcastInput.segment)
+    await state.set_data({"kind": kind, "pid": product_id})
+    prompt = (
+        _("Who should get it? «{title}»").format(title=escape(title))
+        if kind
+        else _("Who should get it? Your audience across all your courses and plans.")
     )
-    if course is not None:
-        await _ask_for(
-            message,
-            state,
-            BroadcastInput.text,
-            course,
-            _("Send the text for every learner of «{title}». /cancel to stop."),
+    await message.answer(prompt, reply_markup=segments_keyboard(kind, product_id))
+
+
+async def _audience(
+    session: AsyncSession, creator: Creator, data: dict[str, Any]
+) -> segments.Audience | None:
+    """The segment the conversation chose, re-checked: still a segment of this kind,
+    the product still the creator's."""
+    try:
+        segment = segments.Segment(str(data.get("seg")))
+    except ValueError:
+        return None
+    kind, product_id = data.get("kind"), int(data.get("pid") or 0)
+    if kind and segments.kind_of(segment) != kind:
+        return None
+    if product_id:
+        own: object = (
+            await groups_service.owned_plan(session, creator, product_id)
+            if kind == ProductKind.PLAN
+            else await authoring.own_course(session, creator, product_id)
         )
+        if own is None:
+            return None
+    return await segments.audience(session, creator, segment, product_id or None)
 
 
-@router.message(StateFilter(BroadcastInput.text), has_text)
+def _size_text(size: segments.AudienceSize) -> str:
+    text = ngettext("{n} recipient", "{n} recipients", size.reachable).format(n=size.reachable)
+    if size.blocked:
+        text += " " + ngettext(
+            "(and {n} who blocked the bot, left out)",
+            "(and {n} who blocked the bot, left out)",
+            size.blocked,
+        ).format(n=size.blocked)
+    return text
+
+
+@router.callback_query(SegmentCB.filter(), StateFilter(BroadcastInput.segment))
+async def on_segment(
+    callback: CallbackQuery,
+    callback_data: SegmentCB,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    state: FSMContext,
+    clock: Clock,
+) -> None:
+    creator = await _creator(session, user, settings)
+    data = await state.get_data()
+    data["seg"] = callback_data.s
+    audience = (
+        await _audience(session, creator, data)
+        if creator is not None and callback_data.id == int(data.get("pid") or 0)
+        else None
+    )
+    if audience is None:
+        await state.clear()
+        await callback.answer(_("Cancelled."), show_alert=True)
+        return
+    size = await segments.size(session, audience, clock.now())
+    await state.set_state(BroadcastInput.text)
+    await state.set_data(data)
+    await show(
+        callback,
+        _(
+            "{segment}: {size}.\nNow send the message: text, a photo, a video or a "
+            "document (with a caption). /cancel to stop."
+        ).format(segment=segment_label(audience.segment), size=_size_text(size)),
+    )
+
+
+def _content(message: Message) -> Outgoing | None:
+    """What the creator sent, as the scheduler's message: text, or a file_id + caption."""
+    caption = message.html_text if message.caption else None
+    if message.text:
+        return Outgoing(text=message.html_text)
+    if message.photo:
+        return Outgoing(kind="photo", file_id=message.photo[-1].file_id, caption=caption)
+    if message.video:
+        return Outgoing(kind="video", file_id=message.video.file_id, caption=caption)
+    if message.document:
+        return Outgoing(kind="document", file_id=message.document.file_id, caption=caption)
+    return None
+
+
+@router.message(StateFilter(BroadcastInput.text))
 async def on_broadcast_text(
     message: Message,
     session: AsyncSession,
@@ -848,41 +973,101 @@ async def on_broadcast_text(
 ) -> None:
     creator = await _creator(session, user, settings)
     data = await state.get_data()
-    await state.clear()
-    if creator is None or (message.text or "").startswith("/") or "course_id" not in data:
+    if creator is None or (message.text or "").startswith("/") or "seg" not in data:
+        await state.clear()
         await message.answer(_("Cancelled."))
         return
-    try:
-        # The whole HTML: cut, it would break inside a tag and reach nobody.
-        plan = await authoring.start_broadcast(
-            session,
-            creator,
-            data["course_id"],
-            message.html_text,
-            chat_id=message.chat.id,
-            locale=current_locale(),
-            per_second=settings.scheduler_rate,
-            now=clock.now(),
-        )
-    except authoring.BroadcastTooLong as exc:
+    content = _content(message)
+    if content is None:
+        await message.answer(_("Send text, a photo, a video or a document, or /cancel to stop."))
+        return
+    # The whole HTML: cut, it would break inside a tag and reach nobody.
+    body = content.text if content.kind == "text" else content.caption
+    limit = TEXT_LIMIT if content.kind == "text" else CAPTION_LIMIT
+    length = visible_length(body or "")
+    if length > limit:
         await message.answer(
             _(
                 "Telegram would refuse this broadcast: it is {length} characters and the "
                 "limit is {limit} (an emoji counts as 2). Nothing was sent."
-            ).format(length=exc.length, limit=exc.limit)
+            ).format(length=length, limit=limit)
         )
         return
-    if plan is None:
-        await message.answer(not_found())
+    audience = await _audience(session, creator, data)
+    if audience is None:
+        await state.clear()
+        await message.answer(_("Cancelled."))
         return
-    status = await message.answer(
+    size = await segments.size(session, audience, clock.now())
+    data["msg"] = broadcast.dump_message(content)
+    await state.set_state(BroadcastInput.confirm)
+    await state.set_data(data)
+    await message.answer(
+        _("Ready to send to {size}. Estimated time: {eta}. Send it?").format(
+            size=_size_text(size),
+            eta=duration(broadcast.eta(size.reachable, settings.scheduler_rate)),
+        ),
+        reply_markup=confirm_keyboard(),
+    )
+
+
+@router.message(StateFilter(BroadcastInput.confirm, BroadcastInput.segment))
+async def on_broadcast_waiting(message: Message) -> None:
+    await message.answer(_("Press a button above, or /cancel to stop."))
+
+
+@router.callback_query(SendCB.filter())
+async def on_send(
+    callback: CallbackQuery,
+    callback_data: SendCB,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    state: FSMContext,
+    clock: Clock,
+) -> None:
+    current = await state.get_state()
+    data = await state.get_data()
+    if callback_data.a != "send" or current != BroadcastInput.confirm.state:
+        if current in (BroadcastInput.segment.state, BroadcastInput.confirm.state):
+            await state.clear()
+            await show(callback, _("Cancelled. Nothing was sent."))
+        else:
+            await callback.answer(_("This broadcast is over. /broadcast starts a new one."))
+        return
+    # Cleared first: a second press (or a second device) finds nothing to send.
+    await state.clear()
+    creator = await _creator(session, user, settings)
+    audience = await _audience(session, creator, data) if creator is not None else None
+    if audience is None or not data.get("msg"):
+        await show(callback, _("Cancelled. Nothing was sent."))
+        return
+    now = clock.now()
+    protect = False
+    if audience.kind == ProductKind.COURSE and len(audience.product_ids) == 1:
+        course = await session.get(Course, audience.product_ids[0])
+        protect = course is not None and course.protect_content
+    plan = await broadcast.queue_to(
+        session,
+        recipients=await segments.recipients(session, audience, now),
+        message=broadcast.load_message(data["msg"], protect),
+        access_check=audience.access_check,
+        creator_chat_id=callback.from_user.id,
+        locale=current_locale(),
+        protect_content=protect,
+        per_second=settings.scheduler_rate,
+        now=now,
+    )
+    await show(
+        callback,
         ngettext(
             "📣 Broadcast queued for {total} learner. Estimated time: {eta}.",
             "📣 Broadcast queued for {total} learners. Estimated time: {eta}.",
             plan.total,
-        ).format(total=plan.total, eta=duration(plan.eta_seconds))
+        ).format(total=plan.total, eta=duration(plan.eta_seconds)),
     )
-    await authoring.attach_status(session, plan.job_id, status.message_id)
+    if isinstance(callback.message, Message):
+        await authoring.attach_status(session, plan.job_id, callback.message.message_id)
 
 
 def duration(seconds: float) -> str:

@@ -129,7 +129,13 @@ COMMANDS: tuple[CommandHelp, ...] = (
     CommandHelp(
         "preview", CREATOR, COURSES, __("<id> <day>"), __("what a learner has on that day")
     ),
-    CommandHelp("broadcast", CREATOR, COURSES, __("<id>"), __("message every learner of a course")),
+    CommandHelp(
+        "broadcast",
+        CREATOR,
+        COURSES,
+        __("[<course id> | plan=<id>]"),
+        __("message a segment of your learners: pick it, send anything, confirm"),
+    ),
     CommandHelp(
         "addlesson",
         CREATOR,
@@ -209,6 +215,13 @@ COMMANDS: tuple[CommandHelp, ...] = (
         __("record a payout to an affiliate"),
     ),
     CommandHelp(
+        "remind",
+        CREATOR,
+        SALES,
+        __("coupon <CODE>|off [course=<id> | plan=<id>]"),
+        __("the code abandoned-checkout reminders offer"),
+    ),
+    CommandHelp(
         "linkgroup", CREATOR, PAID_GROUPS, "", __("connect a group or channel to sell access to")
     ),
     CommandHelp("groups", CREATOR, PAID_GROUPS, "", __("your groups, channels and plans")),
@@ -226,7 +239,7 @@ COMMANDS: tuple[CommandHelp, ...] = (
         "plan",
         CREATOR,
         PAID_GROUPS,
-        __("<plan id> stars=… days=… trial=… publish=yes|no chat=… course=…"),
+        __("<plan id> stars=… days=… trial=… publish=yes|no chat=… course=… winback=<%>"),
         __("change a plan"),
     ),
     CommandHelp("members", CREATOR, PAID_GROUPS, __("<chat id>"), __("who is in, and until when")),

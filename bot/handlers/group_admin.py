@@ -383,11 +383,13 @@ async def cmd_plan(
         _(
             "Usage:\n/plan new Title stars=500 days=30|life trial=7 sub=yes publish=yes "
             "chat=CHAT_ID course=COURSE_ID\n"
-            "/plan PLAN_ID stars=… days=… trial=… publish=yes|no chat=… course=…"
+            "/plan PLAN_ID stars=… days=… trial=… publish=yes|no chat=… course=… "
+            "winback=PERCENT"
         )
         + "\n"
         + _(
-            "Limits: stars up to {stars}, days and trial up to {days}, price up to {price}."
+            "Limits: stars up to {stars}, days and trial up to {days}, price up to {price}, "
+            "winback 1–90 (0 turns it off)."
         ).format(
             stars=f"{parsing.MAX_STARS:,}",
             days=parsing.MAX_DAYS,

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.growth import winback
 from bot.handlers.common import Command, current_locale, is_private
 from bot.i18n import pick_locale
 from bot.keyboards.groups import (
@@ -303,7 +304,7 @@ async def on_plan(
     if action == "cancel":
         # A subscriber can always stop paying: whatever happened to the plan since
         # (unpublished, edited, deleted), the next renewal must not charge them.
-        await _cancel_subscription(callback, session, user, callback_data.id, bot)
+        await _cancel_subscription(callback, session, user, callback_data.id, bot, clock)
         return
     if action == "link":
         # Also for a plan no longer on sale: whoever holds it keeps their way in.
@@ -376,7 +377,12 @@ async def _subscribe(
 
 
 async def _cancel_subscription(
-    callback: CallbackQuery, session: AsyncSession, user: User, plan_id: int, bot: Bot
+    callback: CallbackQuery,
+    session: AsyncSession,
+    user: User,
+    plan_id: int,
+    bot: Bot,
+    clock: Clock,
 ) -> None:
     sub = await groups_service.subscription(session, user.id, plan_id)
     if sub is None:
@@ -392,6 +398,10 @@ async def _cancel_subscription(
             "Renewal of {plan} is cancelled. Your access lasts to the end of the paid period."
         ).format(plan=escape(sub.plan_title)),
     )
+    plan = await session.get(Plan, plan_id)
+    if plan is not None:
+        # The win-back offer (if the creator set one) waits for the period to end.
+        await winback.offer(session, user.id, plan, winback.Reason.CANCEL, clock.now())
 
 
 async def _invite_again(

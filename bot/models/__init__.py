@@ -16,6 +16,7 @@ from bot.models.growth import (
     Gift,
     GiftStatus,
 )
+from bot.models.growth_messages import CheckoutReminder, ReminderCoupon, WinbackOffer
 from bot.models.orders import (
     Coupon,
     CouponKind,
@@ -37,6 +38,7 @@ __all__ = [
     "AffiliateProgram",
     "Base",
     "ChartCache",
+    "CheckoutReminder",
     "ContentType",
     "Coupon",
     "CouponKind",
@@ -70,7 +72,9 @@ __all__ = [
     "PlanDaily",
     "ProductKind",
     "ReleaseRule",
+    "ReminderCoupon",
     "User",
     "ViewsDaily",
+    "WinbackOffer",
     "utcnow",
 ]

@@ -92,3 +92,5 @@ class Plan(TimestampMixin, Base):
     stars_subscription: Mapped[bool] = mapped_column(default=False)
     published: Mapped[bool] = mapped_column(default=False)
     course_ids: Mapped[list[int]] = mapped_column(default=list)
+    # Percent off one renewal, offered once per learner when they cancel or lapse.
+    winback_percent: Mapped[int | None]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.models.base import Base, TimestampMixin, utcnow
@@ -33,6 +33,8 @@ class User(TimestampMixin, Base):
     # for them; deliveries pause until they write to the bot again.
     is_blocked: Mapped[bool] = mapped_column(default=False)
     blocked_at: Mapped[datetime | None]
+    # One button under an abandoned-checkout reminder turns them off for good.
+    reminders_off: Mapped[bool] = mapped_column(default=False, server_default=false())
     referral_code: Mapped[str] = mapped_column(String(32), unique=True)
     referred_by: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("users.id", ondelete="SET NULL")

@@ -1,6 +1,9 @@
-"""A creator's message to every learner of a course, through the same rate-limited sender.
+"""A creator's message to every learner of a course, or to a segment of their audience
+(bot.growth.segments), through the same rate-limited sender.
 
-`queue_broadcast` stores one parent job. When the worker runs it, it fans out into one
+`queue_broadcast` (a course's learners, text) and `queue_to` (a list of recipients fixed
+at confirmation, any content: text, or a photo/video/document file_id and caption) store
+one parent job. When the worker runs it, it fans out into one
 child job per learner (dedupe key `bc<parent>:<user>`, in the same commit, so a crash
 cannot fan out twice), then wakes every few seconds to edit the creator's status message
 with progress and an ETA until every child has run.
@@ -12,6 +15,7 @@ import contextlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -95,6 +99,60 @@ async def queue_broadcast(
     return BroadcastPlan(job.id, total, eta(total, per_second))
 
 
+def dump_message(message: Outgoing) -> dict[str, Any]:
+    return {
+        "kind": message.kind,
+        "text": message.text,
+        "file_id": message.file_id,
+        "caption": message.caption,
+    }
+
+
+def load_message(data: dict[str, Any], protect: bool) -> Outgoing:
+    return Outgoing(
+        kind=str(data.get("kind") or "text"),
+        text=data.get("text"),
+        file_id=data.get("file_id"),
+        caption=data.get("caption"),
+        protect_content=protect,
+    )
+
+
+async def queue_to(
+    session: AsyncSession,
+    *,
+    recipients: list[int],
+    message: Outgoing,
+    access_check: dict[str, Any] | None,
+    creator_chat_id: int,
+    locale: str,
+    protect_content: bool,
+    per_second: float,
+    now: datetime,
+) -> BroadcastPlan:
+    """Queue `message` for `recipients` (a segment, counted at confirmation). Each
+    message re-checks `access_check` ({"kind", "ids"}: any of them) when it is sent."""
+    job = Job(
+        kind=BROADCAST,
+        payload={
+            "users": recipients,
+            "msg": dump_message(message),
+            "access": access_check,
+            "chat_id": creator_chat_id,
+            "locale": locale,
+            "protect": protect_content,
+            "total": len(recipients),
+        },
+        run_at=now,
+        status=JobStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(job)
+    await session.flush()
+    return BroadcastPlan(job.id, len(recipients), eta(len(recipients), per_second))
+
+
 def eta(remaining: int, per_second: float) -> float:
     return math.ceil(remaining / per_second) if per_second > 0 else 0.0
 
@@ -136,7 +194,20 @@ async def run_broadcast(ctx: JobContext, job: Job) -> datetime | None:
     payload = dict(job.payload)
     now = ctx.clock.now()
     if not payload.get("fanned"):
-        learners = list(await ctx.session.scalars(_learners(payload["course_id"], now)))
+        if "users" in payload:
+            learners = [int(u) for u in payload.pop("users")]
+            child = {
+                "msg": payload.get("msg"),
+                "access": payload.get("access"),
+                "protect": payload.get("protect", False),
+            }
+        else:
+            learners = list(await ctx.session.scalars(_learners(payload["course_id"], now)))
+            child = {
+                "course_id": payload["course_id"],
+                "text": payload["text"],
+                "protect": payload.get("protect", False),
+            }
         if learners:
             await ctx.session.execute(
                 insert(Job),
@@ -144,12 +215,7 @@ async def run_broadcast(ctx: JobContext, job: Job) -> datetime | None:
                     {
                         "kind": BROADCAST_MESSAGE,
                         "dedupe_key": f"bc{job.id}:{user_id}",
-                        "payload": {
-                            "chat_id": user_id,
-                            "course_id": payload["course_id"],
-                            "text": payload["text"],
-                            "protect": payload.get("protect", False),
-                        },
+                        "payload": {"chat_id": user_id, **child},
                         "run_at": now,
                         "status": JobStatus.PENDING,
                         "attempts": 0,
@@ -181,17 +247,30 @@ async def run_broadcast(ctx: JobContext, job: Job) -> datetime | None:
     return None if finished else now + PROGRESS_EVERY
 
 
+async def _any_access(ctx: JobContext, chat_id: int, check: dict[str, Any]) -> bool:
+    now = ctx.clock.now()
+    for product_id in check.get("ids") or ():
+        if await access.has_access(ctx.session, chat_id, str(check["kind"]), int(product_id), now):
+            return True
+    return False
+
+
 async def send_one(ctx: JobContext, job: Job) -> datetime | None:
     payload = job.payload
     chat_id = int(payload["chat_id"])
     course_id = payload.get("course_id")  # absent in jobs queued before it was recorded
-    if course_id is not None and not await access.has_access(
-        ctx.session, chat_id, ProductKind.COURSE, int(course_id), ctx.clock.now()
-    ):
+    check = payload.get("access")
+    if course_id is not None:
+        check = {"kind": ProductKind.COURSE, "ids": [course_id]}
+    if check and not await _any_access(ctx, chat_id, check):
         # Access follows money: refunded or expired since the fan-out, so not a learner now.
         job.last_error = ACCESS_REVOKED
         return None
-    message = Outgoing(text=payload["text"], protect_content=bool(payload.get("protect")))
+    protect = bool(payload.get("protect"))
+    if payload.get("msg"):
+        message = load_message(payload["msg"], protect)
+    else:
+        message = Outgoing(text=payload["text"], protect_content=protect)
     try:
         await ctx.sender.send(chat_id, message)
     except Unreachable as exc:

@@ -197,6 +197,7 @@ class PlanSpec:
     days: int | None = None
     lifetime: bool = False
     trial: int | None = None
+    winback: int | None = None  # percent off one renewal for who cancels or lapses; 0 = off
     subscription: bool | None = None
     publish: bool | None = None
     chats: list[int] = field(default_factory=list)
@@ -229,6 +230,8 @@ def parse_plan_spec(text: str) -> PlanSpec | None:
                 number = spec.days = parsing.days(value)
         elif key == "trial":
             number = spec.trial = parsing.days(value, low=0)
+        elif key == "winback":
+            number = spec.winback = parsing.whole(value, 0, 90)
         elif key == "sub":
             spec.subscription = value.lower() in ("1", "yes", "on", "true")
         elif key == "publish":
@@ -304,6 +307,8 @@ async def save_plan(
         plan.period_days = spec.days
     if spec.trial is not None:
         plan.trial_days = spec.trial
+    if spec.winback is not None:
+        plan.winback_percent = spec.winback or None
     if spec.subscription is not None:
         plan.stars_subscription = spec.subscription
     if spec.publish is not None:

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.growth import winback
 from bot.models import Entitlement, Group, Job, JobStatus, Plan, ProductKind, User, utcnow
 from bot.scheduler.errors import ChatNotFound, Rejected, Transient, Unreachable
 from bot.scheduler.jobs import JobContext, JobRegistry
@@ -355,6 +356,8 @@ async def run_expire(ctx: JobContext, job: Job, wiring: Wiring) -> None:
     for group in await groups_service.plan_groups(ctx.session, plan.id):
         removed += await _remove_from(ctx, wiring, group, job.payload["user"], now)
     await _send(ctx, user, wiring.texts.removed(_locale(user), plan.title, plan.id))
+    # A lapse may earn the plan's one-time win-back offer (once per learner, ever).
+    await winback.offer(ctx.session, int(job.payload["user"]), plan, winback.Reason.LAPSE, now)
     log.info("plan %s expired for %s: removed from %d chats", plan.id, job.payload["user"], removed)
     return None
 

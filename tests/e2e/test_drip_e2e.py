@@ -164,8 +164,13 @@ async def test_drip_course_end_to_end(
     await bob.wait_for_idle(quiet=0.15)
 
     # A broadcast reaches every learner, and the creator sees it finish.
-    await say(olga, f"/broadcast {course_id}", "Send the text")
-    await say(olga, "Live Q&A at 18:00", "queued for 2 learners")
+    await say(olga, f"/broadcast {course_id}", "Who should get it")
+    await olga.click("👩‍🎓 Learners of the course")
+    await olga.wait_for_message(contains="2 recipients", timeout=10)
+    await olga.wait_for_idle(quiet=0.15)
+    await say(olga, "Live Q&A at 18:00", "Ready to send to 2 recipients")
+    await olga.click("📣 Send")
+    await olga.wait_for_message(contains="queued for 2 learners", timeout=10)
     for learner in (alice, bob):
         await learner.wait_for_message(contains="Live Q&A at 18:00", timeout=10)
     await olga.wait_for_message(contains="Broadcast finished: 2 of 2 delivered", timeout=15)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
 from aiogram.fsm.storage.redis import RedisEventIsolation
+from aiogram.types import InlineKeyboardMarkup
 from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -71,7 +72,19 @@ async def test_two_fast_messages_make_one_broadcast(
 ) -> None:
     _, course_id = await make_course(db)
     await harness.send(f"/broadcast {course_id}", MAYA)
+    await harness.click("Learners", MAYA)
     await twice_at_once(harness, "Live session tonight at 8", "Live session tonight at 9")
+    # The second message is told to press a button: the confirmation is the one before.
+    assert harness.last_text() == "Press a button above, or /cancel to stop."
+    (confirm,) = [
+        r.reply_markup
+        for r in harness.session.requests
+        if isinstance(getattr(r, "reply_markup", None), InlineKeyboardMarkup)
+        and "Ready to send" in (getattr(r, "text", "") or "")
+    ]
+    assert isinstance(confirm, InlineKeyboardMarkup)
+    send = confirm.inline_keyboard[0][0].callback_data or ""
+    await asyncio.gather(harness.press(send, MAYA), harness.press(send, MAYA))
     count = select(func.count()).select_from(Job).where(Job.kind == BROADCAST)
     assert await db.scalar(count) == 1
     assert sum("Broadcast queued" in t for t in harness.session.texts()) == 1

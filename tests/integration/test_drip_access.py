@@ -24,6 +24,7 @@ from tests.integration.test_drip_chat import (
     BO,
     OWNER,
     T0,
+    broadcast,
     course_with_lessons,
     enroll,
     lessons_to,
@@ -205,8 +206,7 @@ async def test_a_broadcast_skips_who_was_refunded_after_it_was_queued(
     for user in (ANN, BO):
         await enroll(h, db, user, cid, clock)
     await drip_app.scheduler.drain()
-    await h.send(f"/broadcast {cid}", OWNER)
-    await h.send("Live Q&A tonight!", OWNER)
+    await broadcast(h, OWNER, cid, "Live Q&A tonight!")
     assert "queued for 2 learners" in h.last_text()
     await drip_app.scheduler.run_once()  # fans out: one message job per learner
     await refund(db, cid, clock)

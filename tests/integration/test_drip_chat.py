@@ -11,6 +11,7 @@ import pytest
 from aiogram.exceptions import TelegramForbiddenError
 from aiogram.methods import EditMessageText, SendMessage
 from aiogram.types import InlineKeyboardMarkup
+from aiogram.types import User as TgUser
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -87,6 +88,16 @@ def lessons_to(h: Harness, chat_id: int) -> list[SendMessage]:
     return [
         r for r in h.session.of_type(SendMessage) if r.chat_id == chat_id and "Lesson " in r.text
     ]
+
+
+async def broadcast(
+    h: Harness, user: TgUser, course_id: int | str, text: str, segment: str = "Learners"
+) -> None:
+    """/broadcast, the segment button, the message, then Send."""
+    await h.send(f"/broadcast {course_id}", user)
+    await h.click(segment, user)
+    await h.send(text, user)
+    await h.click("Send", user)
 
 
 async def drain(app: App) -> int:
@@ -188,8 +199,7 @@ async def test_broadcast_reaches_every_learner_with_progress(
     for user in (ANN, BO):
         await enroll(h, db, user, cid, clock)
     await drain(drip_app)
-    await h.send(f"/broadcast {cid}", OWNER)
-    await h.send("Live Q&A tonight!", OWNER)
+    await broadcast(h, OWNER, cid, "Live Q&A tonight!")
     assert "queued for 2 learners" in h.last_text()
     for _ in range(5):
         await drain(drip_app)

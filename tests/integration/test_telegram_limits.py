@@ -148,12 +148,14 @@ async def test_a_long_bold_broadcast_reaches_the_learner_whole(
     await enroll(h, db, cid, clock)
     await app.scheduler.drain()
     await h.send(f"/broadcast {cid}", OWNER)
+    await h.click("Learners", OWNER)
     body = "x" * 4090
     bold = [MessageEntity(type="bold", offset=0, length=4090)]
     update = message_update(body, OWNER)
     assert update.message is not None
     message = update.message.model_copy(update={"entities": bold})
     await h.feed(update.model_copy(update={"message": message}))
+    await h.click("Send", OWNER)
     assert "queued for 1 learner." in h.last_text()
     for _ in range(3):
         await app.scheduler.drain()
