@@ -56,6 +56,7 @@ def feature_routers() -> list[Router]:
         inline,
         learning,
         library,
+        market,
         payments,
         recommend,
         sales_admin,
@@ -85,6 +86,7 @@ def feature_routers() -> list[Router]:
         groups.router,
         group_admin.router,
         recommend.router,
+        market.router,
         inline.router,
         fallback.router,
     ]
@@ -243,7 +245,7 @@ def create_scheduler(
 ) -> Scheduler:
     """The one scheduler: drip lessons and every registered job kind, one rate-limited sender."""
     from bot.analytics import nudges
-    from bot.handlers import groups
+    from bot.handlers import groups, market
     from bot.keyboards.learning import I18nRenderer
     from bot.payments import housekeeping
     from bot.scheduler import broadcast, notices
@@ -259,6 +261,7 @@ def create_scheduler(
     housekeeping.register(registry)
     notices.register(registry)
     nudges.register(registry)
+    market.install(registry, i18n, settings)
     sender = RateLimitedSender(
         TelegramSender(bot),
         per_second=settings.scheduler_rate,

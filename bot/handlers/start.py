@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics import sources
 from bot.analytics.sources import Source
-from bot.handlers import views
-from bot.handlers.common import CommandStart, current_locale, is_private, show
+from bot.handlers import market, views
+from bot.handlers.common import CommandStart, is_private, show
 from bot.handlers.recommend import suggestion_rows
 from bot.i18n import SUPPORTED
 from bot.keyboards.callbacks import InterestCB, LangCB, MenuAction, MenuCB
-from bot.keyboards.menus import card_keyboard, interests_keyboard, language_keyboard, main_menu
+from bot.keyboards.menus import interests_keyboard, language_keyboard, main_menu
 from bot.models import EventKind, User
 from bot.scheduler.clock import Clock
 from bot.services import users as users_service
@@ -36,10 +36,17 @@ class StartLink:
     referral: str = ""
     course_id: int | None = None
     source: Source = Source.DEEP_LINK
+    creator_id: int | None = None  # p_<id>: a creator's page
 
 
 def parse_start(args: str) -> StartLink:
-    """c_<id>, c_<id>_<letter> (where the link was shared), r_<code>, r_<code>_c<id>."""
+    """c_<id>, c_<id>_<letter> (where the link was shared), r_<code>, r_<code>_c<id>,
+    p_<creator id>."""
+    if args.startswith("p_"):
+        number = args[2:]
+        if number.isascii() and number.isdigit() and 0 < int(number) < 2**31:
+            return StartLink(creator_id=int(number))
+        return StartLink()
     if args.startswith("r_"):
         code, _sep, course = args[2:].partition("_c")
         course_id = int(course) if course.isascii() and course.isdigit() else None
@@ -78,10 +85,12 @@ async def cmd_start(
                 creator_id=card.creator_id,
                 data={"src": link.source},
             )
-            await message.answer(
-                views.card_text(card, current_locale()), reply_markup=card_keyboard(card, -1)
-            )
+            text, markup = await market.card_screen(session, search, card, -1)
+            await message.answer(text, reply_markup=markup)
             return
+    if link.creator_id is not None:
+        await market.send_profile(message, session, user, link.creator_id)
+        return
     if not user.onboarded:
         await message.answer(views.welcome_new(user.first_name), reply_markup=language_keyboard())
     else:

@@ -7,6 +7,7 @@ from bot.models.catalog import ContentType, Course, Lesson, Plan, ReleaseRule
 from bot.models.charts import ChartCache
 from bot.models.drip import Delivery, DeliveryStatus, Enrollment, Job, JobStatus
 from bot.models.events import Event, EventKind
+from bot.models.marketplace import Follow, Review, ReviewVote
 from bot.models.orders import (
     Coupon,
     CouponKind,
@@ -35,6 +36,7 @@ __all__ = [
     "Entitlement",
     "Event",
     "EventKind",
+    "Follow",
     "FunnelProgress",
     "Group",
     "GroupMember",
@@ -54,6 +56,8 @@ __all__ = [
     "PlanDaily",
     "ProductKind",
     "ReleaseRule",
+    "Review",
+    "ReviewVote",
     "User",
     "ViewsDaily",
     "utcnow",
