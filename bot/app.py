@@ -57,6 +57,7 @@ def feature_routers() -> list[Router]:
         inline,
         learning,
         library,
+        market,
         payments,
         recommend,
         reminders,
@@ -89,6 +90,7 @@ def feature_routers() -> list[Router]:
         group_admin.router,
         reminders.router,
         recommend.router,
+        market.router,
         inline.router,
         fallback.router,
     ]
@@ -248,7 +250,7 @@ def create_scheduler(
     """The one scheduler: drip lessons and every registered job kind, one rate-limited sender."""
     from bot.analytics import nudges
     from bot.growth import reminders, winback
-    from bot.handlers import groups
+    from bot.handlers import groups, market
     from bot.keyboards.growth import I18nGrowthTexts
     from bot.keyboards.learning import I18nRenderer
     from bot.payments import housekeeping
@@ -268,6 +270,7 @@ def create_scheduler(
     growth_texts = I18nGrowthTexts(i18n)
     reminders.register(registry, growth_texts, settings.abandoned_reminder_hours)
     winback.register(registry, growth_texts)
+    market.install(registry, i18n, settings)
     sender = RateLimitedSender(
         TelegramSender(bot),
         per_second=settings.scheduler_rate,

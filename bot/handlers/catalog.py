@@ -11,10 +11,10 @@ from bot import parsing
 from bot.analytics import sources
 from bot.analytics.sources import Source
 from bot.config import Settings
-from bot.handlers import views
+from bot.handlers import market, views
 from bot.handlers.common import Command, Screens, current_locale, is_private, show
 from bot.keyboards.callbacks import CourseCB, MenuAction, MenuCB, PageCB
-from bot.keyboards.menus import card_keyboard, catalog_keyboard
+from bot.keyboards.menus import catalog_keyboard
 from bot.models import EventKind, User
 from bot.scheduler.clock import Clock
 from bot.services.events import EventBuffer
@@ -92,9 +92,7 @@ async def on_course(
         creator_id=card.creator_id,
         data={"src": sources.from_number(callback_data.src)},
     )
-    await show(
-        callback, views.card_text(card, current_locale()), card_keyboard(card, callback_data.back)
-    )
+    await show(callback, *await market.card_screen(session, search, card, callback_data.back))
 
 
 # After the page and card buttons: those are most of the presses, and each filter that
@@ -131,6 +129,5 @@ async def cmd_course(
         creator_id=card.creator_id,
         data={"src": Source.DIRECT},
     )
-    await message.answer(
-        views.card_text(card, current_locale()), reply_markup=card_keyboard(card, -1)
-    )
+    text, markup = await market.card_screen(session, search, card, -1)
+    await message.answer(text, reply_markup=markup)

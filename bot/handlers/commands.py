@@ -87,6 +87,15 @@ COMMANDS: tuple[CommandHelp, ...] = (
         __("paid groups and channels"),
         __("Paid groups and channels"),
     ),
+    CommandHelp("creators", LEARNER, DISCOVER, "", __("creators for you"), __("Creators for you")),
+    CommandHelp("creator", LEARNER, DISCOVER, __("<creator number>"), __("a creator's page")),
+    CommandHelp(
+        "review",
+        LEARNER,
+        LEARNING,
+        __("<course number> [1-5] [text]"),
+        __("rate a course you bought (a day after buying); again to edit"),
+    ),
     CommandHelp("my", LEARNER, LEARNING, "", __("your library and progress"), __("My library")),
     CommandHelp("subscriptions", LEARNER, LEARNING, "", __("your plans; cancel a renewal")),
     CommandHelp("quiet", LEARNER, LEARNING, "22:00-08:00 | off", __("hours without lessons")),
@@ -263,6 +272,16 @@ COMMANDS: tuple[CommandHelp, ...] = (
     CommandHelp(
         "audit", CREATOR, PAID_GROUPS, __("<chat id>"), __("who would be removed (a dry run)")
     ),
+    CommandHelp(
+        "profile",
+        CREATOR,
+        GENERAL,
+        __("bio <text> | photo | photo off"),
+        __("your public page: short bio and photo"),
+    ),
+    CommandHelp(
+        "answer", CREATOR, GENERAL, __("<review id> <text>"), __("answer a review once, publicly")
+    ),
     CommandHelp("creatorhelp", CREATOR, GENERAL, "", __("this list")),
     CommandHelp("cancel", CREATOR, GENERAL, "", __("stop the current step")),
     CommandHelp(
@@ -286,6 +305,9 @@ COMMANDS: tuple[CommandHelp, ...] = (
     ),
     CommandHelp(
         "chart", OWNER, PLATFORM, __("[period] [creator=<creator id>]"), __("any creator's chart")
+    ),
+    CommandHelp(
+        "hidereview", OWNER, PLATFORM, __("<review id> [off]"), __("hide a reported review")
     ),
     CommandHelp(
         "platform",

@@ -17,12 +17,12 @@ from bot.analytics.sources import Source
 from bot.config import Settings
 from bot.growth import affiliates
 from bot.growth.affiliates import ClickOutcome
-from bot.handlers import growth, views
-from bot.handlers.common import CommandStart, current_locale, is_private, show
+from bot.handlers import growth, market, views
+from bot.handlers.common import CommandStart, is_private, show
 from bot.handlers.recommend import suggestion_rows
 from bot.i18n import SUPPORTED
 from bot.keyboards.callbacks import InterestCB, LangCB, MenuAction, MenuCB
-from bot.keyboards.menus import card_keyboard, interests_keyboard, language_keyboard, main_menu
+from bot.keyboards.menus import interests_keyboard, language_keyboard, main_menu
 from bot.models import EventKind, ProductKind, User
 from bot.scheduler.clock import Clock
 from bot.scheduler.worker import Scheduler
@@ -43,15 +43,21 @@ class StartLink:
     source: Source = Source.DEEP_LINK
     affiliate: str = ""  # a_<code>: an affiliate's personal link (bot.growth.affiliates)
     gift: str = ""  # g_<token>: a gift's claim link (bot.growth.gifts)
+    creator_id: int | None = None  # p_<id>: a creator's page
 
 
 def parse_start(args: str) -> StartLink:
     """c_<id>, c_<id>_<letter> (where the link was shared), r_<code>, r_<code>_c<id>,
-    a_<code>, g_<token>."""
+    a_<code>, g_<token>, p_<creator id>."""
     if args.startswith("a_"):
         return StartLink(affiliate=args[2:] or "-")
     if args.startswith("g_"):
         return StartLink(gift=args[2:] or "-")
+    if args.startswith("p_"):
+        number = args[2:]
+        if number.isascii() and number.isdigit() and 0 < int(number) < 2**31:
+            return StartLink(creator_id=int(number))
+        return StartLink()
     if args.startswith("r_"):
         code, _sep, course = args[2:].partition("_c")
         course_id = int(course) if course.isascii() and course.isdigit() else None
@@ -120,10 +126,12 @@ async def cmd_start(
                 creator_id=card.creator_id,
                 data={"src": link.source},
             )
-            await message.answer(
-                views.card_text(card, current_locale()), reply_markup=card_keyboard(card, -1)
-            )
+            text, markup = await market.card_screen(session, search, card, -1)
+            await message.answer(text, reply_markup=markup)
             return
+    if link.creator_id is not None:
+        await market.send_profile(message, session, user, link.creator_id)
+        return
     if not user.onboarded:
         await message.answer(views.welcome_new(user.first_name), reply_markup=language_keyboard())
     else:

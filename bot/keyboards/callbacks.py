@@ -16,6 +16,7 @@ class MenuAction(StrEnum):
     HELP = "help"
     LANGUAGE = "lang"
     INTERESTS = "int"
+    CREATORS = "crt"
 
 
 class MenuCB(CallbackData, prefix="m"):
@@ -68,6 +69,30 @@ class ShareCB(CallbackData, prefix="sh"):
     """The learner's personal affiliate link for a course."""
 
     id: int
+
+
+# The marketplace (bot/handlers/market.py). Every id is re-checked on each press.
+class RateCB(CallbackData, prefix="rt"):
+    c: int  # course
+    r: int = 0  # stars; 0: show the choice
+
+
+class VoteCB(CallbackData, prefix="rv"):
+    r: int  # review
+    k: int  # 0: helpful, 1: report
+
+
+class CreatorCB(CallbackData, prefix="cr"):
+    id: int
+
+
+class FollowCB(CallbackData, prefix="fo"):
+    id: int  # creator
+    on: int  # 1: follow, 0: unfollow
+
+
+class RatedPageCB(CallbackData, prefix="rp"):
+    page: int
 
 
 def packed(factory: type[CallbackData], **values: int) -> str:

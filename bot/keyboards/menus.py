@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
@@ -17,6 +19,7 @@ from bot.keyboards.callbacks import (
     MenuAction,
     MenuCB,
     PageCB,
+    RatedPageCB,
     ShareCB,
     SimilarCB,
     packed,
@@ -52,10 +55,11 @@ def main_menu() -> InlineKeyboardMarkup:
     kb.button(text=_("🔎 Search"), callback_data=MenuCB(action=MenuAction.SEARCH))
     kb.button(text=_("✨ Recommended for you"), callback_data=MenuCB(action=MenuAction.RECOMMEND))
     kb.button(text=_("🎒 My library"), callback_data=MenuCB(action=MenuAction.LIBRARY))
+    kb.button(text=_("🧑‍🏫 Creators for you"), callback_data=MenuCB(action=MenuAction.CREATORS))
     kb.button(text=_("🌐 Language"), callback_data=MenuCB(action=MenuAction.LANGUAGE))
     kb.button(text=_("🏷 Interests"), callback_data=MenuCB(action=MenuAction.INTERESTS))
     kb.button(text=_("❓ Help"), callback_data=MenuCB(action=MenuAction.HELP))
-    kb.adjust(2, 1, 1, 2, 1)
+    kb.adjust(2, 1, 2, 2, 1)
     return kb.as_markup()
 
 
@@ -142,6 +146,7 @@ def catalog_keyboard(page: CatalogPage) -> InlineKeyboardMarkup:
         nav.append(callback_button("▶", packed(PageCB, page=page.page + 1)))
     if nav:
         rows.append(nav)
+    rows.append([callback_button(_("⭐ Top rated"), packed(RatedPageCB, page=0))])
     rows.append([home_button()])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
@@ -152,7 +157,10 @@ def results_keyboard(items: list[CourseSummary], source: Source) -> InlineKeyboa
     )
 
 
-def card_keyboard(card: CourseCard, back: int) -> InlineKeyboardMarkup:
+def card_keyboard(
+    card: CourseCard, back: int, extra: Sequence[list[InlineKeyboardButton]] = ()
+) -> InlineKeyboardMarkup:
+    """`extra`: the marketplace's rows (rate, review votes, the creator's page)."""
     rows: list[list[InlineKeyboardButton]] = []
     if not card.owned:
         free = card.price_minor <= 0 and card.stars_price <= 0
@@ -166,6 +174,7 @@ def card_keyboard(card: CourseCard, back: int) -> InlineKeyboardMarkup:
             ]
         )
     rows.append([callback_button(_("🧭 Similar courses"), packed(SimilarCB, id=card.id))])
+    rows.extend(extra)
     if back >= 0:
         rows.append([callback_button(_("◀ Back"), packed(PageCB, page=back))])
     rows.append([home_button()])

@@ -17,6 +17,7 @@ from bot.models.growth import (
     GiftStatus,
 )
 from bot.models.growth_messages import CheckoutReminder, ReminderCoupon, WinbackOffer
+from bot.models.marketplace import Follow, Review, ReviewVote
 from bot.models.orders import (
     Coupon,
     CouponKind,
@@ -51,6 +52,7 @@ __all__ = [
     "Entitlement",
     "Event",
     "EventKind",
+    "Follow",
     "FunnelProgress",
     "Gift",
     "GiftStatus",
@@ -73,6 +75,8 @@ __all__ = [
     "ProductKind",
     "ReleaseRule",
     "ReminderCoupon",
+    "Review",
+    "ReviewVote",
     "User",
     "ViewsDaily",
     "WinbackOffer",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, String, false
+from sqlalchemy import BigInteger, ForeignKey, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.models.base import Base, TimestampMixin, utcnow
@@ -59,3 +59,6 @@ class Creator(TimestampMixin, Base):
     role: Mapped[str] = mapped_column(String(16), default=CreatorRole.CREATOR)
     # Platform fee override in basis points; NULL means the configured default.
     fee_bps: Mapped[int | None]
+    # The public profile (/creator <id>): set with /profile.
+    bio: Mapped[str] = mapped_column(Text, default="")
+    photo_file_id: Mapped[str | None] = mapped_column(String(256))

@@ -324,6 +324,11 @@ class Recommender:
 
     # -- scoring ---------------------------------------------------------------------
 
+    @property
+    def ids(self) -> Ints:
+        """Course ids in row order (ascending): the order of ``scores``."""
+        return self._ids
+
     def __len__(self) -> int:
         return len(self._ids)
 

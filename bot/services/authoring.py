@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import parsing
 from bot import text as tg_text
+from bot.marketplace import profiles
 from bot.models import (
     ContentType,
     Course,
@@ -191,8 +192,12 @@ async def set_published(
         return None
     if published and await lesson_count(session, course.id) == 0:
         return False
+    newly = published and not course.published
     course.published = published
     await session.flush()
+    if newly:
+        # Followers hear of it once, through the scheduler, after this commits.
+        await profiles.course_published(session, course)
     return course
 
 
