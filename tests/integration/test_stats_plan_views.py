@@ -17,6 +17,21 @@ from tests.support.updates import Harness, tg_user
 ANN = tg_user(1001, "Ann")
 
 
+def stars_order(creator_id: int, plan_id: int, amount: int) -> Order:
+    return Order(
+        public_ref=f"plan-{plan_id}",
+        user_id=ANN.id,
+        creator_id=creator_id,
+        product_kind=ProductKind.PLAN,
+        product_id=plan_id,
+        method="stars",
+        currency="XTR",
+        list_amount_minor=amount,
+        amount_minor=amount,
+        status=OrderStatus.PAID,
+    )
+
+
 async def test_plan_card_view_starts_the_funnel_and_credits_the_purchase(
     harness: Harness, app: App, db: AsyncSession
 ) -> None:
@@ -55,18 +70,7 @@ async def test_plan_card_view_starts_the_funnel_and_credits_the_purchase(
     assert again is not None and (again.product_id, again.viewed_at, again.source) == live
 
     # The purchase that follows is credited to the card view: catalog, not direct.
-    order = Order(
-        public_ref="vip-1",
-        user_id=ANN.id,
-        creator_id=creator_id,
-        product_kind=ProductKind.PLAN,
-        product_id=plan_id,
-        method="stars",
-        currency="XTR",
-        list_amount_minor=100,
-        amount_minor=100,
-        status=OrderStatus.PAID,
-    )
+    order = stars_order(creator_id, plan_id, 100)
     db.add(order)
     await db.flush()
     assert await rollups.attribute(db, order, datetime.now(UTC)) == Source.CATALOG
@@ -74,18 +78,7 @@ async def test_plan_card_view_starts_the_funnel_and_credits_the_purchase(
     other = Plan(creator_id=creator_id, title="Gold", stars_price=5, period_days=30)
     db.add(other)
     await db.flush()
-    order2 = Order(
-        public_ref="gold-1",
-        user_id=ANN.id,
-        creator_id=creator_id,
-        product_kind=ProductKind.PLAN,
-        product_id=other.id,
-        method="stars",
-        currency="XTR",
-        list_amount_minor=5,
-        amount_minor=5,
-        status=OrderStatus.PAID,
-    )
+    order2 = stars_order(creator_id, other.id, 5)
     db.add(order2)
     await db.flush()
     assert await rollups.attribute(db, order2, datetime.now(UTC)) == Source.DIRECT
