@@ -118,7 +118,8 @@ async def reach(
 
 
 async def events_written(session: AsyncSession, rows: Iterable[Mapping[str, Any]]) -> None:
-    """The event buffer's flush: card views (per source) and Buy presses."""
+    """The event buffer's flush: card views (per source) and Buy presses. A plan's card
+    view carries the plan in its data (`kind`, `id`): events have no plan column."""
     views: dict[tuple[date, int, int, str], int] = defaultdict(int)
     source: str
     for row in rows:
@@ -140,6 +141,17 @@ async def events_written(session: AsyncSession, rows: Iterable[Mapping[str, Any]
                 at=at,
                 source=source,
             )
+        elif kind == EventKind.VIEW and data.get("kind") == ProductKind.PLAN and data.get("id"):
+            await reach(
+                session,
+                product_kind=ProductKind.PLAN,
+                product_id=int(data["id"]),
+                user_id=user_id,
+                creator_id=creator_id,
+                step="viewed",
+                at=at,
+                source=parse(data.get("src")),
+            )
         elif kind == EventKind.BUY and data.get("id") is not None:
             await reach(
                 session,
@@ -160,34 +172,37 @@ async def events_written(session: AsyncSession, rows: Iterable[Mapping[str, Any]
 
 
 async def first_view_source(
-    session: AsyncSession, user_id: int, course_id: int, at: datetime
+    session: AsyncSession, user_id: int, product_kind: str, product_id: int, at: datetime
 ) -> Source:
-    """First touch decides: the learner's first card view of the course within the 30
-    days before `at` (read by the events' user index: a learner's own few events)."""
-    data = await session.scalar(
+    """First touch decides: the learner's first card view of the course or plan within
+    the 30 days before `at` (read by the events' user index: a learner's own few events)."""
+    query = (
         select(Event.data)
         .where(
             Event.user_id == user_id,
             Event.kind == EventKind.VIEW,
-            Event.course_id == course_id,
             Event.created_at >= at - timedelta(days=ATTRIBUTION_DAYS),
             Event.created_at <= at,
         )
         .order_by(Event.created_at, Event.id)
-        .limit(1)
     )
-    if data is None:
-        return Source.DIRECT
-    return parse((data or {}).get("src"))
+    if product_kind == ProductKind.COURSE:
+        data = await session.scalar(query.where(Event.course_id == product_id).limit(1))
+        return Source.DIRECT if data is None else parse((data or {}).get("src"))
+    # A plan's views name it in their data (JSON): picked out here, among a few rows.
+    for data in await session.scalars(query.where(Event.course_id.is_(None))):
+        data = data or {}
+        if data.get("kind") == ProductKind.PLAN and str(data.get("id")) == str(product_id):
+            return parse(data.get("src"))
+    return Source.DIRECT
 
 
 async def attribute(session: AsyncSession, order: Order, at: datetime) -> str:
     """The order's source, decided once and stored on it so figures never move later."""
     if order.source is None:
-        source = Source.DIRECT
-        if order.product_kind == ProductKind.COURSE:
-            source = await first_view_source(session, order.user_id, order.product_id, at)
-        order.source = source
+        order.source = await first_view_source(
+            session, order.user_id, order.product_kind, order.product_id, at
+        )
     return order.source
 
 
@@ -377,6 +392,9 @@ async def rebuild(session: AsyncSession) -> RebuildReport:
             funnel.reach(
                 (ProductKind.COURSE, course_id, user_id), creator_id, "viewed", at, source=source
             )
+        elif kind == EventKind.VIEW and data.get("kind") == ProductKind.PLAN and data.get("id"):
+            key: tuple[str, int, int] = (ProductKind.PLAN, int(data["id"]), user_id)
+            funnel.reach(key, creator_id, "viewed", at, source=parse(data.get("src")))
         elif kind == EventKind.BUY and data.get("id") is not None:
             key = (str(data.get("kind") or ProductKind.COURSE), int(data["id"]), user_id)
             funnel.reach(key, creator_id, "buy", at)

@@ -26,6 +26,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.analytics.sources import Source
 from bot.config import Settings
 from bot.growth import winback
 from bot.handlers.common import Command, current_locale, is_private
@@ -40,6 +41,7 @@ from bot.keyboards.groups import (
 from bot.keyboards.menus import price_line
 from bot.keyboards.payments import methods_keyboard
 from bot.models import (
+    EventKind,
     PaymentMethod,
     Plan,
     ProductKind,
@@ -52,6 +54,7 @@ from bot.scheduler.sender import Button, Outgoing, RateLimitedSender
 from bot.scheduler.worker import Scheduler
 from bot.services import groups as groups_service
 from bot.services import memberships
+from bot.services.events import EventBuffer
 from bot.telegram.sender import map_error
 from bot.text import shorten
 
@@ -193,9 +196,20 @@ async def _tell(bot: Bot, chat_id: int, text: str, **kwargs: object) -> None:
         log.info("could not message %s: %s", chat_id, exc)
 
 
+def record_plan_view(events: EventBuffer, user_id: int, plan: Plan, source: Source) -> None:
+    """A plan card was shown: its funnel starts at "viewed", and the view's source is the
+    first touch a later purchase is credited to."""
+    events.record(
+        EventKind.VIEW,
+        user_id=user_id,
+        creator_id=plan.creator_id,
+        data={"src": source, "kind": ProductKind.PLAN, "id": plan.id},
+    )
+
+
 @router.chat_join_request()
 async def on_join_request(
-    request: ChatJoinRequest, session: AsyncSession, bot: Bot, clock: Clock
+    request: ChatJoinRequest, session: AsyncSession, bot: Bot, clock: Clock, events: EventBuffer
 ) -> None:
     group = await groups_service.group_by_chat(session, request.chat.id)
     if group is None:
@@ -225,6 +239,8 @@ async def on_join_request(
             [(p.id, p.title, p.trial_days > 0, p.stars_subscription) for p in plans]
         )
     await _tell(bot, request.user_chat_id, text, reply_markup=markup)
+    for plan in plans:  # the chat's own invite link brought them: no other source
+        record_plan_view(events, user_id, plan, Source.DIRECT)
 
 
 @router.chat_member()
@@ -455,8 +471,11 @@ async def cmd_subscriptions(
 
 
 @router.message(Command("plans"), is_private)
-async def cmd_plans(message: Message, session: AsyncSession) -> None:
-    """Published plans, each with its Buy / Subscribe / Trial buttons."""
+async def cmd_plans(
+    message: Message, session: AsyncSession, user: User, events: EventBuffer
+) -> None:
+    """Published plans, each with its Buy / Subscribe / Trial buttons: a card view each,
+    from the catalog, as a course card's is."""
     plans = list(
         await session.scalars(
             select(Plan).where(Plan.published.is_(True)).order_by(Plan.id).limit(PLANS_LIMIT)
@@ -470,3 +489,4 @@ async def cmd_plans(message: Message, session: AsyncSession) -> None:
             plan.id, trial=plan.trial_days > 0, subscription=plan.stars_subscription
         )
         await message.answer(plan_text(plan), reply_markup=markup)
+        record_plan_view(events, user.id, plan, Source.CATALOG)
