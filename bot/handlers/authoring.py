@@ -949,17 +949,14 @@ async def on_segment(
 
 
 def _content(message: Message) -> Outgoing | None:
-    """What the creator sent, as the scheduler's message: text, or a file_id + caption."""
-    caption = message.html_text if message.caption else None
-    if message.text:
-        return Outgoing(text=message.html_text)
-    if message.photo:
-        return Outgoing(kind="photo", file_id=message.photo[-1].file_id, caption=caption)
-    if message.video:
-        return Outgoing(kind="video", file_id=message.video.file_id, caption=caption)
-    if message.document:
-        return Outgoing(kind="document", file_id=message.document.file_id, caption=caption)
-    return None
+    """What the creator sent, as the scheduler's message: text, or a file_id + caption.
+    Read as a lesson's content is (content_of); a broadcast takes no voice message."""
+    content = content_of(message)
+    if content is None or content.kind == "voice":
+        return None
+    if content.kind == "text":
+        return Outgoing(text=content.text)
+    return Outgoing(kind=content.kind, file_id=content.file_id, caption=content.caption)
 
 
 @router.message(StateFilter(BroadcastInput.text))
