@@ -47,6 +47,7 @@ def feature_routers() -> list[Router]:
     """Every feature's router, in matching order. The fallback router stays last."""
     from bot.handlers import (
         authoring,
+        bundles,
         catalog,
         exports,
         fallback,
@@ -91,6 +92,7 @@ def feature_routers() -> list[Router]:
         reminders.router,
         recommend.router,
         market.router,
+        bundles.router,
         inline.router,
         fallback.router,
     ]

@@ -280,6 +280,13 @@ COMMANDS: tuple[CommandHelp, ...] = (
         __("your public page: short bio and photo"),
     ),
     CommandHelp(
+        "bundle",
+        CREATOR,
+        SALES,
+        __("new <title> <course ids,comma-separated> <price> | off <bundle id>"),
+        __("sell several courses as one (alone: your bundles)"),
+    ),
+    CommandHelp(
         "answer", CREATOR, GENERAL, __("<review id> <text>"), __("answer a review once, publicly")
     ),
     CommandHelp("creatorhelp", CREATOR, GENERAL, "", __("this list")),
@@ -309,6 +316,7 @@ COMMANDS: tuple[CommandHelp, ...] = (
     CommandHelp(
         "hidereview", OWNER, PLATFORM, __("<review id> [off]"), __("hide a reported review")
     ),
+    CommandHelp("reported", OWNER, PLATFORM, "", __("reported reviews, most reported first")),
     CommandHelp(
         "platform",
         OWNER,

@@ -9,7 +9,7 @@ import re
 from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import CommandObject
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,7 +17,10 @@ from bot.config import Settings
 from bot.handlers.common import Command, is_private, show
 from bot.handlers.library import library_screen
 from bot.handlers.recommend import suggestion_rows
+from bot.keyboards.callbacks import RateCB, packed
 from bot.keyboards.learning import EnrollmentAction, EnrollmentCB, LessonAction, LessonCB
+from bot.keyboards.menus import callback_button
+from bot.marketplace import reviews
 from bot.models import User
 from bot.scheduler.clock import Clock
 from bot.services import drip
@@ -66,29 +69,48 @@ async def on_lesson_button(
     else:
         result = StepResult(ok=False)
     await callback.answer(step_text(result), show_alert=not result.ok)
-    if result.newly_done:
-        await _suggest_under(callback, session, user, search)
+    if not result.ok:
+        return
+    rate: list[list[InlineKeyboardButton]] = []
+    if (
+        callback_data.action == LessonAction.DONE
+        and (result.newly_done or result.is_last)
+        and await reviews.invite(
+            session, user.id, result.course_id, clock.now(), last=result.is_last
+        )
+    ):
+        rate = [
+            [callback_button(_("⭐ Rate this course"), packed(RateCB, c=result.course_id, r=0))]
+        ]
+    if result.newly_done or rate:
+        await _suggest_under(callback, session, user, search, rate)
 
 
 async def _suggest_under(
-    callback: CallbackQuery, session: AsyncSession, user: User, search: CatalogSearch
+    callback: CallbackQuery,
+    session: AsyncSession,
+    user: User,
+    search: CatalogSearch,
+    rate: list[list[InlineKeyboardButton]],
 ) -> None:
-    """After a finished lesson, a few courses to learn next, under that lesson's buttons.
+    """After a finished lesson, "Rate this course" when the learner may (see
+    reviews.invite) and a few courses to learn next, under that lesson's buttons.
 
     Added to the lesson message rather than sent: a message after every lesson would
-    be noise. Only once per lesson message.
+    be noise. Each only once per lesson message.
     """
     message = callback.message
     if not isinstance(message, Message) or message.reply_markup is None:
         return
     rows = message.reply_markup.inline_keyboard
-    if any(b.callback_data and b.callback_data.startswith("c:") for row in rows for b in row):
-        return
-    suggestions = await suggestion_rows(session, user.id, search)
-    if suggestions:
+    datas = [b.callback_data or "" for row in rows for b in row]
+    extra = [] if any(d.startswith("rt:") for d in datas) else list(rate)
+    if not any(d.startswith("c:") for d in datas):
+        extra += await suggestion_rows(session, user.id, search)
+    if extra:
         with contextlib.suppress(TelegramBadRequest):
             await message.edit_reply_markup(
-                reply_markup=InlineKeyboardMarkup(inline_keyboard=[*rows, *suggestions])
+                reply_markup=InlineKeyboardMarkup(inline_keyboard=[*rows, *extra])
             )
 
 

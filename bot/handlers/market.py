@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import parsing
 from bot.config import Settings
 from bot.handlers import commands, views
+from bot.handlers.bundles import bundle_rows, creator_bundle_rows
 from bot.handlers.common import Command, clip, current_locale, is_private, show
 from bot.i18n import pick_locale
 from bot.keyboards.callbacks import (
@@ -29,6 +30,7 @@ from bot.keyboards.callbacks import (
     FollowCB,
     MenuAction,
     MenuCB,
+    ModerateCB,
     RateCB,
     RatedPageCB,
     VoteCB,
@@ -94,6 +96,9 @@ async def card_extras(
         lines.append(_("No reviews yet."))
     if card.owned:
         rows.append([callback_button(_("⭐ Rate this course"), packed(RateCB, c=card.id, r=0))])
+    bundle_lines, bundle_buttons = await bundle_rows(session, card.id)
+    lines += bundle_lines
+    rows += bundle_buttons
     rows.append(
         [
             callback_button(
@@ -276,6 +281,80 @@ async def cmd_hide(
         await message.answer(_("Review #{id} is shown again.").format(id=review_id))
 
 
+def owners_only() -> str:
+    return _("Sorry, only platform owners moderate reviews.")
+
+
+async def reported_screen(session: AsyncSession) -> tuple[str, InlineKeyboardMarkup]:
+    found = await reviews.reported(session)
+    if not found:
+        return _("No reported reviews: nothing to look at."), InlineKeyboardMarkup(
+            inline_keyboard=[[home_button()]]
+        )
+    lines = [_("⚠ Reported reviews, most reported first:"), ""]
+    rows: list[list[InlineKeyboardButton]] = []
+    for r in found:
+        lines.append(
+            _("#{id} · {reports} reports · «{course}» {stars}").format(
+                id=r.id, reports=r.reports, course=escape(r.course_title), stars=STARS * r.rating
+            )
+        )
+        lines.append(f"  {escape(r.text) or '—'}")
+        rows.append(
+            [
+                callback_button(
+                    _("🙈 Hide #{id}").format(id=r.id), packed(ModerateCB, r=r.id, a=1)
+                ),
+                callback_button(
+                    _("✅ Keep #{id}").format(id=r.id), packed(ModerateCB, r=r.id, a=0)
+                ),
+            ]
+        )
+    rows.append([home_button()])
+    return clip("\n".join(lines)), InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+@router.message(Command("reported"), is_private)
+async def cmd_reported(
+    message: Message, session: AsyncSession, user: User, settings: Settings
+) -> None:
+    """Platform owners: the reported reviews, with Hide / Keep under each."""
+    if not is_owner(user.id, settings.admin_ids):
+        await message.answer(owners_only())
+        return
+    text, markup = await reported_screen(session)
+    await message.answer(text, reply_markup=markup)
+
+
+@router.callback_query(ModerateCB.filter())
+async def on_moderate(
+    callback: CallbackQuery,
+    callback_data: ModerateCB,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+) -> None:
+    if not is_owner(user.id, settings.admin_ids):
+        await callback.answer(owners_only(), show_alert=True)
+        return
+    if callback_data.a not in (0, 1):
+        await callback.answer(_("This button is no longer valid."), show_alert=True)
+        return
+    if callback_data.a == 1:
+        review = await reviews.set_hidden(session, callback_data.r, True)
+        note = _("Review #{id} is hidden.")
+    else:
+        review = await reviews.keep(session, callback_data.r)
+        note = _("Review #{id} stays; its reports are cleared.")
+    if review is None:
+        await callback.answer(
+            _("There is no review #{id}.").format(id=callback_data.r), show_alert=True
+        )
+        return
+    await callback.answer(note.format(id=callback_data.r))
+    await show(callback, *await reported_screen(session))
+
+
 # -- the catalog by rating --------------------------------------------------------------
 
 
@@ -323,7 +402,7 @@ async def on_rated_page(
 # -- creator pages and follows ----------------------------------------------------------
 
 
-def profile_text(p: profiles.Profile) -> str:
+def profile_text(p: profiles.Profile, bundle_lines: list[str] | None = None) -> str:
     lines = [f"👤 <b>{escape(p.name)}</b>"]
     if p.bio:
         lines.append(escape(p.bio))
@@ -341,6 +420,8 @@ def profile_text(p: profiles.Profile) -> str:
     if p.plans:
         lines += ["", _("👥 Plans:")]
         lines += [f"• {escape(c.title)}" for c in p.plans]
+    if bundle_lines:
+        lines += ["", _("📦 Bundles:"), *bundle_lines]
     if not p.courses and not p.plans:
         lines += ["", _("Nothing on sale yet.")]
     return clip("\n".join(lines))
@@ -356,6 +437,8 @@ async def profile_screen(
         [callback_button(short_title(c.title), packed(CourseCB, id=c.id, back=-1, src=0))]
         for c in p.courses[:8]
     ]
+    bundle_lines, bundle_buttons = await creator_bundle_rows(session, creator_id)
+    rows += bundle_buttons
     own = await session.get(Creator, creator_id)
     if own is not None and own.user_id != user.id:
         if await profiles.is_following(session, user.id, creator_id):
@@ -363,7 +446,7 @@ async def profile_screen(
         else:
             rows.append([callback_button(_("🔔 Follow"), packed(FollowCB, id=creator_id, on=1))])
     rows.append([home_button()])
-    return profile_text(p), InlineKeyboardMarkup(inline_keyboard=rows)
+    return profile_text(p, bundle_lines), InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def creator_unknown() -> str:

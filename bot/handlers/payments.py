@@ -117,6 +117,11 @@ def method_name(method: str) -> str:
 def offer_problem_text(problem: OfferProblem) -> str:
     if problem == OfferProblem.OWNED:
         return _("You already have this. Find it in /my.")
+    if problem == OfferProblem.NOT_WORTH:
+        return _(
+            "You already own some of these courses: the bundle would not cost you less than "
+            "buying the others separately. Open them from the bundle's page."
+        )
     if problem == OfferProblem.NO_METHODS:
         return _("This course cannot be bought right now. Please try again later.")
     return _("This course is not available. It may have been removed or unpublished.")
@@ -187,6 +192,11 @@ def receipt_text(
             "<b>{title}</b> is yours. Your personal invite link comes in a separate message "
             "in this chat; /subscriptions shows your plans and how long they last."
         )
+    elif result.product_kind == ProductKind.BUNDLE:
+        what = _(
+            "Every course of <b>{title}</b> is yours. Lessons arrive in this chat; "
+            "find them any time in /my."
+        )
     else:
         what = _("<b>{title}</b> is yours. Lessons arrive in this chat; find it any time in /my.")
     lines = [
@@ -256,7 +266,7 @@ def refunded_text(result: RefundResult, locale: str) -> str:
 
 
 def _kind(kind: str) -> str | None:
-    return kind if kind in (ProductKind.COURSE, ProductKind.PLAN) else None
+    return kind if kind in (ProductKind.COURSE, ProductKind.PLAN, ProductKind.BUNDLE) else None
 
 
 async def _coupon(

@@ -72,6 +72,20 @@ class ShareCB(CallbackData, prefix="sh"):
 
 
 # The marketplace (bot/handlers/market.py). Every id is re-checked on each press.
+class BundleCB(CallbackData, prefix="bd"):
+    """A bundle's page (bot/handlers/bundles.py); off=1: its creator unpublishes it."""
+
+    id: int
+    off: int = 0
+
+
+class ModerateCB(CallbackData, prefix="rmod"):
+    """A platform owner's decision on a reported review: a=1 hide, a=0 keep."""
+
+    r: int
+    a: int
+
+
 class RateCB(CallbackData, prefix="rt"):
     c: int  # course
     r: int = 0  # stars; 0: show the choice

@@ -13,7 +13,7 @@ from bot.money import format_money
 class PayCB(CallbackData, prefix="pay"):
     """Pay for a product by a method, with an optional coupon (0 = none)."""
 
-    k: str  # product kind: "course" | "plan"
+    k: str  # product kind: "course" | "plan" | "bundle"
     id: int
     m: str  # "stars" | "card" | "web"
     cp: int = 0
@@ -75,7 +75,7 @@ def methods_keyboard(
                 )
             ]
         )
-    if not coupon_id:
+    if not coupon_id and kind != "bundle":  # a bundle takes no promo codes
         rows.append(
             [
                 InlineKeyboardButton(

@@ -258,6 +258,58 @@ async def set_hidden(session: AsyncSession, review_id: int, hidden: bool) -> Rev
     return review
 
 
+@dataclass(frozen=True, slots=True)
+class Reported:
+    id: int
+    course_id: int
+    course_title: str
+    rating: int
+    text: str
+    reports: int
+
+
+REPORTED_PAGE = 10
+
+
+async def reported(session: AsyncSession, limit: int = REPORTED_PAGE) -> list[Reported]:
+    """Shown reviews with open reports, most reported first (the owners' queue)."""
+    rows = await session.execute(
+        select(
+            Review.id, Review.course_id, Course.title, Review.rating, Review.text, Review.reports
+        )
+        .join(Course, Course.id == Review.course_id)
+        .where(Review.reports > 0, Review.hidden.is_(False))
+        .order_by(Review.reports.desc(), Review.id)
+        .limit(limit)
+    )
+    return [Reported(*row) for row in rows]
+
+
+async def keep(session: AsyncSession, review_id: int) -> Review | None:
+    """A platform owner read the reports and keeps the review: its reports are cleared
+    (the queue empties), the votes stay, so the same people cannot report it again."""
+    review = await session.get(Review, review_id)
+    if review is not None:
+        review.reports = 0
+        review.hidden = False
+        await session.flush()
+    return review
+
+
+async def invite(
+    session: AsyncSession, user_id: int, course_id: int, now: datetime, *, last: bool
+) -> bool:
+    """Whether a finished lesson carries "Rate this course": no review yet, and either the
+    course's last lesson (a bought one) or a course the learner may review now."""
+    if await session.scalar(
+        select(Review.id).where(Review.user_id == user_id, Review.course_id == course_id)
+    ):
+        return False
+    if last:
+        return await _holding_since(session, user_id, course_id) is not None
+    return isinstance(await may_review(session, user_id, course_id, now), Course)
+
+
 async def load_summary(session: AsyncSession, course_id: int) -> Summary:
     visible = (Review.course_id == course_id, Review.counted.is_(True), Review.hidden.is_(False))
     count, avg = (

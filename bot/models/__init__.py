@@ -17,7 +17,7 @@ from bot.models.growth import (
     GiftStatus,
 )
 from bot.models.growth_messages import CheckoutReminder, ReminderCoupon, WinbackOffer
-from bot.models.marketplace import Follow, Review, ReviewVote
+from bot.models.marketplace import Bundle, BundleCourse, Follow, Review, ReviewVote
 from bot.models.orders import (
     Coupon,
     CouponKind,
@@ -38,6 +38,8 @@ __all__ = [
     "AffiliateLink",
     "AffiliateProgram",
     "Base",
+    "Bundle",
+    "BundleCourse",
     "ChartCache",
     "CheckoutReminder",
     "ContentType",

@@ -63,3 +63,35 @@ class Follow(Base):
         ForeignKey("creators.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Bundle(TimestampMixin, Base):
+    """Several published courses of one creator sold as one product at one price.
+
+    Its courses and prices are fixed when it is made (a learner's invoice and a refund
+    must mean what they meant when paid); the creator can only unpublish it and make
+    another. Either price may be 0: not sold that way."""
+
+    __tablename__ = "bundles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    creator_id: Mapped[int] = mapped_column(
+        ForeignKey("creators.id", ondelete="CASCADE"), index=True
+    )
+    title: Mapped[str] = mapped_column(String(200))
+    price_minor: Mapped[int] = mapped_column(default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    stars_price: Mapped[int] = mapped_column(default=0)
+    published: Mapped[bool] = mapped_column(default=True)
+
+
+class BundleCourse(Base):
+    __tablename__ = "bundle_courses"
+
+    bundle_id: Mapped[int] = mapped_column(
+        ForeignKey("bundles.id", ondelete="CASCADE"), primary_key=True
+    )
+    # Indexed: a course card lists the bundles it is in.
+    course_id: Mapped[int] = mapped_column(
+        ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

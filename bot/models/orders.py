@@ -15,6 +15,8 @@ from bot.models.base import Base, TimestampMixin, utcnow
 class ProductKind(StrEnum):
     COURSE = "course"
     PLAN = "plan"
+    # Several courses of one creator at one price (bot.marketplace.bundles).
+    BUNDLE = "bundle"
 
 
 class OrderStatus(StrEnum):

@@ -37,7 +37,7 @@ from bot.models import (
 from bot.payments import coupons as coupons_service
 from bot.payments import ledger
 from bot.payments.orders import CREDITABLE, get_order
-from bot.payments.products import already_owned, load_product
+from bot.payments.products import already_owned, grant_order, load_product
 from bot.services import access
 
 log = logging.getLogger(__name__)
@@ -259,15 +259,7 @@ async def record_payment(
         # Bought for someone else: access waits behind the claim link.
         gift_token = (await gifts.open_gift(session, order, now)).token
     else:
-        await access.grant(
-            session,
-            order.user_id,
-            order.product_kind,
-            order.product_id,
-            days=product.period_days,
-            now=now,
-            source_order_id=order.id,
-        )
+        await grant_order(session, order, product, now)
     # The use its invoice reserved becomes a use (bot.payments.coupons).
     await coupons_service.finalise_use(session, order)
     session.add(

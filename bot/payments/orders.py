@@ -18,9 +18,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics import rollups
 from bot.config import Settings
-from bot.models import Coupon, Event, EventKind, Order, OrderStatus, PaymentMethod, utcnow
+from bot.models import (
+    Coupon,
+    Event,
+    EventKind,
+    Order,
+    OrderStatus,
+    PaymentMethod,
+    ProductKind,
+    utcnow,
+)
 from bot.payments import coupons as coupons_service
-from bot.payments.products import Product, already_owned, available_methods, load_product
+from bot.payments.products import (
+    Product,
+    already_owned,
+    available_methods,
+    for_buyer,
+    load_product,
+)
 from bot.services import access
 
 # Telegram allows 128 bytes of payload; 24 url-safe characters carry 144 random bits.
@@ -56,6 +71,8 @@ class OfferProblem(StrEnum):
     UNAVAILABLE = "unavailable"
     OWNED = "owned"
     NO_METHODS = "no_methods"
+    # A bundle whose reduced price is not below its remaining courses bought separately.
+    NOT_WORTH = "not_worth"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +109,12 @@ async def make_offer(
         return OfferProblem.UNAVAILABLE
     if not gift and await already_owned(session, user_id, kind, product_id, now):
         return OfferProblem.OWNED
+    if product.kind == ProductKind.BUNDLE:
+        coupon = None  # a bundle's price is its own discount: no promo codes on top
+        personal = await for_buyer(session, user_id, product, now)
+        if personal is None:
+            return OfferProblem.NOT_WORTH
+        product = personal
     if (
         coupon is not None
         and await coupons_service.problem_for(session, coupon, product, user_id, now) is not None
@@ -312,6 +335,10 @@ async def check_pre_checkout(
         return Refusal.METHOD_OFF
     if not order.gift and await already_owned(session, user_id, product.kind, product.id, now):
         return Refusal.OWNED
+    personal = await for_buyer(session, user_id, product, now)
+    if personal is None:
+        return Refusal.PRICE_CHANGED  # a bundle no longer worth it: owns more since
+    product = personal
     coupon = None
     if order.coupon_id is not None:
         coupon = await session.get(Coupon, order.coupon_id)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.models import Course, PaymentMethod, Plan, ProductKind
+from bot.marketplace import bundles
+from bot.models import Bundle, Course, Order, PaymentMethod, Plan, ProductKind
 from bot.money import STARS
 from bot.services import access
 
@@ -77,7 +78,86 @@ async def load_product(session: AsyncSession, kind: str, product_id: int) -> Pro
             published=plan.published,
             period_days=plan.period_days,
         )
+    if kind == ProductKind.BUNDLE:
+        return await _load_bundle(session, product_id)
     return None
+
+
+async def _load_bundle(session: AsyncSession, bundle_id: int) -> Product | None:
+    bundle = await session.get(Bundle, bundle_id)
+    if bundle is None:
+        return None
+    courses = await bundles.members(session, bundle.id)
+    return Product(
+        kind=ProductKind.BUNDLE,
+        id=bundle.id,
+        creator_id=bundle.creator_id,
+        title=bundle.title,
+        description=" · ".join(c.title for c in courses),
+        price_minor=bundle.price_minor,
+        currency=bundle.currency.upper(),
+        stars_price=bundle.stars_price,
+        accepts_stars=bundle.stars_price > 0,
+        accepts_card=bundle.price_minor > 0,
+        published=bundles.on_sale(bundle, courses),
+        period_days=None,
+    )
+
+
+async def for_buyer(
+    session: AsyncSession, user_id: int, product: Product, now: datetime
+) -> Product | None:
+    """The product at the price this learner pays. Only a bundle's depends on the learner
+    (bot.marketplace.bundles.reduced_price); None: a bundle not worth buying for them."""
+    if product.kind != ProductKind.BUNDLE:
+        return product
+    courses = await bundles.members(session, product.id)
+    owned = [
+        await access.has_access(session, user_id, ProductKind.COURSE, c.id, now) for c in courses
+    ]
+    stars = card = None
+    if product.stars_price > 0:
+        lists = [bundles.stars_list(c) for c in courses]
+        stars = bundles.reduced_price(product.stars_price, lists, owned)
+    if product.price_minor > 0:
+        lists = [bundles.card_list(c, product.currency) for c in courses]
+        card = bundles.reduced_price(product.price_minor, lists, owned)
+    if stars is None and card is None:
+        return None
+    return replace(
+        product,
+        stars_price=stars or 0,
+        price_minor=card or 0,
+        accepts_stars=stars is not None,
+        accepts_card=card is not None,
+    )
+
+
+async def grant_order(session: AsyncSession, order: Order, product: Product, now: datetime) -> None:
+    """Access for a paid order. A bundle grants each of its courses the buyer does not
+    already have, each naming this order: its refund takes back exactly those."""
+    if order.product_kind != ProductKind.BUNDLE:
+        await access.grant(
+            session,
+            order.user_id,
+            order.product_kind,
+            order.product_id,
+            days=product.period_days,
+            now=now,
+            source_order_id=order.id,
+        )
+        return
+    for course in await bundles.members(session, order.product_id):
+        if not await access.has_access(session, order.user_id, ProductKind.COURSE, course.id, now):
+            await access.grant(
+                session,
+                order.user_id,
+                ProductKind.COURSE,
+                course.id,
+                days=None,
+                now=now,
+                source_order_id=order.id,
+            )
 
 
 def available_methods(product: Product, settings: Settings) -> list[str]:
@@ -101,6 +181,15 @@ async def already_owned(
     A plan with a period may be bought again while it is active: that is a renewal, and
     access.grant extends it from the current expiry. Courses and lifetime plans may not.
     """
+    if kind == ProductKind.BUNDLE:
+        # Owned when every course in it is, however each was bought.
+        courses = await bundles.members(session, product_id)
+        return bool(courses) and all(
+            [
+                await access.has_access(session, user_id, ProductKind.COURSE, c.id, now)
+                for c in courses
+            ]
+        )
     if not await access.has_access(session, user_id, kind, product_id, now):
         return False
     if kind != ProductKind.PLAN:

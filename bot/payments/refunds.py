@@ -17,7 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.growth import affiliates, gifts
-from bot.models import Event, EventKind, Order, OrderStatus, Payment, PaymentMethod, utcnow
+from bot.marketplace import bundles
+from bot.models import (
+    Event,
+    EventKind,
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentMethod,
+    ProductKind,
+    utcnow,
+)
 from bot.payments import ledger
 from bot.payments.gateways import AlreadyRefunded, Gateways, NotConfigured, ProviderError
 from bot.payments.products import load_product
@@ -104,6 +114,22 @@ async def _call_provider(payment: Payment, gateways: Gateways) -> None:
     raise NotConfigured(payment.method)
 
 
+async def _revoke_granted(session: AsyncSession, order: Order, now: datetime) -> bool:
+    """Take away what this order gave, and only that: access another purchase gave (a
+    course owned before its bundle, a later purchase) stays."""
+    products = [(order.product_kind, order.product_id)]
+    if order.product_kind == ProductKind.BUNDLE:
+        courses = await bundles.members(session, order.product_id)
+        products = [(ProductKind.COURSE, c.id) for c in courses]
+    revoked = False
+    for kind, product_id in products:
+        ent = await access.get_entitlement(session, order.user_id, kind, product_id)
+        if ent is not None and ent.source_order_id == order.id and ent.revoked_at is None:
+            await access.revoke(session, order.user_id, kind, product_id, now)
+            revoked = True
+    return revoked
+
+
 async def refund_payment(
     session: AsyncSession,
     payment: Payment,
@@ -166,13 +192,7 @@ async def refund_payment(
         revoked = await gifts.on_refund(session, order, now)
     elif (payment.raw or {}).get("credited"):
         order.status = OrderStatus.REFUNDED
-        ent = await access.get_entitlement(
-            session, order.user_id, order.product_kind, order.product_id
-        )
-        # Only take away what this order gave: a later purchase keeps its access.
-        if ent is not None and ent.source_order_id == order.id and ent.revoked_at is None:
-            await access.revoke(session, order.user_id, order.product_kind, order.product_id, now)
-            revoked = True
+        revoked = await _revoke_granted(session, order, now)
     session.add(
         Event(
             user_id=payment.user_id,

@@ -26,7 +26,7 @@ re-checks the entitlement too: an expiry revokes nothing by itself, it only pass
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -296,6 +296,7 @@ class StepResult:
     access_ended: bool = False  # refunded or expired: nothing more arrives
     is_last: bool = False
     tz: str = "UTC"
+    course_id: int = 0  # set when ok
 
 
 async def _own_delivery(
@@ -329,6 +330,7 @@ async def mark_done(
         await session.flush()
         await reschedule(session, enrollment, now)
     result = await _after(session, delivery, enrollment, newly_done=newly, now=now)
+    result = replace(result, course_id=enrollment.course_id)
     if newly:
         creator_id = await session.scalar(
             select(Course.creator_id).where(Course.id == enrollment.course_id)
@@ -362,7 +364,8 @@ async def next_lesson(
         and delivery.done_at is None
     ):
         return await mark_done(session, user_id, delivery_id, now)
-    return await _after(session, delivery, enrollment, newly_done=False, now=now)
+    result = await _after(session, delivery, enrollment, newly_done=False, now=now)
+    return replace(result, course_id=enrollment.course_id)
 
 
 async def _after(

@@ -266,3 +266,54 @@ async def test_done_pressed_before_the_worker_recorded_the_send_counts(
     db.expire_all()
     delivery = await db.scalar(sent)
     assert delivery is not None and delivery.done_at is not None
+
+
+async def test_done_on_the_last_lesson_offers_rate_this_course(
+    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+) -> None:
+    """Done on the last lesson carries "Rate this course", which opens the /review flow;
+    once reviewed, Done (or a lesson before the last) carries it no more."""
+    from aiogram.methods import EditMessageReplyMarkup
+
+    from bot.keyboards.callbacks import RateCB
+    from tests.support.updates import callback_update
+
+    cid = await course_with_lessons(db, [(ReleaseRule.AFTER_DAYS, 0), (ReleaseRule.AFTER_DAYS, 0)])
+    await enroll(h, db, ANN, cid, clock)
+    await drain(drip_app)
+    first, last = lessons_to(h, ANN.id)[:2]
+    rate = RateCB(c=cid, r=0).pack()
+
+    def pressed(lesson: SendMessage) -> list[str]:
+        markup = lesson.reply_markup
+        assert isinstance(markup, InlineKeyboardMarkup)
+        return [markup.inline_keyboard[0][0].callback_data or "", markup]  # type: ignore[list-item]
+
+    async def done(lesson: SendMessage) -> list[str]:
+        data, markup = pressed(lesson)
+        h.session.clear()
+        await h.feed(callback_update(data, ANN, text=lesson.text, reply_markup=markup))  # type: ignore[arg-type]
+        edits = h.session.of_type(EditMessageReplyMarkup)
+        if not edits:
+            return []
+        new = edits[-1].reply_markup
+        assert isinstance(new, InlineKeyboardMarkup)
+        return [b.callback_data or "" for row in new.inline_keyboard for b in row]
+
+    # The first lesson, the day it arrived: not yet (not the last, not a day held).
+    assert rate not in await done(first)
+    # The last lesson: the button, at once.
+    assert rate in await done(last)
+    await h.press(rate, ANN)
+    from aiogram.methods import AnswerCallbackQuery
+
+    assert "after you have had it for a day" in (
+        h.session.of_type(AnswerCallbackQuery)[-1].text or ""
+    )
+    clock.advance(timedelta(days=2).total_seconds())
+    await h.press(rate, ANN)
+    assert "How many stars" in h.last_text()
+    await h.click("5", ANN)
+    assert "Thank you" in h.last_text()
+    # Reviewed: no more invitations.
+    assert rate not in await done(last)
