@@ -263,7 +263,7 @@ async def bundle_rows(
         for b in found[:3]
     ]
     rows = [
-        [callback_button("📦 " + short_title(b.title), packed(BundleCB, id=b.id))]
+        [callback_button("📦 " + short_title(b.title), packed(BundleCB, id=b.id, off=0))]
         for b in found[:3]
     ]
     return lines, rows
@@ -277,7 +277,7 @@ async def creator_bundle_rows(
     locale = current_locale()
     lines = [f"• {escape(b.title)} — {_price(b, locale)}" for b in found]
     rows = [
-        [callback_button("📦 " + short_title(b.title), packed(BundleCB, id=b.id))]
+        [callback_button("📦 " + short_title(b.title), packed(BundleCB, id=b.id, off=0))]
         for b in found[:5]
     ]
     return lines, rows
