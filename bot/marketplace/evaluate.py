@@ -12,11 +12,21 @@ Neither excludes anyone (the data has no follows), so both may rank a creator th
 learner already bought from.
 
 Creators: COCO's derived files carry no instructor (courses_coco_kg.csv has categories,
-concepts, level, language, audience; the instructor relation is not in the subset), so
-COCO cannot be scored and is reported as skipped. MOOCCube has no teachers either, but
-each XuetangX course id names its school (``course-v1:TsinghuaX+…``): the school stands
-in for the creator. Caveat: one school (TsinghuaX) holds about 70% of the enrolments,
-which makes "most popular" a strong baseline.
+concepts, level, language, audience). Checked upstream too: the source repository's
+preprocessed/r_map.txt has exactly those five relations, and the products.txt its
+main.py writes with ``provider_id`` (from COCO's teach_latest.csv) is not in the
+repository nor in ../shared/datasets; so COCO cannot be scored and is reported as
+skipped. No dataset here has real creators (sjtu-courses has schools but no learners).
+MOOCCube has no teachers either, but each XuetangX course id names its school
+(``course-v1:TsinghuaX+…``): the school stands in for the creator.
+
+Why the 1.3× goal cannot be met on MOOCCube: one school (TsinghuaX) is the held-out
+creator for about 70% of learners, so "most popular" ranks it first and scores 1.0 on
+all of those. Even a perfect ranker (the held-out creator always first, NDCG 1.0) is
+only ``1 / baseline`` better; the run prints that ceiling (about 1.34×), so 1.3× would
+need 97% of perfect. The run also prints the ratio on the learners whose held-out
+creator is another school, and the creator-macro NDCG (each held-out creator weighs
+the same), where the baseline cannot win by naming the biggest school first.
 
 Data: Yu et al., MOOCCube, ACL 2020; Dessì et al., COCO, WorldCIST 2018 (PROVENANCE.md).
 """
@@ -38,6 +48,7 @@ from bot.recommend.evaluate import DEFAULT_ROOT, SEED, K, Split, load_mooccube
 from bot.recommend.model import Profile, Recommender
 
 CreatorRanker = Callable[[int, tuple[int, ...]], list[int]]
+GOAL = 1.3  # issue 15: NDCG@10 at least 1.3x "most popular creators"
 
 
 def school(course_id: str) -> str:
@@ -77,14 +88,28 @@ def matching(split: Split, creator_of: dict[int, int]) -> CreatorRanker:
 
 def score(split: Split, creator_of: dict[int, int], rank: CreatorRanker) -> dict[str, float]:
     hits = ndcg = 0.0
+    per_creator: dict[int | None, list[float]] = defaultdict(list)
     for user, owned, held in split.cases:
         ranked = rank(user, owned)
         target = creator_of.get(held)
+        gain = 0.0
         if target in ranked:
             hits += 1
-            ndcg += 1.0 / math.log2(ranked.index(target) + 2)
+            gain = 1.0 / math.log2(ranked.index(target) + 2)
+            ndcg += gain
+        per_creator[target].append(gain)
     n = max(len(split.cases), 1)
-    return {"hit@10": round(hits / n, 5), "ndcg@10": round(ndcg / n, 5)}
+    # Each held-out creator weighs the same: does the ranker find the small ones too?
+    macro = sum(sum(g) / len(g) for g in per_creator.values()) / max(len(per_creator), 1)
+    return {
+        "hit@10": round(hits / n, 5),
+        "ndcg@10": round(ndcg / n, 5),
+        "creator_macro_ndcg@10": round(macro, 5),
+    }
+
+
+def ratio(ours: dict[str, float], base: dict[str, float], key: str = "ndcg@10") -> float | None:
+    return round(ours[key] / base[key], 3) if base[key] else None
 
 
 def evaluate(split: Split, creator_of: dict[int, int]) -> dict[str, object]:
@@ -107,16 +132,17 @@ def evaluate(split: Split, creator_of: dict[int, int]) -> dict[str, object]:
         else None,
         "popular_creators": base,
         "matching": ours,
-        "matching_vs_popular_ndcg": round(ours["ndcg@10"] / base["ndcg@10"], 3)
-        if base["ndcg@10"]
-        else None,
+        "matching_vs_popular_ndcg": ratio(ours, base),
+        # A perfect ranker's NDCG@10 is 1.0: the most any ranker can beat the baseline by.
+        "ceiling_vs_popular_ndcg": round(1 / base["ndcg@10"], 3) if base["ndcg@10"] else None,
+        "matching_vs_popular_creator_macro_ndcg": ratio(ours, base, "creator_macro_ndcg@10"),
+        "goal_1.3x_overall": bool((ratio(ours, base) or 0) >= GOAL),
         "without_top_creator": {
             "users": len(rest.cases),
             "popular_creators": base_rest,
             "matching": ours_rest,
-            "matching_vs_popular_ndcg": round(ours_rest["ndcg@10"] / base_rest["ndcg@10"], 3)
-            if base_rest["ndcg@10"]
-            else None,
+            "matching_vs_popular_ndcg": ratio(ours_rest, base_rest),
+            "goal_1.3x": bool((ratio(ours_rest, base_rest) or 0) >= GOAL),
         },
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -134,7 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     split = load_mooccube(args.mooccube, args.seed)
     report: dict[str, object] = {
         "k": K,
-        "coco": {"skipped": "no instructor in the derived COCO files"},
+        "coco": {
+            "skipped": "no instructor: neither the derived files nor the upstream preprocessed "
+            "KG (r_map.txt: category, concept, level, language, audience) carry one"
+        },
         "mooccube": {
             "protocol": f"random leave-one-out, seed {args.seed}; creator = school in course id",
             **evaluate(split, mooccube_creators(args.mooccube)),
