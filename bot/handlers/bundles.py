@@ -46,7 +46,7 @@ def problem_text(invalid: bundles.Invalid) -> str:
             n=bundles.MAX_COURSES
         ),
         bundles.Problem.DUPLICATE: _("Course {id} is listed twice.").format(id=course),
-        bundles.Problem.NOT_YOURS: _("You have no course {id}. See /mycourses.").format(
+        bundles.Problem.NOT_YOURS: _("You have no course {id}. See /courses.").format(
             id=course if course is not None else "?"
         ),
         bundles.Problem.UNPUBLISHED: _(
