@@ -28,6 +28,7 @@ from bot.analytics.periods import (
     within,
 )
 from bot.models import (
+    Bundle,
     Course,
     Delivery,
     DeliveryStatus,
@@ -47,14 +48,20 @@ from bot.money import to_decimal
 
 
 def product_title() -> ColumnElement[str]:
-    """The title of an order's product (needs the course and plan outer joins below)."""
-    return func.coalesce(Course.title, Plan.title, literal(""))
+    """The title of an order's product (needs the course, plan and bundle outer joins below)."""
+    return func.coalesce(Course.title, Plan.title, Bundle.title, literal(""))
 
 
 def with_products(query: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
-    return query.outerjoin(
-        Course, and_(Order.product_kind == ProductKind.COURSE, Course.id == Order.product_id)
-    ).outerjoin(Plan, and_(Order.product_kind == ProductKind.PLAN, Plan.id == Order.product_id))
+    return (
+        query.outerjoin(
+            Course, and_(Order.product_kind == ProductKind.COURSE, Course.id == Order.product_id)
+        )
+        .outerjoin(Plan, and_(Order.product_kind == ProductKind.PLAN, Plan.id == Order.product_id))
+        .outerjoin(
+            Bundle, and_(Order.product_kind == ProductKind.BUNDLE, Bundle.id == Order.product_id)
+        )
+    )
 
 
 def order_in_scope(query: Select[*tuple[Any, ...]], scope: Scope) -> Select[*tuple[Any, ...]]:

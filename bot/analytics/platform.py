@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics.exports import product_title, with_products
 from bot.analytics.periods import Period, within
-from bot.models import Course, Event, LedgerEntry, LedgerKind, Order, Payment, Plan
+from bot.models import Bundle, Course, Event, LedgerEntry, LedgerKind, Order, Payment, Plan
 
 TOP_N = 5
 
@@ -107,7 +107,12 @@ async def platform_report(session: AsyncSession, period: Period) -> PlatformRepo
         )
         .where(in_period)
         .group_by(
-            LedgerEntry.currency, Order.product_kind, Order.product_id, Course.title, Plan.title
+            LedgerEntry.currency,
+            Order.product_kind,
+            Order.product_id,
+            Course.title,
+            Plan.title,
+            Bundle.title,
         )
     )
     top: dict[str, list[TopProduct]] = {}

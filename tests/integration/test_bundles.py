@@ -13,6 +13,8 @@ from aiogram.methods import AnswerCallbackQuery, AnswerPreCheckoutQuery, SendInv
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.analytics import periods
+from bot.analytics.platform import platform_report
 from bot.app import App, build_app
 from bot.config import Settings
 from bot.keyboards.callbacks import BundleCB, CourseCB, CreatorCB
@@ -29,6 +31,7 @@ from bot.models import (
     OrderStatus,
     Payment,
     ProductKind,
+    utcnow,
 )
 from bot.scheduler import notices
 from bot.services import access
@@ -216,6 +219,14 @@ async def test_a_learner_who_owns_one_course_pays_less_and_gets_the_rest(
     [job] = await db.scalars(select(Job).where(Job.kind == notices.KIND))
     # A failed send is the scheduler's to retry; the sale above never depended on it.
     assert job.status == (JobStatus.PENDING if fail_receipt else JobStatus.DONE)
+
+    # The owners' platform report names the bundle among the top products.
+    period = periods.parse_period("30d", utcnow())
+    assert isinstance(period, periods.Period)
+    report = await platform_report(db, period)
+    assert [(p.product_kind, p.title, p.gross_minor) for p in report.top["XTR"]] == [
+        (ProductKind.BUNDLE, "Full path", 375)
+    ]
 
     # Now she owns them all: the page says so and a forged Pay is refused.
     await harness.press(BundleCB(id=bundle_id).pack(), ANN)
