@@ -3,6 +3,7 @@ whose Pay buttons are the ordinary ones (bot/handlers/payments.py, kind "bundle"
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from html import escape
 
@@ -25,6 +26,7 @@ from bot.money import STARS, format_money
 from bot.payments.orders import Offer, OfferProblem, make_offer
 from bot.scheduler.clock import Clock
 from bot.services import access
+from bot.services.search import CatalogSearch
 from bot.services.users import get_creator
 
 router = Router(name=__name__)
@@ -74,7 +76,7 @@ def problem_text(invalid: bundles.Invalid) -> str:
     return texts[invalid.problem]
 
 
-def _price(bundle: Bundle, locale: str) -> str:
+def _price(bundle: Bundle | bundles.Shown, locale: str) -> str:
     parts = []
     if bundle.stars_price > 0:
         parts.append(format_money(bundle.stars_price, STARS, locale))
@@ -251,10 +253,11 @@ async def on_bundle(
 
 
 async def bundle_rows(
-    session: AsyncSession, course_id: int
+    session: AsyncSession, search: CatalogSearch, course_id: int
 ) -> tuple[list[str], list[list[InlineKeyboardButton]]]:
-    """A course card's "Also in bundle …" lines and buttons."""
-    found = await bundles.including(session, course_id)
+    """A course card's "Also in bundle …" lines and buttons (from the per-process shelf:
+    a card costs no query)."""
+    found = await bundles.shelf(search).including(session, course_id, time.monotonic())
     locale = current_locale()
     lines = [
         _("📦 Also in bundle «{title}» — {price}").format(

@@ -96,7 +96,7 @@ async def card_extras(
         lines.append(_("No reviews yet."))
     if card.owned:
         rows.append([callback_button(_("⭐ Rate this course"), packed(RateCB, c=card.id, r=0))])
-    bundle_lines, bundle_buttons = await bundle_rows(session, card.id)
+    bundle_lines, bundle_buttons = await bundle_rows(session, search, card.id)
     lines += bundle_lines
     rows += bundle_buttons
     rows.append(
