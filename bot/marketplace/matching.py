@@ -38,6 +38,18 @@ def rank_creators(
     k: int = 10,
 ) -> list[int]:
     """Creator ids, best first. ``scores[i]`` is the score of course ``ids[i]``."""
+    totals = creator_totals(ids, scores, creator_of, owned, exclude)
+    return sorted(totals, key=lambda c: (-totals[c], c))[:k]
+
+
+def creator_totals(
+    ids: Sequence[int],
+    scores: NDArray[np.float64],
+    creator_of: Mapping[int, int],
+    owned: Collection[int],
+    exclude: Collection[int],
+) -> dict[int, float]:
+    """Each creator with a course left to buy → their score (see the module's doc)."""
     own = set(owned)
     per: dict[int, list[float]] = defaultdict(list)
     repeat: dict[int, float] = defaultdict(float)
@@ -56,7 +68,7 @@ def rank_creators(
     for creator, best in repeat.items():
         if creator in totals:
             totals[creator] += REPEAT_BONUS * best
-    return sorted(totals, key=lambda c: (-totals[c], c))[:k]
+    return totals
 
 
 @dataclass(frozen=True, slots=True)
