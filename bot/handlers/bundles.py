@@ -124,25 +124,24 @@ async def cmd_bundle(
         text, markup = await _creator_list(session, creator.id)
         await message.answer(text, reply_markup=markup)
     elif action == "new":
-        spec = bundles.parse_spec(rest)
-        made = (
-            spec
-            if isinstance(spec, bundles.Invalid)
-            else await bundles.create(session, creator.id, spec)
-        )
-        if isinstance(made, bundles.Invalid):
-            await message.answer(problem_text(made))
-            return
-        await message.answer(
-            _(
-                "📦 Bundle #{id} «{title}» is on sale: {price}. Learners see it on each of "
-                "its courses and on your page."
-            ).format(id=made.id, title=escape(made.title), price=_price(made, current_locale()))
-        )
+        await message.answer(await _new_bundle(session, creator.id, rest))
     elif action == "off" and (bundle_id := parsing.record_id(rest)) is not None:
         await message.answer(await _unpublish_text(session, creator.id, bundle_id))
     else:
         await message.answer(problem_text(bundles.Invalid(bundles.Problem.USAGE)))
+
+
+async def _new_bundle(session: AsyncSession, creator_id: int, args: str) -> str:
+    spec = bundles.parse_spec(args)
+    if isinstance(spec, bundles.Invalid):
+        return problem_text(spec)
+    made = await bundles.create(session, creator_id, spec)
+    if isinstance(made, bundles.Invalid):
+        return problem_text(made)
+    return _(
+        "📦 Bundle #{id} «{title}» is on sale: {price}. Learners see it on each of "
+        "its courses and on your page."
+    ).format(id=made.id, title=escape(made.title), price=_price(made, current_locale()))
 
 
 async def _unpublish_text(session: AsyncSession, creator_id: int, bundle_id: int) -> str:
