@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import parsing
+from bot.growth import payable
 from bot.models import (
     AffiliateAttribution,
     AffiliateEntry,
@@ -357,6 +358,9 @@ async def book_commission(
         created_at=now,
     )
     session.add(entry)
+    await session.flush()
+    # The affiliate hears once when it becomes payable (a job due then, keyed by it).
+    payable.schedule(session, entry, now)
     await session.flush()
     return entry
 
