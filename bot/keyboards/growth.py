@@ -16,6 +16,7 @@ from bot.keyboards.callbacks import BuyCB
 from bot.keyboards.groups import PlanCB
 from bot.models import CouponKind, ProductKind
 from bot.money import format_money
+from bot.scheduler.broadcast import STOP_PREFIX
 from bot.scheduler.sender import Button, Outgoing
 
 
@@ -32,6 +33,20 @@ class SegmentCB(CallbackData, prefix="seg"):
 
 class SendCB(CallbackData, prefix="bcs"):
     a: str  # "send" | "cancel"
+
+
+class StopCB(CallbackData, prefix=STOP_PREFIX):
+    """The Stop button under a running broadcast's status message."""
+
+    id: int  # the broadcast's job id
+
+
+def stop_keyboard(job_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=_("⏹ Stop"), callback_data=StopCB(id=job_id).pack())]
+        ]
+    )
 
 
 def segment_label(segment: str) -> str:
