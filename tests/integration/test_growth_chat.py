@@ -27,6 +27,7 @@ from bot.models import (
     LedgerEntry,
     Order,
     OrderStatus,
+    Plan,
 )
 from bot.scheduler import notices
 from tests.integration.test_payments_helpers import (
@@ -177,3 +178,25 @@ async def test_a_gift_whose_receipt_fails_is_still_sold_and_claimed_once(
     assert "already been claimed" in last_to(harness, loser.id)
     # The buyer hears of it, through a queued notice.
     assert "was claimed" in last_to(harness, CAT.id)
+
+
+async def test_a_plan_link_is_shared_and_opens_the_plan(
+    app: App, harness: Harness, db: AsyncSession
+) -> None:
+    creator_id, _course = await make_course(db)
+    plan = Plan(
+        creator_id=creator_id, title="Club", stars_price=100, period_days=30, published=True
+    )
+    db.add(plan)
+    await db.commit()
+    await harness.send(f"/share plan={plan.id}", BOB)
+    text = last_to(harness, BOB.id)
+    assert "this plan" in text
+    payload = text.split("start=")[1].split()[0]
+    await harness.send(f"/start {payload}", ANN)
+    assert "<b>Club</b>" in last_to(harness, ANN.id)
+    assert await count(db, AffiliateAttribution) == 1
+    await harness.send(f"/share plan={plan.id}", CREATOR)
+    assert "your own course or plan" in last_to(harness, CREATOR.id)
+    await harness.send("/share plan=abc", BOB)
+    assert "Usage" in last_to(harness, BOB.id)
