@@ -5,23 +5,35 @@ On SQLite and PostgreSQL (TEST_DATABASE_URL)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiogram.exceptions import TelegramServerError
+from aiogram.methods import SendMessage
+from aiogram.types import Chat, Message, SuccessfulPayment, Update
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bot.app import App, build_app
 from bot.config import Settings
 from bot.growth import affiliates
 from bot.growth.affiliates import ClickOutcome, LinkProblem, ProgramProblem
-from bot.models import AffiliateEntry, LedgerEntry, Order, Payment, Plan
+from bot.models import AffiliateEntry, Job, JobStatus, LedgerEntry, Order, Payment, Plan
 from bot.payments.checkout import Outcome, record_payment
 from bot.payments.orders import Offer, make_offer, open_order
 from bot.payments.refunds import RefundStatus, refund_payment
+from bot.scheduler import notices
 from bot.services.users import TelegramProfile, upsert_user
 from tests.integration.test_growth_money import GATEWAYS, assert_ledger_balanced, balance
-from tests.integration.test_payments_helpers import make_creator, pay_settings
+from tests.integration.test_payments_helpers import (
+    PayRecordingSession,
+    make_creator,
+    pay_settings,
+    tg,
+)
+from tests.support.updates import Harness, settle
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ANN, BOB, CAT = 1001, 1002, 1003
@@ -202,3 +214,62 @@ async def test_a_renewal_after_the_programme_is_off_earns_nothing(
     assert await stars_payment(db, settings, order, "s2", renewal, first=False) == Outcome.CREDITED
     assert len(await entries(db)) == 1
     await assert_ledger_balanced(db)
+
+
+@pytest.fixture
+async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
+    app = build_app(settings, session=PayRecordingSession(), engine=engine)
+    yield app
+    await settle(app)
+
+
+def renewal_update(charge: str, ref: str, at: datetime, first: bool) -> Update:
+    paid = SuccessfulPayment(
+        currency="XTR",
+        total_amount=100,
+        invoice_payload=ref,
+        telegram_payment_charge_id=charge,
+        provider_payment_charge_id="",
+        is_recurring=True,
+        is_first_recurring=first or None,
+        subscription_expiration_date=int((at + timedelta(days=30)).timestamp()),
+    )
+    message = Message(
+        message_id=abs(hash(charge)) % 10**6,
+        date=at,
+        chat=Chat(id=ANN, type="private", first_name="Ann"),
+        from_user=tg(ANN, "Ann"),
+        successful_payment=paid,
+    )
+    return Update(update_id=abs(hash(charge)) % 10**6, message=message)
+
+
+async def test_a_renewal_whose_receipt_fails_keeps_its_commission(
+    app: App, db: AsyncSession, settings: Settings
+) -> None:
+    """Through the dispatcher: the renewal's receipt (sent after the commit) fails; the
+    sale and its commission stay booked, once, and the receipt is the scheduler's."""
+    h = Harness(app)
+    plan = await club(db)
+    now = datetime.now(UTC)
+    await click(db, BOB, plan, ANN, now)
+    order = await open_plan_order(db, settings, plan, "stars", now)
+    ref = order.public_ref
+    await db.close()
+    await h.feed(renewal_update("sub-1", ref, now, first=True))
+    h.session.add_result(
+        TelegramServerError(SendMessage(chat_id=ANN, text="…"), "Internal Server Error")
+    )
+    await h.feed(renewal_update("sub-2", ref, now, first=False))
+    await h.feed(renewal_update("sub-2", ref, now, first=False))  # redelivered
+    db.expire_all()
+    rows = await entries(db)
+    assert [(e.affiliate_id, e.amount_minor) for e in rows] == [(BOB, 20), (BOB, 20)]
+    await assert_ledger_balanced(db)
+    assert await db.scalar(select(func.count()).select_from(LedgerEntry)) == 2
+    pending = await db.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.kind == notices.KIND, Job.status == JobStatus.PENDING)
+    )
+    assert pending == 1  # the failed receipt, for the scheduler to send again
