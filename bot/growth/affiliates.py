@@ -285,16 +285,23 @@ class Commission:
 
 
 async def commission_for(
-    session: AsyncSession, order: Order, amount_minor: int, now: datetime
+    session: AsyncSession,
+    order: Order,
+    amount_minor: int,
+    now: datetime,
+    *,
+    automatic: bool = False,
 ) -> Commission | None:
     """What an affiliate earns on this order: the buyer's first click within 30 days,
     on a product with a programme, never the buyer's own nor the creator's link.
 
     A plan's renewal (a Stars subscription charged again, or the plan bought again by
     card) earns for the affiliate who earned on the buyer's first purchase of it, however
-    long ago: they brought the member, and a later click does not steal them."""
+    long ago: they brought the member, and a later click does not steal them. An
+    `automatic` renewal (Stars charging the subscription again) earns for nobody else:
+    no click can have brought it about."""
     affiliate_id = await _earlier_earner(session, order)
-    if affiliate_id is None:
+    if affiliate_id is None and not automatic:
         affiliate_id = await session.scalar(
             select(AffiliateAttribution.affiliate_id).where(
                 AffiliateAttribution.user_id == order.user_id,

@@ -193,7 +193,7 @@ async def record_payment(
         payment.raw = {**payment.raw, "credited": True}
         # The affiliate who brought the member earns on each renewal too, in this
         # transaction (a redelivered renewal is a duplicate above and books nothing).
-        await _book_with_commission(session, book, order, payment, amount, now)
+        await _book_with_commission(session, book, order, payment, amount, now, automatic=True)
         await access.grant(
             session,
             order.user_id,
@@ -299,10 +299,12 @@ async def _book_with_commission(
     payment: Payment,
     amount: int,
     now: datetime,
+    *,
+    automatic: bool = False,
 ) -> affiliates.Commission | None:
     """The sale's ledger row with the affiliate's share in it, and the affiliate's own
     entry for that share: one transaction, gross = fee + net + commission."""
-    commission = await affiliates.commission_for(session, order, amount, now)
+    commission = await affiliates.commission_for(session, order, amount, now, automatic=automatic)
     sale = await book(commission.amount_minor if commission else 0)
     if commission is not None and sale.commission_minor > 0:
         await affiliates.book_commission(

@@ -273,3 +273,18 @@ async def test_a_renewal_whose_receipt_fails_keeps_its_commission(
         .where(Job.kind == notices.KIND, Job.status == JobStatus.PENDING)
     )
     assert pending == 1  # the failed receipt, for the scheduler to send again
+
+
+async def test_a_click_between_renewals_earns_nothing_on_an_automatic_renewal(
+    db: AsyncSession, settings: Settings
+) -> None:
+    """Ann subscribed on her own; she clicks Cat's link later. Stars renewing her
+    subscription was no one's doing: no commission."""
+    plan = await club(db)
+    order = await open_plan_order(db, settings, plan, "stars", T0)
+    await stars_payment(db, settings, order, "s1", T0, first=True)
+    await click(db, CAT, plan, ANN, T0 + timedelta(days=20))
+    renewal = T0 + timedelta(days=30)
+    assert await stars_payment(db, settings, order, "s2", renewal, first=False) == Outcome.CREDITED
+    assert await entries(db) == []
+    await assert_ledger_balanced(db)
