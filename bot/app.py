@@ -251,7 +251,7 @@ def create_scheduler(
 ) -> Scheduler:
     """The one scheduler: drip lessons and every registered job kind, one rate-limited sender."""
     from bot.analytics import nudges
-    from bot.growth import reminders, winback
+    from bot.growth import payable, reminders, winback
     from bot.handlers import groups, market
     from bot.keyboards.growth import I18nGrowthTexts
     from bot.keyboards.learning import I18nRenderer
@@ -272,6 +272,7 @@ def create_scheduler(
     growth_texts = I18nGrowthTexts(i18n)
     reminders.register(registry, growth_texts, settings.abandoned_reminder_hours)
     winback.register(registry, growth_texts)
+    payable.register(registry, growth_texts)
     market.install(registry, i18n, settings)
     sender = RateLimitedSender(
         TelegramSender(bot),

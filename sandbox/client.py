@@ -269,6 +269,12 @@ class SandboxUser:
     async def set_stars(self, stars: int) -> None:
         await self.client.request("POST", f"/users/{self.id}/stars", {"stars": stars})
 
+    async def referred_by(self, affiliate: SandboxUser | None, per_mille: int = 100) -> None:
+        """Telegram's Stars affiliate programme brought this user: their Stars payments
+        carry the affiliate's commission (None: no affiliate any more)."""
+        ref = None if affiliate is None else {"user_id": affiliate.id, "per_mille": per_mille}
+        await self.client.request("POST", f"/users/{self.id}/stars", {"affiliate": ref})
+
     async def create_chat(
         self,
         title: str,

@@ -606,6 +606,17 @@ def setup_control_routes(app: web.Application, server: Sandbox) -> None:
         data = await body(request)
         if "stars" in data:
             user.stars = int(data["stars"])
+        if "affiliate" in data:
+            # {"user_id": <affiliate>, "per_mille": <commission>}: Telegram's Stars
+            # affiliate programme referred this user (null: no affiliate).
+            ref = data["affiliate"]
+            if ref is None:
+                server.star_affiliates.pop(user.id, None)
+            else:
+                per_mille = int(ref.get("per_mille", 0))
+                if not 1 <= per_mille <= 900:
+                    raise ControlError(400, "per_mille must be 1..900")
+                server.star_affiliates[user.id] = (int(ref["user_id"]), per_mille)
         return ok(server, stars=user.stars)
 
     async def chats_create(request: web.Request) -> web.Response:

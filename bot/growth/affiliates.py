@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import parsing
+from bot.growth import payable
 from bot.models import (
     AffiliateAttribution,
     AffiliateEntry,
@@ -284,21 +285,34 @@ class Commission:
 
 
 async def commission_for(
-    session: AsyncSession, order: Order, amount_minor: int, now: datetime
+    session: AsyncSession,
+    order: Order,
+    amount_minor: int,
+    now: datetime,
+    *,
+    automatic: bool = False,
 ) -> Commission | None:
     """What an affiliate earns on this order: the buyer's first click within 30 days,
-    on a product with a programme, never the buyer's own nor the creator's link."""
-    attribution = await session.scalar(
-        select(AffiliateAttribution).where(
-            AffiliateAttribution.user_id == order.user_id,
-            AffiliateAttribution.product_kind == order.product_kind,
-            AffiliateAttribution.product_id == order.product_id,
-            AffiliateAttribution.clicked_at > now - timedelta(days=ATTRIBUTION_DAYS),
+    on a product with a programme, never the buyer's own nor the creator's link.
+
+    A plan's renewal (a Stars subscription charged again, or the plan bought again by
+    card) earns for the affiliate who earned on the buyer's first purchase of it, however
+    long ago: they brought the member, and a later click does not steal them. An
+    `automatic` renewal (Stars charging the subscription again) earns for nobody else:
+    no click can have brought it about."""
+    affiliate_id = await _earlier_earner(session, order)
+    if affiliate_id is None and not automatic:
+        affiliate_id = await session.scalar(
+            select(AffiliateAttribution.affiliate_id).where(
+                AffiliateAttribution.user_id == order.user_id,
+                AffiliateAttribution.product_kind == order.product_kind,
+                AffiliateAttribution.product_id == order.product_id,
+                AffiliateAttribution.clicked_at > now - timedelta(days=ATTRIBUTION_DAYS),
+            )
         )
-    )
-    if attribution is None or attribution.affiliate_id == order.user_id:
+    if affiliate_id is None or affiliate_id == order.user_id:
         return None
-    if await _creator_user(session, order.creator_id) == attribution.affiliate_id:
+    if await _creator_user(session, order.creator_id) == affiliate_id:
         return None
     program = await program_for(session, order.creator_id, order.product_kind, order.product_id)
     if program is None or amount_minor <= 0:
@@ -306,7 +320,26 @@ async def commission_for(
     share = amount_minor * program.percent // 100
     if share <= 0:
         return None
-    return Commission(attribution.affiliate_id, share, program.hold_days)
+    return Commission(affiliate_id, share, program.hold_days)
+
+
+async def _earlier_earner(session: AsyncSession, order: Order) -> int | None:
+    """For a plan: the affiliate of the buyer's first commission-earning order of it."""
+    if order.product_kind != ProductKind.PLAN:
+        return None
+    return await session.scalar(
+        select(AffiliateEntry.affiliate_id)
+        .join(Order, Order.id == AffiliateEntry.order_id)
+        .where(
+            AffiliateEntry.kind == AffiliateEntryKind.COMMISSION,
+            AffiliateEntry.buyer_id == order.user_id,
+            AffiliateEntry.creator_id == order.creator_id,
+            Order.product_kind == order.product_kind,
+            Order.product_id == order.product_id,
+        )
+        .order_by(AffiliateEntry.created_at, AffiliateEntry.id)
+        .limit(1)
+    )
 
 
 async def book_commission(
@@ -332,6 +365,9 @@ async def book_commission(
         created_at=now,
     )
     session.add(entry)
+    await session.flush()
+    # The affiliate hears once when it becomes payable (a job due then, keyed by it).
+    payable.schedule(session, entry, now)
     await session.flush()
     return entry
 

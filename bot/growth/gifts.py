@@ -17,7 +17,7 @@ from enum import StrEnum
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import Event, EventKind, Gift, GiftStatus, Order
+from bot.models import Creator, Event, EventKind, Gift, GiftStatus, Order
 from bot.payments.products import already_owned, load_product
 from bot.services import access
 
@@ -81,7 +81,13 @@ async def claim(session: AsyncSession, token: str, user_id: int, now: datetime) 
         return base
     if gift.buyer_id == user_id:
         return _with(base, ClaimOutcome.OWN)
-    if await already_owned(session, user_id, gift.product_kind, gift.product_id, now):
+    # The course's own creator has it already (without an entitlement): same answer.
+    creator_user = await session.scalar(
+        select(Creator.user_id).where(Creator.id == gift.creator_id)
+    )
+    if creator_user == user_id or await already_owned(
+        session, user_id, gift.product_kind, gift.product_id, now
+    ):
         return _with(base, ClaimOutcome.OWNED)
     won = await session.execute(
         update(Gift)

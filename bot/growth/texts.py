@@ -25,6 +25,8 @@ class GrowthTexts(Protocol):
         self, locale: str, plan_id: int, title: str, discount: Discount, days: int
     ) -> Outgoing: ...
 
+    def payable(self, locale: str, amount: int, currency: str, creator: str) -> Outgoing: ...
+
 
 class PlainTexts:
     """English only, for tests that build a scheduler without the app."""
@@ -39,3 +41,6 @@ class PlainTexts:
         self, locale: str, plan_id: int, title: str, discount: Discount, days: int
     ) -> Outgoing:
         return Outgoing(text=f"Come back to {title}: {discount.value}% off with {discount.code}")
+
+    def payable(self, locale: str, amount: int, currency: str, creator: str) -> Outgoing:
+        return Outgoing(text=f"Your commission of {amount} {currency} from {creator} is payable.")

@@ -6,6 +6,7 @@ course or lesson is theirs; the handler only parses and words the answer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
@@ -14,8 +15,8 @@ from aiogram.filters import CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
-from aiogram.utils.i18n import ngettext
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import parsing
@@ -34,15 +35,19 @@ from bot.keyboards.authoring import (
 from bot.keyboards.growth import (
     SegmentCB,
     SendCB,
+    StopCB,
     confirm_keyboard,
     segment_label,
     segments_keyboard,
+    stop_keyboard,
 )
+from bot.keyboards.learning import I18nRenderer
 from bot.models import Course, Creator, ProductKind, ReleaseRule, User
 from bot.scheduler import broadcast
 from bot.scheduler.clock import Clock
 from bot.scheduler.errors import Rejected
 from bot.scheduler.sender import Outgoing
+from bot.scheduler.worker import Scheduler
 from bot.services import authoring
 from bot.services import groups as groups_service
 from bot.services.authoring import CourseDraft, LessonContent
@@ -1050,6 +1055,7 @@ async def on_send(
         message=broadcast.load_message(data["msg"], protect),
         access_check=audience.access_check,
         creator_chat_id=callback.from_user.id,
+        creator_user_id=user.id,
         locale=current_locale(),
         protect_content=protect,
         per_second=settings.scheduler_rate,
@@ -1062,9 +1068,38 @@ async def on_send(
             "📣 Broadcast queued for {total} learners. Estimated time: {eta}.",
             plan.total,
         ).format(total=plan.total, eta=duration(plan.eta_seconds)),
+        stop_keyboard(plan.job_id) if plan.total else None,
     )
     if isinstance(callback.message, Message):
         await authoring.attach_status(session, plan.job_id, callback.message.message_id)
+
+
+@router.callback_query(StopCB.filter())
+async def on_stop(
+    callback: CallbackQuery,
+    callback_data: StopCB,
+    session: AsyncSession,
+    user: User,
+    clock: Clock,
+    i18n: I18n,
+    scheduler: Scheduler,
+    after_commit: list[Callable[[], object]],
+) -> None:
+    """Stop a running broadcast: its creator only; anything else changes nothing."""
+    result = await broadcast.stop(session, callback_data.id, user.id, clock.now())
+    if result.outcome == broadcast.StopOutcome.NOT_YOURS:
+        await callback.answer(_("Only the creator who started this broadcast can stop it."))
+        return
+    if result.outcome != broadcast.StopOutcome.STOPPED or result.progress is None:
+        await callback.answer(_("This broadcast is over: nothing left to stop."))
+        return
+    p = result.progress
+    text = I18nRenderer(i18n).broadcast_progress(
+        current_locale(), p.sent, p.failed, p.total, 0, True, p.left, p.cancelled, True
+    )
+    # The scheduler writes the final counts (a message in flight may still land).
+    after_commit.append(scheduler.wake)
+    await show(callback, text, None, _("Stopped. Nothing more will be sent."))
 
 
 def duration(seconds: float) -> str:

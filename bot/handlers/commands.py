@@ -116,7 +116,11 @@ COMMANDS: tuple[CommandHelp, ...] = (
         "becomecreator", LEARNER, SUPPORT, "", __("sell your own courses (then /creatorhelp)")
     ),
     CommandHelp(
-        "share", LEARNER, LEARNING, __("<course number>"), __("your personal link to a course")
+        "share",
+        LEARNER,
+        LEARNING,
+        __("<course number> | plan=<id>"),
+        __("your personal link to a course or a plan"),
     ),
     CommandHelp("earnings", LEARNER, LEARNING, "", __("what your shared links earned")),
     CommandHelp("newcourse", CREATOR, COURSES, "", __("create a course step by step")),

@@ -470,6 +470,24 @@ async def cmd_subscriptions(
         await message.answer(text, reply_markup=markup)
 
 
+async def send_plan_card(
+    message: Message,
+    session: AsyncSession,
+    user: User,
+    plan_id: int,
+    events: EventBuffer,
+    source: Source,
+) -> bool:
+    """One plan's card (an affiliate's link to it, say); False when it is not on sale."""
+    plan = await session.get(Plan, plan_id)
+    if plan is None or not plan.published:
+        return False
+    markup = plan_keyboard(plan.id, trial=plan.trial_days > 0, subscription=plan.stars_subscription)
+    await message.answer(plan_text(plan), reply_markup=markup)
+    record_plan_view(events, user.id, plan, source)
+    return True
+
+
 @router.message(Command("plans"), is_private)
 async def cmd_plans(
     message: Message, session: AsyncSession, user: User, events: EventBuffer

@@ -236,15 +236,24 @@ async def cmd_payout(
 
 def link_problem_text(problem: LinkProblem) -> str:
     if problem == LinkProblem.OWN_PRODUCT:
-        return _("This is your own course: you cannot be its affiliate.")
+        return _("This is your own course or plan: you cannot be its affiliate.")
     return _("This course is not available. It may have been removed or unpublished.")
 
 
-async def share_text(session: AsyncSession, bot: Bot, user_id: int, course_id: int) -> str:
-    link = await affiliates.link_for(session, user_id, ProductKind.COURSE, course_id)
+async def share_text(
+    session: AsyncSession, bot: Bot, user_id: int, course_id: int, kind: str = ProductKind.COURSE
+) -> str:
+    link = await affiliates.link_for(session, user_id, kind, course_id)
     if isinstance(link, LinkProblem):
         return link_problem_text(link)
     url = await bot_link(bot, f"a_{link.code}")
+    if kind == ProductKind.PLAN:
+        return _(
+            "🔗 Your personal link for this plan:\n{url}\n\n"
+            "Whoever opens it first and buys within 30 days counts as yours; if the creator "
+            "runs an affiliate programme you earn a share of the sale and of their "
+            "renewals. See /earnings."
+        ).format(url=escape(url))
     return _(
         "🔗 Your personal link for this course:\n{url}\n\n"
         "Whoever opens it first and buys within 30 days counts as yours; if the creator "
@@ -252,15 +261,26 @@ async def share_text(session: AsyncSession, bot: Bot, user_id: int, course_id: i
     ).format(url=escape(url))
 
 
+def _share_target(args: str) -> tuple[str, int] | None:
+    """`<course number>` or `plan=<id>`."""
+    key, sep, value = args.partition("=")
+    if sep and key.lower() == ProductKind.PLAN:
+        plan_id = parsing.record_id(value)
+        return (ProductKind.PLAN, plan_id) if plan_id is not None else None
+    course_id = parsing.record_id(args) if not sep else None
+    return (ProductKind.COURSE, course_id) if course_id is not None else None
+
+
 @router.message(Command("share"))
 async def cmd_share(
     message: Message, command: CommandObject, session: AsyncSession, user: User, bot: Bot
 ) -> None:
-    course_id = parsing.record_id((command.args or "").strip())
-    if course_id is None:
-        await message.answer(escape(_("Usage: /share <course number>")))
+    target = _share_target((command.args or "").strip())
+    if target is None:
+        await message.answer(escape(_("Usage: /share <course number> or /share plan=<id>")))
         return
-    await message.answer(await share_text(session, bot, user.id, course_id))
+    kind, product_id = target
+    await message.answer(await share_text(session, bot, user.id, product_id, kind))
 
 
 @router.callback_query(ShareCB.filter())

@@ -698,15 +698,30 @@ async def on_successful_payment(
             if result.product_kind == ProductKind.COURSE
             else []
         )
-        gift_link = None
-        if result.gift_token:
+        # A gift's link needs the bot's username, which may take a Telegram call: that
+        # waits for the commit. Until then the receipt holds the /start form of it.
+        gift_start = f"g_{result.gift_token}" if result.gift_token else None
+        provisional = f"/start {gift_start}" if gift_start else None
+        markup = receipt_keyboard(suggestions)
+        text = receipt_text(result, method, locale, provisional)
+        # Queued in the booking's transaction: it commits (or not) with the sale.
+        notice = await notifier.queue(session, user.id, text, markup, now)
+        if gift_start is None:
+            after_commit.append(lambda: notifier.send(notice))
+            return
+
+        async def link_then_send() -> None:
             from bot.handlers.growth import bot_link
 
-            gift_link = await bot_link(bot, f"g_{result.gift_token}")
-        text = receipt_text(result, method, locale, gift_link)
-        # Queued in the booking's transaction: it commits (or not) with the sale.
-        notice = await notifier.queue(session, user.id, text, receipt_keyboard(suggestions), now)
-        after_commit.append(lambda: notifier.send(notice))
+            link = await bot_link(bot, gift_start)
+            final = notice
+            if link != provisional:
+                with i18n.context(), i18n.use_locale(locale):
+                    words = outgoing(receipt_text(result, method, locale, link), markup)
+                final = await notices.rewrite(sessionmaker, notice, words)
+            await notifier.send(final)
+
+        after_commit.append(link_then_send)
         return
 
     async def refund_then_tell() -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import parsing
 from bot.config import Settings
-from bot.growth import reminders
+from bot.growth import payable, reminders
 from bot.handlers.common import Command, is_private
 from bot.keyboards.growth import GrowthCB, reminders_back_keyboard
 from bot.models import Creator, ProductKind, User
@@ -135,15 +135,29 @@ async def cmd_remind(
 async def on_growth(
     callback: CallbackQuery, callback_data: GrowthCB, session: AsyncSession, user: User
 ) -> None:
-    if callback_data.a == "on":
+    action = callback_data.a
+    if action == "on":
         await reminders.set_reminders(session, user, True)
         await callback.answer(_("Reminders and offers are on again."), show_alert=True)
         return
-    await reminders.set_reminders(session, user, False)
+    if action == "eon":
+        await payable.set_notices(session, user, True)
+        await callback.answer(_("Earnings messages are on again."), show_alert=True)
+        return
+    if action == "off":
+        await reminders.set_reminders(session, user, False)
+        text = _("Done: no more checkout reminders or offers from this bot.")
+    elif action == "eoff":
+        await payable.set_notices(session, user, False)
+        text = _(
+            "Done: no more messages when a commission becomes payable. "
+            "/earnings still shows your balance."
+        )
+    else:  # forged or from an older version: change nothing
+        await callback.answer(_("This button is no longer valid."), show_alert=True)
+        return
     await callback.answer()
     if callback.message is not None:
         await callback.bot.send_message(  # type: ignore[union-attr]
-            user.id,
-            _("Done: no more checkout reminders or offers from this bot."),
-            reply_markup=reminders_back_keyboard(),
+            user.id, text, reply_markup=reminders_back_keyboard(action.removesuffix("off") + "on")
         )

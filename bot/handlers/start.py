@@ -114,6 +114,13 @@ async def cmd_start(
             return
         if clicked.product_kind == ProductKind.COURSE and clicked.product_id is not None:
             link = StartLink(course_id=clicked.product_id, source=Source.AFFILIATE)
+        elif clicked.product_kind == ProductKind.PLAN and clicked.product_id is not None:
+            from bot.handlers.groups import send_plan_card
+
+            if await send_plan_card(
+                message, session, user, clicked.product_id, events, Source.AFFILIATE
+            ):
+                return
     if link.course_id is not None:
         card = await search.card(session, link.course_id, user.id, clock.now())
         if card is None:

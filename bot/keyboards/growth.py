@@ -16,11 +16,14 @@ from bot.keyboards.callbacks import BuyCB
 from bot.keyboards.groups import PlanCB
 from bot.models import CouponKind, ProductKind
 from bot.money import format_money
+from bot.scheduler.broadcast import STOP_PREFIX
 from bot.scheduler.sender import Button, Outgoing
 
 
 class GrowthCB(CallbackData, prefix="gr"):
-    a: str  # "off" (no more reminders and offers) | "on" (undo)
+    # "off" (no more reminders and offers) | "on" (undo);
+    # "eoff" (no more "commission payable" messages) | "eon" (undo)
+    a: str
 
 
 class SegmentCB(CallbackData, prefix="seg"):
@@ -30,6 +33,20 @@ class SegmentCB(CallbackData, prefix="seg"):
 
 class SendCB(CallbackData, prefix="bcs"):
     a: str  # "send" | "cancel"
+
+
+class StopCB(CallbackData, prefix=STOP_PREFIX):
+    """The Stop button under a running broadcast's status message."""
+
+    id: int  # the broadcast's job id
+
+
+def stop_keyboard(job_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=_("⏹ Stop"), callback_data=StopCB(id=job_id).pack())]
+        ]
+    )
 
 
 def segment_label(segment: str) -> str:
@@ -90,12 +107,12 @@ def confirm_keyboard() -> InlineKeyboardMarkup:
     )
 
 
-def reminders_back_keyboard() -> InlineKeyboardMarkup:
+def reminders_back_keyboard(action: str = "on") -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
                 InlineKeyboardButton(
-                    text=_("🔔 Turn them back on"), callback_data=GrowthCB(a="on").pack()
+                    text=_("🔔 Turn them back on"), callback_data=GrowthCB(a=action).pack()
                 )
             ]
         ]
@@ -155,3 +172,14 @@ class I18nGrowthTexts:
         )
         renew = Button(_("🔄 Renew"), PlanCB(a="buy", id=plan_id).pack())
         return Outgoing(text=text, buttons=((renew,), (self._stop(locale),)))
+
+    def payable(self, locale: str, amount: int, currency: str, creator: str) -> Outgoing:
+        def _(text: str) -> str:
+            return self.i18n.gettext(text, locale=locale)
+
+        text = _(
+            "💰 Your affiliate commission of {amount} from {creator} is payable now: its "
+            "hold has ended. The creator pays it out; /earnings shows your balance."
+        ).format(amount=format_money(amount, currency, locale), creator=escape(creator))
+        stop = Button(_("🔕 No more earnings messages"), GrowthCB(a="eoff").pack())
+        return Outgoing(text=text, buttons=((stop,),))

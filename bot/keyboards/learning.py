@@ -69,11 +69,18 @@ class I18nRenderer:
         eta_seconds: float,
         finished: bool,
         left: int = 0,
+        cancelled: int = 0,
+        stopped: bool = False,
     ) -> str:
         def _(text: str) -> str:
             return self.i18n.gettext(text, locale=locale)
 
-        if finished:
+        if stopped:
+            text = _(
+                "⏹ Broadcast stopped: {sent} sent, {blocked} skipped (blocked the bot or "
+                "unreachable), {cancelled} cancelled (not sent)."
+            ).format(sent=sent, blocked=failed, cancelled=cancelled)
+        elif finished:
             text = _(
                 "📣 Broadcast finished: {sent} of {total} delivered, {failed} unreachable."
             ).format(sent=sent, total=total, failed=failed)
@@ -88,6 +95,12 @@ class I18nRenderer:
                 n=left
             )
         return text
+
+    def broadcast_stop_label(self, locale: str) -> str:
+        def _(text: str) -> str:
+            return self.i18n.gettext(text, locale=locale)
+
+        return _("⏹ Stop")
 
 
 def duration(seconds: float, _=_) -> str:  # type: ignore[no-untyped-def]

@@ -62,6 +62,7 @@ class JobStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # never run: a broadcast's messages after its Stop
 
 
 class Job(TimestampMixin, Base):

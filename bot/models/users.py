@@ -35,6 +35,8 @@ class User(TimestampMixin, Base):
     blocked_at: Mapped[datetime | None]
     # One button under an abandoned-checkout reminder turns them off for good.
     reminders_off: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # An affiliate who asked for no "your commission is payable" messages.
+    earnings_notices_off: Mapped[bool] = mapped_column(default=False, server_default=false())
     referral_code: Mapped[str] = mapped_column(String(32), unique=True)
     referred_by: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("users.id", ondelete="SET NULL")

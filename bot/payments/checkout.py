@@ -10,6 +10,7 @@ index inside a SAVEPOINT and are reported as duplicates too.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -190,7 +191,9 @@ async def record_payment(
     if product is not None and _is_renewal(order, user_id, raw or {}):
         # A Stars subscription charged again: the same paid order, one more period.
         payment.raw = {**payment.raw, "credited": True}
-        await book()
+        # The affiliate who brought the member earns on each renewal too, in this
+        # transaction (a redelivered renewal is a duplicate above and books nothing).
+        await _book_with_commission(session, book, order, payment, amount, now, automatic=True)
         await access.grant(
             session,
             order.user_id,
@@ -244,16 +247,11 @@ async def record_payment(
     payment.raw = {**payment.raw, "credited": True}
     assert product is not None
     # An affiliate's commission is booked with the sale, in this transaction.
-    commission = await affiliates.commission_for(session, order, amount, now)
+    commission = await _book_with_commission(session, book, order, payment, amount, now)
     if order.gift:
         order.source = Source.GIFT
     elif commission is not None:
         order.source = Source.AFFILIATE
-    sale = await book(commission.amount_minor if commission else 0)
-    if commission is not None and sale.commission_minor > 0:
-        await affiliates.book_commission(
-            session, commission, sale.commission_minor, payment, order, now
-        )
     gift_token: str | None = None
     if order.gift:
         # Bought for someone else: access waits behind the claim link.
@@ -284,6 +282,27 @@ async def record_payment(
 
 
 SUBSCRIPTION_DAYS = 30
+
+
+async def _book_with_commission(
+    session: AsyncSession,
+    book: Callable[[int], Awaitable[LedgerEntry]],
+    order: Order,
+    payment: Payment,
+    amount: int,
+    now: datetime,
+    *,
+    automatic: bool = False,
+) -> affiliates.Commission | None:
+    """The sale's ledger row with the affiliate's share in it, and the affiliate's own
+    entry for that share: one transaction, gross = fee + net + commission."""
+    commission = await affiliates.commission_for(session, order, amount, now, automatic=automatic)
+    sale = await book(commission.amount_minor if commission else 0)
+    if commission is not None and sale.commission_minor > 0:
+        await affiliates.book_commission(
+            session, commission, sale.commission_minor, payment, order, now
+        )
+    return commission
 
 
 def _unix(value: object) -> datetime | None:

@@ -49,6 +49,13 @@ class StarTxn:
     direction: str
     user_id: int | None
     invoice_payload: str | None
+    # Telegram's own Stars affiliate programme: the Stars an affiliate took from this
+    # payment (negative on its refund), per mille of the payment; 0 when none.
+    affiliate_amount: int = 0
+    affiliate_per_mille: int = 0
+    # "user" (a payment or its refund), "affiliate_program" (our bot's own commission as
+    # someone else's affiliate), or another TransactionPartner type.
+    partner: str = "user"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,14 @@ credited (a lost successful_payment), one we credited that Telegram does not kno
 amount that differs, or a refund only one side has seen. And, over every payment of any
 method, our books against themselves: money received must have its sale in the ledger,
 and money kept (not refunded) must have bought its entitlement.
+
+Telegram's own Stars affiliate programme (a learner who came to the bot through a
+Telegram affiliate link) takes its commission out of the payment before it reaches the
+bot: the transaction says how much (`affiliate`), and the bot's amount is the rest. Such
+a payment agrees with ours when its amount plus the affiliate's equals what the learner
+paid; the deductions are listed apart, as are commissions our bot earned as someone
+else's affiliate (incoming, from an `affiliate_program`). Our ledger keeps the learner's
+price as gross: the Telegram affiliate's cut is a cost the report shows, not a booking.
 """
 
 from __future__ import annotations
@@ -32,6 +40,10 @@ class ReconcileReport:
     refunded_only_locally: list[str] = field(default_factory=list)
     # Payments (any method) whose sale is not fully in our books, one line each.
     unbooked: list[str] = field(default_factory=list)
+    # Telegram's Stars affiliate programme: (charge id, Stars the affiliate took, per mille)
+    # of each payment it cut; and Stars our bot received as another bot's affiliate.
+    telegram_affiliate: list[tuple[str, int, int]] = field(default_factory=list)
+    affiliate_income: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -60,6 +72,23 @@ class ReconcileReport:
         ]
         out += [f"REFUNDED AT TELEGRAM ONLY: {c}" for c in self.refunded_only_remotely]
         out += [f"REFUNDED HERE ONLY: {c}" for c in self.refunded_only_locally]
+        if self.telegram_affiliate:
+            kept = sum(amount for _, amount, _ in self.telegram_affiliate)
+            out.append(
+                f"Telegram affiliate programme: {len(self.telegram_affiliate)} payment(s) "
+                f"carried a Telegram affiliate's commission, {kept} XTR in all (deducted by "
+                "Telegram, not a gap)"
+            )
+            out += [
+                f"  affiliate cut: {charge} {amount} XTR ({per_mille}‰)"
+                for charge, amount, per_mille in self.telegram_affiliate
+            ]
+        if self.affiliate_income:
+            earned = sum(amount for _, amount in self.affiliate_income)
+            out.append(
+                f"Commissions received as a Telegram affiliate: {len(self.affiliate_income)}, "
+                f"{earned} XTR"
+            )
         out += self.unbooked
         out.append("OK: no gaps" if self.ok else "GAPS FOUND")
         return out
@@ -80,12 +109,19 @@ def compare(txns: list[StarTxn], local: list[Payment]) -> ReconcileReport:
     refunded_remote = _refunded(incoming, [t for t in txns if t.direction == "out"])
     mine = {p.telegram_payment_charge_id: p for p in local if p.telegram_payment_charge_id}
     report = ReconcileReport(remote_payments=len(incoming), local_payments=len(mine))
+    report.affiliate_income = [
+        (t.id, t.amount) for t in txns if t.direction == "in" and t.partner == "affiliate_program"
+    ]
     for charge, txn in incoming.items():
         payment = mine.get(charge)
         if payment is None:
             report.missing_locally.append(txn)
             continue
-        if payment.amount_minor != txn.amount:
+        if txn.affiliate_amount:
+            report.telegram_affiliate.append(
+                (charge, txn.affiliate_amount, txn.affiliate_per_mille)
+            )
+        if payment.amount_minor not in _paid_amounts(txn):
             report.amount_mismatch.append((charge, txn.amount, payment.amount_minor))
         if charge in refunded_remote and payment.refunded_at is None:
             report.refunded_only_remotely.append(charge)
@@ -93,6 +129,15 @@ def compare(txns: list[StarTxn], local: list[Payment]) -> ReconcileReport:
             report.refunded_only_locally.append(charge)
     report.missing_remotely = sorted(c for c in mine if c not in incoming)
     return report
+
+
+def _paid_amounts(txn: StarTxn) -> tuple[int, ...]:
+    """What the learner paid for this transaction to agree: the bot's amount, plus the
+    Telegram affiliate's cut when there is one (the amount is the bot's share, or, should
+    Telegram ever report the whole payment, the whole payment)."""
+    if txn.affiliate_amount > 0:
+        return (txn.amount + txn.affiliate_amount, txn.amount)
+    return (txn.amount,)
 
 
 def _refunded(incoming: dict[str, StarTxn], outgoing: list[StarTxn]) -> set[str]:

@@ -7,6 +7,13 @@ one parent job. When the worker runs it, it fans out into one
 child job per learner (dedupe key `bc<parent>:<user>`, in the same commit, so a crash
 cannot fan out twice), then wakes every few seconds to edit the creator's status message
 with progress and an ETA until every child has run.
+
+Stop. While it runs, the status message carries a Stop button for the creator who
+started it. `stop` cancels, in one transaction, every message not yet sent (status
+`cancelled`: the worker never claims those again) and marks the parent stopped; a
+message the worker holds at that instant is either skipped (the worker re-reads its
+row before running it) or already in flight, and is then counted as sent: nothing is
+ever sent twice. The parent's next run edits the status to "stopped" with the counts.
 """
 
 from __future__ import annotations
@@ -15,20 +22,23 @@ import contextlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Entitlement, Job, JobStatus, ProductKind, User
 from bot.scheduler.errors import ChatNotFound, Rejected, SendError, Unreachable
 from bot.scheduler.jobs import JobContext, JobRegistry
-from bot.scheduler.sender import Outgoing
+from bot.scheduler.sender import Button, Outgoing
 from bot.services import access
 
 BROADCAST = "broadcast"
 BROADCAST_MESSAGE = "broadcast.msg"
 PROGRESS_EVERY = timedelta(seconds=5)
+# callback_data of the Stop button: f"{STOP_PREFIX}:{job id}" (bot.keyboards.growth.StopCB).
+STOP_PREFIX = "bcx"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +139,7 @@ async def queue_to(
     protect_content: bool,
     per_second: float,
     now: datetime,
+    creator_user_id: int | None = None,
 ) -> BroadcastPlan:
     """Queue `message` for `recipients` (a segment, counted at confirmation). Each
     message re-checks `access_check` ({"kind", "ids"}: any of them) when it is sent."""
@@ -139,6 +150,7 @@ async def queue_to(
             "msg": dump_message(message),
             "access": access_check,
             "chat_id": creator_chat_id,
+            "by": creator_user_id if creator_user_id is not None else creator_chat_id,
             "locale": locale,
             "protect": protect_content,
             "total": len(recipients),
@@ -167,14 +179,19 @@ class BroadcastProgress:
     sent: int
     failed: int  # blocked the bot, gone, or refused by Telegram
     left: int = 0  # refunded or expired since the fan-out: skipped, not failed
+    cancelled: int = 0  # not sent because the creator pressed Stop
+    stopped: bool = False
 
     @property
     def remaining(self) -> int:
-        return max(0, self.total - self.sent - self.failed - self.left)
+        return max(0, self.total - self.sent - self.failed - self.left - self.cancelled)
+
+
+def _children(job_id: int) -> Any:
+    return and_(Job.kind == BROADCAST_MESSAGE, Job.dedupe_key.like(f"bc{job_id}:%"))
 
 
 async def broadcast_progress(session: AsyncSession, job: Job) -> BroadcastProgress:
-    prefix = f"bc{job.id}:%"
     finished = (Job.status == JobStatus.DONE) | (Job.status == JobStatus.FAILED)
     skipped = Job.last_error == ACCESS_REVOKED
     row = (
@@ -183,68 +200,160 @@ async def broadcast_progress(session: AsyncSession, job: Job) -> BroadcastProgre
                 func.count(Job.id).filter(and_(finished, Job.last_error.is_(None))),
                 func.count(Job.id).filter(and_(finished, Job.last_error.is_not(None), ~skipped)),
                 func.count(Job.id).filter(and_(finished, skipped)),
-            ).where(Job.kind == BROADCAST_MESSAGE, Job.dedupe_key.like(prefix))
+                func.count(Job.id).filter(Job.status == JobStatus.CANCELLED),
+            ).where(_children(job.id))
         )
     ).one()
     total = int(job.payload.get("total", 0))
-    return BroadcastProgress(total, int(row[0]), int(row[1]), int(row[2]))
+    # Stopped before the fan-out: no message rows, every recipient cancelled.
+    unfanned = int(job.payload.get("cancelled", 0))
+    return BroadcastProgress(
+        total,
+        int(row[0]),
+        int(row[1]),
+        int(row[2]),
+        int(row[3]) + unfanned,
+        bool(job.payload.get("stopped")),
+    )
+
+
+def stop_buttons(job_id: int, label: str) -> tuple[tuple[Button, ...], ...]:
+    return ((Button(label, f"{STOP_PREFIX}:{job_id}"),),)
+
+
+class StopOutcome(StrEnum):
+    STOPPED = "stopped"
+    NOT_YOURS = "not_yours"  # another creator's broadcast (or a forged id)
+    OVER = "over"  # finished, stopped already, or no such broadcast
+
+
+@dataclass(frozen=True, slots=True)
+class StopResult:
+    outcome: StopOutcome
+    progress: BroadcastProgress | None = None
+    status_message_id: int | None = None
+
+
+async def _locked_parent(session: AsyncSession, job_id: int) -> Job | None:
+    # FOR UPDATE: a stop and the worker's fan-out of the same broadcast take turns
+    # (PostgreSQL; SQLite has one writer anyway). populate_existing: read it fresh.
+    return await session.scalar(
+        select(Job)
+        .where(Job.id == job_id, Job.kind == BROADCAST)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def _cancel_unsent(session: AsyncSession, job_id: int, now: datetime) -> None:
+    await session.execute(
+        update(Job)
+        .where(_children(job_id), Job.status.in_((JobStatus.PENDING, JobStatus.RUNNING)))
+        .values(status=JobStatus.CANCELLED, claimed_until=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def stop(session: AsyncSession, job_id: int, user_id: int, now: datetime) -> StopResult:
+    """The creator's Stop: only theirs, only while it runs. Changes nothing otherwise."""
+    job = await _locked_parent(session, job_id)
+    if job is None:
+        return StopResult(StopOutcome.OVER)
+    payload = dict(job.payload)
+    if int(payload.get("by", payload.get("chat_id", 0)) or 0) != user_id:
+        return StopResult(StopOutcome.NOT_YOURS)
+    if payload.get("stopped") or job.status in (JobStatus.DONE, JobStatus.FAILED):
+        return StopResult(StopOutcome.OVER)
+    payload["stopped"] = True
+    if not payload.get("fanned"):
+        # Nobody was queued yet: every recipient is cancelled, none will be.
+        users = payload.pop("users", None)
+        payload.update(fanned=True, cancelled=int(payload.get("total", len(users or ()))))
+    job.payload = payload
+    await _cancel_unsent(session, job.id, now)
+    if job.status == JobStatus.PENDING:
+        job.run_at = now  # its next run writes the final counts: now, not in 5 s
+    await session.flush()
+    message_id = payload.get("status_message_id")
+    return StopResult(
+        StopOutcome.STOPPED,
+        await broadcast_progress(session, job),
+        int(message_id) if message_id else None,
+    )
 
 
 async def run_broadcast(ctx: JobContext, job: Job) -> datetime | None:
-    payload = dict(job.payload)
     now = ctx.clock.now()
+    job = await _locked_parent(ctx.session, job.id) or job  # a Stop since the claim
+    payload = dict(job.payload)
     if not payload.get("fanned"):
-        if "users" in payload:
-            learners = [int(u) for u in payload.pop("users")]
-            child = {
-                "msg": payload.get("msg"),
-                "access": payload.get("access"),
-                "protect": payload.get("protect", False),
-            }
-        else:
-            learners = list(await ctx.session.scalars(_learners(payload["course_id"], now)))
-            child = {
-                "course_id": payload["course_id"],
-                "text": payload["text"],
-                "protect": payload.get("protect", False),
-            }
-        if learners:
-            await ctx.session.execute(
-                insert(Job),
-                [
-                    {
-                        "kind": BROADCAST_MESSAGE,
-                        "dedupe_key": f"bc{job.id}:{user_id}",
-                        "payload": {"chat_id": user_id, **child},
-                        "run_at": now,
-                        "status": JobStatus.PENDING,
-                        "attempts": 0,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for user_id in learners
-                ],
-            )
-        payload.update(fanned=True, total=len(learners))
-        job.payload = payload
+        await _fan_out(ctx, job, payload, now)
         return now + timedelta(seconds=1)
+    if payload.get("stopped"):
+        # A message row the Stop could not see yet (a fan-out committing meanwhile).
+        await _cancel_unsent(ctx.session, job.id, now)
     progress = await broadcast_progress(ctx.session, job)
     finished = progress.remaining == 0
     message_id = payload.get("status_message_id")
     if message_id:
+        locale = payload.get("locale", "en")
         text = ctx.renderer.broadcast_progress(
-            payload.get("locale", "en"),
+            locale,
             progress.sent,
             progress.failed,
             progress.total,
             eta(progress.remaining, ctx.sender.per_second),
             finished,
             left=progress.left,
+            cancelled=progress.cancelled,
+            stopped=progress.stopped,
+        )
+        # The Stop button stays while there is something left to stop.
+        buttons = (
+            ()
+            if finished or progress.stopped
+            else stop_buttons(job.id, ctx.renderer.broadcast_stop_label(locale))
         )
         # Progress is a courtesy: if the edit fails, the broadcast goes on.
         with contextlib.suppress(SendError):
-            await ctx.sender.edit_text(payload["chat_id"], int(message_id), text)
+            await ctx.sender.edit_text(payload["chat_id"], int(message_id), text, buttons)
     return None if finished else now + PROGRESS_EVERY
+
+
+async def _fan_out(ctx: JobContext, job: Job, payload: dict[str, Any], now: datetime) -> None:
+    if "users" in payload:
+        learners = [int(u) for u in payload.pop("users")]
+        child = {
+            "msg": payload.get("msg"),
+            "access": payload.get("access"),
+            "protect": payload.get("protect", False),
+        }
+    else:
+        learners = list(await ctx.session.scalars(_learners(payload["course_id"], now)))
+        child = {
+            "course_id": payload["course_id"],
+            "text": payload["text"],
+            "protect": payload.get("protect", False),
+        }
+    if learners:
+        await ctx.session.execute(
+            insert(Job),
+            [
+                {
+                    "kind": BROADCAST_MESSAGE,
+                    "dedupe_key": f"bc{job.id}:{user_id}",
+                    "payload": {"chat_id": user_id, **child},
+                    "run_at": now,
+                    "status": JobStatus.PENDING,
+                    "attempts": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for user_id in learners
+            ],
+        )
+    payload.update(fanned=True, total=len(learners))
+    job.payload = payload
 
 
 async def _any_access(ctx: JobContext, chat_id: int, check: dict[str, Any]) -> bool:

@@ -10,7 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from bot.scheduler.clock import Clock
-from bot.scheduler.sender import Outgoing
+from bot.scheduler.sender import Button, Outgoing
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +37,13 @@ class MemorySender:
         self.sent.append(Sent(chat_id, message, message_id, at))
         return message_id
 
-    async def edit_text(self, chat_id: int, message_id: int, text: str) -> None:
+    async def edit_text(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        buttons: tuple[tuple[Button, ...], ...] = (),
+    ) -> None:
         self.edits.append((chat_id, message_id, text))
 
     def to(self, chat_id: int) -> list[Outgoing]:

@@ -111,6 +111,29 @@ async def send_now(
     return False
 
 
+async def rewrite(
+    sessionmaker: async_sessionmaker[AsyncSession], notice: Notice, message: Outgoing
+) -> Notice:
+    """Replace a queued notice's words before its first send (say, once a link that needs
+    a Telegram call is known). Only while it is still claimed for that first send: if the
+    worker has it already, the words it was queued with go out. Never raises."""
+    try:
+        async with sessionmaker() as session:
+            result = await session.execute(
+                update(Job)
+                .where(Job.id == notice.job_id, Job.status == JobStatus.RUNNING)
+                .values(payload=_dump(notice.chat_id, message))
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+    except Exception:
+        log.exception("could not rewrite notice job %s", notice.job_id)
+        return notice
+    if not getattr(result, "rowcount", 0):
+        return notice
+    return Notice(notice.job_id, notice.chat_id, message)
+
+
 async def _finish(
     sessionmaker: async_sessionmaker[AsyncSession],
     job_id: int,

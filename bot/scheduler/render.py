@@ -22,7 +22,11 @@ class Renderer(Protocol):
         eta_seconds: float,
         finished: bool,
         left: int = 0,
+        cancelled: int = 0,
+        stopped: bool = False,
     ) -> str: ...
+
+    def broadcast_stop_label(self, locale: str) -> str: ...
 
 
 def lesson_heading(view: LessonView, label: str) -> str:
@@ -67,8 +71,15 @@ class PlainRenderer:
         eta_seconds: float,
         finished: bool,
         left: int = 0,
+        cancelled: int = 0,
+        stopped: bool = False,
     ) -> str:
         skipped = f" {left} no longer enrolled, skipped." if left else ""
+        if stopped:
+            return (
+                f"Broadcast stopped: {sent} sent, {failed} skipped (blocked the bot or "
+                f"unreachable), {cancelled} cancelled.{skipped}"
+            )
         if finished:
             return (
                 f"Broadcast finished: {sent} of {total} delivered, {failed} unreachable.{skipped}"
@@ -77,3 +88,6 @@ class PlainRenderer:
             f"Broadcast: {sent} of {total} sent, {failed} unreachable, "
             f"about {eta_seconds:.0f}s left.{skipped}"
         )
+
+    def broadcast_stop_label(self, locale: str) -> str:
+        return "⏹ Stop"

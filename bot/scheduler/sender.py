@@ -50,7 +50,15 @@ class Sender(Protocol):
         """
         ...
 
-    async def edit_text(self, chat_id: int, message_id: int, text: str) -> None: ...
+    async def edit_text(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        buttons: tuple[tuple[Button, ...], ...] = (),
+    ) -> None:
+        """Replace a message's text and its inline buttons (none: the buttons go)."""
+        ...
 
 
 class RateLimiter:
@@ -157,8 +165,14 @@ class RateLimitedSender:
         self.stats.sent += 1
         return int(result or 0)
 
-    async def edit_text(self, chat_id: int, message_id: int, text: str) -> None:
-        await self.call(lambda: self.inner.edit_text(chat_id, message_id, text), chat_id)
+    async def edit_text(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        buttons: tuple[tuple[Button, ...], ...] = (),
+    ) -> None:
+        await self.call(lambda: self.inner.edit_text(chat_id, message_id, text, buttons), chat_id)
 
     async def call(self, fn: Callable[[], Awaitable[T]], chat_id: int | None = None) -> T:
         """Run one Bot API call in this sender's budget: `fn` raises the types of

@@ -91,10 +91,19 @@ class TelegramSender:
             raise map_error(exc) from exc
         return sent.message_id
 
-    async def edit_text(self, chat_id: int, message_id: int, text: str) -> None:
+    async def edit_text(
+        self,
+        chat_id: int,
+        message_id: int,
+        text: str,
+        buttons: tuple[tuple[Button, ...], ...] = (),
+    ) -> None:
         try:
             await self.bot.edit_message_text(
-                text=_clip(text, TEXT_LIMIT) or "…", chat_id=chat_id, message_id=message_id
+                text=_clip(text, TEXT_LIMIT) or "…",
+                chat_id=chat_id,
+                message_id=message_id,
+                reply_markup=_markup(Outgoing(buttons=buttons)),
             )
         except TelegramBadRequest as exc:
             if "message is not modified" in exc.message:

@@ -37,6 +37,7 @@ class TelegramStars:
         for txn in result.transactions:
             partner = txn.source if txn.source is not None else txn.receiver
             is_user = isinstance(partner, TransactionPartnerUser)
+            affiliate = partner.affiliate if isinstance(partner, TransactionPartnerUser) else None
             out.append(
                 StarTxn(
                     id=txn.id,
@@ -45,6 +46,16 @@ class TelegramStars:
                     direction="in" if txn.source is not None else "out",
                     user_id=partner.user.id if is_user else None,  # type: ignore[union-attr]
                     invoice_payload=partner.invoice_payload if is_user else None,  # type: ignore[union-attr]
+                    affiliate_amount=affiliate.amount if affiliate is not None else 0,
+                    affiliate_per_mille=(
+                        affiliate.commission_per_mille if affiliate is not None else 0
+                    ),
+                    partner=_partner_type(partner),
                 )
             )
         return out
+
+
+def _partner_type(partner: object) -> str:
+    kind = getattr(partner, "type", None)  # a str, or aiogram's TransactionPartnerType
+    return str(getattr(kind, "value", kind) or "other")

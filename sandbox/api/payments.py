@@ -19,6 +19,10 @@ class PaymentsApi(MessagesApi):
         self.subscriptions: dict[str, Subscription] = {}  # by first charge id
         self.star_transactions: list[dict[str, Any]] = []
         self.bot_stars = 0
+        # Telegram's own Stars affiliate programme: a user who came through an affiliate's
+        # link, {user id: (affiliate user id, commission per mille)}. Their Stars payments
+        # carry `affiliate` (AffiliateInfo) and the bot receives the rest.
+        self.star_affiliates: dict[int, tuple[int, int]] = {}
         self.pre_checkouts: dict[str, asyncio.Future[tuple[bool, str | None]]] = {}
 
     async def shutdown(self) -> None:
@@ -212,17 +216,21 @@ class PaymentsApi(MessagesApi):
         self.payments[charge_id] = payment
         if stars:
             user.stars -= total
-            self.bot_stars += total
             source: dict[str, Any] = {
                 "type": "user",
                 "transaction_type": "invoice_payment",
                 "user": user.to_tg(),
                 "invoice_payload": inv.payload,
             }
+            cut = self.affiliate_cut(user.id, total)
+            if cut is not None:
+                source["affiliate"] = cut
+            received = total - (cut["amount"] if cut else 0)
+            self.bot_stars += received
             if inv.subscription_period:
                 source["subscription_period"] = inv.subscription_period
             self.star_transactions.append(
-                {"id": charge_id, "amount": total, "date": self.now(), "source": source}
+                {"id": charge_id, "amount": received, "date": self.now(), "source": source}
             )
         chat = self.chats.get(inv.chat_id or user.id) or self.private_chat(user)
         if chat.type != "private" and not chat.member(user.id).is_member:
@@ -230,6 +238,21 @@ class PaymentsApi(MessagesApi):
         msg = self.store_message(chat, user, {"successful_payment": body}, outgoing=False)
         self.push_update("message", msg.tg)
         return payment
+
+    def affiliate_cut(self, user_id: int, total: int, sign: int = 1) -> dict[str, Any] | None:
+        """AffiliateInfo of a payment by a referred user (negative for its refund)."""
+        referred = self.star_affiliates.get(user_id)
+        if referred is None:
+            return None
+        affiliate_id, per_mille = referred
+        affiliate = self.users.get(affiliate_id)
+        info: dict[str, Any] = {
+            "commission_per_mille": per_mille,
+            "amount": sign * (total * per_mille // 1000),
+        }
+        if affiliate is not None:
+            info["affiliate_user"] = affiliate.to_tg()
+        return info
 
     def renew_subscriptions(self, user_id: int | None = None) -> list[dict[str, Any]]:
         """A renewal date comes: every active subscription is charged again (or lapses)."""
@@ -263,23 +286,29 @@ class PaymentsApi(MessagesApi):
             raise bad("CHARGE_NOT_FOUND")
         if payment.refunded:
             raise bad("CHARGE_ALREADY_REFUNDED")
-        if self.bot_stars < payment.total_amount:
+        # The affiliate's cut comes back from the affiliate: the bot returns what it got.
+        cut = self.affiliate_cut(payment.user_id, payment.total_amount, sign=-1)
+        returned = payment.total_amount + (cut["amount"] if cut else 0)
+        if self.bot_stars < returned:
             raise bad("BALANCE_TOO_LOW")
         payment.refunded = True
         user = self.users[payment.user_id]
         user.stars += payment.total_amount
-        self.bot_stars -= payment.total_amount
+        self.bot_stars -= returned
+        receiver: dict[str, Any] = {
+            "type": "user",
+            "transaction_type": "invoice_payment",
+            "user": user.to_tg(),
+            "invoice_payload": payment.payload,
+        }
+        if cut is not None:
+            receiver["affiliate"] = cut
         self.star_transactions.append(
             {
                 "id": new_id("rf", 16),
-                "amount": payment.total_amount,
+                "amount": returned,
                 "date": self.now(),
-                "receiver": {
-                    "type": "user",
-                    "transaction_type": "invoice_payment",
-                    "user": user.to_tg(),
-                    "invoice_payload": payment.payload,
-                },
+                "receiver": receiver,
             }
         )
         chat = self.private_chat(user)

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiogram.exceptions import TelegramServerError
-from aiogram.methods import SendInvoice, SendMessage
+from aiogram.methods import GetMe, SendInvoice, SendMessage
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -25,6 +25,9 @@ from bot.models import (
     Job,
     JobStatus,
     LedgerEntry,
+    Order,
+    OrderStatus,
+    Plan,
 )
 from bot.scheduler import notices
 from tests.integration.test_payments_helpers import (
@@ -128,29 +131,38 @@ async def test_forged_links_are_told_apart(app: App, harness: Harness, db: Async
     assert await count(db, AffiliateAttribution) == 0
 
 
+@pytest.mark.parametrize("me_fails", [False, True], ids=["link-known", "getme-fails"])
 async def test_a_gift_whose_receipt_fails_is_still_sold_and_claimed_once(
-    app: App, harness: Harness, db: AsyncSession
+    app: App, harness: Harness, db: AsyncSession, me_fails: bool
 ) -> None:
     _, course_id = await make_course(db)
     await harness.press(GiftCB(id=course_id).pack(), CAT)
     await harness.click("Telegram Stars", CAT)
     ref = harness.session.of_type(SendInvoice)[-1].payload
-    await app.bot.me()  # known already, as in a running bot
     harness.session.clear()
-    # The receipt (the first send after the commit) fails: the sale and the gift stay.
+    # Book first, then speak: the bot's username (getMe, not cached yet) is asked only
+    # after the commit, then the receipt is sent. Both may fail: the sale and the gift stay.
+    harness.session.add_result(
+        TelegramServerError(GetMe(), "Internal Server Error") if me_fails else harness.session.me
+    )
     harness.session.add_result(
         TelegramServerError(SendMessage(chat_id=CAT.id, text="…"), "Internal Server Error")
     )
     await harness.feed(successful_payment_update(CAT, ref, "XTR", 500, "charge-g"))
+    assert isinstance(harness.session.requests[0], GetMe)  # asked after the booking
     db.expire_all()
     gift = await db.scalar(select(Gift))
     assert gift is not None and gift.status == GiftStatus.OPEN
+    order = await db.get(Order, gift.order_id)
+    assert order is not None and order.status == OrderStatus.PAID
     assert await count(db, LedgerEntry) == 1
     [job] = list(await db.scalars(select(Job).where(Job.kind == notices.KIND)))
     assert job.status == JobStatus.PENDING  # the scheduler sends it again
     await app.scheduler.drain()
     receipt = last_to(harness, CAT.id)
     assert f"g_{gift.token}" in receipt
+    link = f"https://t.me/lyceum_test_bot?start=g_{gift.token}"
+    assert (link in receipt) is not me_fails  # else the /start form, still usable
 
     await harness.send(f"/start g_{gift.token}", CAT)
     assert "the gift you bought" in last_to(harness, CAT.id)
@@ -166,3 +178,25 @@ async def test_a_gift_whose_receipt_fails_is_still_sold_and_claimed_once(
     assert "already been claimed" in last_to(harness, loser.id)
     # The buyer hears of it, through a queued notice.
     assert "was claimed" in last_to(harness, CAT.id)
+
+
+async def test_a_plan_link_is_shared_and_opens_the_plan(
+    app: App, harness: Harness, db: AsyncSession
+) -> None:
+    creator_id, _course = await make_course(db)
+    plan = Plan(
+        creator_id=creator_id, title="Club", stars_price=100, period_days=30, published=True
+    )
+    db.add(plan)
+    await db.commit()
+    await harness.send(f"/share plan={plan.id}", BOB)
+    text = last_to(harness, BOB.id)
+    assert "this plan" in text
+    payload = text.split("start=")[1].split()[0]
+    await harness.send(f"/start {payload}", ANN)
+    assert "<b>Club</b>" in last_to(harness, ANN.id)
+    assert await count(db, AffiliateAttribution) == 1
+    await harness.send(f"/share plan={plan.id}", CREATOR)
+    assert "your own course or plan" in last_to(harness, CREATOR.id)
+    await harness.send("/share plan=abc", BOB)
+    assert "Usage" in last_to(harness, BOB.id)

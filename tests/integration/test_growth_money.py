@@ -300,6 +300,8 @@ async def test_a_gift_is_claimed_once_never_by_its_buyer_nor_an_owner(
 
     assert (await gifts.claim(db, "x" * 24, ANN, T0)).outcome == ClaimOutcome.FORGED
     assert (await gifts.claim(db, gift.token, CAT, T0)).outcome == ClaimOutcome.OWN
+    # Nor by the course's own creator.
+    assert (await gifts.claim(db, gift.token, CREATOR_USER, T0)).outcome == ClaimOutcome.OWNED
     # Ann owns it already (a grant): told, and the gift stays open for someone else.
     await access.grant(db, ANN, "course", course_id, days=None, now=T0)
     await db.commit()

@@ -9,6 +9,7 @@ import sys
 import time
 
 import aiohttp
+from aiogram import Bot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -111,3 +112,43 @@ def test_offset_semantics(ops: list[object]) -> None:
         assert server.violations == []
 
     asyncio.run(run())
+
+
+async def test_a_telegram_affiliate_takes_its_cut_of_a_referred_stars_payment(
+    server: SandboxServer, client: SandboxClient, abot: Bot
+) -> None:
+    """Telegram's own Stars affiliate programme: the payment's transaction carries
+    `affiliate` (AffiliateInfo) and the bot receives the rest; a refund undoes both."""
+    alice = await client.create_user("Alice", stars=1000)
+    partner = await client.create_user("Partner")
+    await alice.referred_by(partner, per_mille=200)
+    await alice.send("/start")
+    sent = await server.call(
+        "sendInvoice",
+        {
+            "chat_id": alice.id,
+            "title": "T",
+            "description": "D",
+            "payload": "p-aff",
+            "currency": "XTR",
+            "prices": [{"label": "x", "amount": 500}],
+        },
+    )
+    invoice = server.chats[alice.id].messages[sent["result"]["message_id"]].meta["invoice"]
+    pay = asyncio.create_task(server.pay(server.users[alice.id], invoice))
+    await asyncio.sleep(0.05)
+    pcq = next(u for u in server.updates if "pre_checkout_query" in u)["pre_checkout_query"]
+    await server.call("answerPreCheckoutQuery", {"pre_checkout_query_id": pcq["id"], "ok": True})
+    outcome = await pay
+    txns = (await abot.get_star_transactions()).transactions
+    [txn] = txns
+    assert txn.amount == 400 and txn.source is not None
+    assert txn.source.affiliate is not None  # type: ignore[union-attr]
+    assert txn.source.affiliate.amount == 100  # type: ignore[union-attr]
+    assert txn.source.affiliate.affiliate_user.id == partner.id  # type: ignore[union-attr]
+    assert server.bot_stars == 400
+    await abot.refund_star_payment(alice.id, outcome["telegram_payment_charge_id"])
+    refund = (await abot.get_star_transactions()).transactions[-1]
+    assert refund.amount == 400 and refund.receiver.affiliate.amount == -100  # type: ignore[union-attr]
+    assert server.bot_stars == 0
+    assert server.violations == []

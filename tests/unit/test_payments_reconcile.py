@@ -60,3 +60,16 @@ def test_a_refund_with_its_own_id_is_matched_by_user_payload_and_amount() -> Non
     refund = StarTxn("rf-1", 7, 0, "out", 1001, "ref")
     report = compare([txn("b", 7), refund], [pay("b", 7, True)])
     assert report.ok
+
+
+def test_a_telegram_affiliate_cut_explains_the_difference() -> None:
+    cut = StarTxn("a", 90, 0, "in", 1001, "ref", affiliate_amount=10, affiliate_per_mille=100)
+    refund = StarTxn("rf-a", 90, 0, "out", 1001, "ref", affiliate_amount=-10)
+    earned = StarTxn("p", 3, 0, "in", None, None, partner="affiliate_program")
+    report = compare([cut, refund, earned], [pay("a", 100, refunded=True)])
+    assert report.ok, report.lines()
+    assert report.telegram_affiliate == [("a", 10, 100)]
+    assert report.affiliate_income == [("p", 3)]
+    # A cut that does not add up is still a mismatch.
+    off = StarTxn("b", 80, 0, "in", 1001, "ref2", affiliate_amount=10, affiliate_per_mille=100)
+    assert compare([off], [pay("b", 100)]).amount_mismatch == [("b", 80, 100)]
