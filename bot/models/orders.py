@@ -15,6 +15,9 @@ from bot.models.base import Base, TimestampMixin, utcnow
 class ProductKind(StrEnum):
     COURSE = "course"
     PLAN = "plan"
+    # A creator's top-up of a promotion campaign (bot.marketplace.promotions): paid like
+    # a product, credited to the campaign's budget instead of granting access.
+    PROMOTION = "promotion"
 
 
 class OrderStatus(StrEnum):

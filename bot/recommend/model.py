@@ -21,7 +21,7 @@ part and belongs in a worker thread.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -454,12 +454,31 @@ class Recommender:
         return total
 
     def recommend(self, profile: Profile, k: int = 10) -> list[int]:
+        return self.ranked(profile, k)[0]
+
+    def ranked(
+        self, profile: Profile, k: int = 10
+    ) -> tuple[list[int], Callable[[Sequence[int]], list[float]]]:
+        """The recommendations, and the relevance (0..1, relative to this learner's best
+        score) of any other courses, from the same scores: a sponsored slot is judged by
+        what the learner would be recommended, without scoring the catalog twice."""
         if k <= 0 or not len(self._ids):
-            return []
+            return [], lambda ids: [0.0] * len(ids)
         scores = self.scores(profile)
         scores[self._rows(profile.viewed)] *= VIEWED_DEMOTE
         scores[self._rows((*profile.owned, *profile.exclude))] = -np.inf
-        return self._diversify(scores, k)
+        best = float(scores.max())
+        ids = self._ids
+
+        def relevance(course_ids: Sequence[int]) -> list[float]:
+            wanted = np.asarray(course_ids, dtype=np.int64)
+            r = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+            rel = np.where(ids[r] == wanted, scores[r], -np.inf)
+            if best <= 0:
+                return [0.0] * len(wanted)
+            return np.maximum(np.nan_to_num(rel / best, neginf=0.0), 0.0).tolist()  # type: ignore[no-any-return]
+
+        return self._diversify(scores, k), relevance
 
     def similar(self, course_id: int, k: int = 5) -> list[int]:
         r = self._row(course_id)
