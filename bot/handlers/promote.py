@@ -423,5 +423,6 @@ async def on_sponsored(
         course_id=card.id,
         creator_id=card.creator_id,
         data={"src": Source.SPONSORED},
+        at=now,
     )
     await show(callback, *await market.card_screen(session, search, card, -1))

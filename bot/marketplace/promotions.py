@@ -24,6 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -432,24 +433,8 @@ async def campaign_figures(session: AsyncSession, creator_id: int) -> list[Campa
     ids = [c.id for c, _t in rows]
     if not ids:
         return []
-    shown = dict(
-        (
-            await session.execute(
-                select(PromoImpression.campaign_id, func.count())
-                .where(PromoImpression.campaign_id.in_(ids))
-                .group_by(PromoImpression.campaign_id)
-            )
-        ).tuples()
-    )
-    clicks = dict(
-        (
-            await session.execute(
-                select(PromoClick.campaign_id, func.count())
-                .where(PromoClick.campaign_id.in_(ids))
-                .group_by(PromoClick.campaign_id)
-            )
-        ).tuples()
-    )
+    shown = await _counts(session, PromoImpression.campaign_id, ids)
+    clicks = await _counts(session, PromoClick.campaign_id, ids)
     bought = await purchases(session, ids)
     return [
         CampaignFigures(
@@ -467,6 +452,13 @@ async def campaign_figures(session: AsyncSession, creator_id: int) -> list[Campa
         )
         for c, title in rows
     ]
+
+
+async def _counts(session: AsyncSession, column: Any, ids: list[int]) -> dict[int, int]:
+    rows = await session.execute(
+        select(column, func.count()).where(column.in_(ids)).group_by(column)
+    )
+    return {int(key): int(n) for key, n in rows}
 
 
 async def purchases(session: AsyncSession, campaign_ids: list[int]) -> dict[int, int]:
