@@ -388,11 +388,15 @@ def with_picks(
         at = sponsored.SPACING * j
         line = f"📣 <i>{label}</i> · " + views.summary_line(pick.item, locale)
         lines.insert(min(header + at, len(lines)), line)
-        button = callback_button(
-            f"📣 {label} · {short_title(pick.item.title)}", SponsoredCB(t=pick.token).pack()
-        )
+        button = callback_button(f"📣 {label} · {short_title(pick.item.title)}", _data(pick))
         rows.insert(min(at, len(rows)), [button])
-    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows)
+    # The rows are built and valid already: copied, not validated again (~0.1 ms).
+    return "\n".join(lines), markup.model_copy(update={"inline_keyboard": rows})
+
+
+def _data(pick: Pick) -> str:
+    # SponsoredCB(t=token).pack() without building the model; the token is url-safe.
+    return f"{SponsoredCB.__prefix__}{SponsoredCB.__separator__}{pick.token}"
 
 
 # --- ... and clicked ----------------------------------------------------------------------

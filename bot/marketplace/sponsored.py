@@ -26,6 +26,8 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -55,6 +57,9 @@ class LiveSet:
     by_course: dict[int, Live]  # the highest bid per course
     by_bid: tuple[Live, ...]  # the same, highest bid first
     version: int
+    # by_bid's course ids and bids as arrays: a recommendation scores them all at once.
+    course_ids: NDArray[np.int64]
+    bids: NDArray[np.float64]
 
     @classmethod
     def build(cls, rows: Iterable[Live], version: int) -> LiveSet:
@@ -64,10 +69,9 @@ class LiveSet:
             if held is None or (live.bid, -live.campaign_id) > (held.bid, -held.campaign_id):
                 best[live.course_id] = live
         ordered = tuple(sorted(best.values(), key=lambda x: (-x.bid, x.campaign_id)))
-        return cls(best, ordered, version)
-
-
-EMPTY = LiveSet({}, (), 0)
+        ids = np.fromiter((x.course_id for x in ordered), dtype=np.int64, count=len(ordered))
+        bids = np.fromiter((x.bid for x in ordered), dtype=np.float64, count=len(ordered))
+        return cls(best, ordered, version, ids, bids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +137,17 @@ def for_search(live: LiveSet, hits: Iterable[tuple[int, float]]) -> list[tuple[L
 
 
 def for_recommendations(
-    live: LiveSet, relevance: Callable[[list[int]], list[float]]
-) -> list[tuple[Live, float]]:
-    """`relevance`: the recommender's relative scores of these course ids (0..1)."""
-    lives = list(live.by_course.values())
-    if not lives:
-        return []
-    return rank(zip(lives, relevance([x.course_id for x in lives]), strict=True), REC_FLOOR)
+    live: LiveSet, relevance: Callable[[NDArray[np.int64]], NDArray[np.float64]]
+) -> Iterator[tuple[Live, float]]:
+    """`relevance`: the recommender's relative scores of these course ids (0..1). Scored
+    and ranked as arrays (a thousand campaigns in microseconds), yielded lazily."""
+    if not live.by_bid:
+        return iter(())
+    rel = relevance(live.course_ids)
+    kept = np.flatnonzero(rel >= REC_FLOOR)
+    # Highest rank first; stable, so equal ranks keep by_bid's order (bid, then id).
+    order = kept[np.argsort(-(rel[kept] * live.bids[kept]), kind="stable")]
+    return ((live.by_bid[i], float(rel[i])) for i in order.tolist())
 
 
 class Campaigns:

@@ -458,25 +458,24 @@ class Recommender:
 
     def ranked(
         self, profile: Profile, k: int = 10
-    ) -> tuple[list[int], Callable[[Sequence[int]], list[float]]]:
+    ) -> tuple[list[int], Callable[[NDArray[np.int64]], F64]]:
         """The recommendations, and the relevance (0..1, relative to this learner's best
         score) of any other courses, from the same scores: a sponsored slot is judged by
         what the learner would be recommended, without scoring the catalog twice."""
         if k <= 0 or not len(self._ids):
-            return [], lambda ids: [0.0] * len(ids)
+            return [], lambda wanted: np.zeros(len(wanted))
         scores = self.scores(profile)
         scores[self._rows(profile.viewed)] *= VIEWED_DEMOTE
         scores[self._rows((*profile.owned, *profile.exclude))] = -np.inf
         best = float(scores.max())
         ids = self._ids
 
-        def relevance(course_ids: Sequence[int]) -> list[float]:
-            wanted = np.asarray(course_ids, dtype=np.int64)
+        def relevance(wanted: NDArray[np.int64]) -> F64:
+            if best <= 0 or not len(wanted):
+                return np.zeros(len(wanted))
             r = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
-            rel = np.where(ids[r] == wanted, scores[r], -np.inf)
-            if best <= 0:
-                return [0.0] * len(wanted)
-            return np.maximum(np.nan_to_num(rel / best, neginf=0.0), 0.0).tolist()  # type: ignore[no-any-return]
+            rel = np.where(ids[r] == wanted, scores[r], -np.inf) / best
+            return np.maximum(np.nan_to_num(rel, neginf=0.0), 0.0)
 
         return self._diversify(scores, k), relevance
 
