@@ -17,7 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.growth import affiliates, gifts
-from bot.models import Event, EventKind, Order, OrderStatus, Payment, PaymentMethod, utcnow
+from bot.models import (
+    Event,
+    EventKind,
+    Order,
+    OrderStatus,
+    Payment,
+    PaymentMethod,
+    ProductKind,
+    utcnow,
+)
 from bot.payments import ledger
 from bot.payments.gateways import AlreadyRefunded, Gateways, NotConfigured, ProviderError
 from bot.payments.products import load_product
@@ -119,6 +128,10 @@ async def refund_payment(
     if order is None:
         return RefundResult(RefundStatus.NOT_FOUND)
     if actor_creator_id is not None and order.creator_id != actor_creator_id:
+        return RefundResult(RefundStatus.FORBIDDEN)
+    if order.product_kind == ProductKind.PROMOTION:
+        # Stars paid for promotion are held on the promotion balance and partly spent:
+        # unused budget goes back with /promote withdraw, never as a refund of the payment.
         return RefundResult(RefundStatus.FORBIDDEN)
     product = await load_product(session, order.product_kind, order.product_id)
     base = RefundResult(

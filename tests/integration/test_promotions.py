@@ -159,6 +159,13 @@ async def test_a_topup_is_booked_with_its_payment_and_receipted_after(
     assert "is on the promotion balance of campaign" in harness.last_text()
     [job] = list(await db.scalars(select(Job).where(Job.kind == notices.KIND)))
     assert job.status == JobStatus.DONE
+    # Paid-in Stars come back by withdrawal only: a refund would leave the budget running.
+    payment_id = await db.scalar(select(Payment.id))
+    await harness.send(f"/refund {payment_id}", MAYA)
+    await harness.send(f"/refund {payment_id}", BOSS)
+    db.expire_all()
+    assert await db.scalar(select(Payment.refunded_at).where(Payment.id == payment_id)) is None
+    assert (await campaign(db, cid)).unused == 50
 
 
 @pytest.mark.parametrize("error", ["429", "403"])
