@@ -485,8 +485,8 @@ async def purchases(session: AsyncSession, campaign_ids: list[int]) -> dict[int,
                 Order.status == OrderStatus.PAID,
                 Order.product_kind == ProductKind.COURSE,
                 Order.gift.is_(False),
-                Order.user_id.in_({u for u, _c in by_pair}),
-                Order.product_id.in_({c for _u, c in by_pair}),
+                Order.user_id.in_(sorted({u for u, _c in by_pair})),
+                Order.product_id.in_(sorted({c for _u, c in by_pair})),
             )
         )
     ).all()
