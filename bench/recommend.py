@@ -545,7 +545,9 @@ def sponsored_run(
                     "with": b,
                     "ratio_mean": round(mean_b / mean_a, 3),
                     "ratio_p99": round(b["p99_ms"] / a["p99_ms"], 3),
+                    "added_p50_ms": added.report()["p50_ms"],
                     "added_p99_ms": added.report()["p99_ms"],
+                    "added_cpu_p50_ms": added.report()["cpu_p50_ms"],
                     "added_cpu_p99_ms": added.report()["cpu_p99_ms"],
                     "p99_difference_ms": round(b["p99_ms"] - a["p99_ms"], 3),
                 }
