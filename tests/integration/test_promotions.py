@@ -420,6 +420,9 @@ async def test_promote_figures_and_the_ledger_agree_with_the_raw_rows(
     # The sale came from a sponsored slot: its source says so (/stats sources).
     sale = next(o for o in paid if o.user_id == ANN.id)
     assert sale.source == "sponsor"
+    await app.events.flush(app.sessionmaker)
+    await harness.send("/stats all", MAYA)
+    assert "sponsored" in harness.last_text()
     # A paused campaign is shown to no one.
     await refresh(app)
     await harness.send("/catalog", tg(1009, "Zed"))
