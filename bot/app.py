@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.db import create_engine, create_sessionmaker
 from bot.i18n import PoI18n, create_i18n, pick_locale
+from bot.marketplace import sponsored
 from bot.middlewares.db import DbSessionMiddleware
 from bot.middlewares.i18n import LocaleMiddleware
 from bot.middlewares.isolation import KeyedLocks
@@ -60,6 +61,7 @@ def feature_routers() -> list[Router]:
         library,
         market,
         payments,
+        promote,
         recommend,
         reminders,
         sales_admin,
@@ -93,6 +95,7 @@ def feature_routers() -> list[Router]:
         recommend.router,
         market.router,
         bundles.router,
+        promote.router,
         inline.router,
         fallback.router,
     ]
@@ -134,6 +137,7 @@ class App:
         await self.scheduler.stop()
         await self.events.stop(self.sessionmaker)
         await recommendations(self.search).close()
+        await sponsored.campaigns(self.search, self.sessionmaker).close()
         await self.search.close()
         await self.dp.storage.close()
         await self.dp.fsm.events_isolation.close()

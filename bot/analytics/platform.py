@@ -10,7 +10,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics.exports import product_title, with_products
 from bot.analytics.periods import Period, within
-from bot.models import Bundle, Course, Event, LedgerEntry, LedgerKind, Order, Payment, Plan
+from bot.models import (
+    Bundle,
+    Course,
+    Event,
+    LedgerEntry,
+    LedgerKind,
+    Order,
+    Payment,
+    Plan,
+    PromoEntry,
+    PromoEntryKind,
+)
 
 TOP_N = 5
 
@@ -53,6 +64,12 @@ class PlatformReport:
     buyers: int
     top: dict[str, list[TopProduct]] = field(default_factory=dict)
     methods: list[MethodFigures] = field(default_factory=list)
+    # Promoted listings, in Stars (bot.marketplace.promotions): the promotion ledger's
+    # charged clicks (platform income, apart from the sale fee), top-ups and withdrawals.
+    promotion_income: int = 0
+    promotion_clicks: int = 0
+    promotion_topups: int = 0
+    promotion_withdrawn: int = 0
 
     @property
     def empty(self) -> bool:
@@ -129,7 +146,26 @@ async def platform_report(session: AsyncSession, period: Period) -> PlatformRepo
         .group_by(Payment.method, LedgerEntry.currency)
         .order_by(LedgerEntry.currency, Payment.method)
     )
+    promo = {
+        kind: (int(n or 0), int(g or 0), int(f or 0), int(net or 0))
+        for kind, n, g, f, net in await session.execute(
+            select(
+                PromoEntry.kind,
+                func.count(PromoEntry.id),
+                func.sum(PromoEntry.gross_minor),
+                func.sum(PromoEntry.fee_minor),
+                func.sum(PromoEntry.net_minor),
+            )
+            .where(within(PromoEntry.created_at, period))
+            .group_by(PromoEntry.kind)
+        )
+    }
+    none = (0, 0, 0, 0)
     return PlatformReport(
+        promotion_income=promo.get(PromoEntryKind.SPEND, none)[2],
+        promotion_clicks=promo.get(PromoEntryKind.SPEND, none)[0],
+        promotion_topups=promo.get(PromoEntryKind.TOPUP, none)[1],
+        promotion_withdrawn=promo.get(PromoEntryKind.WITHDRAW, none)[3],
         currencies=currencies,
         creators_with_sales=int(creators or 0),
         active_learners=int(active or 0),

@@ -21,6 +21,9 @@ class Source(StrEnum):
     # Last, so the numbers callback data already carries keep their meaning.
     AFFILIATE = "aff"  # an affiliate's link a_<code> that earned a commission
     GIFT = "gift"  # bought as a gift (bot.growth.gifts)
+    # A promoted course's sponsored slot (bot.marketplace.sponsored); 8 characters at
+    # most, like every stored source.
+    SPONSORED = "sponsor"
 
 
 ORDER: tuple[Source, ...] = tuple(Source)

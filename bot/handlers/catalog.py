@@ -11,10 +11,11 @@ from bot import parsing
 from bot.analytics import sources
 from bot.analytics.sources import Source
 from bot.config import Settings
-from bot.handlers import market, views
+from bot.handlers import market, promote, views
 from bot.handlers.common import Command, Screens, current_locale, is_private, show
 from bot.keyboards.callbacks import CourseCB, MenuAction, MenuCB, PageCB
 from bot.keyboards.menus import catalog_keyboard
+from bot.marketplace import sponsored
 from bot.models import EventKind, User
 from bot.scheduler.clock import Clock
 from bot.services.events import EventBuffer
@@ -25,10 +26,14 @@ router = Router(name=__name__)
 
 @router.message(Command("catalog"), is_private)
 async def cmd_catalog(
-    message: Message, session: AsyncSession, settings: Settings, search: CatalogSearch
+    message: Message,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    search: CatalogSearch,
+    clock: Clock,
 ) -> None:
-    snapshot = await search.snapshot(session)
-    text, markup = catalog_screen(snapshot, 0, settings.catalog_page_size, current_locale())
+    text, markup = await page_with_slots(session, user, settings, search, 0, clock)
     await message.answer(text, reply_markup=markup)
 
 
@@ -37,22 +42,46 @@ async def on_page(
     callback: CallbackQuery,
     callback_data: PageCB,
     session: AsyncSession,
+    user: User,
     settings: Settings,
     search: CatalogSearch,
+    clock: Clock,
 ) -> None:
-    await _show_page(callback, session, settings, search, callback_data.page)
+    await _show_page(callback, session, user, settings, search, callback_data.page, clock)
 
 
 async def _show_page(
     callback: CallbackQuery,
     session: AsyncSession,
+    user: User,
     settings: Settings,
     search: CatalogSearch,
     number: int,
+    clock: Clock,
 ) -> None:
+    await show(callback, *await page_with_slots(session, user, settings, search, number, clock))
+
+
+async def page_with_slots(
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    search: CatalogSearch,
+    number: int,
+    clock: Clock,
+) -> tuple[str, InlineKeyboardMarkup]:
+    """The page everyone sees (cached), with this learner's sponsored slots put in."""
     snapshot = await search.snapshot(session)
-    text, markup = catalog_screen(snapshot, number, settings.catalog_page_size, current_locale())
-    await show(callback, text, markup)
+    locale = current_locale()
+    size = settings.catalog_page_size
+    text, markup = catalog_screen(snapshot, number, size, locale)
+    live = await promote.live(session, search)
+    if not live.by_course:
+        return text, markup
+    items = snapshot.page(number, size).items
+    ranked = sponsored.for_catalog(live)
+    picks = await promote.place(session, search, user.id, "catalog", items, ranked, clock.now())
+    return promote.with_picks(text, markup, picks, locale)
 
 
 # A catalog page looks the same to everyone until the catalog changes, and rendering
@@ -99,9 +128,14 @@ async def on_course(
 # says no costs a parse.
 @router.callback_query(MenuCB.filter(F.action == MenuAction.CATALOG))
 async def on_catalog(
-    callback: CallbackQuery, session: AsyncSession, settings: Settings, search: CatalogSearch
+    callback: CallbackQuery,
+    session: AsyncSession,
+    user: User,
+    settings: Settings,
+    search: CatalogSearch,
+    clock: Clock,
 ) -> None:
-    await _show_page(callback, session, settings, search, 0)
+    await _show_page(callback, session, user, settings, search, 0, clock)
 
 
 @router.message(Command("course"), is_private)

@@ -228,6 +228,23 @@ COMMANDS: tuple[CommandHelp, ...] = (
         __("record a payout to an affiliate"),
     ),
     CommandHelp(
+        "promote",
+        CREATOR,
+        SALES,
+        __("<course> <budget> <max bid per click>"),
+        __("promote a course in sponsored slots, paid in Stars"),
+    ),
+    CommandHelp(
+        "promote", CREATOR, SALES, "", __("your campaigns: impressions, clicks, spend, purchases")
+    ),
+    CommandHelp(
+        "promote",
+        CREATOR,
+        SALES,
+        __("withdraw <campaign> [amount]"),
+        __("unused budget back to your balance"),
+    ),
+    CommandHelp(
         "remind",
         CREATOR,
         SALES,

@@ -42,7 +42,7 @@ from bot.handlers.common import Command, clip, current_locale, is_private
 from bot.handlers.stats import may_see, refusal
 from bot.keyboards.callbacks import StatsAction, StatsCB
 from bot.models import Course, Creator, Plan, ProductKind, User
-from bot.money import format_money
+from bot.money import STARS, format_money
 from bot.scheduler.clock import Clock
 from bot.services.users import creator_for, is_owner
 
@@ -408,6 +408,18 @@ def platform_text(report: PlatformReport, period: Period, locale: str) -> str:
                 refunds=format_money(c.refunded_minor, c.currency, locale),
                 n_refunds=c.refunds,
                 fee=format_money(c.fee_minor, c.currency, locale),
+            )
+        )
+    if report.promotion_topups or report.promotion_income or report.promotion_withdrawn:
+        lines.append(
+            _(
+                "Promoted listings: income {income} from {clicks} clicks (not part of the fee "
+                "above) · paid in {topups} · withdrawn {withdrawn}"
+            ).format(
+                income=format_money(report.promotion_income, STARS, locale),
+                clicks=report.promotion_clicks,
+                topups=format_money(report.promotion_topups, STARS, locale),
+                withdrawn=format_money(report.promotion_withdrawn, STARS, locale),
             )
         )
     lines += [

@@ -691,6 +691,13 @@ async def on_successful_payment(
         return  # a redelivered update: the receipt is already sent or queued
     notifier = Notifier(bot, sessionmaker, settings, scheduler)
     locale = current_locale()
+    if result.outcome == Outcome.CREDITED and result.product_kind == ProductKind.PROMOTION:
+        from bot.handlers.promote import topup_receipt
+
+        text, markup = await topup_receipt(session, result, locale)
+        notice = await notifier.queue(session, user.id, text, markup, now)
+        after_commit.append(lambda: notifier.send(notice))
+        return
     if result.outcome == Outcome.CREDITED:
         # What to learn next, under a course receipt: the purchase already counts.
         suggestions = (

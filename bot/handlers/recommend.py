@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from html import escape
 
 from aiogram import F, Router
@@ -10,13 +11,15 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics.sources import Source
-from bot.handlers import views
+from bot.handlers import promote, views
 from bot.handlers.common import Command, current_locale, is_private, show
 from bot.keyboards.callbacks import MenuAction, MenuCB, SimilarCB
 from bot.keyboards.menus import catalog_or_home, course_buttons, results_keyboard
-from bot.models import User
+from bot.marketplace import sponsored
+from bot.models import User, utcnow
+from bot.scheduler.clock import Clock
 from bot.services.catalog import CourseSummary
-from bot.services.recommendations import recommend_for, similar_to
+from bot.services.recommendations import recommend_for, recommend_ranked, similar_to
 from bot.services.search import CatalogSearch
 
 router = Router(name=__name__)
@@ -48,14 +51,27 @@ def no_similar(title: str | None = None) -> str:
 
 
 async def recommended_screen(
-    session: AsyncSession, user_id: int, search: CatalogSearch, k: int = RECOMMENDED
+    session: AsyncSession,
+    user_id: int,
+    search: CatalogSearch,
+    k: int = RECOMMENDED,
+    now: datetime | None = None,
 ) -> tuple[str, InlineKeyboardMarkup]:
     """The “Recommended for you” screen. Other flows show it too: after a purchase and
-    after a finished lesson, and once onboarding interests are picked."""
-    items = await recommend_for(session, user_id, k, catalog=search)
+    after a finished lesson, and once onboarding interests are picked. With a sponsored
+    slot when a promoted course is relevant enough to this learner."""
+    items, relevance = await recommend_ranked(session, user_id, k, catalog=search)
     if not items:
         return no_recommendations(), catalog_or_home()
-    return recommended_text(items, current_locale()), results_keyboard(items, Source.RECOMMEND)
+    locale = current_locale()
+    text = recommended_text(items, locale)
+    markup = results_keyboard(items, Source.RECOMMEND)
+    live = await promote.live(session, search)
+    if not live.by_course:
+        return text, markup
+    ranked = sponsored.for_recommendations(live, relevance)
+    picks = await promote.place(session, search, user_id, "rec", items, ranked, now or utcnow())
+    return promote.with_picks(text, markup, picks, locale)
 
 
 async def suggestion_rows(
@@ -70,17 +86,21 @@ async def suggestion_rows(
 
 @router.callback_query(MenuCB.filter(F.action == MenuAction.RECOMMEND))
 async def on_recommended(
-    callback: CallbackQuery, session: AsyncSession, user: User, search: CatalogSearch
+    callback: CallbackQuery,
+    session: AsyncSession,
+    user: User,
+    search: CatalogSearch,
+    clock: Clock,
 ) -> None:
-    text, markup = await recommended_screen(session, user.id, search)
+    text, markup = await recommended_screen(session, user.id, search, now=clock.now())
     await show(callback, text, markup)
 
 
 @router.message(Command("foryou"), is_private)
 async def cmd_recommended(
-    message: Message, session: AsyncSession, user: User, search: CatalogSearch
+    message: Message, session: AsyncSession, user: User, search: CatalogSearch, clock: Clock
 ) -> None:
-    text, markup = await recommended_screen(session, user.id, search)
+    text, markup = await recommended_screen(session, user.id, search, now=clock.now())
     await message.answer(text, reply_markup=markup)
 
 

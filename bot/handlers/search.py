@@ -8,11 +8,13 @@ from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics.sources import Source
-from bot.handlers import views
+from bot.handlers import promote, views
 from bot.handlers.common import Command, Screens, current_locale, is_private, show
 from bot.keyboards.callbacks import MenuAction, MenuCB
 from bot.keyboards.menus import catalog_or_home, results_keyboard
+from bot.marketplace import sponsored
 from bot.models import EventKind, User
+from bot.scheduler.clock import Clock
 from bot.services.events import EventBuffer
 from bot.services.search import MAX_QUERY_CHARS, CatalogSearch, CatalogSnapshot
 
@@ -36,12 +38,13 @@ async def cmd_search(
     user: User,
     search: CatalogSearch,
     events: EventBuffer,
+    clock: Clock,
 ) -> None:
     query = (command.args or "").strip()
     if not query:
         await message.answer(views.search_prompt())
         return
-    await _answer(message, query, session, user, search, events)
+    await _answer(message, query, session, user, search, events, clock)
 
 
 # Plain text in no conversation (a guided step or a promo code is in a state) is a
@@ -54,8 +57,9 @@ async def on_text(
     user: User,
     search: CatalogSearch,
     events: EventBuffer,
+    clock: Clock,
 ) -> None:
-    await _answer(message, message.text or "", session, user, search, events)
+    await _answer(message, message.text or "", session, user, search, events, clock)
 
 
 async def _answer(
@@ -65,11 +69,24 @@ async def _answer(
     user: User,
     search: CatalogSearch,
     events: EventBuffer,
+    clock: Clock,
 ) -> None:
     query = " ".join(query.split())[:MAX_QUERY_CHARS]
     snapshot = await search.snapshot(session)
-    text, markup, found = results_screen(snapshot, query, current_locale())
+    locale = current_locale()
+    text, markup, found = results_screen(snapshot, query, locale)
     events.record(EventKind.SEARCH, user_id=user.id, data={"q": query[:64], "n": found})
+    if found:
+        live = await promote.live(session, search)
+        if live.by_course:
+            # Only among the query's own matches, above the relevance floor.
+            hits = ((h.course_id, h.score) for h in snapshot.hits(query))
+            ranked = sponsored.for_search(live, hits)
+            organic = snapshot.search(query, RESULTS)
+            picks = await promote.place(
+                session, search, user.id, "search", organic, ranked, clock.now()
+            )
+            text, markup = promote.with_picks(text, markup, picks, locale)
     await message.answer(text, reply_markup=markup)
 
 

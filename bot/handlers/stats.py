@@ -82,6 +82,7 @@ def source_label(source: Source) -> str:
         Source.DIRECT: _("direct"),
         Source.AFFILIATE: _("affiliate links"),
         Source.GIFT: _("gifts"),
+        Source.SPONSORED: _("sponsored"),
     }[source]
 
 

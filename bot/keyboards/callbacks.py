@@ -147,3 +147,24 @@ class StatsCB(CallbackData, prefix="st"):
     c: int
     p: str
     s: str
+
+
+# Promoted listings (bot/handlers/promote.py).
+class PromoteAction(StrEnum):
+    PAUSE = "p"
+    RESUME = "r"
+    WITHDRAW = "w"  # all of the campaign's unused budget
+
+
+class PromoteCB(CallbackData, prefix="pm"):
+    """A creator's campaign button; the campaign is re-checked against the presser."""
+
+    a: PromoteAction
+    id: int
+
+
+class SponsoredCB(CallbackData, prefix="sp"):
+    """A sponsored slot: the token of its impression (bot.marketplace.promotions), which
+    the server looks up; a click is charged only against a real one of this learner."""
+
+    t: str

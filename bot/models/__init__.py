@@ -29,6 +29,14 @@ from bot.models.orders import (
     PaymentMethod,
     ProductKind,
 )
+from bot.models.promotions import (
+    CampaignStatus,
+    PromoCampaign,
+    PromoClick,
+    PromoEntry,
+    PromoEntryKind,
+    PromoImpression,
+)
 from bot.models.users import Creator, CreatorRole, User
 
 __all__ = [
@@ -40,6 +48,7 @@ __all__ = [
     "Base",
     "Bundle",
     "BundleCourse",
+    "CampaignStatus",
     "ChartCache",
     "CheckoutReminder",
     "ContentType",
@@ -75,6 +84,11 @@ __all__ = [
     "PlanChat",
     "PlanDaily",
     "ProductKind",
+    "PromoCampaign",
+    "PromoClick",
+    "PromoEntry",
+    "PromoEntryKind",
+    "PromoImpression",
     "ReleaseRule",
     "ReminderCoupon",
     "Review",

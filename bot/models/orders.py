@@ -17,6 +17,9 @@ class ProductKind(StrEnum):
     PLAN = "plan"
     # Several courses of one creator at one price (bot.marketplace.bundles).
     BUNDLE = "bundle"
+    # A creator's top-up of a promotion campaign (bot.marketplace.promotions): paid like
+    # a product, credited to the campaign's budget instead of granting access.
+    PROMOTION = "promotion"
 
 
 class OrderStatus(StrEnum):

@@ -24,6 +24,7 @@ from bot.analytics import rollups
 from bot.analytics.sources import Source
 from bot.config import Settings
 from bot.growth import affiliates, gifts
+from bot.marketplace import promotions
 from bot.models import (
     Event,
     EventKind,
@@ -170,6 +171,18 @@ async def record_payment(
         log.info("duplicate payment %s lost the race", charge)
         return replace(base, outcome=Outcome.DUPLICATE)
 
+    if order.product_kind == ProductKind.PROMOTION:
+        # A creator's promotion top-up: held on the promotion balance, no access to grant.
+        campaign = await promotions.credit_topup(session, order, payment, now)
+        return replace(
+            base,
+            # No campaign (its course was deleted): nothing to hold the Stars for, so
+            # they go back like money for an unknown invoice.
+            outcome=Outcome.CREDITED if campaign else Outcome.UNKNOWN_ORDER,
+            payment_id=payment.id,
+            product_kind=order.product_kind,
+            product_id=campaign.id if campaign else order.product_id,
+        )
     product = await load_product(session, order.product_kind, order.product_id)
     fee_bps = await ledger.fee_bps_for(session, order.creator_id, settings)
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics import rollups
 from bot.config import Settings
+from bot.marketplace import promotions
 from bot.models import (
     Coupon,
     Event,
@@ -328,6 +329,8 @@ async def check_pre_checkout(
             .execution_options(synchronize_session=False)
         )
         return Refusal.EXPIRED
+    if order.product_kind == ProductKind.PROMOTION:
+        return await _topup_refusal(session, order, currency, total_amount, settings)
     product = await load_product(session, order.product_kind, order.product_id)
     if product is None or not product.published:
         return Refusal.UNAVAILABLE
@@ -351,6 +354,19 @@ async def check_pre_checkout(
     current = quote(product, order.method, coupon)
     if (current.currency, current.amount) != (order.currency, order.amount_minor):
         return Refusal.PRICE_CHANGED
+    if (currency.upper(), total_amount) != (order.currency, order.amount_minor):
+        return Refusal.PRICE_CHANGED
+    return None
+
+
+async def _topup_refusal(
+    session: AsyncSession, order: Order, currency: str, total_amount: int, settings: Settings
+) -> Refusal | None:
+    """A promotion top-up (bot.marketplace.promotions): its campaign still waits for it."""
+    if not settings.payments_stars_enabled:
+        return Refusal.METHOD_OFF
+    if await promotions.topup_problem(session, order):
+        return Refusal.UNAVAILABLE
     if (currency.upper(), total_amount) != (order.currency, order.amount_minor):
         return Refusal.PRICE_CHANGED
     return None

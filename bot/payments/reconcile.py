@@ -19,10 +19,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.models import Entitlement, LedgerEntry, LedgerKind, Order, Payment, PaymentMethod
+from bot.models import (
+    Entitlement,
+    LedgerEntry,
+    LedgerKind,
+    Order,
+    Payment,
+    PaymentMethod,
+    ProductKind,
+    PromoEntry,
+)
 from bot.payments.gateways import StarsApi, StarTxn
 
 PAGE = 100
@@ -160,13 +169,19 @@ def _refunded(incoming: dict[str, StarTxn], outgoing: list[StarTxn]) -> set[str]
 
 async def unbooked_payments(session: AsyncSession) -> list[str]:
     """Every payment without its ledger sale, or kept without the entitlement it bought."""
-    has_sale = exists().where(
-        LedgerEntry.payment_id == Payment.id, LedgerEntry.kind == LedgerKind.SALE
+    # A promotion top-up is booked in the promotion ledger and grants no access.
+    is_topup = Order.product_kind == ProductKind.PROMOTION
+    has_sale = or_(
+        exists().where(LedgerEntry.payment_id == Payment.id, LedgerEntry.kind == LedgerKind.SALE),
+        exists().where(PromoEntry.payment_id == Payment.id),
     )
-    has_access = exists().where(
-        Entitlement.user_id == Order.user_id,
-        Entitlement.product_kind == Order.product_kind,
-        Entitlement.product_id == Order.product_id,
+    has_access = or_(
+        is_topup,
+        exists().where(
+            Entitlement.user_id == Order.user_id,
+            Entitlement.product_kind == Order.product_kind,
+            Entitlement.product_id == Order.product_id,
+        ),
     )
     rows = await session.execute(
         select(Payment, Order.public_ref, has_sale, has_access)

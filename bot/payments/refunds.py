@@ -146,6 +146,10 @@ async def refund_payment(
         return RefundResult(RefundStatus.NOT_FOUND)
     if actor_creator_id is not None and order.creator_id != actor_creator_id:
         return RefundResult(RefundStatus.FORBIDDEN)
+    if order.product_kind == ProductKind.PROMOTION:
+        # Stars paid for promotion are held on the promotion balance and partly spent:
+        # unused budget goes back with /promote withdraw, never as a refund of the payment.
+        return RefundResult(RefundStatus.FORBIDDEN)
     product = await load_product(session, order.product_kind, order.product_id)
     base = RefundResult(
         RefundStatus.ALREADY,

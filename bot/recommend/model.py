@@ -21,7 +21,7 @@ part and belongs in a worker thread.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -226,6 +226,9 @@ class Recommender:
         self._s = neighbours  # courses x courses, co-purchase cosine, top NEIGHBOURS a row
         self._pop = popularity
         self.blend = blend
+        # (ids array, their rows, found): the promoted courses' rows, looked up once per
+        # reload of the campaigns rather than on every recommendation (see ``ranked``).
+        self._rows_memo: tuple[Ints, Ints, NDArray[np.bool_]] | None = None
 
     # -- fitting ---------------------------------------------------------------------
 
@@ -454,12 +457,38 @@ class Recommender:
         return total
 
     def recommend(self, profile: Profile, k: int = 10) -> list[int]:
+        return self.ranked(profile, k)[0]
+
+    def ranked(self, profile: Profile, k: int = 10) -> tuple[list[int], Callable[[Ints], F64]]:
+        """The recommendations, and the relevance (0..1, relative to this learner's best
+        score) of any other courses, from the same scores: a sponsored slot is judged by
+        what the learner would be recommended, without scoring the catalog twice."""
         if k <= 0 or not len(self._ids):
-            return []
+            return [], lambda wanted: np.zeros(len(wanted))
         scores = self.scores(profile)
         scores[self._rows(profile.viewed)] *= VIEWED_DEMOTE
         scores[self._rows((*profile.owned, *profile.exclude))] = -np.inf
-        return self._diversify(scores, k)
+
+        def relevance(wanted: Ints) -> F64:
+            best = float(scores.max()) if len(wanted) else 0.0
+            if best <= 0:
+                return np.zeros(len(wanted))
+            rows, found = self._rows_of(wanted)
+            rel = np.where(found, scores[rows], -np.inf) / best
+            return np.maximum(np.nan_to_num(rel, neginf=0.0), 0.0)
+
+        return self._diversify(scores, k), relevance
+
+    def _rows_of(self, wanted: Ints) -> tuple[Ints, NDArray[np.bool_]]:
+        """Rows of these course ids and which of them exist, remembered for the last array
+        asked about (the campaigns' ids stay one array until they are reloaded)."""
+        memo = self._rows_memo
+        if memo is not None and memo[0] is wanted:
+            return memo[1], memo[2]
+        rows = np.minimum(np.searchsorted(self._ids, wanted), len(self._ids) - 1)
+        found = self._ids[rows] == wanted
+        self._rows_memo = (wanted, rows, found)
+        return rows, found
 
     def similar(self, course_id: int, k: int = 5) -> list[int]:
         r = self._row(course_id)

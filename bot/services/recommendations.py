@@ -21,9 +21,11 @@ import logging
 import time
 import weakref
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -252,6 +254,17 @@ async def recommend_for(
     # A few spare: courses unpublished since the fit drop out against the newest snapshot.
     ids = fitted.model.recommend(profile, k + SPARE)
     return await _published(catalog, session, ids, k)
+
+
+async def recommend_ranked(
+    session: AsyncSession, user_id: int, k: int = 5, *, catalog: CatalogSearch
+) -> tuple[list[CourseSummary], Callable[[NDArray[np.int64]], NDArray[np.float64]]]:
+    """recommend_for, and the relevance (0..1) of other courses to this learner from the
+    same scores (bot.marketplace.sponsored: a sponsored slot must be relevant too)."""
+    fitted = await recommendations(catalog).fitted(session)
+    profile = await load_profile(session, user_id)
+    ids, relevance = fitted.model.ranked(profile, k + SPARE)
+    return await _published(catalog, session, ids, k), relevance
 
 
 async def similar_to(

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.models import Course, Creator, Lesson, utcnow
 from bot.money import warm_prices
 from bot.recommend import CourseDoc, SearchIndex
+from bot.recommend.search import SearchHit
 from bot.services.catalog import (
     CatalogPage,
     CourseCard,
@@ -42,6 +43,9 @@ MAX_QUERY_CHARS = 200
 # Distinct queries whose results a snapshot remembers: people search for the same few
 # things, and a repeated query then costs a dictionary lookup instead of a fuzzy match.
 MAX_CACHED_QUERIES = 2048
+# Matches a search keeps with their scores: its results, and the pool sponsored slots
+# may come from.
+HIT_POOL = 40
 
 CATALOG = Tracker(Course, Lesson, Creator)
 
@@ -61,6 +65,7 @@ class CatalogSnapshot:
     # CATALOG.version when the rows were read: any later commit makes this stale.
     changes_version: int
     _results: OrderedDict[tuple[str, int], list[CourseSummary]] = field(default_factory=OrderedDict)
+    _hits: OrderedDict[str, list[SearchHit]] = field(default_factory=OrderedDict)
 
     @classmethod
     def build(
@@ -84,11 +89,25 @@ class CatalogSnapshot:
         items = self.summaries[number * size : (number + 1) * size]
         return CatalogPage(items=items, page=number, pages=pages, total=total)
 
+    def hits(self, query: str) -> list[SearchHit]:
+        """The query's best HIT_POOL matches with their scores (the first `limit` of them
+        are search(query, limit): the index ranks a pool the same way whatever its size).
+        Sponsored slots are chosen among them (bot.marketplace.sponsored)."""
+        hits = self._hits.get(query)
+        if hits is None:
+            hits = self._hits[query] = self.index.search(query, limit=HIT_POOL)
+            if len(self._hits) > MAX_CACHED_QUERIES:
+                self._hits.popitem(last=False)
+        return hits
+
     def search(self, query: str, limit: int) -> list[CourseSummary]:
         key = (query, limit)
         items = self._results.get(key)
         if items is None:
-            hits = self.index.search(query, limit=limit)
+            if limit <= HIT_POOL:
+                hits = self.hits(query)[:limit]
+            else:
+                hits = self.index.search(query, limit=limit)
             items = [self.by_id[h.course_id] for h in hits if h.course_id in self.by_id]
             self._results[key] = items
             if len(self._results) > MAX_CACHED_QUERIES:
