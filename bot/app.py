@@ -31,14 +31,17 @@ from bot.i18n import PoI18n, create_i18n, pick_locale
 from bot.middlewares.db import DbSessionMiddleware
 from bot.middlewares.i18n import LocaleMiddleware
 from bot.middlewares.isolation import KeyedLocks
+from bot.middlewares.observe import ObserveMiddleware
 from bot.middlewares.throttling import ThrottlingMiddleware
 from bot.middlewares.user import UserMiddleware
+from bot.ops.health import HealthProbe
 from bot.polling import PaymentSafeDispatcher, books_money
 from bot.scheduler.clock import Clock, OffsetFileClock, SystemClock
 from bot.scheduler.worker import Scheduler
 from bot.services.events import EventBuffer
 from bot.services.recommendations import recommendations
 from bot.services.search import CatalogSearch
+from bot.telegram.observe import ApiMetricsMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +130,17 @@ class App:
     def scheduler(self) -> Scheduler:
         return self.extras["scheduler"]  # type: ignore[no-any-return]
 
+    def health_probe(self) -> HealthProbe:
+        """What /healthz checks: the database, Redis when configured, the scheduler lag."""
+        redis = getattr(self.dp.storage, "redis", None)  # RedisStorage's client
+        return HealthProbe(
+            self.sessionmaker,
+            now=self.scheduler.clock.now,
+            job_kinds=self.scheduler.registry.kinds(),
+            max_lag=self.settings.health_max_lag,
+            redis_ping=redis.ping if redis is not None else None,
+        )
+
     async def close(self) -> None:
         # First: the worker finishes the message in flight and records it.
         await self.scheduler.stop()
@@ -149,6 +163,8 @@ def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
             session = AiohttpSession(api=api)
         else:
             session = AiohttpSession()
+    # Every Bot API call counted by method, its failures by code (/metrics).
+    session.middleware(ApiMetricsMiddleware())
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 
@@ -198,7 +214,10 @@ def create_dispatcher(
         sessionmaker=sessionmaker,
         i18n=i18n,
     )
-    # Order matters: drop floods before touching the database; the user row feeds i18n.
+    # Order matters: first the update id and user id for every log line and the timing
+    # of all that follows; drop floods before touching the database; the user row feeds
+    # i18n.
+    dp.update.outer_middleware(ObserveMiddleware())
     dp.update.outer_middleware(
         ThrottlingMiddleware(settings.throttle_rate, settings.throttle_burst)
     )
@@ -416,12 +435,26 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+async def start_ops_server(app: App) -> Any:
+    """/healthz and /metrics on METRICS_HOST:METRICS_PORT, when that is set."""
+    if app.settings.metrics_port is None:
+        return None
+    from bot.ops.web import start_server
+
+    runner = await start_server(
+        app.health_probe(), app.settings.metrics_host, app.settings.metrics_port
+    )
+    log.info("health and metrics on %s:%s", app.settings.metrics_host, app.settings.metrics_port)
+    return runner
+
+
 async def run_polling(app: App) -> None:
     tune_gc()
     await on_startup(app)
     stripe_runner = (
         await start_stripe_webhook_server(app) if app.settings.stripe_webhook_secret else None
     )
+    ops_runner = await start_ops_server(app)
     try:
         await app.bot.delete_webhook(drop_pending_updates=False)
         await app.dp.start_polling(
@@ -433,6 +466,8 @@ async def run_polling(app: App) -> None:
     finally:
         if stripe_runner is not None:
             await stripe_runner.cleanup()
+        if ops_runner is not None:
+            await ops_runner.cleanup()
         await app.close()
 
 
@@ -454,8 +489,15 @@ async def run_webhook(app: App) -> None:
     ).register(web_app, path=urlsplit(settings.webhook_url).path or "/")
     setup_application(web_app, app.dp, bot=app.bot)
     add_stripe_webhook(app, web_app)
+    if settings.metrics_port is None:
+        # No port of their own: /healthz and /metrics on the webhook server (keep /metrics
+        # private at the load balancer, or set METRICS_PORT).
+        from bot.ops.web import add_routes
+
+        add_routes(web_app, app.health_probe())
     tune_gc()
     await on_startup(app)
+    ops_runner = await start_ops_server(app)
     await app.bot.set_webhook(
         settings.webhook_url,
         secret_token=secret,
@@ -474,4 +516,6 @@ async def run_webhook(app: App) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+        if ops_runner is not None:
+            await ops_runner.cleanup()
         await app.close()

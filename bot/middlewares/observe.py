@@ -1,0 +1,47 @@
+"""The outermost update middleware: who and what for the logs, counts and timings for
+the metrics. It runs first, so the time includes every other middleware."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject, Update
+
+from bot.ops import metrics
+from bot.ops.logs import UPDATE_ID, USER_ID
+
+
+def _user_id(update: Update) -> int | None:
+    event = update.event
+    sender = getattr(event, "from_user", None)
+    if sender is None:  # a channel post, a poll: no person behind it
+        return None
+    return int(sender.id)
+
+
+class ObserveMiddleware(BaseMiddleware):
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        if not isinstance(event, Update):
+            return await handler(event, data)
+        kind = event.event_type
+        update_token = UPDATE_ID.set(event.update_id)
+        user_token = USER_ID.set(_user_id(event))
+        metrics.UPDATES.labels(kind).inc()
+        started = time.perf_counter()
+        try:
+            return await handler(event, data)
+        except BaseException:
+            metrics.HANDLER_ERRORS.labels(kind).inc()
+            raise
+        finally:
+            metrics.HANDLER_SECONDS.labels(kind).observe(time.perf_counter() - started)
+            UPDATE_ID.reset(update_token)
+            USER_ID.reset(user_token)
