@@ -37,11 +37,15 @@ class ObserveMiddleware(BaseMiddleware):
         metrics.UPDATES.labels(kind).inc()
         started = time.perf_counter()
         try:
-            return await handler(event, data)
+            result = await handler(event, data)
         except BaseException:
             metrics.HANDLER_ERRORS.labels(kind).inc()
-            raise
-        finally:
             metrics.HANDLER_SECONDS.labels(kind).observe(time.perf_counter() - started)
-            UPDATE_ID.reset(update_token)
-            USER_ID.reset(user_token)
+            # Left set: the error handler runs outside this middleware (aiogram's errors
+            # middleware is the outermost) and its lines should name the update too. The
+            # next update sets both again; each runs in a task of its own in production.
+            raise
+        metrics.HANDLER_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        UPDATE_ID.reset(update_token)
+        USER_ID.reset(user_token)
+        return result
