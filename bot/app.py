@@ -62,6 +62,7 @@ def feature_routers() -> list[Router]:
         library,
         market,
         payments,
+        privacy,
         recommend,
         reminders,
         sales_admin,
@@ -82,6 +83,7 @@ def feature_routers() -> list[Router]:
         learning.router,
         library.router,
         info.router,
+        privacy.router,
         # A promo code typed after "I have a promo code" is in a state: not a query.
         payments.router,
         sales_admin.router,
@@ -277,7 +279,7 @@ def create_scheduler(
     from bot.scheduler.jobs import JobRegistry
     from bot.scheduler.sender import RateLimitedSender
     from bot.scheduler.worker import WorkerConfig
-    from bot.services import drip
+    from bot.services import drip, privacy
     from bot.telegram.sender import TelegramSender
 
     drip.install(settings.timezone)
@@ -290,6 +292,7 @@ def create_scheduler(
     reminders.register(registry, growth_texts, settings.abandoned_reminder_hours)
     winback.register(registry, growth_texts)
     market.install(registry, i18n, settings)
+    privacy.register_pruning(registry, settings.events_keep_days)
     sender = RateLimitedSender(
         TelegramSender(bot),
         per_second=settings.scheduler_rate,
@@ -388,6 +391,10 @@ async def on_startup(app: App) -> None:
         async with app.sessionmaker() as session:
             await housekeeping.ensure_scheduled(session, app.scheduler.clock.now())
             await reminders.ensure_scheduled(session, app.scheduler.clock.now())
+            if app.settings.events_keep_days:
+                from bot.services import privacy
+
+                await privacy.ensure_pruning(session, app.scheduler.clock.now())
             await session.commit()
         app.scheduler.start()
     # Fit the recommender now, in the background, so the first learner does not wait.

@@ -133,3 +133,13 @@ class StatsCB(CallbackData, prefix="st"):
     c: int
     p: str
     s: str
+
+
+class EraseCB(CallbackData, prefix="er"):
+    """/deleteme's answer. `u`: whose data; `at`: when the question was asked (Unix
+    seconds); `s`: bot.services.privacy.confirmation_stamp then; `ok`: erase or keep."""
+
+    u: int
+    at: int
+    s: str
+    ok: bool
