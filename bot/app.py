@@ -478,8 +478,29 @@ async def run_polling(app: App) -> None:
         await app.close()
 
 
-async def run_webhook(app: App) -> None:
+def webhook_web_app(app: App, secret: str) -> Any:
+    """The webhook server's routes: Telegram's updates, Stripe's webhook, and /healthz
+    and /metrics unless they have a port of their own (METRICS_PORT)."""
     from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiohttp import web
+
+    settings = app.settings
+    web_app = web.Application()
+    # Handle before answering: if the process dies mid-update, Telegram redelivers it.
+    SimpleRequestHandler(
+        dispatcher=app.dp, bot=app.bot, secret_token=secret, handle_in_background=False
+    ).register(web_app, path=urlsplit(settings.webhook_url).path or "/")
+    setup_application(web_app, app.dp, bot=app.bot)
+    add_stripe_webhook(app, web_app)
+    if settings.metrics_port is None:
+        # Keep /metrics private at the load balancer (it shows sales), or set METRICS_PORT.
+        from bot.ops.web import add_routes
+
+        add_routes(web_app, app.health_probe())
+    return web_app
+
+
+async def run_webhook(app: App) -> None:
     from aiohttp import web
 
     settings = app.settings
@@ -489,19 +510,7 @@ async def run_webhook(app: App) -> None:
         # Without a secret anyone who finds the URL could post forged updates.
         raise RuntimeError("WEBHOOK_SECRET is required in webhook mode")
     secret = settings.webhook_secret.get_secret_value()
-    web_app = web.Application()
-    # Handle before answering: if the process dies mid-update, Telegram redelivers it.
-    SimpleRequestHandler(
-        dispatcher=app.dp, bot=app.bot, secret_token=secret, handle_in_background=False
-    ).register(web_app, path=urlsplit(settings.webhook_url).path or "/")
-    setup_application(web_app, app.dp, bot=app.bot)
-    add_stripe_webhook(app, web_app)
-    if settings.metrics_port is None:
-        # No port of their own: /healthz and /metrics on the webhook server (keep /metrics
-        # private at the load balancer, or set METRICS_PORT).
-        from bot.ops.web import add_routes
-
-        add_routes(web_app, app.health_probe())
+    web_app = webhook_web_app(app, secret)
     tune_gc()
     await on_startup(app)
     ops_runner = await start_ops_server(app)

@@ -19,6 +19,7 @@ from bot.keyboards.privacy import erase_keyboard
 from bot.models import User
 from bot.scheduler.clock import Clock
 from bot.services import privacy
+from bot.services.events import EventBuffer
 from bot.text import shorten
 
 router = Router(name=__name__)
@@ -120,6 +121,7 @@ async def on_erase(
     user: User,
     clock: Clock,
     bot: Bot,
+    events: EventBuffer,
     after_commit: list[Callable[[], object]],
 ) -> None:
     now = clock.now()
@@ -139,6 +141,7 @@ async def on_erase(
 
     async def tell() -> None:
         # After the commit: Telegram calls never sit inside the erasing transaction.
+        events.forget(user.id)  # a view recorded a moment ago must not come back
         for charge in result.subscription_charges:
             try:
                 await bot.edit_user_star_subscription(

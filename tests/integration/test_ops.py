@@ -271,3 +271,26 @@ async def test_polling_mode_listener_on_metrics_port(
         await runner.cleanup()
     no_port = build_app(settings, session=PayRecordingSession(), engine=engine)
     assert await start_ops_server(no_port) is None
+
+
+async def test_the_webhook_server_serves_health_and_metrics(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    from bot.app import webhook_web_app
+
+    hooked = settings.model_copy(update={"webhook_url": "https://bot.example.com/tg"})
+    app = build_app(hooked, session=PayRecordingSession(), engine=engine)
+    web_app = webhook_web_app(app, SECRETS["webhook secret"])
+    async with TestClient(TestServer(web_app)) as client:
+        response = await client.get("/healthz")
+        assert response.status == 200
+        assert json.loads(await response.text())["database"] == "ok"
+        assert "lyceum_bot_api_calls_total" in await (await client.get("/metrics")).text()
+        # Telegram's route is there, and still wants the secret.
+        assert (await client.post("/tg", json={"update_id": 1})).status == 401
+    # With a port of their own, the public webhook server does not serve them.
+    apart = build_app(
+        hooked.model_copy(update={"metrics_port": 9}), session=PayRecordingSession(), engine=engine
+    )
+    async with TestClient(TestServer(webhook_web_app(apart, "s3cretvalue"))) as client:
+        assert (await client.get("/metrics")).status == 404

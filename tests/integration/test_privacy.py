@@ -366,8 +366,10 @@ async def test_deleteme_erases_keeps_the_money_and_ends_access(
     await harness.press("er:abc:x", ANN)
     assert await _snapshot(db) == before
 
+    app.events.record("view", user_id=ANN.id, course_id=ids["course"])  # not yet written
     harness.session.clear()
     await harness.press(confirm, ANN)
+    await app.events.flush(app.sessionmaker)
     said = harness.session.texts()[-1]
     assert "erased" in said and "stay" in said
     # Her Stars subscription renewal is cancelled with Telegram, after the commit.
