@@ -76,11 +76,20 @@ def test_backup_while_writing_then_restore(
 ) -> None:
     live = tmp_path / "live.sqlite3"
     asyncio.run(upgrade(f"sqlite+aiosqlite:///{live}"))
+    # Some weight first, so the copy takes a while and the writer commits meanwhile.
+    conn = sqlite3.connect(live)
+    conn.executemany(
+        "INSERT INTO events (kind, data, created_at) VALUES ('view', ?, '2026-01-01')",
+        [(f'{{"pad": "{"x" * 200}"}}',) for _ in range(20_000)],
+    )
+    conn.commit()
+    conn.close()
+    preloaded = _ids(live)
     writer = Writer(live)
     writer.start()
     try:
         _wait_for(writer, 200)
-        before = writer.snapshot()
+        before = writer.snapshot() | preloaded
         monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{live}")
         from bot.config import get_settings
 
