@@ -43,16 +43,23 @@ def error_code(exc: BaseException) -> str:
 
 
 class ApiMetricsMiddleware(BaseRequestMiddleware):
+    def __init__(self) -> None:
+        # Counter children by method, looked up once (labels() locks and hashes).
+        self._calls: dict[str, Any] = {}
+
     async def __call__(
         self,
         make_request: NextRequestMiddlewareType[TelegramType],
         bot: Bot,
         method: TelegramMethod[TelegramType],
     ) -> Response[TelegramType]:
-        name: Any = getattr(method, "__api_method__", type(method).__name__)
-        metrics.API_CALLS.labels(str(name)).inc()
+        name = str(getattr(method, "__api_method__", type(method).__name__))
+        calls = self._calls.get(name)
+        if calls is None:
+            calls = self._calls[name] = metrics.API_CALLS.labels(name)
+        calls.inc()
         try:
             return await make_request(bot, method)
         except Exception as exc:
-            metrics.API_ERRORS.labels(str(name), error_code(exc)).inc()
+            metrics.API_ERRORS.labels(name, error_code(exc)).inc()
             raise
