@@ -1,4 +1,5 @@
-"""Command line: python -m bot {run,migrate,seed,demo,reconcile-stars,audit,stats-rebuild}."""
+"""Command line: python -m bot {run,migrate,seed,demo,reconcile-stars,audit,stats-rebuild,
+backup,restore}."""
 
 from __future__ import annotations
 
@@ -11,12 +12,11 @@ from pathlib import Path
 from bot.config import Settings, get_settings
 
 
-def _setup_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # aiohttp access logs would print request paths, which carry the bot token.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+def _setup_logging(settings: Settings) -> None:
+    """Text or JSON lines (LOG_FORMAT), with secrets masked (bot.ops.logs)."""
+    from bot.ops import logs
+
+    logs.install(settings)
 
 
 async def _migrate(settings: Settings) -> None:
@@ -139,7 +139,10 @@ def _log_to_file(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(root.handlers[0].formatter if root.handlers else None)
+    if root.handlers:
+        handler.setFormatter(root.handlers[0].formatter)
+        for log_filter in root.handlers[0].filters:
+            handler.addFilter(log_filter)
     root.addHandler(handler)
     return path
 
@@ -164,10 +167,25 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument(
         "--confirm", action="store_true", help="queue the removals for the running bot"
     )
+    backup = sub.add_parser("backup", help="copy the SQLite database, also while the bot runs")
+    backup.add_argument("file", type=Path, help="where to write the copy")
+    restore = sub.add_parser("restore", help="put a backup back (stop the bot first)")
+    restore.add_argument("file", type=Path, help="a file made by `backup`")
+    restore.add_argument(
+        "--force", action="store_true", help="overwrite a database that already holds data"
+    )
     args = parser.parse_args(argv)
 
-    _setup_logging()
     settings = get_settings()
+    _setup_logging(settings)
+    if args.command == "backup":
+        from bot.ops.backup import cmd_backup
+
+        return cmd_backup(settings.database_url, args.file)
+    if args.command == "restore":
+        from bot.ops.backup import cmd_restore
+
+        return cmd_restore(settings.database_url, args.file, force=args.force)
     if args.command == "migrate":
         asyncio.run(_migrate(settings))
         print("database is at the latest revision")

@@ -32,14 +32,17 @@ from bot.marketplace import sponsored
 from bot.middlewares.db import DbSessionMiddleware
 from bot.middlewares.i18n import LocaleMiddleware
 from bot.middlewares.isolation import KeyedLocks
+from bot.middlewares.observe import ObserveMiddleware
 from bot.middlewares.throttling import ThrottlingMiddleware
 from bot.middlewares.user import UserMiddleware
+from bot.ops.health import HealthProbe
 from bot.polling import PaymentSafeDispatcher, books_money
 from bot.scheduler.clock import Clock, OffsetFileClock, SystemClock
 from bot.scheduler.worker import Scheduler
 from bot.services.events import EventBuffer
 from bot.services.recommendations import recommendations
 from bot.services.search import CatalogSearch
+from bot.telegram.observe import ApiMetricsMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ def feature_routers() -> list[Router]:
         library,
         market,
         payments,
+        privacy,
         promote,
         recommend,
         reminders,
@@ -82,6 +86,7 @@ def feature_routers() -> list[Router]:
         learning.router,
         library.router,
         info.router,
+        privacy.router,
         # A promo code typed after "I have a promo code" is in a state: not a query.
         payments.router,
         sales_admin.router,
@@ -132,6 +137,17 @@ class App:
     def scheduler(self) -> Scheduler:
         return self.extras["scheduler"]  # type: ignore[no-any-return]
 
+    def health_probe(self) -> HealthProbe:
+        """What /healthz checks: the database, Redis when configured, the scheduler lag."""
+        redis = getattr(self.dp.storage, "redis", None)  # RedisStorage's client
+        return HealthProbe(
+            self.sessionmaker,
+            now=self.scheduler.clock.now,
+            job_kinds=self.scheduler.registry.kinds(),
+            max_lag=self.settings.health_max_lag,
+            redis_ping=redis.ping if redis is not None else None,
+        )
+
     async def close(self) -> None:
         # First: the worker finishes the message in flight and records it.
         await self.scheduler.stop()
@@ -155,6 +171,8 @@ def create_bot(settings: Settings, session: BaseSession | None = None) -> Bot:
             session = AiohttpSession(api=api)
         else:
             session = AiohttpSession()
+    # Every Bot API call counted by method, its failures by code (/metrics).
+    session.middleware(ApiMetricsMiddleware())
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 
@@ -204,7 +222,10 @@ def create_dispatcher(
         sessionmaker=sessionmaker,
         i18n=i18n,
     )
-    # Order matters: drop floods before touching the database; the user row feeds i18n.
+    # Order matters: first the update id and user id for every log line and the timing
+    # of all that follows; drop floods before touching the database; the user row feeds
+    # i18n.
+    dp.update.outer_middleware(ObserveMiddleware())
     dp.update.outer_middleware(
         ThrottlingMiddleware(settings.throttle_rate, settings.throttle_burst)
     )
@@ -264,7 +285,7 @@ def create_scheduler(
     from bot.scheduler.jobs import JobRegistry
     from bot.scheduler.sender import RateLimitedSender
     from bot.scheduler.worker import WorkerConfig
-    from bot.services import drip
+    from bot.services import drip, privacy
     from bot.telegram.sender import TelegramSender
 
     drip.install(settings.timezone)
@@ -278,6 +299,7 @@ def create_scheduler(
     winback.register(registry, growth_texts)
     payable.register(registry, growth_texts)
     market.install(registry, i18n, settings)
+    privacy.register_pruning(registry, settings.events_keep_days)
     sender = RateLimitedSender(
         TelegramSender(bot),
         per_second=settings.scheduler_rate,
@@ -376,6 +398,10 @@ async def on_startup(app: App) -> None:
         async with app.sessionmaker() as session:
             await housekeeping.ensure_scheduled(session, app.scheduler.clock.now())
             await reminders.ensure_scheduled(session, app.scheduler.clock.now())
+            if app.settings.events_keep_days:
+                from bot.services import privacy
+
+                await privacy.ensure_pruning(session, app.scheduler.clock.now())
             await session.commit()
         app.scheduler.start()
     # Fit the recommender now, in the background, so the first learner does not wait.
@@ -423,12 +449,26 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+async def start_ops_server(app: App) -> Any:
+    """/healthz and /metrics on METRICS_HOST:METRICS_PORT, when that is set."""
+    if app.settings.metrics_port is None:
+        return None
+    from bot.ops.web import start_server
+
+    runner = await start_server(
+        app.health_probe(), app.settings.metrics_host, app.settings.metrics_port
+    )
+    log.info("health and metrics on %s:%s", app.settings.metrics_host, app.settings.metrics_port)
+    return runner
+
+
 async def run_polling(app: App) -> None:
     tune_gc()
     await on_startup(app)
     stripe_runner = (
         await start_stripe_webhook_server(app) if app.settings.stripe_webhook_secret else None
     )
+    ops_runner = await start_ops_server(app)
     try:
         await app.bot.delete_webhook(drop_pending_updates=False)
         await app.dp.start_polling(
@@ -440,11 +480,34 @@ async def run_polling(app: App) -> None:
     finally:
         if stripe_runner is not None:
             await stripe_runner.cleanup()
+        if ops_runner is not None:
+            await ops_runner.cleanup()
         await app.close()
 
 
-async def run_webhook(app: App) -> None:
+def webhook_web_app(app: App, secret: str) -> Any:
+    """The webhook server's routes: Telegram's updates, Stripe's webhook, and /healthz
+    and /metrics unless they have a port of their own (METRICS_PORT)."""
     from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiohttp import web
+
+    settings = app.settings
+    web_app = web.Application()
+    # Handle before answering: if the process dies mid-update, Telegram redelivers it.
+    SimpleRequestHandler(
+        dispatcher=app.dp, bot=app.bot, secret_token=secret, handle_in_background=False
+    ).register(web_app, path=urlsplit(settings.webhook_url).path or "/")
+    setup_application(web_app, app.dp, bot=app.bot)
+    add_stripe_webhook(app, web_app)
+    if settings.metrics_port is None:
+        # Keep /metrics private at the load balancer (it shows sales), or set METRICS_PORT.
+        from bot.ops.web import add_routes
+
+        add_routes(web_app, app.health_probe())
+    return web_app
+
+
+async def run_webhook(app: App) -> None:
     from aiohttp import web
 
     settings = app.settings
@@ -454,15 +517,10 @@ async def run_webhook(app: App) -> None:
         # Without a secret anyone who finds the URL could post forged updates.
         raise RuntimeError("WEBHOOK_SECRET is required in webhook mode")
     secret = settings.webhook_secret.get_secret_value()
-    web_app = web.Application()
-    # Handle before answering: if the process dies mid-update, Telegram redelivers it.
-    SimpleRequestHandler(
-        dispatcher=app.dp, bot=app.bot, secret_token=secret, handle_in_background=False
-    ).register(web_app, path=urlsplit(settings.webhook_url).path or "/")
-    setup_application(web_app, app.dp, bot=app.bot)
-    add_stripe_webhook(app, web_app)
+    web_app = webhook_web_app(app, secret)
     tune_gc()
     await on_startup(app)
+    ops_runner = await start_ops_server(app)
     await app.bot.set_webhook(
         settings.webhook_url,
         secret_token=secret,
@@ -481,4 +539,6 @@ async def run_webhook(app: App) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+        if ops_runner is not None:
+            await ops_runner.cleanup()
         await app.close()

@@ -77,6 +77,21 @@ class Settings(BaseSettings):
     # --- Paid groups ----------------------------------------------------------------------
     grace_period_hours: int = Field(default=24, ge=0, le=24 * 30)
 
+    # --- Operations -----------------------------------------------------------------------
+    # text: human-readable lines; json: one JSON object per line (update_id, user_id).
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    # /healthz and /metrics on their own port (polling mode has no other HTTP server; in
+    # webhook mode this keeps them off the public webhook port). None: polling serves
+    # none, webhook mode serves them on the webhook server.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    # /healthz answers 503 when the scheduler is this many seconds behind.
+    health_max_lag: float = Field(default=300.0, gt=0.0)
+    # Raw funnel events older than this many days are deleted by a daily job; the
+    # analytics rollups built from them stay. 0 keeps them for ever.
+    events_keep_days: int = Field(default=0, ge=0, le=36_500)
+
     # --- Testing only -----------------------------------------------------------------------
     # A file holding seconds to add to the bot's clock (bot.scheduler.clock.OffsetFileClock).
     clock_offset_file: str = ""

@@ -112,6 +112,8 @@ COMMANDS: tuple[CommandHelp, ...] = (
         __("Payment support"),
     ),
     CommandHelp("terms", LEARNER, SUPPORT, "", __("terms of sale")),
+    CommandHelp("mydata", LEARNER, SUPPORT, "", __("everything we hold about you, as a file")),
+    CommandHelp("deleteme", LEARNER, SUPPORT, "", __("erase your data (asks first; access ends)")),
     CommandHelp(
         "becomecreator", LEARNER, SUPPORT, "", __("sell your own courses (then /creatorhelp)")
     ),

@@ -168,3 +168,13 @@ class SponsoredCB(CallbackData, prefix="sp"):
     the server looks up; a click is charged only against a real one of this learner."""
 
     t: str
+
+
+class EraseCB(CallbackData, prefix="er"):
+    """/deleteme's answer. `u`: whose data; `at`: when the question was asked (Unix
+    seconds); `s`: bot.services.privacy.confirmation_stamp then; `ok`: erase or keep."""
+
+    u: int
+    at: int
+    s: str
+    ok: bool

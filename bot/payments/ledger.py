@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.analytics import rollups
 from bot.config import Settings
 from bot.models import Creator, LedgerEntry, LedgerKind, Order, Payment, utcnow
+from bot.ops import metrics
 from bot.payments.pricing import percent_to_bps, split_fee
 
 
@@ -92,6 +93,7 @@ async def book_refund(
 
 
 async def _rollup(session: AsyncSession, entry: LedgerEntry, payment: Payment) -> None:
+    metrics.money_booked(session.sync_session, entry.kind, entry.currency, entry.gross_minor)
     order = await session.get(Order, payment.order_id)
     if order is not None:
         await rollups.ledger_booked(session, entry, order)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from bot.ops import metrics
 from bot.scheduler.clock import Clock, SystemClock
 from bot.scheduler.errors import RetryAfter, Transient
 
@@ -187,6 +188,8 @@ class RateLimitedSender:
             except RetryAfter as exc:
                 self.stats.retry_after += 1
                 self.stats.waited_429 += exc.retry_after
+                metrics.PAUSES_429.inc()
+                metrics.PAUSED_429_SECONDS.inc(exc.retry_after)
                 log.warning("429 from Telegram: every send waits %.1fs", exc.retry_after)
                 self.limiter.pause(exc.retry_after)
             except Transient:

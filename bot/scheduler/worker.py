@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ from bot.models import (
     Lesson,
     User,
 )
+from bot.ops import metrics
 from bot.scheduler.clock import Clock, SystemClock
 from bot.scheduler.errors import ChatNotFound, Rejected, Transient, Unreachable
 from bot.scheduler.jobs import JobContext, JobRegistry
@@ -206,6 +208,7 @@ class Scheduler:
 
     async def run_once(self) -> int:
         """One batch of deliveries and one of jobs. Returns how many rows were handled."""
+        metrics.SCHEDULER_LAST_ROUND.set(time.time())
         handled = await self._delivery_round()
         if self._stopping:
             return handled
@@ -294,6 +297,7 @@ class Scheduler:
             ids = await self._claim_deliveries(session, now)
             if not ids:
                 return 0
+            metrics.SCHEDULER_CLAIMED.labels("deliveries").inc(len(ids))
             lease_end = self.clock.monotonic() + self.config.lease_seconds * 0.8
             items = await self._load(session, ids)
             number, total = await self._numbers(session, {i.course.id for i in items})
@@ -336,6 +340,7 @@ class Scheduler:
         await session.commit()
 
     async def _fail(self, session: AsyncSession, delivery_id: int) -> None:
+        metrics.SCHEDULER_FAILED.labels("deliveries").inc()
         await session.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id)
@@ -396,11 +401,13 @@ class Scheduler:
             d.last_error = f"blocked: {exc}"[:500]
         except ChatNotFound as exc:
             log.warning("delivery %s skipped: chat %s not found (%s)", d.id, user.id, exc)
+            metrics.SCHEDULER_FAILED.labels("deliveries").inc()
             d.status = DeliveryStatus.SKIPPED
             d.claimed_until = None
             d.last_error = f"chat not found: {exc}"[:500]
         except Rejected as exc:
             log.error("delivery %s rejected by Telegram: %s", d.id, exc)
+            metrics.SCHEDULER_FAILED.labels("deliveries").inc()
             d.status = DeliveryStatus.FAILED
             d.claimed_until = None
             d.last_error = str(exc)[:500]
@@ -412,6 +419,7 @@ class Scheduler:
             d.due_at = retry_at
             d.last_error = str(exc)[:500]
         else:
+            metrics.SCHEDULER_SENT.labels("deliveries").inc()
             d.status = DeliveryStatus.SENT
             d.sent_at = self.clock.now()
             d.message_id = message_id
@@ -459,6 +467,7 @@ class Scheduler:
             ids = await self._claim_jobs(session, self.clock.now())
             if not ids:
                 return 0
+            metrics.SCHEDULER_CLAIMED.labels("jobs").inc(len(ids))
             lease_end = self.clock.monotonic() + self.config.lease_seconds * 0.8
             handled = 0
             for position, job_id in enumerate(ids):
@@ -501,7 +510,9 @@ class Scheduler:
                 return
             job.status = JobStatus.FAILED
             job.last_error = repr(exc)[:500]
+            metrics.SCHEDULER_FAILED.labels("jobs").inc()
         else:
+            metrics.SCHEDULER_SENT.labels("jobs").inc()
             if again is None:
                 job.status = JobStatus.DONE
             else:

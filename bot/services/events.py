@@ -57,6 +57,10 @@ class EventBuffer:
     def __len__(self) -> int:
         return len(self._rows)
 
+    def forget(self, user_id: int) -> None:
+        """Drop a learner's events not yet written (their data was just erased)."""
+        self._rows = [row for row in self._rows if row["user_id"] != user_id]
+
     async def flush(self, sessionmaker: async_sessionmaker[AsyncSession]) -> int:
         rows, self._rows = self._rows, []
         if not rows:
