@@ -81,6 +81,8 @@ SUBJECT_COLUMNS: dict[str, tuple[str, ...]] = {
     "group_members": ("user_id",),
     "stats_funnel": ("user_id",),
     "stats_nudges": ("user_id",),
+    "promo_impressions": ("user_id",),
+    "promo_clicks": ("user_id",),
 }
 
 # Columns holding a user id that do not make the row that user's: why they are left out.
@@ -98,7 +100,16 @@ USER_ID_NAMES = frozenset({"user_id", "buyer_id", "affiliate_id", "claimed_by", 
 
 # Kept for accounting, keyed by the user id; everything else of the learner is deleted
 # or, for users and stats_funnel, blanked or detached (see `erase`).
-KEPT_FOR_ACCOUNTING = ("orders", "payments", "entitlements", "affiliate_entries", "gifts")
+# Sponsored impressions and clicks are what a creator's promotion budget was charged for.
+KEPT_FOR_ACCOUNTING = (
+    "orders",
+    "payments",
+    "entitlements",
+    "affiliate_entries",
+    "gifts",
+    "promo_impressions",
+    "promo_clicks",
+)
 DELETED = (
     "events",
     "deliveries",

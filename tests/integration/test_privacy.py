@@ -51,6 +51,9 @@ from bot.models import (
     Payment,
     Plan,
     PlanChat,
+    PromoCampaign,
+    PromoClick,
+    PromoImpression,
     Review,
     ReviewVote,
     User,
@@ -188,6 +191,29 @@ async def _world(app: App, db: AsyncSession) -> dict[str, int]:
     db.add_all([bob_review, ann_review])
     await db.flush()
     bob_review.helpful = 1
+    campaign = PromoCampaign(creator_id=maya.id, course_id=course.id, bid_minor=2, status="active")
+    db.add(campaign)
+    await db.flush()
+    seen = PromoImpression(
+        token="annseen",
+        campaign_id=campaign.id,
+        course_id=course.id,
+        user_id=ANN.id,
+        placement="catalog",
+        price_minor=1,
+    )
+    db.add(seen)
+    await db.flush()
+    db.add(
+        PromoClick(
+            campaign_id=campaign.id,
+            impression_id=seen.id,
+            course_id=course.id,
+            user_id=ANN.id,
+            day=now.date(),
+            price_minor=1,
+        )
+    )
     offer = WinbackOffer(user_id=ANN.id, plan_id=plan.id, percent=20, reason="cancel")
     db.add(offer)
     await db.flush()
