@@ -29,6 +29,14 @@ from bot.models.orders import (
     PaymentMethod,
     ProductKind,
 )
+from bot.models.quizzes import (
+    Certificate,
+    Quiz,
+    QuizAnswer,
+    QuizAttempt,
+    QuizMode,
+    QuizQuestion,
+)
 from bot.models.users import Creator, CreatorRole, User
 
 __all__ = [
@@ -38,6 +46,7 @@ __all__ = [
     "AffiliateLink",
     "AffiliateProgram",
     "Base",
+    "Certificate",
     "ChartCache",
     "CheckoutReminder",
     "ContentType",
@@ -73,6 +82,11 @@ __all__ = [
     "PlanChat",
     "PlanDaily",
     "ProductKind",
+    "Quiz",
+    "QuizAnswer",
+    "QuizAttempt",
+    "QuizMode",
+    "QuizQuestion",
     "ReleaseRule",
     "ReminderCoupon",
     "Review",
