@@ -169,7 +169,8 @@ async def refund_payment(
         ent = await access.get_entitlement(
             session, order.user_id, order.product_kind, order.product_id
         )
-        # Only take away what this order gave: a later purchase keeps its access.
+        # Only take away what this order gave: a later purchase keeps its access. The
+        # revoke's hooks stop the drip and revoke the course's certificate (drip.install).
         if ent is not None and ent.source_order_id == order.id and ent.revoked_at is None:
             await access.revoke(session, order.user_id, order.product_kind, order.product_id, now)
             revoked = True
