@@ -59,17 +59,11 @@ async def issue(session: AsyncSession, enrollment: Enrollment, now: datetime) ->
     existing = await find(session, enrollment.user_id, enrollment.course_id)
     if existing is not None:
         return existing
-    row = (
-        await session.execute(
-            select(User, Course, Creator)
-            .join(Course, Course.id == enrollment.course_id)
-            .join(Creator, Creator.id == Course.creator_id)
-            .where(User.id == enrollment.user_id)
-        )
-    ).first()
-    if row is None:
+    user = await session.get(User, enrollment.user_id)
+    course = await session.get(Course, enrollment.course_id)
+    creator = await session.get(Creator, course.creator_id) if course is not None else None
+    if user is None or course is None or creator is None:
         return None
-    user, course, creator = row
     cert = Certificate(
         serial=new_serial(),
         user_id=user.id,
