@@ -569,16 +569,13 @@ async def put(bot: Bot, session: AsyncSession, chat_id: int, ask: Ask) -> None:
 
 
 def certificate_texts(locale: str, i18n: I18n) -> CertificateTexts:
-    def t(text: str) -> str:
-        return i18n.gettext(text, locale=locale)
-
     return CertificateTexts(
-        heading=t("Certificate of completion"),
-        awarded=t("awarded to"),
-        for_course=t("for completing the course"),
-        by_creator=t("by {creator}"),
-        issued=t("Issued {date} · Serial {serial}"),
-        verify=t("Verify: {link}"),
+        heading=i18n.gettext("Certificate of completion", locale=locale),
+        awarded=i18n.gettext("awarded to", locale=locale),
+        for_course=i18n.gettext("for completing the course", locale=locale),
+        by_creator=i18n.gettext("by {creator}", locale=locale),
+        issued=i18n.gettext("Issued {date} · Serial {serial}", locale=locale),
+        verify=i18n.gettext("Verify: {link}", locale=locale),
     )
 
 
