@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import unicodedata
 from dataclasses import dataclass
 
 from bot.analytics.charts import FONT_FAMILIES, register_font
@@ -61,10 +62,10 @@ def render_certificate(facts: CertificateFacts, texts: CertificateTexts | None =
         lines = [
             (0.83, texts.heading, 30, "normal", "#3b2f14"),
             (0.70, texts.awarded, 14, "normal", "#555555"),
-            (0.61, _fit(facts.learner, 40), 34, "normal", "#1f3b6f"),
+            (0.61, _fit(facts.learner, 36), 34, "normal", "#1f3b6f"),
             (0.49, texts.for_course, 14, "normal", "#555555"),
-            (0.41, _fit(facts.course, 50), 24, "normal", "#3b2f14"),
-            (0.34, texts.by_creator.format(creator=_fit(facts.creator, 50)), 15, "normal",
+            (0.41, _fit(facts.course, 52), 24, "normal", "#3b2f14"),
+            (0.34, texts.by_creator.format(creator=_fit(facts.creator, 48)), 15, "normal",
              "#333333"),
             (0.17, texts.issued.format(date=facts.date, serial=facts.serial), 12, "normal",
              "#555555"),
@@ -79,7 +80,14 @@ def render_certificate(facts: CertificateFacts, texts: CertificateTexts | None =
 
 
 def _fit(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Cut to `limit` half-width units (a CJK character is two), so a line stays on the
+    picture whatever the script."""
+    used = 0
+    for i, char in enumerate(text):
+        used += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+        if used > limit:
+            return text[:i].rstrip() + "…"
+    return text
 
 
 async def render_async(facts: CertificateFacts, texts: CertificateTexts | None = None) -> bytes:
