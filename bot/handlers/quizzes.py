@@ -143,7 +143,12 @@ async def on_quiz_title(message: Message, state: FSMContext) -> None:
     await message.answer(_question_prompt(0))
 
 
-@router.message(StateFilter(QuizInput.question), F.poll)
+async def has_poll(message: Message) -> bool:
+    # A coroutine, not F.poll: a plain filter would run in a thread (see test_learner_flows).
+    return message.poll is not None
+
+
+@router.message(StateFilter(QuizInput.question), has_poll)
 async def on_forwarded_quiz(message: Message, state: FSMContext) -> None:
     poll = message.poll
     assert poll is not None
