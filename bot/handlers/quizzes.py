@@ -132,10 +132,21 @@ async def cmd_add_quiz(
     )
 
 
+async def is_command(message: Message) -> bool:
+    return bool(message.text and message.text.startswith("/"))
+
+
+@router.message(StateFilter(QuizInput), is_command)
+async def on_command_while_writing(message: Message) -> None:
+    # /cancel is answered before this router (bot.handlers.authoring); any other command
+    # would be taken for a question or a title.
+    await message.answer(_("You are writing a quiz: go on, press Finish, or /cancel to drop it."))
+
+
 @router.message(StateFilter(QuizInput.title), has_text)
 async def on_quiz_title(message: Message, state: FSMContext) -> None:
     title = (message.text or "").strip()
-    if not title or title.startswith("/") or len(title) > 200:
+    if not title or len(title) > 200:
         await message.answer(_("Send a title of 1 to 200 characters, or /cancel."))
         return
     await state.update_data(title=title)
@@ -167,9 +178,7 @@ async def on_forwarded_quiz(message: Message, state: FSMContext) -> None:
 @router.message(StateFilter(QuizInput.question), has_text)
 async def on_question(message: Message, state: FSMContext) -> None:
     text = (message.text or "").strip()
-    problem = (
-        quizzes.check_question(text) if not text.startswith("/") else DraftError.QUESTION_EMPTY
-    )
+    problem = quizzes.check_question(text)
     if problem is not None:
         await message.answer(draft_error_text(problem))
         return

@@ -475,3 +475,19 @@ async def test_a_certificate_send_that_fails_keeps_the_certificate(
     assert isinstance(sent.photo, BufferedInputFile)
     cert = await db.scalar(select(Certificate))
     assert cert is not None and cert.file_id
+
+
+async def test_a_command_while_writing_a_quiz_is_not_taken_for_a_question(
+    quiz_app: App, h: Harness, db: AsyncSession
+) -> None:
+    course_id, _quiz, _last = await setup_course(h, db)
+    await h.send(f"/addquiz {course_id}", OWNER)
+    await h.send("Title", OWNER)
+    await h.send("/my", OWNER)
+    assert "You are writing a quiz" in h.last_text()
+    await h.press("qd:finish", OWNER)  # nothing written yet
+    assert "no quiz being written" in alerts(h)[-1]
+    await h.send("/cancel", OWNER)
+    await h.press("qd:finish", OWNER)
+    assert "no quiz being written" in alerts(h)[-1]
+    assert await db.scalar(select(func.count(Quiz.id))) == 1
