@@ -15,7 +15,13 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import BufferedInputFile, CallbackQuery, Message, PollAnswer
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InputPollOption,
+    Message,
+    PollAnswer,
+)
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -561,7 +567,7 @@ async def put(bot: Bot, session: AsyncSession, chat_id: int, ask: Ask) -> None:
         sent = await bot.send_poll(
             chat_id,
             question=q.question,
-            options=list(q.options),
+            options=[InputPollOption(text=o) for o in q.options],
             type="quiz",
             correct_option_ids=[q.correct],
             is_anonymous=False,
