@@ -491,3 +491,25 @@ async def test_a_command_while_writing_a_quiz_is_not_taken_for_a_question(
     await h.press("qd:finish", OWNER)
     assert "no quiz being written" in alerts(h)[-1]
     assert await db.scalar(select(func.count(Quiz.id))) == 1
+
+
+async def test_the_certificate_waits_out_the_learners_quiet_hours(
+    quiz_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+) -> None:
+    _course, quiz_lesson, last = await reach_quiz(h, quiz_app, db, clock)
+    await start_quiz(h, db, quiz_lesson)
+    await answer_polls(h, [1, 0])
+    clock.advance(days=1)
+    await quiz_app.scheduler.drain()
+    third = await delivery_of(db, last, ANN.id)
+    assert third is not None
+    await h.send("/quiet 09:00-12:00", ANN)  # it is 10:00 for Ann (UTC)
+    await h.press(f"ls:done:{third.id}", ANN)
+    await quiz_app.scheduler.drain()
+    assert h.session.of_type(SendPhoto) == []
+    job = await db.scalar(select(Job).where(Job.kind == "certificate"))
+    assert job is not None and job.run_at == clock.now().replace(hour=12, minute=0)
+    await db.close()
+    clock.advance(hours=2)
+    await quiz_app.scheduler.drain()
+    assert [p.chat_id for p in h.session.of_type(SendPhoto)] == [ANN.id]
