@@ -474,7 +474,9 @@ async def on_button_answer(
     if result.refusal is not None:
         await callback.answer(refusal_text(result), show_alert=True)
         return
-    await callback.answer(feedback(result), show_alert=bool(result.explanation))
+    # A wrong answer's explanation is worth an alert the learner closes; a right one is not.
+    wrong_with_reason = result.was_correct is False and bool(result.explanation)
+    await callback.answer(feedback(result), show_alert=wrong_with_reason)
     await after_answer(bot, session, user.id, result, scheduler, after_commit)
 
 
