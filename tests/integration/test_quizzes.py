@@ -513,3 +513,10 @@ async def test_the_certificate_waits_out_the_learners_quiet_hours(
     clock.advance(hours=2)
     await quiz_app.scheduler.drain()
     assert [p.chat_id for p in h.session.of_type(SendPhoto)] == [ANN.id]
+
+
+async def test_preview_shows_a_quiz_lesson(quiz_app: App, h: Harness, db: AsyncSession) -> None:
+    course_id, _quiz, _last = await setup_course(h, db)
+    await h.send(f"/preview {course_id} 1", OWNER)
+    await h.click("📖 2", OWNER)
+    assert "A quiz: answer the questions" in h.last_text()
