@@ -66,6 +66,7 @@ def feature_routers() -> list[Router]:
         payments,
         privacy,
         promote,
+        quizzes,
         recommend,
         reminders,
         sales_admin,
@@ -83,6 +84,8 @@ def feature_routers() -> list[Router]:
         start.router,
         # Creators' guided steps (/newcourse, /addlesson): their input comes in a state.
         authoring.router,
+        # /addquiz's steps are in a state too; the learner's quiz buttons and poll answers.
+        quizzes.router,
         learning.router,
         library.router,
         info.router,
@@ -277,7 +280,7 @@ def create_scheduler(
     """The one scheduler: drip lessons and every registered job kind, one rate-limited sender."""
     from bot.analytics import nudges
     from bot.growth import payable, reminders, winback
-    from bot.handlers import groups, market
+    from bot.handlers import groups, market, quizzes
     from bot.keyboards.growth import I18nGrowthTexts
     from bot.keyboards.learning import I18nRenderer
     from bot.payments import housekeeping
@@ -300,6 +303,7 @@ def create_scheduler(
     payable.register(registry, growth_texts)
     market.install(registry, i18n, settings)
     privacy.register_pruning(registry, settings.events_keep_days)
+    quizzes.install(registry, bot, i18n)
     sender = RateLimitedSender(
         TelegramSender(bot),
         per_second=settings.scheduler_rate,

@@ -50,7 +50,8 @@ class Message:
 
     @property
     def text(self) -> str:
-        return str(self.raw.get("text") or self.raw.get("caption") or "")
+        poll = self.raw.get("poll") or {}
+        return str(self.raw.get("text") or self.raw.get("caption") or poll.get("question") or "")
 
     @property
     def inline_keyboard(self) -> list[list[dict[str, Any]]]:
@@ -67,6 +68,10 @@ class Message:
                 if b["text"] == label:
                     return b
         return None
+
+    @property
+    def poll(self) -> dict[str, Any] | None:
+        return self.raw.get("poll")
 
     @property
     def invoice(self) -> dict[str, Any] | None:
@@ -189,6 +194,35 @@ class SandboxUser:
     async def send_voice(self, data: bytes, duration: int = 1, **kw: Any) -> Message:
         kw.setdefault("mime_type", "audio/ogg")
         return await self.send_media("voice", data, "voice.ogg", duration=duration, **kw)
+
+    async def send_poll(
+        self,
+        question: str,
+        options: list[str],
+        *,
+        correct_option_id: int | None = None,
+        explanation: str | None = None,
+        forwarded: bool = False,
+        chat: int | SandboxChat | None = None,
+    ) -> Message:
+        """Send (or forward, ``forwarded=True``) a poll; with ``correct_option_id`` a quiz."""
+        payload: dict[str, Any] = {"question": question, "options": options,
+                                   "chat_id": _chat_id(chat), "forwarded": forwarded}  # fmt: skip
+        if correct_option_id is not None:
+            payload.update(type="quiz", correct_option_ids=[correct_option_id])
+        if explanation:
+            payload["explanation"] = explanation
+        data = await self._act("/poll", payload)
+        return Message(data["message"], data["seq"], outgoing=False)
+
+    async def vote(self, message: Message, *option_ids: int) -> dict[str, Any]:
+        """Tap options of the poll in ``message`` (none: take the vote back). For a quiz the
+        answer says ``correct`` and carries the explanation, as the app shows them."""
+        return await self._act(
+            "/vote",
+            {"chat_id": message.chat_id, "message_id": message.message_id,
+             "option_ids": list(option_ids)},
+        )  # fmt: skip
 
     async def read(self, chat: int | SandboxChat | None = None) -> None:
         """Open the chat: everything in it counts as read."""

@@ -18,6 +18,8 @@ from aiohttp import web
 from sandbox.api import Sandbox
 from sandbox.api.files import image_size
 from sandbox.api.messages import CAPTION_LIMIT
+from sandbox.api.polls import VoteError
+from sandbox.core import ApiError
 from sandbox.formatting import command_entities, utf16_len
 from sandbox.limits import RateLimits
 from sandbox.spec import FileUpload
@@ -191,6 +193,37 @@ def send_media(
     if caption:
         body_["caption"] = caption
     return user_message(server, user, chat, body_)
+
+
+def send_poll(
+    server: Sandbox, user: UserState, chat: ChatState, data: dict[str, Any]
+) -> StoredMessage:
+    """A poll or quiz the person made in the app (``forwarded``: one they forward), e.g. a
+    creator handing the bot a quiz. In the private chat with the bot the bot sees the answer."""
+    try:
+        poll = server.new_poll(data, sent_by_bot=False)
+    except ApiError as exc:
+        raise ControlError(400, exc.description.removeprefix("Bad Request: ")) from None
+    body_: dict[str, Any] = {"poll": poll.to_tg(with_answer=chat.type == "private")}
+    if data.get("forwarded"):
+        body_["forward_origin"] = {"type": "user", "date": server.now(),
+                                   "sender_user": user.to_tg()}  # fmt: skip
+    msg = user_message(server, user, chat, body_)
+    msg.meta["poll_id"] = poll.id
+    return msg
+
+
+def vote(server: Sandbox, user: UserState, chat: ChatState, data: dict[str, Any]) -> dict[str, Any]:
+    """The person taps options of a poll (``option_ids``; empty takes a vote back)."""
+    if chat.type == "private" and user.blocked:
+        raise ControlError(409, "the user blocked the bot; unblock first")
+    raw = data.get("option_ids")
+    if not isinstance(raw, list) or not all(isinstance(i, int) for i in raw):
+        raise ControlError(400, "option_ids: a list of option numbers")
+    try:
+        return server.vote(user, chat, int(data.get("message_id") or 0), raw)
+    except VoteError as exc:
+        raise ControlError(exc.status, exc.message) from None
 
 
 async def media_form(request: web.Request) -> dict[str, Any]:
@@ -491,6 +524,18 @@ def setup_control_routes(app: web.Application, server: Sandbox) -> None:
         )  # fmt: skip
         return ok(server, message=msg.tg)
 
+    async def user_poll(request: web.Request) -> web.Response:
+        user = get_user(server, request)
+        data = await body(request)
+        chat = target_chat(server, user, data.get("chat_id"))
+        return ok(server, message=send_poll(server, user, chat, data).tg)
+
+    async def user_vote(request: web.Request) -> web.Response:
+        user = get_user(server, request)
+        data = await body(request)
+        chat = target_chat(server, user, data.get("chat_id"))
+        return ok(server, **vote(server, user, chat, data))
+
     async def user_read(request: web.Request) -> web.Response:
         user = get_user(server, request)
         chat = target_chat(server, user, (await body(request)).get("chat_id"))
@@ -720,6 +765,8 @@ def setup_control_routes(app: web.Application, server: Sandbox) -> None:
     r.add_post(f"{API}/users/{{user_id}}/press", user_press)
     r.add_post(f"{API}/users/{{user_id}}/media", user_media)
     r.add_post(f"{API}/users/{{user_id}}/read", user_read)
+    r.add_post(f"{API}/users/{{user_id}}/poll", user_poll)
+    r.add_post(f"{API}/users/{{user_id}}/vote", user_vote)
     r.add_get(f"{API}/files/{{file_id}}", file_get)
     r.add_post(f"{API}/users/{{user_id}}/edit", user_edit)
     r.add_post(f"{API}/users/{{user_id}}/pay", user_pay)

@@ -125,6 +125,13 @@ COMMANDS: tuple[CommandHelp, ...] = (
         __("your personal link to a course or a plan"),
     ),
     CommandHelp("earnings", LEARNER, LEARNING, "", __("what your shared links earned")),
+    CommandHelp(
+        "certificate",
+        LEARNER,
+        LEARNING,
+        __("[<course number>]"),
+        __("your certificates of finished courses"),
+    ),
     CommandHelp("newcourse", CREATOR, COURSES, "", __("create a course step by step")),
     CommandHelp("courses", CREATOR, COURSES, "", __("your courses")),
     CommandHelp(
@@ -157,6 +164,23 @@ COMMANDS: tuple[CommandHelp, ...] = (
         LESSONS,
         __("<course id>"),
         __("then send the lesson: text, photo, video, document or voice"),
+    ),
+    CommandHelp(
+        "addquiz",
+        CREATOR,
+        LESSONS,
+        __("<course id>"),
+        __("add a quiz lesson: type the questions or forward Telegram quizzes"),
+    ),
+    CommandHelp(
+        "quizpass",
+        CREATOR,
+        LESSONS,
+        __("<lesson id> <percent>|off [retry=<hours>]"),
+        __("a pass mark that gates the next lesson"),
+    ),
+    CommandHelp(
+        "quizstats", CREATOR, LESSONS, __("<course id>"), __("pass rates per quiz and question")
     ),
     CommandHelp(
         "lessons", CREATOR, LESSONS, __("<course id>"), __("lessons and their release rules")

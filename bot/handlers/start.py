@@ -17,7 +17,7 @@ from bot.analytics.sources import Source
 from bot.config import Settings
 from bot.growth import affiliates
 from bot.growth.affiliates import ClickOutcome
-from bot.handlers import growth, market, views
+from bot.handlers import growth, market, quizzes, views
 from bot.handlers.common import CommandStart, is_private, show
 from bot.handlers.recommend import suggestion_rows
 from bot.i18n import SUPPORTED
@@ -44,11 +44,14 @@ class StartLink:
     affiliate: str = ""  # a_<code>: an affiliate's personal link (bot.growth.affiliates)
     gift: str = ""  # g_<token>: a gift's claim link (bot.growth.gifts)
     creator_id: int | None = None  # p_<id>: a creator's page
+    verify: str = ""  # v_<serial>: check a certificate (bot.services.certificates)
 
 
 def parse_start(args: str) -> StartLink:
     """c_<id>, c_<id>_<letter> (where the link was shared), r_<code>, r_<code>_c<id>,
-    a_<code>, g_<token>, p_<creator id>."""
+    a_<code>, g_<token>, p_<creator id>, v_<certificate serial>."""
+    if args.startswith("v_"):
+        return StartLink(verify=args[2:] or "-")
     if args.startswith("a_"):
         return StartLink(affiliate=args[2:] or "-")
     if args.startswith("g_"):
@@ -88,6 +91,9 @@ async def cmd_start(
     args = (command.args or "").strip()[:MAX_DEEP_LINK]
     events.record(EventKind.START, user_id=user.id, data={"args": args} if args else None)
     link = parse_start(args)
+    if link.verify:
+        await message.answer(await quizzes.verify_text(session, link.verify))
+        return
     if link.referral:
         await users_service.apply_referral(session, user, link.referral)
     if link.gift:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
+from bot.models import ContentType
 from bot.scheduler.render import lesson_heading, lesson_message
 from bot.scheduler.sender import Button, Outgoing
 from bot.services.drip import LessonView
@@ -78,6 +81,8 @@ def preview_lesson_message(
     """The lesson exactly as the learner gets it (the same heading, content and
     protect_content), with preview navigation where the learner has Done and Next."""
     label = _("Lesson {number} of {total}").format(number=view.number, total=view.total)
+    if view.kind == ContentType.QUIZ:
+        view = replace(view, text=_("📝 A quiz: answer the questions to finish this lesson."))
     buttons: list[Button] = []
     if previous is not None:
         buttons.append(

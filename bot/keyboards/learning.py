@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
@@ -12,6 +13,8 @@ from aiogram.utils.i18n import gettext as _
 from bot.i18n import pick_locale
 from bot.keyboards.groups import invite_button
 from bot.keyboards.menus import catalog_or_home, short_title
+from bot.keyboards.quizzes import QuizStartCB
+from bot.models import ContentType
 from bot.scheduler.render import lesson_heading, lesson_message
 from bot.scheduler.sender import Button, Outgoing
 from bot.services.drip import CourseProgress, LessonView
@@ -54,6 +57,15 @@ class I18nRenderer:
             return self.i18n.gettext(text, locale=locale)
 
         label = _("Lesson {number} of {total}").format(number=view.number, total=view.total)
+        if view.kind == ContentType.QUIZ:
+            # A quiz is done by answering it: Start instead of Done and Next.
+            start = QuizStartCB(d=view.delivery_id, m="p").pack()
+            by_buttons = QuizStartCB(d=view.delivery_id, m="b").pack()
+            return lesson_message(
+                replace(view, text=_("📝 A quiz: answer the questions to finish this lesson.")),
+                lesson_heading(view, label),
+                (Button(_("▶️ Start the quiz"), start), Button(_("🔘 With buttons"), by_buttons)),
+            )
         buttons = (
             Button(_("✅ Done"), LessonCB(action=LessonAction.DONE, id=view.delivery_id).pack()),
             Button(_("Next ▶"), LessonCB(action=LessonAction.NEXT, id=view.delivery_id).pack()),

@@ -37,6 +37,14 @@ from bot.models.promotions import (
     PromoEntryKind,
     PromoImpression,
 )
+from bot.models.quizzes import (
+    Certificate,
+    Quiz,
+    QuizAnswer,
+    QuizAttempt,
+    QuizMode,
+    QuizQuestion,
+)
 from bot.models.users import Creator, CreatorRole, User
 
 __all__ = [
@@ -49,6 +57,7 @@ __all__ = [
     "Bundle",
     "BundleCourse",
     "CampaignStatus",
+    "Certificate",
     "ChartCache",
     "CheckoutReminder",
     "ContentType",
@@ -89,6 +98,11 @@ __all__ = [
     "PromoEntry",
     "PromoEntryKind",
     "PromoImpression",
+    "Quiz",
+    "QuizAnswer",
+    "QuizAttempt",
+    "QuizMode",
+    "QuizQuestion",
     "ReleaseRule",
     "ReminderCoupon",
     "Review",

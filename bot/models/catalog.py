@@ -43,6 +43,7 @@ class ContentType(StrEnum):
     VIDEO = "video"
     DOCUMENT = "document"
     VOICE = "voice"
+    QUIZ = "quiz"  # questions in bot.models.quizzes
 
 
 class ReleaseRule(StrEnum):

@@ -196,6 +196,7 @@ async def refund_payment(
         revoked = await gifts.on_refund(session, order, now)
     elif (payment.raw or {}).get("credited"):
         order.status = OrderStatus.REFUNDED
+        # The revoke's hooks stop the drip and revoke the course's certificate (drip.install).
         revoked = await _revoke_granted(session, order, now)
     session.add(
         Event(

@@ -3,6 +3,7 @@ catalogs (bot/keyboards/learning.py); this plain English one serves tests and be
 
 from __future__ import annotations
 
+from dataclasses import replace
 from html import escape
 from typing import Protocol
 
@@ -56,6 +57,13 @@ def lesson_message(view: LessonView, heading: str, buttons: tuple[Button, ...]) 
 class PlainRenderer:
     def lesson(self, view: LessonView) -> Outgoing:
         heading = lesson_heading(view, f"Lesson {view.number} of {view.total}")
+        if view.kind == "quiz":
+            quiz = replace(view, text="A quiz: answer the questions to finish this lesson.")
+            start = (
+                Button("▶️ Start the quiz", f"qs:{view.delivery_id}:p"),
+                Button("🔘 With buttons", f"qs:{view.delivery_id}:b"),
+            )
+            return lesson_message(quiz, heading, start)
         buttons = (
             Button("✅ Done", f"ls:done:{view.delivery_id}"),
             Button("Next ▶", f"ls:next:{view.delivery_id}"),

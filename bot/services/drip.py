@@ -14,6 +14,8 @@ course's schedule all end in it, so they cannot disagree. Rules:
 - nothing is ever due inside the learner's quiet hours: it moves to the end of them;
 - delivered rows (sent, or being sent right now) are never touched, so nothing already
   delivered is sent again;
+- a quiz with a pass mark gates: the lessons after it wait (no delivery row) until the
+  learner passed it, then follow from that moment as from a Done;
 - access follows money: without an active course entitlement nothing is planned, and
   what was planned is revoked (refund, expiry). Only a new grant plans it again, so no
   learner action (Done, Resume, /quiet, /timezone) can bring a revoked lesson back.
@@ -35,17 +37,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics import rollups
 from bot.models import (
+    ContentType,
     Course,
     Delivery,
     DeliveryStatus,
     Enrollment,
     Lesson,
     ProductKind,
+    Quiz,
     ReleaseRule,
     User,
     utcnow,
 )
-from bot.services import access
+from bot.services import access, certificates
 
 _config = {"timezone": "UTC"}
 
@@ -60,6 +64,7 @@ def install(default_timezone: str = "UTC") -> None:
     _config["timezone"] = default_timezone
     access.on_grant(ProductKind.COURSE, _on_course_granted)
     access.on_revoke(ProductKind.COURSE, _on_course_revoked)
+    certificates.install()
 
 
 def zone(name: str | None) -> ZoneInfo:
@@ -144,6 +149,17 @@ async def _lessons(session: AsyncSession, course_id: int) -> list[Lesson]:
     return list(rows)
 
 
+async def _gates(session: AsyncSession, lessons: Sequence[Lesson]) -> set[int]:
+    """The lessons that are quizzes with a pass mark."""
+    quiz_ids = [lesson.id for lesson in lessons if lesson.content_type == ContentType.QUIZ]
+    if not quiz_ids:
+        return set()
+    rows = await session.scalars(
+        select(Quiz.lesson_id).where(Quiz.lesson_id.in_(quiz_ids), Quiz.pass_percent.is_not(None))
+    )
+    return set(rows)
+
+
 async def reschedule(
     session: AsyncSession,
     enrollment: Enrollment,
@@ -162,6 +178,7 @@ async def reschedule(
     if lessons is None:
         lessons = await _lessons(session, enrollment.course_id)
     prefs = Prefs.of(user)
+    gates = await _gates(session, lessons)
     rows = await session.scalars(select(Delivery).where(Delivery.enrollment_id == enrollment.id))
     by_lesson = {d.lesson_id: d for d in rows}
     previous_due: datetime | None = None
@@ -172,6 +189,11 @@ async def reschedule(
         if row is not None and row.status in _DELIVERED:
             previous_due = row.sent_at or row.due_at
             previous_done = row.done_at
+            if lesson.id in gates:
+                if row.done_at is None:
+                    unknown = True  # not passed yet: what follows waits
+                else:
+                    previous_due = max(previous_due, row.done_at)
             continue
         nominal = None
         if not unknown:
@@ -212,6 +234,8 @@ async def reschedule(
             row.claimed_until = None
         previous_due = due
         previous_done = None
+        if lesson.id in gates:
+            unknown = True  # planned, so certainly not passed yet
     await session.flush()
 
 
@@ -297,6 +321,7 @@ class StepResult:
     is_last: bool = False
     tz: str = "UTC"
     course_id: int = 0  # set when ok
+    is_quiz: bool = False  # Done pressed on a quiz: it is done by answering it
 
 
 async def _own_delivery(
@@ -324,22 +349,46 @@ async def mark_done(
     if owned is None:
         return StepResult(ok=False)
     delivery, enrollment = owned
-    newly = delivery.done_at is None
-    if newly:
-        delivery.done_at = now
-        await session.flush()
-        await reschedule(session, enrollment, now)
-    result = await _after(session, delivery, enrollment, newly_done=newly, now=now)
+    if await _is_quiz(session, delivery.lesson_id):
+        # A quiz is done by answering it (bot.services.quizzes), never by a button.
+        return StepResult(ok=False, is_quiz=True)
+    if delivery.done_at is not None:
+        result = await _after(session, delivery, enrollment, newly_done=False, now=now)
+    else:
+        result, _certificate = await complete(session, delivery, enrollment, now)
     result = replace(result, course_id=enrollment.course_id)
-    if newly:
-        creator_id = await session.scalar(
-            select(Course.creator_id).where(Course.id == enrollment.course_id)
-        )
-        if creator_id is not None:
-            await rollups.lesson_done(
-                session, enrollment, creator_id, now, completed_at=enrollment.completed_at
-            )
     return result
+
+
+async def _is_quiz(session: AsyncSession, lesson_id: int) -> bool:
+    kind = await session.scalar(select(Lesson.content_type).where(Lesson.id == lesson_id))
+    return kind == ContentType.QUIZ
+
+
+async def complete(
+    session: AsyncSession, delivery: Delivery, enrollment: Enrollment, now: datetime
+) -> tuple[StepResult, int | None]:
+    """Mark a delivered lesson done (Done, or a quiz passed): the schedule moves on, the
+    rollups count it, and a learner who has now done every lesson is issued a certificate
+    in this same transaction (its picture is sent after the commit). Returns what that
+    led to and the new certificate's id."""
+    delivery.done_at = now
+    await session.flush()
+    await reschedule(session, enrollment, now)
+    was_completed = enrollment.completed_at is not None
+    result = await _after(session, delivery, enrollment, newly_done=True, now=now)
+    creator_id = await session.scalar(
+        select(Course.creator_id).where(Course.id == enrollment.course_id)
+    )
+    if creator_id is not None:
+        await rollups.lesson_done(
+            session, enrollment, creator_id, now, completed_at=enrollment.completed_at
+        )
+    certificate_id = None
+    if not was_completed and enrollment.completed_at is not None:
+        certificate = await certificates.issue(session, enrollment, now)
+        certificate_id = certificate.id if certificate is not None else None
+    return result, certificate_id
 
 
 async def next_lesson(

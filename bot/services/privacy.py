@@ -83,6 +83,8 @@ SUBJECT_COLUMNS: dict[str, tuple[str, ...]] = {
     "stats_nudges": ("user_id",),
     "promo_impressions": ("user_id",),
     "promo_clicks": ("user_id",),
+    "quiz_attempts": ("user_id",),
+    "certificates": ("user_id",),
 }
 
 # Columns holding a user id that do not make the row that user's: why they are left out.
@@ -111,6 +113,9 @@ KEPT_FOR_ACCOUNTING = (
     "promo_clicks",
 )
 DELETED = (
+    # A certificate carries the learner's name; erased, its serial no longer verifies.
+    "certificates",
+    "quiz_attempts",
     "events",
     "deliveries",
     "enrollments",

@@ -7,13 +7,17 @@ from sandbox.api.files import FilesApi
 from sandbox.api.inline import InlineApi
 from sandbox.api.messages import MessagesApi
 from sandbox.api.payments import PaymentsApi
+from sandbox.api.polls import PollsApi
 from sandbox.api.updates import UpdatesApi
 
 
-class Sandbox(FilesApi, PaymentsApi, MessagesApi, ChatsApi, UpdatesApi, InlineApi, BotProfileApi):
+class Sandbox(
+    FilesApi, PaymentsApi, PollsApi, MessagesApi, ChatsApi, UpdatesApi, InlineApi, BotProfileApi
+):
     """One bot's world: every area on one shared core (``sandbox.core.SandboxCore``).
 
-    Files and payments build on messages (a photo or an invoice is a message the bot sends),
+    Files, payments and polls build on messages (a photo, an invoice or a quiz is a message the
+    bot sends),
     so they come before it here; Python's method order then runs each area's ``reset`` once."""
 
 

@@ -166,6 +166,7 @@ function renderMessage(v) {
   html += mediaHtml(m);
   if (m.text !== undefined) html += `<div class="text">${renderEntities(m.text, m.entities)}</div>`;
   if (m.caption !== undefined) html += `<div class="text caption">${renderEntities(m.caption, m.caption_entities)}</div>`;
+  if (m.poll) html += pollHtml(m.poll);
   if (m.invoice) {
     const inv = m.invoice;
     const price = inv.currency === "XTR" ? `⭐ ${inv.total_amount}` : `${(inv.total_amount / 100).toFixed(2)} ${inv.currency}`;
@@ -196,10 +197,32 @@ function renderMessage(v) {
     });
     div.appendChild(kb);
   }
+  for (const b of div.querySelectorAll("button.poll-option")) {
+    b.onclick = () => votePoll(m, Number(b.dataset.option));
+  }
   for (const a of div.querySelectorAll("a.link")) {
     a.onclick = (ev) => { ev.preventDefault(); openLink(a.getAttribute("href")); };
   }
   return div;
+}
+
+// A poll or quiz: one button per option with its count; tapping one votes.
+function pollHtml(p) {
+  const kind = p.type === "quiz" ? "Quiz" : "Poll";
+  let html = `<div class="poll"><div class="poll-kind">${kind}${p.is_anonymous ? " · anonymous" : ""}${p.is_closed ? " · closed" : ""}</div>`;
+  html += `<b>${escapeHtml(p.question)}</b>`;
+  p.options.forEach((o, i) => {
+    html += `<button type="button" class="poll-option" data-option="${i}"${p.is_closed ? " disabled" : ""}>${escapeHtml(o.text)} <span class="count">${o.voter_count}</span></button>`;
+  });
+  return html + `<div class="meta">${p.total_voter_count} voted</div></div>`;
+}
+
+async function votePoll(m, option) {
+  try {
+    const out = await api("POST", `/users/${state.userId}/vote`, { chat_id: m.chat.id, message_id: m.message_id, option_ids: [option] });
+    if (out.correct === true) toast("✅ Correct");
+    else if (out.correct === false) toast("❌ Wrong" + (out.explanation ? " — " + out.explanation : ""), true);
+  } catch (e) { toast(e.message, true); }
 }
 
 // Files sent by URL have no bytes in the sandbox (no file_size): those show a placeholder.

@@ -203,3 +203,32 @@ async def wait_value(browser: Browser, script: str, want: object, *args: object)
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"{got!r} != {want!r}")
+
+
+async def test_web_chat_quiz_poll_answer(
+    sandbox_server: SandboxServer,
+    learner_client: SandboxClient,
+    browser: Browser,
+    tmp_path: Path,
+) -> None:
+    """A quiz the bot sent shows its options; a tap answers it: the bot gets poll_answer."""
+    learner = await learner_client.create_user("Quinn", "en")
+    await browser.get(f"{sandbox_server.chat_url}?user={learner.id}")
+    await browser.wait_for("return document.body.dataset.ready === '1'")
+    await browser.click("#start-button")
+    await browser.wait_for("return !document.querySelector('#start-prompt')")
+    sent = await sandbox_server.call(
+        "sendPoll",
+        {"chat_id": learner.id, "question": "2 + 2 = ?", "options": [{"text": "3"}, {"text": "4"}],
+         "type": "quiz", "correct_option_ids": [1], "is_anonymous": False,
+         "explanation": "Count them"},
+    )  # fmt: skip
+    assert sent["ok"], sent
+    await browser.wait_for("return document.querySelectorAll('.poll-option').length === 2")
+    await browser.screenshot(tmp_path / "webchat-quiz.png")
+    await browser.run("document.querySelectorAll('.poll-option')[0].click()")
+    await browser.wait_for("return document.querySelector('#toast').textContent.includes('Wrong')")
+    answers = [u["poll_answer"] for u in await learner_client.pending_updates()
+               if "poll_answer" in u]  # fmt: skip
+    assert [(a["user"]["id"], a["option_ids"]) for a in answers] == [(learner.id, [0])]
+    assert sandbox_server.violations == []

@@ -29,6 +29,7 @@ from bot.models import (
     AffiliateEntry,
     AffiliateLink,
     Base,
+    Certificate,
     CheckoutReminder,
     Course,
     Creator,
@@ -54,6 +55,8 @@ from bot.models import (
     PromoCampaign,
     PromoClick,
     PromoImpression,
+    Quiz,
+    QuizAttempt,
     Review,
     ReviewVote,
     User,
@@ -191,6 +194,22 @@ async def _world(app: App, db: AsyncSession) -> dict[str, int]:
     db.add_all([bob_review, ann_review])
     await db.flush()
     bob_review.helpful = 1
+    ann_delivery = await db.scalar(select(Delivery).where(Delivery.user_id == ANN.id))
+    assert ann_delivery is not None
+    quiz = Quiz(lesson_id=ann_delivery.lesson_id)
+    db.add(quiz)
+    await db.flush()
+    db.add(QuizAttempt(quiz_id=quiz.id, user_id=ANN.id, delivery_id=ann_delivery.id))
+    db.add(
+        Certificate(
+            serial="annserial",
+            user_id=ANN.id,
+            course_id=course.id,
+            learner_name="Annabel",
+            course_title=course.title,
+            creator_name="Maya",
+        )
+    )
     campaign = PromoCampaign(creator_id=maya.id, course_id=course.id, bid_minor=2, status="active")
     db.add(campaign)
     await db.flush()

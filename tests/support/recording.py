@@ -20,10 +20,20 @@ from aiogram.methods import (
     EditMessageReplyMarkup,
     EditMessageText,
     SendMessage,
+    SendPhoto,
+    SendPoll,
     TelegramMethod,
 )
 from aiogram.methods.base import TelegramType
-from aiogram.types import Chat, InlineKeyboardMarkup, Message, User
+from aiogram.types import (
+    Chat,
+    InlineKeyboardMarkup,
+    Message,
+    PhotoSize,
+    Poll,
+    PollOption,
+    User,
+)
 
 T = TypeVar("T")
 
@@ -34,6 +44,7 @@ class RecordingSession(BaseSession):
         self.requests: deque[TelegramMethod[Any]] = deque()
         self.responses: deque[Any] = deque()
         self._ids = itertools.count(1000)
+        self.poll_ids: list[str] = []  # every poll sent, oldest first
         self.me = User(id=bot_id, is_bot=True, first_name="Lyceum", username=username)
 
     def add_result(self, result: Any) -> None:
@@ -90,6 +101,20 @@ class RecordingSession(BaseSession):
             )
         if isinstance(method, EditMessageReplyMarkup):
             return True
+        if isinstance(method, SendPoll):
+            return self._poll_message(method)
+        if isinstance(method, SendPhoto):
+            # An upload gets a new file_id; a file_id is sent as itself.
+            n = next(self._ids)
+            file_id = method.photo if isinstance(method.photo, str) else f"PHOTO-{n}"
+            return Message(
+                message_id=n,
+                date=datetime.now(UTC),
+                chat=Chat(id=int(method.chat_id), type="private"),
+                from_user=self.me,
+                caption=method.caption,
+                photo=[PhotoSize(file_id=file_id, file_unique_id=f"u{n}", width=1200, height=850)],
+            )
         returning = getattr(method, "__returning__", None)
         if returning is Message:  # a photo, video, document, voice...
             return Message(
@@ -104,6 +129,34 @@ class RecordingSession(BaseSession):
         if returning is User:
             return self.me
         raise AssertionError(f"no queued result for {type(method).__name__}")
+
+    def _poll_message(self, method: SendPoll) -> Message:
+        n = next(self._ids)
+        texts = [o if isinstance(o, str) else o.text for o in method.options]
+        self.poll_ids.append(f"poll-{n}")
+        poll = Poll(
+            id=f"poll-{n}",
+            question=method.question,
+            options=[
+                PollOption(persistent_id=str(i), text=t, voter_count=0) for i, t in enumerate(texts)
+            ],
+            total_voter_count=0,
+            is_closed=False,
+            is_anonymous=bool(method.is_anonymous),
+            type=method.type or "regular",
+            allows_multiple_answers=False,
+            allows_revoting=False,
+            members_only=False,
+            correct_option_ids=list(method.correct_option_ids or []) or None,
+            explanation=method.explanation,
+        )
+        return Message(
+            message_id=n,
+            date=datetime.now(UTC),
+            chat=Chat(id=int(method.chat_id), type="private"),
+            from_user=self.me,
+            poll=poll,
+        )
 
     async def stream_content(
         self,
