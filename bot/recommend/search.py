@@ -34,7 +34,7 @@ import re
 import unicodedata
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,18 +127,27 @@ def _best(scores: NDArray[np.float64], n: int) -> NDArray[np.intp]:
     return np.concatenate([above, tied])
 
 
-def _csr_by_word(rows_words: Sequence[array[int]], words: int) -> sp.csc_matrix:
-    """(course -> word ids) lists into a (word -> courses) posting matrix."""
-    lengths = np.fromiter((len(r) for r in rows_words), dtype=np.int64, count=len(rows_words))
-    indptr = np.zeros(len(rows_words) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=indptr[1:])
-    flat = array("i")
-    for r in rows_words:
-        flat.extend(r)
-    cols = np.frombuffer(flat, dtype=np.int32) if len(flat) else np.empty(0, dtype=np.int32)
+def _ints(values: array[int]) -> NDArray[np.int32]:
+    return np.frombuffer(values, dtype=np.int32) if len(values) else np.empty(0, np.int32)
+
+
+def _indptr(lengths: array[int]) -> NDArray[np.int64]:
+    out = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(_ints(lengths), out=out[1:])
+    return out
+
+
+def _postings(
+    flat: NDArray[np.int32], indptr: NDArray[np.int64], words: int, dedupe: bool
+) -> sp.csc_matrix:
+    """(course -> word ids) into (word -> courses) postings, each list in course order."""
+    # A copy: scipy keeps the arrays it is given and sum_duplicates sorts them in place.
     m = sp.csr_matrix(
-        (np.ones(len(cols), dtype=np.int8), cols, indptr), shape=(len(rows_words), words)
+        (np.ones(len(flat), dtype=np.int8), flat.copy(), indptr.copy()),
+        shape=(len(indptr) - 1, words),
     )
+    if dedupe:
+        m.sum_duplicates()  # a repeated title word is one posting
     return m.tocsc()
 
 
@@ -164,7 +173,8 @@ class SearchIndex:
     __slots__ = (
         "_del_keys",
         "_del_words",
-        "_exact",
+        "_exact_keys",
+        "_exact_rows",
         "_idf",
         "_ids",
         "_langs",
@@ -192,7 +202,8 @@ class SearchIndex:
         self._title_tokens: NDArray[np.int32] = np.empty(0, dtype=np.int32)
         self._title_indptr: NDArray[np.int64] = np.zeros(1, dtype=np.int64)
         self._title_idf: NDArray[np.float32] = np.empty(0, dtype=np.float32)
-        self._exact: dict[str, list[int]] = {}
+        self._exact_keys: NDArray[np.int64] = np.empty(0, dtype=np.int64)
+        self._exact_rows: NDArray[np.int32] = np.empty(0, dtype=np.int32)
         self._del_keys: NDArray[np.int64] = np.empty(0, dtype=np.int64)
         self._del_words: NDArray[np.int32] = np.empty(0, dtype=np.int32)
 
@@ -206,40 +217,50 @@ class SearchIndex:
         self._langs = [d.language for d in ordered]
         # Only for the brute-force reference (the benchmark's baseline).
         self._texts = [search_text(d) for d in ordered]
-        title_toks = [tokens(d.title) for d in ordered]
-        second_toks = [
-            tokens(" ".join((*d.tags, *d.description.split()[:DESCRIPTION_WORDS]))) for d in ordered
-        ]
-        vocab = sorted({t for ts in title_toks for t in ts} | {t for ts in second_toks for t in ts})
-        word_id = {w: i for i, w in enumerate(vocab)}
-        self._vocab, self._word_id = vocab, word_id
-        title_rows = [array("i", map(word_id.__getitem__, ts)) for ts in title_toks]
-        second_rows = [array("i", sorted(set(map(word_id.__getitem__, ts)))) for ts in second_toks]
-        # Postings want each course once per word; the token lists keep repeats.
-        self._title = _csr_by_word([array("i", sorted(set(r))) for r in title_rows], len(vocab))
-        self._second = _csr_by_word(second_rows, len(vocab))
-        df = np.zeros(len(vocab), dtype=np.float64)
-        df += np.diff(self._title.indptr)
+        # One pass, straight to word ids in flat C arrays: 100,000 courses hold ~2M
+        # tokens, and lists of token strings would cost hundreds of MB at the peak.
+        first_seen: dict[str, int] = {}
+        title_flat, title_len = array("i"), array("i")
+        second_flat, second_len = array("i"), array("i")
+        exact = array("q")
+        for d in ordered:
+            ts = tokens(d.title)
+            title_flat.extend([first_seen.setdefault(t, len(first_seen)) for t in ts])
+            title_len.append(len(ts))
+            exact.append(hash(" ".join(ts)))
+            extra = tokens(" ".join((*d.tags, *d.description.split()[:DESCRIPTION_WORDS])))
+            wids = sorted({first_seen.setdefault(t, len(first_seen)) for t in extra})
+            second_flat.extend(wids)
+            second_len.append(len(wids))
+        # Word ids in sorted order, so that a prefix's completions are one id range.
+        vocab = sorted(first_seen)
+        remap = np.empty(len(vocab), dtype=np.int32)
+        for new_id, word in enumerate(vocab):
+            remap[first_seen[word]] = new_id
+        self._vocab = vocab
+        self._word_id = {w: i for i, w in enumerate(vocab)}
+        del first_seen
+        title_ids = remap[_ints(title_flat)]
+        self._title_tokens = title_ids
+        self._title_indptr = _indptr(title_len)
+        self._title = _postings(title_ids, self._title_indptr, len(vocab), dedupe=True)
+        self._second = _postings(
+            remap[_ints(second_flat)], _indptr(second_len), len(vocab), dedupe=False
+        )
+        df = np.diff(self._title.indptr).astype(np.float64)
         # A word only in tags counts half a document: it is weaker evidence of the topic.
         df += 0.5 * np.diff(self._second.indptr)
         n = max(len(ordered), 1)
         self._idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
         self._max_idf = float(math.log(1.0 + n) + 1.0)
-        lengths = np.fromiter((len(r) for r in title_rows), dtype=np.int64, count=len(title_rows))
-        self._title_indptr = np.zeros(len(title_rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=self._title_indptr[1:])
-        flat = array("i")
-        for r in title_rows:
-            flat.extend(r)
-        self._title_tokens = np.frombuffer(flat, dtype=np.int32).copy()
-        owner = np.repeat(np.arange(len(title_rows)), lengths)
-        sums = np.bincount(owner, weights=self._idf[self._title_tokens], minlength=len(lengths))
+        lengths = np.diff(self._title_indptr)
+        owner = np.repeat(np.arange(len(ordered)), lengths)
+        sums = np.bincount(owner, weights=self._idf[title_ids], minlength=len(ordered))
         # An empty title (punctuation only) divides by 1, not 0.
         self._title_idf = np.maximum(sums, 1.0).astype(np.float32)
-        exact: dict[str, list[int]] = {}
-        for row, ts in enumerate(title_toks):
-            exact.setdefault(" ".join(ts), []).append(row)
-        self._exact = exact
+        keys = np.frombuffer(exact, dtype=np.int64) if len(exact) else np.empty(0, np.int64)
+        order = np.argsort(keys, kind="stable")
+        self._exact_keys, self._exact_rows = keys[order], order.astype(np.int32)
         self._build_deletes()
         return self
 
@@ -338,41 +359,68 @@ class SearchIndex:
         if not qtoks:
             return []
         key = " ".join(t.text for t in qtoks)
-        exact = self._exact.get(key, [])
-        rows, first = self._first_stage(qtoks)
+        exact = self._exact_matches(key, qtoks)
+        rows, seconds = self._first_stage(qtoks)
+        matcher = self._matcher(qtoks)
         rows = np.union1d(rows, np.asarray(exact, dtype=np.intp)) if exact else rows
         exact_set = set(exact)
         scored = []
         total_weight = sum(t.weight for t in qtoks)
         for row in rows.tolist():
-            cov, score = self._score(row, qtoks, first, total_weight)
+            cov, score = self._score(row, qtoks, matcher, seconds, total_weight)
             if row in exact_set:
                 scored.append((100.0, row))
             elif cov >= MIN_COVERAGE:
                 scored.append((min(score, 99.9), row))
         return self._order(scored, limit, language)
 
+    def _exact_matches(self, key: str, qtoks: list[_QueryToken]) -> list[int]:
+        """Rows whose title is the query, case, width and punctuation aside."""
+        lo = int(np.searchsorted(self._exact_keys, hash(key), "left"))
+        hi = int(np.searchsorted(self._exact_keys, hash(key), "right"))
+        if lo == hi:
+            return []
+        wanted = [self._word_id.get(t.text, -1) for t in qtoks]
+        rows = []
+        for row in self._exact_rows[lo:hi].tolist():  # a hash match: check the words
+            a, b = self._title_indptr[row], self._title_indptr[row + 1]
+            if self._title_tokens[a:b].tolist() == wanted:
+                rows.append(row)
+        return rows
+
     def _first_stage(
         self, qtoks: list[_QueryToken]
-    ) -> tuple[NDArray[np.intp], list[tuple[NDArray[np.float32], NDArray[np.float32]]]]:
+    ) -> tuple[NDArray[np.intp], list[NDArray[np.float32]]]:
         """Every course sharing a word with the query gets a weighted coverage; the best
-        ``CANDIDATES`` go on. Also returns each token's (title, second field) similarity
-        per course for the ranking stage."""
+        ``CANDIDATES`` go on. Also returns each token's second-field similarity per
+        course, for the ranking stage."""
         n = len(self)
         total = np.zeros(n, dtype=np.float32)
         title_part = np.zeros(n, dtype=np.float32)
-        per_token = []
+        # Scratch for one token's title similarity; only touched rows are reset, so a
+        # token costs its postings, not the catalog's size.
+        t_sim = np.zeros(n, dtype=np.float32)
+        seconds = []
         for tok in qtoks:
-            t_sim = np.zeros(n, dtype=np.float32)
             s_sim = np.zeros(n, dtype=np.float32)
+            touched = []
             for wid, s in self._seed_words(tok):
                 a, b = self._title.indptr[wid], self._title.indptr[wid + 1]
-                t_sim[self._title.indices[a:b]] = s
+                rows = self._title.indices[a:b]
+                t_sim[rows] = s
+                touched.append(rows)
                 a, b = self._second.indptr[wid], self._second.indptr[wid + 1]
-                s_sim[self._second.indices[a:b]] = s
-            per_token.append((t_sim, s_sim))
-            total += tok.weight * np.maximum(t_sim, TAG_WEIGHT * s_sim)
-            title_part += tok.weight * t_sim
+                rows = self._second.indices[a:b]
+                s_sim[rows] = s
+                touched.append(rows)
+            seconds.append(s_sim)
+            if not touched:
+                continue
+            u = np.concatenate(touched)
+            # Repeated rows in ``u`` add once: a fancy-index += is a gather, then a scatter.
+            total[u] += tok.weight * np.maximum(t_sim[u], TAG_WEIGHT * s_sim[u])
+            title_part[u] += tok.weight * t_sim[u]
+            t_sim[u] = 0.0
         hit = np.flatnonzero(total)
         if len(hit) > CANDIDATES:
             # Query coverage first; how much of the title the query covers breaks ties,
@@ -381,18 +429,36 @@ class SearchIndex:
             title_cov = np.minimum(title_part[hit] / self._title_idf[hit], 1.0)
             prelim = total[hit] / weight + 0.15 * title_cov
             hit = np.sort(hit[_best(prelim.astype(np.float64), CANDIDATES)])
-        return hit, per_token
+        return hit, seconds
+
+    def _matcher(self, qtoks: list[_QueryToken]) -> dict[int, list[tuple[int, float]]]:
+        """word id -> (query token, similarity) for every exact or typo alternative."""
+        out: dict[int, list[tuple[int, float]]] = {}
+        for i, tok in enumerate(qtoks):
+            for wid, s in tok.alternatives.items():
+                out.setdefault(wid, []).append((i, s))
+        return out
 
     def _score(
         self,
         row: int,
         qtoks: list[_QueryToken],
-        first: list[tuple[NDArray[np.float32], NDArray[np.float32]]],
+        matcher: dict[int, list[tuple[int, float]]],
+        seconds: list[NDArray[np.float32]],
         total_weight: float,
     ) -> tuple[float, float]:
         """(share of the query's weight matched, score 0..100) of one course."""
         a, b = self._title_indptr[row], self._title_indptr[row + 1]
         title = self._title_tokens[a:b].tolist()
+        # Where each query token could go in the title: one dict look-up per title word.
+        spots: list[list[tuple[float, int]]] = [[] for _ in qtoks]
+        last = qtoks[-1]
+        lo, hi = last.prefix
+        for j, wid in enumerate(title):
+            for i, s in matcher.get(wid, ()):
+                spots[i].append((s, j))
+            if lo <= wid < hi:
+                spots[-1].append((last.sim(wid, self._vocab), j))
         used: set[int] = set()
         matched = 0.0
         title_matched = 0.0
@@ -401,14 +467,13 @@ class SearchIndex:
         start = 0.0
         for i, tok in enumerate(qtoks):
             pos, best = -1, 0.0
-            for j, wid in enumerate(title):
+            for s, j in spots[i]:
                 if j in used:
                     continue
-                s = tok.sim(wid, self._vocab)
                 # Equal matches: the first after the previous word's (in order) wins.
-                if s > best or (s == best > 0 and pos < prev < j):
+                if s > best or (s == best and pos < prev < j):
                     pos, best = j, s
-            second = TAG_WEIGHT * float(first[i][1][row])
+            second = TAG_WEIGHT * float(seconds[i][row])
             matched += tok.weight * max(best, second)
             if pos < 0:
                 prev = -1
