@@ -60,7 +60,9 @@ class CatalogSnapshot:
     cards: dict[int, CourseCard]
     # CATALOG.version when the rows were read: any later commit makes this stale.
     changes_version: int
-    _results: OrderedDict[tuple[str, int], list[CourseSummary]] = field(default_factory=OrderedDict)
+    _results: OrderedDict[tuple[str, int, str | None], list[CourseSummary]] = field(
+        default_factory=OrderedDict
+    )
 
     @classmethod
     def build(
@@ -84,11 +86,13 @@ class CatalogSnapshot:
         items = self.summaries[number * size : (number + 1) * size]
         return CatalogPage(items=items, page=number, pages=pages, total=total)
 
-    def search(self, query: str, limit: int) -> list[CourseSummary]:
-        key = (query, limit)
+    def search(self, query: str, limit: int, language: str | None = None) -> list[CourseSummary]:
+        """Best matches first; with ``language`` (the learner's), courses in it lead
+        unless another one is clearly the better match (``SearchIndex.search``)."""
+        key = (query, limit, language)
         items = self._results.get(key)
         if items is None:
-            hits = self.index.search(query, limit=limit)
+            hits = self.index.search(query, limit=limit, language=language)
             items = [self.by_id[h.course_id] for h in hits if h.course_id in self.by_id]
             self._results[key] = items
             if len(self._results) > MAX_CACHED_QUERIES:
@@ -182,13 +186,17 @@ class CatalogSearch:
         return self._snapshot
 
     async def search(
-        self, query: str, limit: int = 8, session: AsyncSession | None = None
+        self,
+        query: str,
+        limit: int = 8,
+        session: AsyncSession | None = None,
+        language: str | None = None,
     ) -> list[CourseSummary]:
         query = query.strip()[:MAX_QUERY_CHARS]
         if not query:
             return []
         snap = await self.snapshot(session)
-        return snap.search(query, limit)
+        return snap.search(query, limit, language)
 
     async def card(
         self, session: AsyncSession, course_id: int, user_id: int, now: datetime | None = None
