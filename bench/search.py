@@ -306,6 +306,40 @@ def evaluate(
     }
 
 
+BAD_QUERIES = (
+    "",
+    "   ",
+    "x" * 1000,
+    "pythonprogrammingforbeginners" * 30,
+    "python data design 数据 分析 " * 40,
+    "🐍🐍🐍",
+    "Python 编程 пайтон ☕",
+    "'; DROP TABLE courses; --",
+    ".*+?[](){}^$|\\",
+    "(((((((((a*)*)*)*)*)*)*)*)*)",
+    "a",
+    "学",
+)
+
+
+def bad_input(index: SearchIndex) -> dict[str, float | int]:
+    """Junk queries: the work is bounded (truncated query, capped tokens and candidates)."""
+    cpu: list[float] = []
+    wall: list[float] = []
+    for _ in range(5):
+        for q in BAD_QUERIES:
+            c, t = time.thread_time(), time.perf_counter()
+            index.search(q, limit=10)
+            wall.append((time.perf_counter() - t) * 1000)
+            cpu.append((time.thread_time() - c) * 1000)
+    return {
+        "queries": len(wall),
+        "max_ms": round(max(wall), 3),
+        "cpu_p99_ms": percentile(cpu, 0.99),
+        "cpu_max_ms": round(max(cpu), 3),
+    }
+
+
 def bench_size(
     real: list[CourseDoc], size: int, per_group: int, baseline: int, rng: random.Random
 ) -> dict[str, object]:
@@ -337,6 +371,7 @@ def bench_size(
         "peak_rss_mb_with_docs": rss_before,
         "peak_rss_mb_with_docs_and_index": rss_index,
         "overall": overall,
+        "bad_input": bad_input(index),
         "groups": groups,
         "worst_group_mrr@10": min(
             (g["search"]["mrr@10"], k)  # type: ignore[index]

@@ -48,6 +48,8 @@ from bot.recommend.text import CourseDoc, normalize, search_text
 MAX_QUERY_CHARS = 200
 # Tokens of a query that count: a pasted paragraph costs no more than a long title.
 MAX_QUERY_TOKENS = 12
+# Longer "words" are pasted junk: their deletion neighbourhood would cost ~n² strings.
+MAX_TYPO_WORD = 24
 # Courses scored in Python after the vectorised first stage.
 CANDIDATES = 64
 # Completions of a half-typed last word used to find candidates (the most common first);
@@ -90,7 +92,7 @@ def title_key(text: str) -> str:
 def typo_budget(word: str) -> int:
     """Edits forgiven in a query word: none for short words (too many neighbours) or
     numbers and CJK (a different number or character is a different thing)."""
-    if len(word) <= 3 or not word.isalpha() or _is_cjk(word):
+    if len(word) <= 3 or len(word) > MAX_TYPO_WORD or not word.isalpha() or _is_cjk(word):
         return 0
     return 1 if len(word) <= 7 else 2
 
@@ -111,7 +113,7 @@ def _deletes(word: str, depth: int) -> set[str]:
 def _index_depth(word: str) -> int:
     # A query word within 2 edits is 8+ letters, so a word shorter than 6 never needs
     # depth 2; one within 1 edit is 4+ letters, so 3 letters is the shortest at depth 1.
-    if not word.isalpha() or _is_cjk(word) or len(word) < 3:
+    if not word.isalpha() or _is_cjk(word) or len(word) < 3 or len(word) > MAX_TYPO_WORD + 2:
         return 0
     return 2 if len(word) >= 6 else 1
 
