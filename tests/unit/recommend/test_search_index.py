@@ -131,3 +131,57 @@ def test_long_queries_are_bounded(catalog: tuple[CourseDoc, ...]) -> None:
     query = "python data design marketing finance guitar 机器学习 数据分析 " * 20
     hits = index.search(query, limit=5)
     assert len(hits) <= 5
+
+
+def test_a_short_rare_word_is_found_among_many_courses() -> None:
+    # The first stage looks words up, it does not cut by n-gram overlap: one course in
+    # 20,000 with a three-letter word is still found, and a four-letter word with a typo.
+    rng = random.Random(5)
+    common = ["learn", "python", "data", "design", "basics", "advanced", "course", "guide"]
+    docs = [CourseDoc(i, " ".join(rng.sample(common, 3))) for i in range(1, 20_001)]
+    docs += [CourseDoc(30_001, "Zig Systems Programming"), CourseDoc(30_002, "Java Basics")]
+    index = SearchIndex.build(docs)
+    assert ids(index.search("zig"))[0] == 30_001
+    assert ids(index.search("jvaa basics"))[0] == 30_002  # a swap is one edit
+
+
+def test_tags_never_cost_a_course_its_place() -> None:
+    tagged = CourseDoc(1, "Python Basics", tags=("cooking", "travel", "history", "art"))
+    plain = CourseDoc(2, "Python Basics Extra")
+    index = SearchIndex.build([tagged, plain])
+    assert ids(index.search("pyton basics")) == [1, 2]
+    # A tag still finds a course whose title does not have the word, below title matches.
+    assert ids(SearchIndex.build([tagged, plain]).search("cooking")) == [1]
+
+
+def test_an_exact_title_wins_and_repeated_words_are_kept() -> None:
+    docs = [
+        CourseDoc(1, "Python, Python!"),
+        CourseDoc(2, "Python"),
+        CourseDoc(3, "Python Python Python Pro"),
+    ]
+    index = SearchIndex.build(docs)
+    assert ids(index.search("python python"))[0] == 1
+    assert ids(index.search("PYTHON"))[0] == 2
+    assert index.search("python python")[0].score == 100.0
+
+
+def test_in_order_and_title_start_rank_higher() -> None:
+    docs = [
+        CourseDoc(1, "Learning Machine Design"),
+        CourseDoc(2, "Machine Learning Design"),
+        CourseDoc(3, "Design for Machine Learning"),
+    ]
+    index = SearchIndex.build(docs)
+    assert ids(index.search("machine learning"))[0] == 2
+
+
+def test_the_learners_language_first_unless_clearly_better() -> None:
+    docs = [
+        CourseDoc(1, "Python 编程入门", language="zh"),
+        CourseDoc(2, "Python for Beginners", language="en"),
+    ]
+    index = SearchIndex.build(docs)
+    assert ids(index.search("python", language="zh")) == [1, 2]
+    assert ids(index.search("python", language="en")) == [2, 1]
+    assert ids(index.search("python for beginners", language="zh"))[0] == 2
