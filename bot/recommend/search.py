@@ -318,8 +318,7 @@ class SearchIndex:
         hi = bisect_left(self._vocab, word + "\U0010ffff", lo)
         return lo, hi
 
-    def _analyse(self, query: str) -> list[_QueryToken]:
-        toks = tokens(query)[:MAX_QUERY_TOKENS]
+    def _analyse(self, toks: list[str]) -> list[_QueryToken]:
         out: list[_QueryToken] = []
         for n, tok in enumerate(toks, 1):
             alts = self._typo_alternatives(tok)
@@ -354,14 +353,15 @@ class SearchIndex:
     def search(self, query: str, limit: int = 10, language: str | None = None) -> list[SearchHit]:
         """Up to ``limit`` courses for ``query``, best first. With ``language``, courses
         in it come first unless another one scores ``LANGUAGE_MARGIN`` points more."""
-        query = query[: MAX_QUERY_CHARS * 2][:MAX_QUERY_CHARS]
         if limit <= 0 or len(self) == 0:
             return []
-        qtoks = self._analyse(query)
+        words = tokens(query[:MAX_QUERY_CHARS])
+        qtoks = self._analyse(words[:MAX_QUERY_TOKENS])
         if not qtoks:
             return []
-        key = " ".join(t.text for t in qtoks)
-        exact = self._exact_matches(key, qtoks)
+        # Every word, not just the first MAX_QUERY_TOKENS: a long Chinese title is one
+        # token per character.
+        exact = self._exact_matches(words)
         rows, seconds = self._first_stage(qtoks)
         matcher = self._matcher(qtoks)
         rows = np.union1d(rows, np.asarray(exact, dtype=np.intp)) if exact else rows
@@ -376,13 +376,14 @@ class SearchIndex:
                 scored.append((min(score, 99.9), row))
         return self._order(scored, limit, language)
 
-    def _exact_matches(self, key: str, qtoks: list[_QueryToken]) -> list[int]:
+    def _exact_matches(self, words: list[str]) -> list[int]:
         """Rows whose title is the query, case, width and punctuation aside."""
-        lo = int(np.searchsorted(self._exact_keys, hash(key), "left"))
-        hi = int(np.searchsorted(self._exact_keys, hash(key), "right"))
+        key = hash(" ".join(words))
+        lo = int(np.searchsorted(self._exact_keys, key, "left"))
+        hi = int(np.searchsorted(self._exact_keys, key, "right"))
         if lo == hi:
             return []
-        wanted = [self._word_id.get(t.text, -1) for t in qtoks]
+        wanted = [self._word_id.get(w, -1) for w in words]
         rows = []
         for row in self._exact_rows[lo:hi].tolist():  # a hash match: check the words
             a, b = self._title_indptr[row], self._title_indptr[row + 1]

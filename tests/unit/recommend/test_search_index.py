@@ -185,3 +185,10 @@ def test_the_learners_language_first_unless_clearly_better() -> None:
     assert ids(index.search("python", language="zh")) == [1, 2]
     assert ids(index.search("python", language="en")) == [2, 1]
     assert ids(index.search("python for beginners", language="zh"))[0] == 2
+
+
+def test_a_long_chinese_title_is_still_an_exact_match() -> None:
+    title = "毕业设计（论文）（材料科学与工程专业方向）"  # more characters than query tokens
+    docs = [CourseDoc(1, "毕业设计（论文）（材料科学与工程）"), CourseDoc(2, title)]
+    hits = SearchIndex.build(docs).search(title)
+    assert hits[0].course_id == 2 and hits[0].score == 100.0
