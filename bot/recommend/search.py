@@ -63,6 +63,9 @@ TAG_WEIGHT = 0.35
 DESCRIPTION_WORDS = 40
 # Below this share of the query's weight matched, a course is noise.
 MIN_COVERAGE = 0.3
+# Ranking: share of the query matched, share of the title covered, query words in the
+# title's order, next to each other, the first at the title's start (sum 1).
+WEIGHTS = (0.70, 0.12, 0.06, 0.08, 0.04)
 # Similarity of a word within one / two edits, and of a prefix (grows with the share typed).
 SIM_EDIT = (1.0, 0.82, 0.66)
 SIM_PREFIX_BASE, SIM_PREFIX_SPAN = 0.72, 0.2
@@ -496,7 +499,10 @@ class SearchIndex:
             order, adj = in_order / pairs, adjacent / pairs
         else:
             order = adj = 1.0 if used else 0.0
-        score = 100.0 * (0.70 * cov + 0.14 * title_cov + 0.08 * order + 0.04 * adj + 0.04 * start)
+        w_cov, w_title, w_order, w_adj, w_start = WEIGHTS
+        score = 100.0 * (
+            w_cov * cov + w_title * title_cov + w_order * order + w_adj * adj + w_start * start
+        )
         return cov, score
 
     def _order(
