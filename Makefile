@@ -41,6 +41,7 @@ locales: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/handlers.py
 	$(BIN)/python bench/recommend.py
+	$(BIN)/python bench/search.py
 
 ## Offline evaluation of the recommender on ../shared/datasets (COCO, MOOCCube).
 eval: $(STAMP)

@@ -61,9 +61,14 @@ async def on_inline_query(
     user: User | None = None,
 ) -> None:
     query = " ".join(inline_query.query.split())[:MAX_QUERY_CHARS]
+    locale = current_locale()
     if query:
-        items = await search_courses(query, RESULTS, catalog=search, session=session)
-        personal = False
+        items = await search_courses(
+            query, RESULTS, catalog=search, session=session, language=locale
+        )
+        # The order depends on the learner's language: Telegram must not hand one
+        # learner's answer to another.
+        personal = True
     else:
         # Nothing typed yet: this learner's suggestions.
         user_id = user.id if user is not None else inline_query.from_user.id
@@ -71,7 +76,6 @@ async def on_inline_query(
         personal = True
     me = await bot.me()
     username = me.username or ""
-    locale = current_locale()
     await inline_query.answer(
         [course_result(item, username, locale) for item in items],
         cache_time=CACHE_SECONDS,

@@ -99,7 +99,7 @@ def results_screen(
     snapshot: CatalogSnapshot, query: str, locale: str
 ) -> tuple[str, InlineKeyboardMarkup, int]:
     def render() -> tuple[str, InlineKeyboardMarkup, int]:
-        items = snapshot.search(query, RESULTS) if query else []
+        items = snapshot.search(query, RESULTS, locale) if query else []
         if not items:
             return views.nothing_found(query), catalog_or_home(), 0
         return (

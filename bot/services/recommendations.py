@@ -285,7 +285,13 @@ async def similar_to(
 
 
 async def search_courses(
-    query: str, limit: int = 8, *, catalog: CatalogSearch, session: AsyncSession | None = None
+    query: str,
+    limit: int = 8,
+    *,
+    catalog: CatalogSearch,
+    session: AsyncSession | None = None,
+    language: str | None = None,
 ) -> list[CourseSummary]:
-    """Typo-tolerant search over titles and tags (the catalog's own index)."""
-    return await catalog.search(query, limit=limit, session=session)
+    """Typo-tolerant search over titles and tags (the catalog's own index); with
+    ``language``, the learner's language first unless another course is clearly better."""
+    return await catalog.search(query, limit=limit, session=session, language=language)

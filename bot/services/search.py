@@ -64,7 +64,9 @@ class CatalogSnapshot:
     cards: dict[int, CourseCard]
     # CATALOG.version when the rows were read: any later commit makes this stale.
     changes_version: int
-    _results: OrderedDict[tuple[str, int], list[CourseSummary]] = field(default_factory=OrderedDict)
+    _results: OrderedDict[tuple[str, int, str | None], list[CourseSummary]] = field(
+        default_factory=OrderedDict
+    )
     _hits: OrderedDict[str, list[SearchHit]] = field(default_factory=OrderedDict)
 
     @classmethod
@@ -90,9 +92,10 @@ class CatalogSnapshot:
         return CatalogPage(items=items, page=number, pages=pages, total=total)
 
     def hits(self, query: str) -> list[SearchHit]:
-        """The query's best HIT_POOL matches with their scores (the first `limit` of them
-        are search(query, limit): the index ranks a pool the same way whatever its size).
-        Sponsored slots are chosen among them (bot.marketplace.sponsored)."""
+        """The query's best HIT_POOL matches with their scores, in no language's order
+        (the first `limit` of them are search(query, limit) without a language: the index
+        ranks a pool the same way whatever its size). Sponsored slots are chosen among
+        them (bot.marketplace.sponsored)."""
         hits = self._hits.get(query)
         if hits is None:
             hits = self._hits[query] = self.index.search(query, limit=HIT_POOL)
@@ -100,14 +103,16 @@ class CatalogSnapshot:
                 self._hits.popitem(last=False)
         return hits
 
-    def search(self, query: str, limit: int) -> list[CourseSummary]:
-        key = (query, limit)
+    def search(self, query: str, limit: int, language: str | None = None) -> list[CourseSummary]:
+        """Best matches first; with ``language`` (the learner's), courses in it lead
+        unless another one is clearly the better match (``SearchIndex.search``)."""
+        key = (query, limit, language)
         items = self._results.get(key)
         if items is None:
-            if limit <= HIT_POOL:
+            if limit <= HIT_POOL and language is None:
                 hits = self.hits(query)[:limit]
             else:
-                hits = self.index.search(query, limit=limit)
+                hits = self.index.search(query, limit=limit, language=language)
             items = [self.by_id[h.course_id] for h in hits if h.course_id in self.by_id]
             self._results[key] = items
             if len(self._results) > MAX_CACHED_QUERIES:
@@ -201,13 +206,17 @@ class CatalogSearch:
         return self._snapshot
 
     async def search(
-        self, query: str, limit: int = 8, session: AsyncSession | None = None
+        self,
+        query: str,
+        limit: int = 8,
+        session: AsyncSession | None = None,
+        language: str | None = None,
     ) -> list[CourseSummary]:
         query = query.strip()[:MAX_QUERY_CHARS]
         if not query:
             return []
         snap = await self.snapshot(session)
-        return snap.search(query, limit)
+        return snap.search(query, limit, language)
 
     async def card(
         self, session: AsyncSession, course_id: int, user_id: int, now: datetime | None = None
