@@ -223,7 +223,7 @@ def _depth(end: datetime) -> Any:
 
 
 async def _funnel(
-    session: AsyncSession, creator_id: int, scope: Scope, spans: Spans
+    session: AsyncSession, creator_id: int | None, scope: Scope, spans: Spans
 ) -> list[list[int]]:
     """The cohort that entered the funnel in the period, by the furthest step each reached
     before the period ended. Counting "reached step k or further" makes every step a
@@ -239,9 +239,11 @@ async def _funnel(
     )
     per_user = (
         select(which, f.user_id, func.max(depth).label("depth"))
-        .where(f.creator_id == creator_id, f.entered_at >= spans.low, f.entered_at < spans.end)
+        .where(f.entered_at >= spans.low, f.entered_at < spans.end)
         .group_by(which, f.user_id)
     )
+    if creator_id is not None:  # None: the whole platform (/chart for platform owners)
+        per_user = per_user.where(f.creator_id == creator_id)
     if scope.kind is not None:
         per_user = per_user.where(f.product_kind == scope.kind, f.product_id == scope.product_id)
     sub = per_user.subquery()
@@ -255,22 +257,28 @@ async def _funnel(
     ]
 
 
+async def funnel(session: AsyncSession, scope: Scope, period: Period) -> list[int]:
+    """The dashboard's funnel of the period alone, the same query and figures (the chart
+    draws it); a scope without a creator is the whole platform's."""
+    spans = Spans(period.start, period.end)
+    return (await _funnel(session, scope.creator_id, scope, spans))[0]
+
+
 async def _sources(
     session: AsyncSession, creator_id: int, scope: Scope, spans: Spans
 ) -> list[list[SourceRow]]:
     views: list[dict[str, int]] = [{} for _i in range(spans.count)]
-    if scope.kind != ProductKind.PLAN:
-        v = ViewsDaily
-        which = spans.day_which(v).label("which")
-        q = (
-            select(which, v.source, func.sum(v.views))
-            .where(v.creator_id == creator_id, spans.days(v))
-            .group_by(which, v.source)
-        )
-        if scope.kind is not None:
-            q = q.where(v.course_id == scope.product_id)
-        for w, src, n in await session.execute(q):
-            views[int(w)][src] = int(n or 0)
+    v = ViewsDaily
+    which = spans.day_which(v).label("which")
+    q = (
+        select(which, v.source, func.sum(v.views))
+        .where(v.creator_id == creator_id, spans.days(v))
+        .group_by(which, v.source)
+    )
+    if scope.kind is not None:
+        q = q.where(v.product_kind == scope.kind, v.product_id == scope.product_id)
+    for w, src, n in await session.execute(q):
+        views[int(w)][src] = int(n or 0)
     f = FunnelProgress
     which = spans.which(f.paid_at).label("which")
     bq = (
@@ -355,12 +363,12 @@ async def _plans(
     )
     rows: list[Any] = []
     if periodic:
-        # `|| ''` and `+ 0` keep SQLite on the expires_at index, which the periods bound,
-        # rather than on the product index (SQLite has no statistics to choose by).
+        # By the (product, expires_at, …) index: this creator's plans' memberships that
+        # reach into the periods, read from the index alone.
         rows += await session.execute(
             base.where(
-                e.product_kind.concat("") == ProductKind.PLAN,
-                (e.product_id + 0).in_(periodic),
+                e.product_kind == ProductKind.PLAN,
+                e.product_id.in_(periodic),
                 e.expires_at >= spans.low,
             )
         )
@@ -413,7 +421,7 @@ async def _lessons(
     session: AsyncSession, courses: dict[int, str], spans: Spans
 ) -> list[list[LessonRow]]:
     """Per lesson: deliveries sent in the period, and how many of those were marked done
-    (by now). Read by the deliveries' sent_at index: the periods' rows only."""
+    (by now)."""
     ordered = list(
         await session.execute(
             select(Lesson.course_id, Lesson.id, Lesson.title)
@@ -424,10 +432,15 @@ async def _lessons(
     d = Delivery
     which = spans.which(d.sent_at).label("which")
     counts: list[dict[int, tuple[int, int]]] = [{} for _i in range(spans.count)]
+    # By the (lesson, sent_at, done_at) index: the creator's lessons' deliveries of the
+    # periods, read from the index alone.
     for w, lesson_id, sent, done in await session.execute(
-        select(which, d.lesson_id, func.count(d.id), func.count(d.done_at))
-        .join(Lesson, Lesson.id == d.lesson_id)
-        .where(d.sent_at >= spans.low, d.sent_at < spans.end, Lesson.course_id.in_(list(courses)))
+        select(which, d.lesson_id, func.count(), func.count(d.done_at))
+        .where(
+            d.lesson_id.in_([row[1] for row in ordered]),
+            d.sent_at >= spans.low,
+            d.sent_at < spans.end,
+        )
         .group_by(which, d.lesson_id)
     ):
         counts[int(w)][lesson_id] = (int(sent), int(done))
@@ -519,44 +532,36 @@ def _at_risk_query(course_ids: list[int], now: datetime) -> Any:
     """Enrolled, entitled, not paused or finished, a lesson delivered in the last
     AT_RISK_WINDOW_DAYS waiting for Done, and no Done for AT_RISK_DAYS."""
     d = Delivery
-    candidates = (
-        select(d.enrollment_id)
-        .join(Lesson, Lesson.id == d.lesson_id)
-        .where(
-            # sent_at is set only once a lesson went out (no status test: it would lure
-            # SQLite onto the status index, every delivery ever sent).
-            d.sent_at >= now - timedelta(days=AT_RISK_WINDOW_DAYS),
-            d.done_at.is_(None),
-            Lesson.course_id.in_(course_ids),
-        )
+    # By the (lesson, sent_at, done_at, enrollment) index: the waiting lessons of these
+    # courses sent in the window, read from the index alone.
+    candidates = select(d.enrollment_id).where(
+        d.lesson_id.in_(select(Lesson.id).where(Lesson.course_id.in_(course_ids))),
+        d.sent_at >= now - timedelta(days=AT_RISK_WINDOW_DAYS),
+        d.done_at.is_(None),
     )
     last_done = (
         select(func.max(d.done_at)).where(d.enrollment_id == Enrollment.id).scalar_subquery()
     )
     quiet_since = func.coalesce(last_done, Enrollment.started_at)
-    return (
-        select(
-            Enrollment.user_id,
-            Enrollment.course_id,
-            quiet_since.label("quiet_since"),
-        )
-        .join(
-            Entitlement,
-            and_(
-                Entitlement.user_id == Enrollment.user_id,
-                # `|| ''`: drive the query from the period's candidates, not from every
-                # course entitlement (SQLite has no statistics to tell them apart).
-                Entitlement.product_kind.concat("") == ProductKind.COURSE,
-                Entitlement.product_id == Enrollment.course_id,
-            ),
-        )
+    return select(
+        Enrollment.user_id,
+        Enrollment.course_id,
+        quiet_since.label("quiet_since"),
+    ).where(
+        Enrollment.id.in_(candidates),
+        Enrollment.completed_at.is_(None),
+        Enrollment.paused_at.is_(None),
+        # EXISTS, not a join: the candidates drive the query, one entitlement look-up
+        # each (a join lets SQLite, without statistics, start from every entitlement).
+        select(Entitlement.id)
         .where(
-            Enrollment.id.in_(candidates),
-            Enrollment.completed_at.is_(None),
-            Enrollment.paused_at.is_(None),
+            Entitlement.user_id == Enrollment.user_id,
+            Entitlement.product_kind == ProductKind.COURSE,
+            Entitlement.product_id == Enrollment.course_id,
             _active_at(now),
-            quiet_since < now - timedelta(days=AT_RISK_DAYS),
         )
+        .exists(),
+        quiet_since < now - timedelta(days=AT_RISK_DAYS),
     )
 
 
