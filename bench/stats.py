@@ -1,11 +1,13 @@
 """/stats cost against the length of the history: 100,000 and 1,000,000 events.
 
 Both histories have the same creators, catalog and daily activity (the longer one spans
-ten times as many days), built by bot.analytics.fake on SQLite. Times the 30-day
+ten times as many days), built by bot.analytics.fake on SQLite in time order, as a live
+bot writes its rows, and rolled up as stats-rebuild does. Times the 30-day
 dashboard of one creator (queries and text, no chart): warm-up presses first, then the
 two histories in turn, and prints JSON with p50, p95 and both 1M / 100k ratios.
 Goal: both ratios <= 1.5, p95 < 100 ms at 1,000,000 events. Building the histories takes
-about 6 minutes; --keep DIR keeps them for the next run.
+6 to 15 minutes (the machine's load decides); --keep DIR keeps them for the next run, and
+--explain prints the query plan of every read.
 
     .venv/bin/python bench/stats.py [--small 100000] [--large 1000000] [--runs 200]
 """
