@@ -1,5 +1,8 @@
 """The creator's chart: daily revenue per currency and the funnel, as one PNG.
 
+It draws the dashboard's own figures: the money of its daily rollup and its six-step
+funnel (card viewed → … → course completed), so the picture and /stats always agree.
+
 matplotlib draws with its Agg backend (no display) through the object API, never pyplot,
 so renders in worker threads share no global figure state. Chinese course titles need a
 CJK font that every machine has: Noto Sans CJK comes with the `noto-cjk-sans-otc`
@@ -25,9 +28,9 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.analytics.exports import BUY_PRESS, order_in_scope
-from bot.analytics.periods import Period, Scope, within
-from bot.models import ChartCache, Event, EventKind, LedgerEntry, Order, Payment, PaymentMethod
+from bot.analytics import dashboard
+from bot.analytics.periods import Period, Scope
+from bot.models import ChartCache, MoneyDaily
 from bot.money import minor_digits, to_decimal
 
 Daily = Sequence[tuple[date, dict[str, int]]]
@@ -146,22 +149,30 @@ def _as_date(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
+@dataclass(frozen=True, slots=True)
+class ChartFigures:
+    """What the picture shows, from the dashboard's own rollups and queries."""
+
+    daily: list[tuple[date, dict[str, int]]]  # gross per day and currency, refunds off
+    funnel: list[int]  # unique learners per step of the dashboard's funnel (STEPS)
+
+
 async def daily_revenue(
     session: AsyncSession, scope: Scope, period: Period, today: date
 ) -> list[tuple[date, dict[str, int]]]:
-    """Gross per day and currency from the ledger, refunds subtracted on their own day
-    (the same rows as /sales), every day of the period present, zeros included."""
-    day = func.date(LedgerEntry.created_at)
+    """Gross per day and currency from the daily money rollup (the ledger's rows summed
+    on the day they were booked, refunds subtracted on their own day): the same sums as
+    the dashboard's money, every day of the period present, zeros included."""
+    m = MoneyDaily
     query = (
-        select(day, LedgerEntry.currency, func.sum(LedgerEntry.gross_minor))
-        .join(Payment, Payment.id == LedgerEntry.payment_id)
-        .join(Order, Order.id == Payment.order_id)
-        .where(within(LedgerEntry.created_at, period))
-        .group_by(day, LedgerEntry.currency)
+        select(m.day, m.currency, func.sum(m.gross))
+        .where(m.day >= period.start.date(), m.day < period.end.date())
+        .group_by(m.day, m.currency)
     )
     if scope.creator_id is not None:
-        query = query.where(LedgerEntry.creator_id == scope.creator_id)
-    query = order_in_scope(query, Scope(None, scope.kind, scope.product_id))
+        query = query.where(m.creator_id == scope.creator_id)
+    if scope.kind is not None:
+        query = query.where(m.product_kind == scope.kind, m.product_id == scope.product_id)
     amounts: dict[date, dict[str, int]] = {}
     for d, currency, gross in await session.execute(query):
         amounts.setdefault(_as_date(d), {})[currency] = int(gross or 0)
@@ -173,40 +184,12 @@ async def daily_revenue(
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class FunnelCounts:
-    """Unique learners at each step in the period."""
-
-    views: int
-    buys: int
-    invoices: int
-    paid: int
-
-
-async def funnel_counts(session: AsyncSession, scope: Scope, period: Period) -> FunnelCounts:
-    async def events(kind: str) -> int:
-        if scope.kind not in (None, "course"):
-            return 0  # plans have no card of their own to view
-        query = select(func.count(func.distinct(Event.user_id))).where(
-            Event.kind == kind, Event.course_id.is_not(None), within(Event.created_at, period)
-        )
-        if scope.creator_id is not None:
-            query = query.where(Event.creator_id == scope.creator_id)
-        if scope.product_id is not None:
-            query = query.where(Event.course_id == scope.product_id)
-        return int(await session.scalar(query) or 0)
-
-    async def orders(column: Any) -> int:
-        query = select(func.count(func.distinct(Order.user_id))).where(
-            Order.method != PaymentMethod.FREE, column.is_not(None), within(column, period)
-        )
-        return int(await session.scalar(order_in_scope(query, scope)) or 0)
-
-    return FunnelCounts(
-        views=await events(EventKind.VIEW),
-        buys=await events(BUY_PRESS),
-        invoices=await orders(Order.created_at),
-        paid=await orders(Order.paid_at),
+async def chart_figures(
+    session: AsyncSession, scope: Scope, period: Period, today: date
+) -> ChartFigures:
+    return ChartFigures(
+        await daily_revenue(session, scope, period, today),
+        await dashboard.funnel(session, scope, period),
     )
 
 

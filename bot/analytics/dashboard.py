@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics.periods import (
@@ -52,16 +52,19 @@ class Product:
 
 
 async def products(session: AsyncSession, creator_id: int) -> list[Product]:
-    """The creator's courses and plans (the scope buttons)."""
-    courses = await session.execute(
-        select(Course.id, Course.title).where(Course.creator_id == creator_id).order_by(Course.id)
+    """The creator's courses, then their plans (the scope buttons): one read."""
+    both = union_all(
+        select(literal(ProductKind.COURSE.value).label("kind"), Course.id, Course.title).where(
+            Course.creator_id == creator_id
+        ),
+        select(literal(ProductKind.PLAN.value).label("kind"), Plan.id, Plan.title).where(
+            Plan.creator_id == creator_id
+        ),
+    ).subquery()
+    rows = await session.execute(
+        select(both.c.kind, both.c.id, both.c.title).order_by(both.c.kind, both.c.id)
     )
-    plans = await session.execute(
-        select(Plan.id, Plan.title).where(Plan.creator_id == creator_id).order_by(Plan.id)
-    )
-    return [Product(ProductKind.COURSE, i, t) for i, t in courses] + [
-        Product(ProductKind.PLAN, i, t) for i, t in plans
-    ]
+    return [Product(kind, i, title) for kind, i, title in rows]
 
 
 # --- figures ------------------------------------------------------------------------------
@@ -185,15 +188,20 @@ class Spans:
         return and_(model.day >= self.low.date(), model.day < self.end.date())
 
 
+Revenue = dict[Source, dict[str, int]]  # per source and currency, after refunds
+
+
 async def _money(
     session: AsyncSession, creator_id: int, scope: Scope, spans: Spans
-) -> list[list[Money]]:
+) -> tuple[list[list[Money]], list[Revenue]]:
+    """The money per currency and the revenue per source: one read of the rollup."""
     m = MoneyDaily
     which = spans.day_which(m).label("which")
     query = (
         select(
             which,
             m.currency,
+            m.source,
             func.sum(m.sales),
             func.sum(m.sales_gross),
             func.sum(m.refunds),
@@ -203,15 +211,21 @@ async def _money(
             func.sum(m.net),
         )
         .where(m.creator_id == creator_id, spans.days(m))
-        .group_by(which, m.currency)
-        .order_by(m.currency)
+        .group_by(which, m.currency, m.source)
     )
     if scope.kind is not None:
         query = query.where(m.product_kind == scope.kind, m.product_id == scope.product_id)
-    out: list[list[Money]] = [[] for _i in range(spans.count)]
-    for row in await session.execute(query):
-        out[int(row[0])].append(Money(row[1], *(int(v or 0) for v in row[2:])))
-    return out
+    sums: list[dict[str, list[int]]] = [{} for _i in range(spans.count)]
+    revenue: list[Revenue] = [{} for _i in range(spans.count)]
+    for w, currency, source, *values in await session.execute(query):
+        figures = [int(v or 0) for v in values]
+        total = sums[int(w)].setdefault(currency, [0] * len(figures))
+        for k, v in enumerate(figures):
+            total[k] += v
+        by_source = revenue[int(w)].setdefault(parse(source), {})
+        by_source[currency] = by_source.get(currency, 0) + figures[4]  # gross
+    money = [[Money(c, *sums[i][c]) for c in sorted(sums[i])] for i in range(spans.count)]
+    return money, revenue
 
 
 def _depth(end: datetime) -> Any:
@@ -223,7 +237,7 @@ def _depth(end: datetime) -> Any:
 
 
 async def _funnel(
-    session: AsyncSession, creator_id: int, scope: Scope, spans: Spans
+    session: AsyncSession, creator_id: int | None, scope: Scope, spans: Spans
 ) -> list[list[int]]:
     """The cohort that entered the funnel in the period, by the furthest step each reached
     before the period ended. Counting "reached step k or further" makes every step a
@@ -239,9 +253,11 @@ async def _funnel(
     )
     per_user = (
         select(which, f.user_id, func.max(depth).label("depth"))
-        .where(f.creator_id == creator_id, f.entered_at >= spans.low, f.entered_at < spans.end)
+        .where(f.entered_at >= spans.low, f.entered_at < spans.end)
         .group_by(which, f.user_id)
     )
+    if creator_id is not None:  # None: the whole platform (/chart for platform owners)
+        per_user = per_user.where(f.creator_id == creator_id)
     if scope.kind is not None:
         per_user = per_user.where(f.product_kind == scope.kind, f.product_id == scope.product_id)
     sub = per_user.subquery()
@@ -255,22 +271,28 @@ async def _funnel(
     ]
 
 
+async def funnel(session: AsyncSession, scope: Scope, period: Period) -> list[int]:
+    """The dashboard's funnel of the period alone, the same query and figures (the chart
+    draws it); a scope without a creator is the whole platform's."""
+    spans = Spans(period.start, period.end)
+    return (await _funnel(session, scope.creator_id, scope, spans))[0]
+
+
 async def _sources(
-    session: AsyncSession, creator_id: int, scope: Scope, spans: Spans
+    session: AsyncSession, creator_id: int, scope: Scope, spans: Spans, revenue: list[Revenue]
 ) -> list[list[SourceRow]]:
     views: list[dict[str, int]] = [{} for _i in range(spans.count)]
-    if scope.kind != ProductKind.PLAN:
-        v = ViewsDaily
-        which = spans.day_which(v).label("which")
-        q = (
-            select(which, v.source, func.sum(v.views))
-            .where(v.creator_id == creator_id, spans.days(v))
-            .group_by(which, v.source)
-        )
-        if scope.kind is not None:
-            q = q.where(v.course_id == scope.product_id)
-        for w, src, n in await session.execute(q):
-            views[int(w)][src] = int(n or 0)
+    v = ViewsDaily
+    which = spans.day_which(v).label("which")
+    q = (
+        select(which, v.source, func.sum(v.views))
+        .where(v.creator_id == creator_id, spans.days(v))
+        .group_by(which, v.source)
+    )
+    if scope.kind is not None:
+        q = q.where(v.product_kind == scope.kind, v.product_id == scope.product_id)
+    for w, src, n in await session.execute(q):
+        views[int(w)][src] = int(n or 0)
     f = FunnelProgress
     which = spans.which(f.paid_at).label("which")
     bq = (
@@ -283,18 +305,6 @@ async def _sources(
     buyers: list[dict[Source, int]] = [{} for _i in range(spans.count)]
     for w, src, n in await session.execute(bq):
         buyers[int(w)][parse(src)] = int(n)
-    m = MoneyDaily
-    which = spans.day_which(m).label("which")
-    rq = (
-        select(which, m.source, m.currency, func.sum(m.gross))
-        .where(m.creator_id == creator_id, spans.days(m))
-        .group_by(which, m.source, m.currency)
-    )
-    if scope.kind is not None:
-        rq = rq.where(m.product_kind == scope.kind, m.product_id == scope.product_id)
-    revenue: list[dict[Source, dict[str, int]]] = [{} for _i in range(spans.count)]
-    for w, src, currency, total in await session.execute(rq):
-        revenue[int(w)].setdefault(parse(src), {})[currency] = int(total or 0)
     out: list[list[SourceRow]] = []
     for i in range(spans.count):
         rows = []
@@ -311,13 +321,16 @@ async def _sources(
     return out
 
 
-def _active_at(at: datetime) -> Any:
-    e = Entitlement
+def _active_at(at: datetime, e: Any = Entitlement) -> Any:
     return and_(
         e.starts_at <= at,
         or_(e.expires_at.is_(None), e.expires_at > at),
         or_(e.revoked_at.is_(None), e.revoked_at > at),
     )
+
+
+def _count(condition: Any) -> Any:
+    return func.sum(case((condition, 1), else_=0))
 
 
 async def _plans(
@@ -327,53 +340,64 @@ async def _plans(
     spans: Spans,
     now: datetime,
 ) -> list[Plans]:
-    e = Entitlement
-    upto = min(spans.end, now)
-    # Only memberships that reach into the periods: the cost follows the members of the
-    # periods, not every member there ever was (nor every lifetime course entitlement).
-    periods = dict(
-        (await session.execute(select(Plan.id, Plan.period_days).where(Plan.id.in_(plan_ids))))
-        .tuples()
-        .all()
-    )
-    periodic = [i for i, days in periods.items() if days]
-    lifetime = [i for i, days in periods.items() if not days]
+    """Members, churn and MRR summed in the database over the memberships that reach
+    into the periods (or never end): their cost follows the members of the periods, not
+    every member there ever was, and only a row per currency comes back."""
+    e, upto = Entitlement, min(spans.end, now)
     columns = (
-        e.starts_at,
-        e.expires_at,
-        e.revoked_at,
-        Order.currency,
-        Order.amount_minor,
-        Plan.period_days,
+        e.starts_at.label("starts_at"),
+        e.expires_at.label("expires_at"),
+        e.revoked_at.label("revoked_at"),
+        Order.currency.label("currency"),
+        Order.amount_minor.label("amount"),
+        Plan.period_days.label("period_days"),
     )
-    base = (
-        select(*columns)
-        .select_from(e)
-        .join(Plan, Plan.id == e.product_id)
-        .outerjoin(Order, Order.id == e.source_order_id)
-        .where(e.starts_at <= upto)
-    )
-    rows: list[Any] = []
-    if periodic:
-        # `|| ''` and `+ 0` keep SQLite on the expires_at index, which the periods bound,
-        # rather than on the product index (SQLite has no statistics to choose by).
-        rows += await session.execute(
-            base.where(
-                e.product_kind.concat("") == ProductKind.PLAN,
-                (e.product_id + 0).in_(periodic),
-                e.expires_at >= spans.low,
+
+    def members(reach: Any) -> Any:
+        # Both halves read the (product, expires_at, …) index by range; an OR would not.
+        return (
+            select(*columns)
+            .select_from(e)
+            .join(Plan, Plan.id == e.product_id)
+            .outerjoin(Order, Order.id == e.source_order_id)
+            .where(
+                e.product_kind == ProductKind.PLAN,
+                e.product_id.in_(plan_ids),
+                e.starts_at <= upto,
+                reach,
             )
         )
-    if lifetime:
-        rows += await session.execute(
-            base.where(e.product_kind == ProductKind.PLAN, e.product_id.in_(lifetime))
-        )
 
-    def active(row: Any, at: datetime) -> bool:
-        starts, expires, revoked = row[0], row[1], row[2]
-        return (
-            starts <= at and (expires is None or expires > at) and (revoked is None or revoked > at)
+    m = union_all(members(e.expires_at >= spans.low), members(e.expires_at.is_(None))).subquery()
+    sums: list[Any] = []
+    for i in range(spans.count):
+        start, end = spans.bounds(i)
+        last = min(end, now)
+        # A 30-day plan counts in full; any other length pro rata to 30 days; lifetime
+        # plans and trials (no order) recur nothing.
+        recurs = and_(_active_at(last, m.c), m.c.period_days > 0, m.c.currency.is_not(None))
+        ended = and_(
+            m.c.expires_at.is_not(None),
+            m.c.expires_at >= start,
+            m.c.expires_at < last,
+            or_(m.c.revoked_at.is_(None), m.c.revoked_at > m.c.expires_at),
         )
+        sums += [
+            _count(_active_at(last, m.c)),
+            _count(_active_at(start, m.c)),
+            _count(ended),
+            _count(recurs),
+            func.sum(case((recurs, m.c.amount * MRR_DAYS // m.c.period_days), else_=0)),
+        ]
+    totals = [[0, 0, 0] for _i in range(spans.count)]
+    mrr: list[dict[str, int]] = [{} for _i in range(spans.count)]
+    query = select(m.c.currency, *sums).group_by(m.c.currency)
+    for currency, *values in await session.execute(query):
+        for i in range(spans.count):
+            figures = [int(v or 0) for v in values[i * 5 : i * 5 + 5]]
+            totals[i] = [a + b for a, b in zip(totals[i], figures[:3], strict=True)]
+            if figures[3]:  # some member pays this currency on a recurring plan
+                mrr[i][currency] = figures[4]
 
     p = PlanDaily
     which = spans.day_which(p).label("which")
@@ -384,58 +408,65 @@ async def _plans(
         .group_by(which)
     ):
         grew[int(w)] = (int(joined or 0), int(renewed or 0))
-    out: list[Plans] = []
-    for i in range(spans.count):
-        start, end = spans.bounds(i)
-        last = min(end, now)
-        mrr: dict[str, int] = {}
-        members = 0
-        for row in rows:
-            if row[0] > last or not active(row, last):
-                continue
-            members += 1
-            currency, amount, period_days = row[3], row[4], row[5]
-            if currency is None or not period_days:
-                continue  # lifetime plans and trials recur nothing
-            # A 30-day plan counts in full; any other length pro rata to 30 days.
-            mrr[currency] = mrr.get(currency, 0) + (amount or 0) * MRR_DAYS // period_days
-        at_start = sum(1 for row in rows if active(row, start))
-        expired = sum(
-            1
-            for row in rows
-            if row[1] is not None and start <= row[1] < last and (row[2] is None or row[2] > row[1])
+    return [
+        Plans(
+            totals[i][0],
+            totals[i][1],
+            *grew[i],
+            totals[i][2],
+            dict(sorted(mrr[i].items())),
         )
-        out.append(Plans(members, at_start, *grew[i], expired, dict(sorted(mrr.items()))))
-    return out
+        for i in range(spans.count)
+    ]
 
 
 async def _lessons(
     session: AsyncSession, courses: dict[int, str], spans: Spans
 ) -> list[list[LessonRow]]:
     """Per lesson: deliveries sent in the period, and how many of those were marked done
-    (by now). Read by the deliveries' sent_at index: the periods' rows only."""
-    ordered = list(
-        await session.execute(
-            select(Lesson.course_id, Lesson.id, Lesson.title)
-            .where(Lesson.course_id.in_(list(courses)))
-            .order_by(Lesson.course_id, Lesson.position, Lesson.id)
-        )
-    )
-    d = Delivery
+    (by now). One read: the lessons in order, each with its counts (none: zeros)."""
+    d, course_ids = Delivery, list(courses)
     which = spans.which(d.sent_at).label("which")
-    counts: list[dict[int, tuple[int, int]]] = [{} for _i in range(spans.count)]
-    for w, lesson_id, sent, done in await session.execute(
-        select(which, d.lesson_id, func.count(d.id), func.count(d.done_at))
-        .join(Lesson, Lesson.id == d.lesson_id)
-        .where(d.sent_at >= spans.low, d.sent_at < spans.end, Lesson.course_id.in_(list(courses)))
+    # By the (lesson, sent_at, done_at) index: the creator's lessons' deliveries of the
+    # periods, read from the index alone.
+    counted = (
+        select(
+            which,
+            d.lesson_id.label("lesson_id"),
+            func.count().label("sent"),
+            func.count(d.done_at).label("done"),
+        )
+        .where(
+            d.lesson_id.in_(select(Lesson.id).where(Lesson.course_id.in_(course_ids))),
+            d.sent_at >= spans.low,
+            d.sent_at < spans.end,
+        )
         .group_by(which, d.lesson_id)
+        .subquery()
+    )
+    ordered: dict[int, tuple[int, str]] = {}  # lesson id: (course id, title)
+    counts: list[dict[int, tuple[int, int]]] = [{} for _i in range(spans.count)]
+    for course_id, lesson_id, title, w, sent, done in await session.execute(
+        select(
+            Lesson.course_id,
+            Lesson.id,
+            Lesson.title,
+            counted.c.which,
+            counted.c.sent,
+            counted.c.done,
+        )
+        .outerjoin(counted, counted.c.lesson_id == Lesson.id)
+        .where(Lesson.course_id.in_(course_ids))
+        .order_by(Lesson.course_id, Lesson.position, Lesson.id)
     ):
-        counts[int(w)][lesson_id] = (int(sent), int(done))
+        ordered[lesson_id] = (course_id, title)
+        if w is not None:
+            counts[int(w)][lesson_id] = (int(sent), int(done))
     out: list[list[LessonRow]] = []
     for i in range(spans.count):
         rows: list[LessonRow] = []
         number: dict[int, int] = {}
-        for course_id, lesson_id, title in ordered:
+        for lesson_id, (course_id, title) in ordered.items():
             number[course_id] = number.get(course_id, 0) + 1
             sent, done = counts[i].get(lesson_id, (0, 0))
             rows.append(
@@ -470,9 +501,9 @@ async def figures(
     if scope.kind is None and everything is None:
         everything = await products(session, creator_id)
     courses, plan_ids = _scoped_products(everything or [], scope)
-    money = await _money(session, creator_id, scope, spans)
+    money, revenue = await _money(session, creator_id, scope, spans)
     funnel = await _funnel(session, creator_id, scope, spans)
-    sources = await _sources(session, creator_id, scope, spans)
+    sources = await _sources(session, creator_id, scope, spans, revenue)
     plans = await _plans(session, plan_ids, creator_id, spans, now) if plan_ids else None
     lessons = await _lessons(session, courses, spans) if courses else None
     return [
@@ -519,44 +550,36 @@ def _at_risk_query(course_ids: list[int], now: datetime) -> Any:
     """Enrolled, entitled, not paused or finished, a lesson delivered in the last
     AT_RISK_WINDOW_DAYS waiting for Done, and no Done for AT_RISK_DAYS."""
     d = Delivery
-    candidates = (
-        select(d.enrollment_id)
-        .join(Lesson, Lesson.id == d.lesson_id)
-        .where(
-            # sent_at is set only once a lesson went out (no status test: it would lure
-            # SQLite onto the status index, every delivery ever sent).
-            d.sent_at >= now - timedelta(days=AT_RISK_WINDOW_DAYS),
-            d.done_at.is_(None),
-            Lesson.course_id.in_(course_ids),
-        )
+    # By the (lesson, sent_at, done_at, enrollment) index: the waiting lessons of these
+    # courses sent in the window, read from the index alone.
+    candidates = select(d.enrollment_id).where(
+        d.lesson_id.in_(select(Lesson.id).where(Lesson.course_id.in_(course_ids))),
+        d.sent_at >= now - timedelta(days=AT_RISK_WINDOW_DAYS),
+        d.done_at.is_(None),
     )
     last_done = (
         select(func.max(d.done_at)).where(d.enrollment_id == Enrollment.id).scalar_subquery()
     )
     quiet_since = func.coalesce(last_done, Enrollment.started_at)
-    return (
-        select(
-            Enrollment.user_id,
-            Enrollment.course_id,
-            quiet_since.label("quiet_since"),
-        )
-        .join(
-            Entitlement,
-            and_(
-                Entitlement.user_id == Enrollment.user_id,
-                # `|| ''`: drive the query from the period's candidates, not from every
-                # course entitlement (SQLite has no statistics to tell them apart).
-                Entitlement.product_kind.concat("") == ProductKind.COURSE,
-                Entitlement.product_id == Enrollment.course_id,
-            ),
-        )
+    return select(
+        Enrollment.user_id,
+        Enrollment.course_id,
+        quiet_since.label("quiet_since"),
+    ).where(
+        Enrollment.id.in_(candidates),
+        Enrollment.completed_at.is_(None),
+        Enrollment.paused_at.is_(None),
+        # EXISTS, not a join: the candidates drive the query, one entitlement look-up
+        # each (a join lets SQLite, without statistics, start from every entitlement).
+        select(Entitlement.id)
         .where(
-            Enrollment.id.in_(candidates),
-            Enrollment.completed_at.is_(None),
-            Enrollment.paused_at.is_(None),
+            Entitlement.user_id == Enrollment.user_id,
+            Entitlement.product_kind == ProductKind.COURSE,
+            Entitlement.product_id == Enrollment.course_id,
             _active_at(now),
-            quiet_since < now - timedelta(days=AT_RISK_DAYS),
         )
+        .exists(),
+        quiet_since < now - timedelta(days=AT_RISK_DAYS),
     )
 
 

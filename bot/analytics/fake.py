@@ -297,7 +297,11 @@ async def generate(
 
     while written < events:
         uid += 1
-        first = start + timedelta(seconds=rng.random() * span * 0.98)
+        # Learners arrive in time order, as they do in a live bot (whose rows are written
+        # as things happen), spread evenly over the days: the share of the events written
+        # so far says how far into the history this one arrives, give or take a day.
+        progress = span * 0.98 * min(1.0, written / events)
+        first = start + timedelta(seconds=progress + rng.random() * min(86_400, span * 0.02))
         rows.users.append(_user(uid, first, rng))
         plan = rng.random() < 0.2
         if plan:
@@ -308,21 +312,21 @@ async def generate(
             creator_id = creator_of_course[pid]
         at = first
         views: list[tuple[datetime, Source]] = []
-        if not plan:
-            for _ in range(rng.choice([1, 1, 2, 3, 5])):
-                src = rng.choice(VIEW_SOURCES)
-                views.append((at, src))
-                rows.events.append(
-                    {
-                        "kind": EventKind.VIEW,
-                        "user_id": uid,
-                        "course_id": pid,
-                        "creator_id": creator_id,
-                        "data": {"src": src},
-                        "created_at": at,
-                    }
-                )
-                at += timedelta(hours=rng.random() * 24 * rng.choice([0.1, 1, 5, 40]))
+        for _ in range(rng.choice([1, 1, 2, 3, 5]) if not plan else rng.choice([0, 1, 1, 2])):
+            src = rng.choice(VIEW_SOURCES)
+            views.append((at, src))
+            rows.events.append(
+                {
+                    "kind": EventKind.VIEW,
+                    "user_id": uid,
+                    # A plan's card view names the plan in its data, as /plans writes it.
+                    "course_id": pid if not plan else None,
+                    "creator_id": creator_id,
+                    "data": {"src": src} if not plan else {"src": src, "kind": "plan", "id": pid},
+                    "created_at": at,
+                }
+            )
+            at += timedelta(hours=rng.random() * 24 * rng.choice([0.1, 1, 5, 40]))
         # Filler that every bot records: starts and searches (not in the funnel).
         for _ in range(rng.choice([0, 1, 2])):
             rows.events.append(

@@ -120,37 +120,28 @@ async def reach(
 async def events_written(session: AsyncSession, rows: Iterable[Mapping[str, Any]]) -> None:
     """The event buffer's flush: card views (per source) and Buy presses. A plan's card
     view carries the plan in its data (`kind`, `id`): events have no plan column."""
-    views: dict[tuple[date, int, int, str], int] = defaultdict(int)
-    source: str
+    views: dict[ViewKey, int] = defaultdict(int)
     for row in rows:
         kind, user_id, creator_id = row["kind"], row.get("user_id"), row.get("creator_id")
         data = row.get("data") or {}
         if user_id is None or creator_id is None:
             continue
         at: datetime = row["created_at"]
-        if kind == EventKind.VIEW and row.get("course_id") is not None:
+        if kind == EventKind.VIEW:
+            product = viewed_product(row.get("course_id"), data)
+            if product is None:
+                continue
             source = parse(data.get("src"))
-            views[(at.date(), creator_id, row["course_id"], source)] += 1
+            views[(at.date(), creator_id, *product, source)] += 1
             await reach(
                 session,
-                product_kind=ProductKind.COURSE,
-                product_id=row["course_id"],
+                product_kind=product[0],
+                product_id=product[1],
                 user_id=user_id,
                 creator_id=creator_id,
                 step="viewed",
                 at=at,
                 source=source,
-            )
-        elif kind == EventKind.VIEW and data.get("kind") == ProductKind.PLAN and data.get("id"):
-            await reach(
-                session,
-                product_kind=ProductKind.PLAN,
-                product_id=int(data["id"]),
-                user_id=user_id,
-                creator_id=creator_id,
-                step="viewed",
-                at=at,
-                source=parse(data.get("src")),
             )
         elif kind == EventKind.BUY and data.get("id") is not None:
             await reach(
@@ -162,13 +153,26 @@ async def events_written(session: AsyncSession, rows: Iterable[Mapping[str, Any]
                 step="buy",
                 at=at,
             )
-    for (day, creator_id, course_id, source), n in views.items():
-        await _bump(
-            session,
-            ViewsDaily,
-            {"day": day, "creator_id": creator_id, "course_id": course_id, "source": source},
-            {"views": n},
-        )
+    for key, n in views.items():
+        await _bump(session, ViewsDaily, dict(zip(VIEW_KEY, key, strict=True)), {"views": n})
+
+
+# (day, creator_id, product_kind, product_id, source): a row of stats_views_daily.
+ViewKey = tuple[date, int, str, int, str]
+VIEW_KEY = ("day", "creator_id", "product_kind", "product_id", "source")
+
+
+def viewed_product(course_id: int | None, data: Mapping[str, Any]) -> tuple[str, int] | None:
+    """Whose card a view event shows: a course's (its column) or a plan's (named in the
+    data, as events have no plan column); None for a view of neither."""
+    if course_id is not None:
+        return (ProductKind.COURSE, course_id)
+    if data.get("kind") == ProductKind.PLAN and data.get("id"):
+        try:
+            return (ProductKind.PLAN, int(data["id"]))
+        except (TypeError, ValueError):
+            return None
+    return None
 
 
 async def first_view_source(
@@ -341,7 +345,8 @@ async def _insert_all(session: AsyncSession, model: type[Any], rows: list[dict[s
 
 
 async def rebuild(session: AsyncSession) -> RebuildReport:
-    """Recompute every rollup from the raw rows (the caller commits)."""
+    """Recompute every rollup from the raw rows (the caller commits). Rows go in in time
+    order, as the live hooks write them, so a period's rows sit together on disk."""
     for model in (MoneyDaily, ViewsDaily, PlanDaily, FunnelProgress):
         await session.execute(delete(model))
     funnel = _Funnel()
@@ -369,7 +374,7 @@ async def rebuild(session: AsyncSession) -> RebuildReport:
         attributed += 1
     await session.flush()
 
-    views: dict[tuple[date, int, int, str], int] = defaultdict(int)
+    views: dict[ViewKey, int] = defaultdict(int)
     stream = await session.stream(
         select(
             Event.kind,
@@ -386,15 +391,13 @@ async def rebuild(session: AsyncSession) -> RebuildReport:
         if user_id is None or creator_id is None:
             continue
         data = data or {}
-        if kind == EventKind.VIEW and course_id is not None:
+        if kind == EventKind.VIEW:
+            product = viewed_product(course_id, data)
+            if product is None:
+                continue
             source = parse(data.get("src"))
-            views[(at.date(), creator_id, course_id, source)] += 1
-            funnel.reach(
-                (ProductKind.COURSE, course_id, user_id), creator_id, "viewed", at, source=source
-            )
-        elif kind == EventKind.VIEW and data.get("kind") == ProductKind.PLAN and data.get("id"):
-            key: tuple[str, int, int] = (ProductKind.PLAN, int(data["id"]), user_id)
-            funnel.reach(key, creator_id, "viewed", at, source=parse(data.get("src")))
+            views[(at.date(), creator_id, *product, source)] += 1
+            funnel.reach((*product, user_id), creator_id, "viewed", at, source=source)
         elif kind == EventKind.BUY and data.get("id") is not None:
             key = (str(data.get("kind") or ProductKind.COURSE), int(data["id"]), user_id)
             funnel.reach(key, creator_id, "buy", at)
@@ -493,26 +496,25 @@ async def rebuild(session: AsyncSession) -> RebuildReport:
                     )
                 ),
             )
-            for key, sums in money.items()
+            for key, sums in sorted(money.items())
         ],
     )
     await _insert_all(
         session,
         ViewsDaily,
-        [
-            {"day": d, "creator_id": c, "course_id": course, "source": s, "views": n}
-            for (d, c, course, s), n in views.items()
-        ],
+        [{**dict(zip(VIEW_KEY, key, strict=True)), "views": n} for key, n in sorted(views.items())],
     )
     await _insert_all(
         session,
         PlanDaily,
         [
             {"day": d, "creator_id": c, "plan_id": p, "joined": j, "renewed": r}
-            for (d, c, p), (j, r) in plans.items()
+            for (d, c, p), (j, r) in sorted(plans.items())
         ],
     )
-    await _insert_all(session, FunnelProgress, list(funnel.rows.values()))
+    await _insert_all(
+        session, FunnelProgress, sorted(funnel.rows.values(), key=lambda r: r["entered_at"])
+    )
     await session.flush()
     return RebuildReport(attributed, len(money), len(views), len(plans), len(funnel.rows))
 

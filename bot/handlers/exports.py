@@ -39,7 +39,7 @@ from bot.analytics.periods import (
 from bot.analytics.platform import PlatformReport, platform_report
 from bot.config import Settings
 from bot.handlers.common import Command, clip, current_locale, is_private
-from bot.handlers.stats import may_see, refusal
+from bot.handlers.stats import may_see, refusal, step_labels
 from bot.keyboards.callbacks import StatsAction, StatsCB
 from bot.models import Course, Creator, Plan, ProductKind, User
 from bot.money import STARS, format_money
@@ -314,14 +314,9 @@ async def draw_chart(
 ) -> None:
     """The chart for (scope, period), or a sentence when there is nothing to draw."""
     now = clock.now()
-    daily = await charts.daily_revenue(session, scope, period, now.date())
-    counts = await charts.funnel_counts(session, scope, period)
-    funnel = [
-        (_("Card viewed"), counts.views),
-        (_("Buy pressed"), counts.buys),
-        (_("Invoice shown"), counts.invoices),
-        (_("Paid"), counts.paid),
-    ]
+    figures = await charts.chart_figures(session, scope, period, now.date())
+    daily = figures.daily
+    funnel = list(zip(step_labels(), figures.funnel, strict=True))
     has_money = any(amount for _day, amounts in daily for amount in amounts.values())
     if not has_money and not any(n for _label, n in funnel):
         await message.answer(

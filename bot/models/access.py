@@ -17,7 +17,17 @@ class Entitlement(TimestampMixin, Base):
     __tablename__ = "entitlements"
     __table_args__ = (
         UniqueConstraint("user_id", "product_kind", "product_id"),
-        Index("ix_entitlements_product", "product_kind", "product_id"),
+        # Covering the dashboard's plan figures: a plan's memberships that reach into a
+        # period, read from the index alone.
+        Index(
+            "ix_entitlements_product_expires",
+            "product_kind",
+            "product_id",
+            "expires_at",
+            "starts_at",
+            "revoked_at",
+            "source_order_id",
+        ),
         Index("ix_entitlements_expires_at", "expires_at"),
     )
 

@@ -32,7 +32,23 @@ class MoneyDaily(Base):
             "source",
             name="uq_stats_money_daily_key",
         ),
-        Index("ix_stats_money_daily_creator_day", "creator_id", "day"),
+        # Covering: a creator's days are read from the index alone.
+        Index(
+            "ix_stats_money_daily_creator_day",
+            "creator_id",
+            "day",
+            "product_kind",
+            "product_id",
+            "currency",
+            "source",
+            "sales",
+            "sales_gross",
+            "refunds",
+            "refunds_gross",
+            "gross",
+            "fee",
+            "net",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -53,20 +69,34 @@ class MoneyDaily(Base):
 
 
 class ViewsDaily(Base):
-    """Course card views per day and source."""
+    """Card views per day, product (a course's or a plan's card) and source."""
 
     __tablename__ = "stats_views_daily"
     __table_args__ = (
         UniqueConstraint(
-            "day", "creator_id", "course_id", "source", name="uq_stats_views_daily_key"
+            "day",
+            "creator_id",
+            "product_kind",
+            "product_id",
+            "source",
+            name="uq_stats_views_daily_key",
         ),
-        Index("ix_stats_views_daily_creator_day", "creator_id", "day"),
+        Index(
+            "ix_stats_views_daily_creator_day",
+            "creator_id",
+            "day",
+            "product_kind",
+            "product_id",
+            "source",
+            "views",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     day: Mapped[date] = mapped_column(Date)
     creator_id: Mapped[int]
-    course_id: Mapped[int]
+    product_kind: Mapped[str] = mapped_column(String(16))
+    product_id: Mapped[int]
     source: Mapped[str] = mapped_column(String(8))
     views: Mapped[int] = mapped_column(default=0)
 
@@ -102,8 +132,30 @@ class FunnelProgress(Base):
     __tablename__ = "stats_funnel"
     __table_args__ = (
         UniqueConstraint("product_kind", "product_id", "user_id", name="uq_stats_funnel_key"),
-        Index("ix_stats_funnel_creator_entered", "creator_id", "entered_at"),
-        Index("ix_stats_funnel_creator_paid", "creator_id", "paid_at"),
+        # Both covering: a period's cohort and its buyers are read from the index alone.
+        Index(
+            "ix_stats_funnel_creator_entered",
+            "creator_id",
+            "entered_at",
+            "product_kind",
+            "product_id",
+            "user_id",
+            "viewed_at",
+            "buy_at",
+            "invoice_at",
+            "paid_at",
+            "first_done_at",
+            "completed_at",
+        ),
+        Index(
+            "ix_stats_funnel_creator_paid",
+            "creator_id",
+            "paid_at",
+            "product_kind",
+            "product_id",
+            "paid_source",
+            "user_id",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -39,8 +39,10 @@ class Delivery(TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("enrollment_id", "lesson_id"),
         Index("ix_deliveries_status_due", "status", "due_at"),
-        # The dashboard's drop-off table reads the deliveries sent in a period.
-        Index("ix_deliveries_sent_at", "sent_at"),
+        # The dashboard's drop-off table and at-risk count: a course's lessons' deliveries
+        # sent in a period, and a learner's last Done, read from the index alone.
+        Index("ix_deliveries_lesson_sent", "lesson_id", "sent_at", "done_at", "enrollment_id"),
+        Index("ix_deliveries_enrollment_done", "enrollment_id", "done_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

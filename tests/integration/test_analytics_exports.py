@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics import exports as analytics
-from bot.analytics import periods
+from bot.analytics import periods, rollups
 from bot.analytics.exports import ExportKind, write_export
 from bot.analytics.periods import Period, PeriodKind, Scope
 from bot.analytics.platform import platform_report
@@ -214,6 +214,8 @@ async def build_history(db: AsyncSession, seed: int = 13) -> World:
                     done_at=_at(20 - j, 10) if sent and j < 2 else None,
                 )
             )
+    # Written as raw rows (back-dated): rolled up afterwards, as stats-rebuild does.
+    await rollups.rebuild(db)
     await db.commit()
     return World(alice.id, boris.id, courses, plan.id)
 

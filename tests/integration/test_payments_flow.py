@@ -335,7 +335,7 @@ async def test_live_rollups_equal_a_rebuild_from_the_raw_rows(
             for m in await db.scalars(select(MoneyDaily).order_by(MoneyDaily.id))
         ]
         views = [
-            (v.day, v.course_id, v.source, v.views)
+            (v.day, v.product_id, v.source, v.views, v.product_kind)
             for v in await db.scalars(select(ViewsDaily).order_by(ViewsDaily.id))
         ]
         funnel = [
@@ -355,7 +355,7 @@ async def test_live_rollups_equal_a_rebuild_from_the_raw_rows(
 
     live = await snapshot()
     money, views, funnel = live
-    assert [m[3] for m in money] == ["bcast"] and [v[2:] for v in views] == [("bcast", 1)]
+    assert [m[3] for m in money] == ["bcast"] and [v[2:] for v in views] == [("bcast", 1, "course")]
     assert funnel and all(x is not None for x in funnel[0])
     order = await db.scalar(select(Order).where(Order.public_ref == invoice.payload))
     assert order is not None and order.source == "bcast"

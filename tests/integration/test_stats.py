@@ -126,11 +126,18 @@ def expected(
 
     views: dict[str, int] = defaultdict(int)
     for ev in r["events"]:
-        if ev.kind == EventKind.VIEW and ev.course_id is not None:
-            reach(("course", ev.course_id, ev.user_id), ev.creator_id, "viewed", ev.created_at)
+        if ev.kind == EventKind.VIEW:
+            # A course card's view has the course; a plan card's names the plan in its data.
+            if ev.course_id is not None:
+                product = ("course", ev.course_id)
+            elif ev.data.get("kind") == "plan":
+                product = ("plan", int(ev.data["id"]))
+            else:
+                continue
+            reach((*product, ev.user_id), ev.creator_id, "viewed", ev.created_at)
             if (
                 ev.creator_id == creator
-                and in_scope("course", ev.course_id)
+                and in_scope(*product)
                 and start.date() <= ev.created_at.date() < end.date()
             ):
                 views[ev.data.get("src") or "direct"] += 1
@@ -303,6 +310,11 @@ async def test_every_dashboard_figure_matches_the_raw_rows(
     assert {m.currency for m in d.current.money} >= {"XTR", "USD", "EUR"}
     assert any(m.refunds for m in d.current.money)
     assert d.current.plans is not None and d.current.plans.renewed > 0
+    # Plan cards are viewed too, and their views count per source.
+    plan = await resolve_scope(db, 1, "p1")
+    assert isinstance(plan, Scope)
+    d = await dashboard(db, 1, parse_period("all", NOW), plan, NOW)  # type: ignore[arg-type]
+    assert sum(r.views for r in d.current.sources) > 0 and d.current.funnel[0] > 0
 
 
 async def test_learners_at_risk_match_the_raw_rows(db: AsyncSession, world: fake.World) -> None:
@@ -455,3 +467,59 @@ def test_periods() -> None:
     assert ScopeProblem.NOT_YOURS != ScopeProblem.UNKNOWN
     assert Source("catalog") == Source.CATALOG
     assert ProductKind.PLAN == "plan"
+
+
+async def test_the_chart_draws_the_dashboards_figures(
+    harness: Harness, db: AsyncSession, world: fake.World, app: App, monkeypatch: Any
+) -> None:
+    """📈 Chart draws the dashboard's six-step funnel, step for step the numbers /stats
+    shows, and daily revenue that sums to the dashboard's gross per currency; both also
+    equal the plain-Python computation from the raw rows."""
+    from bot.analytics import charts
+    from bot.scheduler.clock import ManualClock
+
+    app.dp["clock"] = ManualClock(NOW)
+    drawn: list[tuple[Any, Any]] = []
+
+    async def keep(title: str, daily: Any, funnel: Any, *_rest: Any) -> bytes:
+        drawn.append((daily, funnel))
+        return b"\x89PNG fake"
+
+    monkeypatch.setattr(charts, "render_async", keep)
+    r = await raw(db)
+    for creator, user in ((1, CREATOR_1), (2, CREATOR_2)):
+        for code in ("a", f"c{(creator - 1) * 3 + 1}", f"p{creator * 2}"):
+            for p in ("7", "30", "m2026-05", "all"):
+                button = StatsCB(a=StatsAction.CHART, c=creator, p=p, s=code)
+                await harness.press(button.pack(), user)
+                period = parse_period(p, NOW)
+                scope = await resolve_scope(db, creator, code)
+                assert isinstance(period, Period) and isinstance(scope, Scope)
+                d = await dashboard(db, creator, period, scope, NOW)
+                if d.current.empty:
+                    continue
+                daily, funnel = drawn.pop()
+                # The six steps, labelled as on the dashboard, with the dashboard's numbers.
+                assert [label for label, _n in funnel] == [
+                    "Card viewed",
+                    "Buy pressed",
+                    "Invoice shown",
+                    "Paid",
+                    "First lesson done",
+                    "Course completed",
+                ]
+                assert [n for _label, n in funnel] == d.current.funnel, (creator, code, p)
+                want = expected(r, creator, scope, period.start, period.end, NOW)
+                assert d.current.funnel == want["funnel"]
+                # Daily revenue: every day of the period, summing to the dashboard's gross.
+                totals: dict[str, int] = defaultdict(int)
+                for _day, amounts in daily:
+                    for currency, amount in amounts.items():
+                        totals[currency] += amount
+                gross = {m.currency: m.gross for m in d.current.money}
+                assert {c: v for c, v in totals.items() if v or c in gross} == gross
+                assert gross == {c: v[4] for c, v in want["money"].items()}
+                if period.kind != "all":
+                    days_so_far = (NOW.date() - period.start.date()).days + 1
+                    assert len(daily) == min(period.days, days_so_far)
+    assert not drawn

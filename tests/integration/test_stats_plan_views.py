@@ -1,17 +1,31 @@
 """A plan's card view is recorded with its source, as a course card's is: the plan funnel
-starts at "viewed" and a later purchase is credited to that first touch, not "direct"."""
+starts at "viewed", the dashboard's views per source count it, and a later purchase is
+credited to that first touch, not "direct"."""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics import rollups
+from bot.analytics.dashboard import dashboard
+from bot.analytics.periods import Period, Scope, parse_period, resolve_scope
 from bot.analytics.sources import Source
 from bot.app import App
-from bot.models import Creator, FunnelProgress, Order, OrderStatus, Plan, ProductKind, User
+from bot.models import (
+    Creator,
+    Event,
+    EventKind,
+    FunnelProgress,
+    Order,
+    OrderStatus,
+    Plan,
+    ProductKind,
+    User,
+)
 from tests.support.updates import Harness, tg_user
 
 ANN = tg_user(1001, "Ann")
@@ -58,6 +72,20 @@ async def test_plan_card_view_starts_the_funnel_and_credits_the_purchase(
     assert row is not None and row.product_id == plan_id and row.creator_id == creator_id
     assert row.viewed_at is not None and row.source == Source.CATALOG
     live = (row.product_id, row.viewed_at, row.source)
+    # The dashboard's views per source count it, as the raw events say.
+    events = list(await db.scalars(select(Event).where(Event.kind == EventKind.VIEW)))
+    want: Counter[str] = Counter(
+        e.data.get("src")
+        for e in events
+        if e.data.get("kind") == "plan" and e.data["id"] == plan_id
+    )
+    now = datetime.now(UTC)
+    period = parse_period("7", now)
+    scope = await resolve_scope(db, creator_id, f"p{plan_id}")
+    assert isinstance(period, Period) and isinstance(scope, Scope)
+    d = await dashboard(db, creator_id, period, scope, now)
+    assert {r.source.value: r.views for r in d.current.sources if r.views} == dict(want)
+    assert want == {"catalog": 1} and d.current.funnel[0] == 1
     # stats-rebuild writes the same from the raw events.
     await rollups.rebuild(db)
     await db.commit()
