@@ -8,8 +8,8 @@ Every read of the /stats dashboard gets an index that bounds it to the creator (
 products) and the period and covers the columns it reads, so it never visits the table
 rows: its cost follows the period's activity, not the length of the history.
 
-Revision ID: 0009_stats_speed
-Revises: 0008_marketplace
+Revision ID: 0013_stats_speed
+Revises: 0012_quizzes
 Create Date: 2026-12-03 11:00:00.000000
 """
 
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_stats_speed"
-down_revision: str | None = "0008_marketplace"
+revision: str = "0013_stats_speed"
+down_revision: str | None = "0012_quizzes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
