@@ -59,6 +59,7 @@ def feature_routers() -> list[Router]:
         library,
         market,
         payments,
+        qa,
         recommend,
         reminders,
         sales_admin,
@@ -81,6 +82,8 @@ def feature_routers() -> list[Router]:
         info.router,
         # A promo code typed after "I have a promo code" is in a state: not a query.
         payments.router,
+        # Q&A: a question or an answer typed after /ask or Reply comes in a state.
+        qa.router,
         sales_admin.router,
         growth.router,
         stats.router,
@@ -250,7 +253,7 @@ def create_scheduler(
     """The one scheduler: drip lessons and every registered job kind, one rate-limited sender."""
     from bot.analytics import nudges
     from bot.growth import reminders, winback
-    from bot.handlers import groups, market
+    from bot.handlers import groups, market, qa
     from bot.keyboards.growth import I18nGrowthTexts
     from bot.keyboards.learning import I18nRenderer
     from bot.payments import housekeeping
@@ -271,6 +274,7 @@ def create_scheduler(
     reminders.register(registry, growth_texts, settings.abandoned_reminder_hours)
     winback.register(registry, growth_texts)
     market.install(registry, i18n, settings)
+    qa.install(registry, bot, i18n, settings)
     sender = RateLimitedSender(
         TelegramSender(bot),
         per_second=settings.scheduler_rate,

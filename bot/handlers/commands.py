@@ -119,6 +119,13 @@ COMMANDS: tuple[CommandHelp, ...] = (
         "share", LEARNER, LEARNING, __("<course number>"), __("your personal link to a course")
     ),
     CommandHelp("earnings", LEARNER, LEARNING, "", __("what your shared links earned")),
+    CommandHelp(
+        "ask",
+        LEARNER,
+        LEARNING,
+        __("<course number>"),
+        __("ask the course's creator (then send the question: text, photo, voice…)"),
+    ),
     CommandHelp("newcourse", CREATOR, COURSES, "", __("create a course step by step")),
     CommandHelp("courses", CREATOR, COURSES, "", __("your courses")),
     CommandHelp(
@@ -282,6 +289,14 @@ COMMANDS: tuple[CommandHelp, ...] = (
     CommandHelp(
         "answer", CREATOR, GENERAL, __("<review id> <text>"), __("answer a review once, publicly")
     ),
+    CommandHelp(
+        "askprice",
+        CREATOR,
+        GENERAL,
+        __("<course id> <stars>"),
+        __("what a question costs in Stars (0: free); unanswered in 72 h, refunded"),
+    ),
+    CommandHelp("questions", CREATOR, GENERAL, "", __("questions waiting for your answer")),
     CommandHelp("creatorhelp", CREATOR, GENERAL, "", __("this list")),
     CommandHelp("cancel", CREATOR, GENERAL, "", __("stop the current step")),
     CommandHelp(

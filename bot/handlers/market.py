@@ -42,7 +42,7 @@ from bot.scheduler.clock import Clock
 from bot.scheduler.errors import ChatNotFound, Rejected, Unreachable
 from bot.scheduler.jobs import JobContext, JobRegistry
 from bot.scheduler.sender import Button, Outgoing
-from bot.services import drip
+from bot.services import drip, qa
 from bot.services.catalog import CatalogPage, CourseCard
 from bot.services.search import CatalogSearch
 from bot.services.users import get_creator, is_owner
@@ -94,6 +94,11 @@ async def card_extras(
         lines.append(_("No reviews yet."))
     if card.owned:
         rows.append([callback_button(_("⭐ Rate this course"), packed(RateCB, c=card.id, r=0))])
+    faq = await qa.faq_count(session, card.id)
+    if faq:
+        from bot.handlers.qa import faq_button_row
+
+        rows.append(faq_button_row(card.id, faq))
     rows.append(
         [
             callback_button(

@@ -681,6 +681,15 @@ async def on_successful_payment(
         return  # a redelivered update: the receipt is already sent or queued
     notifier = Notifier(bot, sessionmaker, settings, scheduler)
     locale = current_locale()
+    if result.outcome == Outcome.CREDITED and result.product_kind == ProductKind.QUESTION:
+        from bot.handlers.qa import paid_receipt
+
+        text, queued = await paid_receipt(session, result, i18n, settings, now)
+        receipt = await notifier.queue(session, user.id, text, None, now)
+        # The learner's receipt first, then the question reaches the creator.
+        for notice in [receipt, *queued]:
+            after_commit.append(lambda notice=notice: notifier.send(notice))  # type: ignore[misc]
+        return
     if result.outcome == Outcome.CREDITED:
         # What to learn next, under a course receipt: the purchase already counts.
         suggestions = (

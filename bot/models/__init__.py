@@ -29,6 +29,7 @@ from bot.models.orders import (
     PaymentMethod,
     ProductKind,
 )
+from bot.models.qa import CourseOptions, Question, QuestionStatus
 from bot.models.users import Creator, CreatorRole, User
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "Coupon",
     "CouponKind",
     "Course",
+    "CourseOptions",
     "Creator",
     "CreatorRole",
     "Delivery",
@@ -73,6 +75,8 @@ __all__ = [
     "PlanChat",
     "PlanDaily",
     "ProductKind",
+    "Question",
+    "QuestionStatus",
     "ReleaseRule",
     "ReminderCoupon",
     "Review",

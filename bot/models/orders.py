@@ -15,6 +15,8 @@ from bot.models.base import Base, TimestampMixin, utcnow
 class ProductKind(StrEnum):
     COURSE = "course"
     PLAN = "plan"
+    # A paid question to a course's creator (bot.services.qa): no access, just an answer.
+    QUESTION = "question"
 
 
 class OrderStatus(StrEnum):

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.models import Course, PaymentMethod, Plan, ProductKind
+from bot.models import Course, PaymentMethod, Plan, ProductKind, Question, QuestionStatus
 from bot.money import STARS
 from bot.services import access
 
@@ -77,7 +77,31 @@ async def load_product(session: AsyncSession, kind: str, product_id: int) -> Pro
             published=plan.published,
             period_days=plan.period_days,
         )
+    if kind == ProductKind.QUESTION:
+        return await _question_product(session, product_id)
     return None
+
+
+async def _question_product(session: AsyncSession, question_id: int) -> Product | None:
+    """A priced question: on sale (payable) only while it waits for its payment."""
+    question = await session.get(Question, question_id)
+    course = await session.get(Course, question.course_id) if question else None
+    if question is None or course is None:
+        return None
+    return Product(
+        kind=ProductKind.QUESTION,
+        id=question.id,
+        creator_id=question.creator_id,
+        title=course.title,
+        description="",
+        price_minor=0,
+        currency=STARS,
+        stars_price=question.stars,
+        accepts_stars=True,
+        accepts_card=False,
+        published=question.status == QuestionStatus.AWAITING_PAYMENT,
+        period_days=None,
+    )
 
 
 def available_methods(product: Product, settings: Settings) -> list[str]:
@@ -101,6 +125,8 @@ async def already_owned(
     A plan with a period may be bought again while it is active: that is a renewal, and
     access.grant extends it from the current expiry. Courses and lifetime plans may not.
     """
+    if kind == ProductKind.QUESTION:
+        return False  # paid once per question; the order's state guards a second payment
     if not await access.has_access(session, user_id, kind, product_id, now):
         return False
     if kind != ProductKind.PLAN:

@@ -39,6 +39,9 @@ class Outgoing:
     caption: str | None = None
     protect_content: bool = False
     buttons: tuple[tuple[Button, ...], ...] = ()
+    # A copy of a message already in a chat (copyMessage): any content type, as it was.
+    copy_from: int | None = None
+    copy_id: int | None = None
 
 
 class Sender(Protocol):

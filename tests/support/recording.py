@@ -23,7 +23,7 @@ from aiogram.methods import (
     TelegramMethod,
 )
 from aiogram.methods.base import TelegramType
-from aiogram.types import Chat, InlineKeyboardMarkup, Message, User
+from aiogram.types import Chat, InlineKeyboardMarkup, Message, MessageId, User
 
 T = TypeVar("T")
 
@@ -99,6 +99,8 @@ class RecordingSession(BaseSession):
                 from_user=self.me,
                 caption=getattr(method, "caption", None),
             )
+        if returning is MessageId:  # copyMessage
+            return MessageId(message_id=next(self._ids))
         if returning is bool:
             return True
         if returning is User:
