@@ -48,6 +48,7 @@ def feature_routers() -> list[Router]:
     from bot.handlers import (
         authoring,
         catalog,
+        challenges,
         exports,
         fallback,
         group_admin,
@@ -84,6 +85,8 @@ def feature_routers() -> list[Router]:
         payments.router,
         # Q&A: a question or an answer typed after /ask or Reply comes in a state.
         qa.router,
+        # A check-in typed after /checkin comes in a state too.
+        challenges.router,
         sales_admin.router,
         growth.router,
         stats.router,
@@ -253,7 +256,7 @@ def create_scheduler(
     """The one scheduler: drip lessons and every registered job kind, one rate-limited sender."""
     from bot.analytics import nudges
     from bot.growth import reminders, winback
-    from bot.handlers import groups, market, qa
+    from bot.handlers import challenges, groups, market, qa
     from bot.keyboards.growth import I18nGrowthTexts
     from bot.keyboards.learning import I18nRenderer
     from bot.payments import housekeeping
@@ -275,6 +278,7 @@ def create_scheduler(
     winback.register(registry, growth_texts)
     market.install(registry, i18n, settings)
     qa.install(registry, bot, i18n, settings)
+    challenges.install(registry, i18n, settings)
     sender = RateLimitedSender(
         TelegramSender(bot),
         per_second=settings.scheduler_rate,

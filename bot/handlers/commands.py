@@ -120,6 +120,30 @@ COMMANDS: tuple[CommandHelp, ...] = (
     ),
     CommandHelp("earnings", LEARNER, LEARNING, "", __("what your shared links earned")),
     CommandHelp(
+        "challenge", LEARNER, LEARNING, "", __("check-in challenges you can join or are in")
+    ),
+    CommandHelp(
+        "challenge",
+        LEARNER,
+        LEARNING,
+        __("top <challenge number>"),
+        __("the leaderboard: top 10 and your place"),
+    ),
+    CommandHelp(
+        "checkin",
+        LEARNER,
+        LEARNING,
+        __("[<challenge number>]"),
+        __("check in for today: then send a text or a photo"),
+    ),
+    CommandHelp(
+        "checkin",
+        LEARNER,
+        LEARNING,
+        __("time 20:00 | time off"),
+        __("when the daily check-in reminder comes (your time)"),
+    ),
+    CommandHelp(
         "ask",
         LEARNER,
         LEARNING,
@@ -288,6 +312,20 @@ COMMANDS: tuple[CommandHelp, ...] = (
     ),
     CommandHelp(
         "answer", CREATOR, GENERAL, __("<review id> <text>"), __("answer a review once, publicly")
+    ),
+    CommandHelp(
+        "challenge",
+        CREATOR,
+        GENERAL,
+        __("new <title> days=<N> course=<id> | plan=<id> [group=<chat id>]"),
+        __("start a check-in challenge (打卡); the group gets the weekly leaderboard"),
+    ),
+    CommandHelp(
+        "challenge",
+        CREATOR,
+        GENERAL,
+        __("today <challenge id>"),
+        __("the day's check-ins, to feature the best"),
     ),
     CommandHelp(
         "askprice",

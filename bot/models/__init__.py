@@ -4,6 +4,7 @@ from bot.models.access import Entitlement, Group, GroupMember, PlanChat
 from bot.models.analytics import FunnelProgress, MoneyDaily, Nudge, PlanDaily, ViewsDaily
 from bot.models.base import Base, utcnow
 from bot.models.catalog import ContentType, Course, Lesson, Plan, ReleaseRule
+from bot.models.challenges import Challenge, ChallengeMember, CheckIn
 from bot.models.charts import ChartCache
 from bot.models.drip import Delivery, DeliveryStatus, Enrollment, Job, JobStatus
 from bot.models.events import Event, EventKind
@@ -39,7 +40,10 @@ __all__ = [
     "AffiliateLink",
     "AffiliateProgram",
     "Base",
+    "Challenge",
+    "ChallengeMember",
     "ChartCache",
+    "CheckIn",
     "CheckoutReminder",
     "ContentType",
     "Coupon",

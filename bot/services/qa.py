@@ -182,6 +182,7 @@ async def publish(
         return Refusal.NOT_ANSWERED
     question.published = True
     await session.flush()
+    _faq_counts.pop(question.course_id, None)
     return question
 
 
@@ -201,7 +202,25 @@ async def faq(session: AsyncSession, course_id: int, limit: int = FAQ_SHOWN) -> 
     )
 
 
-async def faq_count(session: AsyncSession, course_id: int) -> int:
+# Published answers per course, kept FAQ_TTL seconds per process: every card shows the
+# count, and asking the database on each view would cost the card its cheap path. A
+# publish in this process drops the entry; another process's shows within the TTL.
+FAQ_TTL = 60.0
+_faq_counts: dict[int, tuple[int, float]] = {}
+
+
+async def faq_count(session: AsyncSession, course_id: int, mono: float) -> int:
+    cached = _faq_counts.get(course_id)
+    if cached is not None and mono - cached[1] < FAQ_TTL:
+        return cached[0]
+    count = await _count_faq(session, course_id)
+    if len(_faq_counts) > 10_000:
+        _faq_counts.clear()
+    _faq_counts[course_id] = (count, mono)
+    return count
+
+
+async def _count_faq(session: AsyncSession, course_id: int) -> int:
     return int(
         await session.scalar(
             select(func.count())
