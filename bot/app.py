@@ -272,7 +272,9 @@ def create_scheduler(
     broadcast.register(registry)
     housekeeping.register(registry)
     notices.register(registry)
-    nudges.register(registry)
+    from bot.handlers.stats import nudge_texts
+
+    nudges.register(registry, nudge_texts(i18n, settings.default_language))
     growth_texts = I18nGrowthTexts(i18n)
     reminders.register(registry, growth_texts, settings.abandoned_reminder_hours)
     winback.register(registry, growth_texts)
@@ -371,12 +373,14 @@ async def on_startup(app: App) -> None:
     await setup_commands(app)
     app.events.start(app.sessionmaker)
     if app.settings.scheduler_enabled:
+        from bot.analytics import nudges
         from bot.growth import reminders
         from bot.payments import housekeeping
 
         async with app.sessionmaker() as session:
             await housekeeping.ensure_scheduled(session, app.scheduler.clock.now())
             await reminders.ensure_scheduled(session, app.scheduler.clock.now())
+            await nudges.ensure_scheduled(session, app.scheduler.clock.now())
             await session.commit()
         app.scheduler.start()
     # Fit the recommender now, in the background, so the first learner does not wait.

@@ -328,6 +328,13 @@ COMMANDS: tuple[CommandHelp, ...] = (
         __("the day's check-ins, to feature the best"),
     ),
     CommandHelp(
+        "nudges",
+        CREATOR,
+        COURSES,
+        __("<course id> on|off"),
+        __("the automatic nudge to learners quiet for 7 days (on by default)"),
+    ),
+    CommandHelp(
         "askprice",
         CREATOR,
         GENERAL,
