@@ -182,7 +182,7 @@ async def publish(
         return Refusal.NOT_ANSWERED
     question.published = True
     await session.flush()
-    _faq_counts.pop(question.course_id, None)
+    _faq.clear()
     return question
 
 
@@ -202,37 +202,24 @@ async def faq(session: AsyncSession, course_id: int, limit: int = FAQ_SHOWN) -> 
     )
 
 
-# Published answers per course, kept FAQ_TTL seconds per process: every card shows the
-# count, and asking the database on each view would cost the card its cheap path. A
-# publish in this process drops the entry; another process's shows within the TTL.
+# Published answers per course, read for all courses at once and kept FAQ_TTL seconds per
+# process: every card shows the count, and a query per card view would cost the card its
+# cheap path (most courses have no FAQ). A publish in this process drops the snapshot;
+# another process's shows within the TTL.
 FAQ_TTL = 60.0
-_faq_counts: dict[int, tuple[int, float]] = {}
+_faq: dict[str, tuple[float, dict[int, int]]] = {}
 
 
 async def faq_count(session: AsyncSession, course_id: int, mono: float) -> int:
-    cached = _faq_counts.get(course_id)
-    if cached is not None and mono - cached[1] < FAQ_TTL:
-        return cached[0]
-    count = await _count_faq(session, course_id)
-    if len(_faq_counts) > 10_000:
-        _faq_counts.clear()
-    _faq_counts[course_id] = (count, mono)
-    return count
-
-
-async def _count_faq(session: AsyncSession, course_id: int) -> int:
-    return int(
-        await session.scalar(
-            select(func.count())
-            .select_from(Question)
-            .where(
-                Question.course_id == course_id,
-                Question.published.is_(True),
-                Question.status == QuestionStatus.ANSWERED,
-            )
+    snapshot = _faq.get("counts")
+    if snapshot is None or mono - snapshot[0] >= FAQ_TTL:
+        rows = await session.execute(
+            select(Question.course_id, func.count())
+            .where(Question.published.is_(True), Question.status == QuestionStatus.ANSWERED)
+            .group_by(Question.course_id)
         )
-        or 0
-    )
+        snapshot = _faq["counts"] = (mono, {int(c): int(n) for c, n in rows.tuples()})
+    return snapshot[1].get(course_id, 0)
 
 
 @dataclass(frozen=True, slots=True)
