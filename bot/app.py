@@ -59,6 +59,7 @@ def feature_routers() -> list[Router]:
         learning,
         library,
         market,
+        partners,
         payments,
         qa,
         recommend,
@@ -87,6 +88,7 @@ def feature_routers() -> list[Router]:
         qa.router,
         # A check-in typed after /checkin comes in a state too.
         challenges.router,
+        partners.router,
         sales_admin.router,
         growth.router,
         stats.router,

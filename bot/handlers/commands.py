@@ -144,6 +144,13 @@ COMMANDS: tuple[CommandHelp, ...] = (
         __("when the daily check-in reminder comes (your time)"),
     ),
     CommandHelp(
+        "partner",
+        LEARNER,
+        LEARNING,
+        __("<course number> | off <course number>"),
+        __("find a study partner at your pace (names shown once you both accept)"),
+    ),
+    CommandHelp(
         "ask",
         LEARNER,
         LEARNING,

@@ -30,6 +30,7 @@ from bot.models.orders import (
     PaymentMethod,
     ProductKind,
 )
+from bot.models.partners import PartnerOptIn, Partnership, PartnerStatus
 from bot.models.qa import CourseOptions, Question, QuestionStatus
 from bot.models.users import Creator, CreatorRole, User
 
@@ -73,6 +74,9 @@ __all__ = [
     "Nudge",
     "Order",
     "OrderStatus",
+    "PartnerOptIn",
+    "PartnerStatus",
+    "Partnership",
     "Payment",
     "PaymentMethod",
     "Plan",
