@@ -11,6 +11,7 @@ import pytest
 from aiogram.exceptions import TelegramBadRequest, TelegramServerError
 from aiogram.methods import (
     AnswerCallbackQuery,
+    AnswerPreCheckoutQuery,
     CopyMessage,
     RefundStarPayment,
     SendInvoice,
@@ -162,6 +163,7 @@ async def pay_question(harness: Harness, db: AsyncSession, course_id: int) -> tu
     assert q.status == QuestionStatus.AWAITING_PAYMENT
     assert harness.session.of_type(CopyMessage) == []  # the creator sees nothing unpaid
     await harness.feed(pre_checkout_update(ANN, invoice.payload, "XTR", 50))
+    assert harness.session.of_type(AnswerPreCheckoutQuery)[-1].ok is True
     return invoice.payload, q.id
 
 
