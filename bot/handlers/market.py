@@ -96,7 +96,9 @@ async def card_extras(
         rows.append([callback_button(_("⭐ Rate this course"), packed(RateCB, c=card.id, r=0))])
     if card.owned:
         from bot.handlers.challenges import card_rows
+        from bot.handlers.qa import ask_button_row
 
+        rows.append(ask_button_row(card.id))
         # Owners only: most card views are not theirs, and those ask nothing more.
         rows.extend(card_rows(await challenges.on_course(session, card.id, now)))
     faq = await qa.faq_count(session, card.id, time.monotonic())

@@ -60,7 +60,7 @@ CONTENT_TYPES = ("text", "photo", "video", "document", "voice")
 
 
 class QaCB(CallbackData, prefix="qa"):
-    a: str  # r: reply, p: publish to the FAQ
+    a: str  # a: ask (id: the course), r: reply, p: publish to the FAQ (id: the question)
     id: int
 
 
@@ -235,6 +235,11 @@ async def cmd_ask(
     if isinstance(course, qa.Refusal):
         await message.answer(refusal_text(course))
         return
+    await message.answer(await _start_asking(session, state, course))
+
+
+async def _start_asking(session: AsyncSession, state: FSMContext, course: Course) -> str:
+    """The next message is the question; what to tell the learner (and its price)."""
     stars = await qa.question_price(session, course.id)
     await state.set_state(AskSteps.question)
     await state.update_data(course=course.id)
@@ -247,7 +252,7 @@ async def cmd_ask(
             "A question costs {amount}, paid before it is sent; if the creator does not "
             "answer within 72 hours, it is refunded."
         ).format(amount=format_money(stars, STARS, current_locale()))
-    await message.answer(text)
+    return text
 
 
 @router.message(StateFilter(AskSteps.question))
@@ -323,7 +328,17 @@ async def on_qa_button(
     session: AsyncSession,
     user: User,
     state: FSMContext,
+    clock: Clock,
 ) -> None:
+    if callback_data.a == "a":  # the card's Ask button: id is the course
+        course = await qa.can_ask(session, user.id, callback_data.id, clock.now())
+        if isinstance(course, qa.Refusal):
+            await callback.answer(refusal_text(course), show_alert=True)
+            return
+        text = await _start_asking(session, state, course)
+        await callback.answer()
+        await callback.bot.send_message(user.id, text)  # type: ignore[union-attr]
+        return
     if callback_data.a == "p":
         published = await qa.publish(session, callback_data.id, user.id)
         if isinstance(published, qa.Refusal):
@@ -481,6 +496,10 @@ async def on_faq(callback: CallbackQuery, callback_data: FaqCB, session: AsyncSe
     await show(
         callback, clip("\n\n".join(lines)), InlineKeyboardMarkup(inline_keyboard=[[home_button()]])
     )
+
+
+def ask_button_row(course_id: int) -> list[InlineKeyboardButton]:
+    return [callback_button(_("❓ Ask the creator"), QaCB(a="a", id=course_id).pack())]
 
 
 def faq_button_row(course_id: int, count: int) -> list[InlineKeyboardButton]:

@@ -115,6 +115,13 @@ async def test_a_free_question_its_answer_and_the_faq(
     app: App, harness: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     course_id = await world(db, clock, ANN.id, LI.id)
+    # The card's Ask button, for an owner, starts the same step as /ask.
+    await harness.press(CourseCB(id=course_id).pack(), ANN)
+    await harness.click("Ask the creator", ANN)
+    assert "Send your question" in said_to(harness, ANN.id)[-1]
+    await harness.press(QaCB(a="a", id=course_id).pack(), OTTO)  # not a learner of it
+    assert "Only learners" in alerts(harness)[-1]
+    await harness.send("/cancel", ANN)
     await harness.send(f"/ask {course_id}", LI)
     assert "Send your question" not in said_to(harness, LI.id)[-1]  # Li reads Chinese
     await harness.feed(photo_update(LI, "Why does <this> fail?"))
