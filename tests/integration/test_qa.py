@@ -174,6 +174,19 @@ async def pay_question(harness: Harness, db: AsyncSession, course_id: int) -> tu
     return invoice.payload, q.id
 
 
+async def test_an_unpaid_question_gets_no_checkout_reminder(
+    app: App, harness: Harness, db: AsyncSession, clock: ManualClock
+) -> None:
+    from bot.growth import reminders
+
+    course_id = await world(db, clock, ANN.id)
+    await pay_question(harness, db, course_id)
+    clock.advance(hours=3)
+    assert await reminders.scan(db, clock.now(), 2) == 0
+    [q] = await questions(db)
+    assert q.status == QuestionStatus.AWAITING_PAYMENT
+
+
 async def test_a_paid_question_unanswered_for_72_hours_is_refunded_once(
     app: App, harness: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
