@@ -53,6 +53,7 @@ def feature_routers() -> list[Router]:
         authoring,
         bundles,
         catalog,
+        challenges,
         exports,
         fallback,
         group_admin,
@@ -63,9 +64,11 @@ def feature_routers() -> list[Router]:
         learning,
         library,
         market,
+        partners,
         payments,
         privacy,
         promote,
+        qa,
         quizzes,
         recommend,
         reminders,
@@ -92,6 +95,11 @@ def feature_routers() -> list[Router]:
         privacy.router,
         # A promo code typed after "I have a promo code" is in a state: not a query.
         payments.router,
+        # Q&A: a question or an answer typed after /ask or Reply comes in a state.
+        qa.router,
+        # A check-in typed after /checkin comes in a state too.
+        challenges.router,
+        partners.router,
         sales_admin.router,
         growth.router,
         stats.router,
@@ -280,7 +288,7 @@ def create_scheduler(
     """The one scheduler: drip lessons and every registered job kind, one rate-limited sender."""
     from bot.analytics import nudges
     from bot.growth import payable, reminders, winback
-    from bot.handlers import groups, market, quizzes
+    from bot.handlers import challenges, groups, market, qa, quizzes
     from bot.keyboards.growth import I18nGrowthTexts
     from bot.keyboards.learning import I18nRenderer
     from bot.payments import housekeeping
@@ -296,7 +304,9 @@ def create_scheduler(
     broadcast.register(registry)
     housekeeping.register(registry)
     notices.register(registry)
-    nudges.register(registry)
+    from bot.handlers.stats import nudge_texts
+
+    nudges.register(registry, nudge_texts(i18n, settings.default_language))
     growth_texts = I18nGrowthTexts(i18n)
     reminders.register(registry, growth_texts, settings.abandoned_reminder_hours)
     winback.register(registry, growth_texts)
@@ -304,6 +314,8 @@ def create_scheduler(
     market.install(registry, i18n, settings)
     privacy.register_pruning(registry, settings.events_keep_days)
     quizzes.install(registry, bot, i18n)
+    qa.install(registry, bot, i18n, settings)
+    challenges.install(registry, i18n, settings)
     sender = RateLimitedSender(
         TelegramSender(bot),
         per_second=settings.scheduler_rate,
@@ -396,6 +408,7 @@ async def on_startup(app: App) -> None:
     await setup_commands(app)
     app.events.start(app.sessionmaker)
     if app.settings.scheduler_enabled:
+        from bot.analytics import nudges
         from bot.growth import reminders
         from bot.payments import housekeeping
 
@@ -406,6 +419,7 @@ async def on_startup(app: App) -> None:
                 from bot.services import privacy
 
                 await privacy.ensure_pruning(session, app.scheduler.clock.now())
+            await nudges.ensure_scheduled(session, app.scheduler.clock.now())
             await session.commit()
         app.scheduler.start()
     # Fit the recommender now, in the background, so the first learner does not wait.

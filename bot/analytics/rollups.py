@@ -434,7 +434,11 @@ async def rebuild(session: AsyncSession) -> RebuildReport:
     for pkind, pid, user_id, creator_id, at in await session.execute(
         select(
             Order.product_kind, Order.product_id, Order.user_id, Order.creator_id, Order.created_at
-        ).where(Order.method != PaymentMethod.FREE)
+        ).where(
+            Order.method != PaymentMethod.FREE,
+            # A paid question is money (above), not a step of a product's funnel.
+            Order.product_kind != ProductKind.QUESTION,
+        )
     ):
         funnel.reach((pkind, pid, user_id), creator_id, "invoice", at)
 
@@ -446,7 +450,7 @@ async def rebuild(session: AsyncSession) -> RebuildReport:
             Order, Order.id == Payment.order_id
         )
     ):
-        if (raw or {}).get("credited"):
+        if (raw or {}).get("credited") and order.product_kind != ProductKind.QUESTION:
             acquisitions.append((payment_at, payment_id, order))
     for order in await session.scalars(
         select(Order).where(Order.method == PaymentMethod.FREE, Order.paid_at.is_not(None))

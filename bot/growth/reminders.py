@@ -28,6 +28,7 @@ from bot.models import (
     Order,
     OrderStatus,
     PaymentMethod,
+    ProductKind,
     ReminderCoupon,
     User,
 )
@@ -69,6 +70,8 @@ async def scan(session: AsyncSession, now: datetime, hours: int) -> int:
             .where(
                 Order.status.in_((OrderStatus.PENDING, OrderStatus.EXPIRED, OrderStatus.CANCELLED)),
                 Order.method != PaymentMethod.FREE,
+                # A question left unpaid is not a product to come back for.
+                Order.product_kind != ProductKind.QUESTION,
                 Order.created_at <= due,
                 Order.created_at > due - LOOKBACK,
                 ~exists().where(CheckoutReminder.order_id == Order.id),

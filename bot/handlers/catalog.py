@@ -121,7 +121,9 @@ async def on_course(
         creator_id=card.creator_id,
         data={"src": sources.from_number(callback_data.src)},
     )
-    await show(callback, *await market.card_screen(session, search, card, callback_data.back))
+    await show(
+        callback, *await market.card_screen(session, search, card, callback_data.back, clock.now())
+    )
 
 
 # After the page and card buttons: those are most of the presses, and each filter that
@@ -163,5 +165,5 @@ async def cmd_course(
         creator_id=card.creator_id,
         data={"src": Source.DIRECT},
     )
-    text, markup = await market.card_screen(session, search, card, -1)
+    text, markup = await market.card_screen(session, search, card, -1, clock.now())
     await message.answer(text, reply_markup=markup)

@@ -132,6 +132,44 @@ COMMANDS: tuple[CommandHelp, ...] = (
         __("[<course number>]"),
         __("your certificates of finished courses"),
     ),
+    CommandHelp(
+        "challenge", LEARNER, LEARNING, "", __("check-in challenges you can join or are in")
+    ),
+    CommandHelp(
+        "challenge",
+        LEARNER,
+        LEARNING,
+        __("top <challenge number>"),
+        __("the leaderboard: top 10 and your place"),
+    ),
+    CommandHelp(
+        "checkin",
+        LEARNER,
+        LEARNING,
+        __("[<challenge number>]"),
+        __("check in for today: then send a text or a photo"),
+    ),
+    CommandHelp(
+        "checkin",
+        LEARNER,
+        LEARNING,
+        __("time 20:00 | time off"),
+        __("when the daily check-in reminder comes (your time)"),
+    ),
+    CommandHelp(
+        "partner",
+        LEARNER,
+        LEARNING,
+        __("<course number> | off <course number>"),
+        __("find a study partner at your pace (names shown once you both accept)"),
+    ),
+    CommandHelp(
+        "ask",
+        LEARNER,
+        LEARNING,
+        __("<course number>"),
+        __("ask the course's creator (then send the question: text, photo, voice…)"),
+    ),
     CommandHelp("newcourse", CREATOR, COURSES, "", __("create a course step by step")),
     CommandHelp("courses", CREATOR, COURSES, "", __("your courses")),
     CommandHelp(
@@ -336,6 +374,35 @@ COMMANDS: tuple[CommandHelp, ...] = (
     CommandHelp(
         "answer", CREATOR, GENERAL, __("<review id> <text>"), __("answer a review once, publicly")
     ),
+    CommandHelp(
+        "challenge",
+        CREATOR,
+        GENERAL,
+        __("new <title> days=<N> course=<id> | plan=<id> [group=<chat id>]"),
+        __("start a check-in challenge (打卡); the group gets the weekly leaderboard"),
+    ),
+    CommandHelp(
+        "challenge",
+        CREATOR,
+        GENERAL,
+        __("today <challenge id>"),
+        __("the day's check-ins, to feature the best"),
+    ),
+    CommandHelp(
+        "nudges",
+        CREATOR,
+        COURSES,
+        __("<course id> on|off"),
+        __("the automatic nudge to learners quiet for 7 days (on by default)"),
+    ),
+    CommandHelp(
+        "askprice",
+        CREATOR,
+        GENERAL,
+        __("<course id> <stars>"),
+        __("what a question costs in Stars (0: free); unanswered in 72 h, refunded"),
+    ),
+    CommandHelp("questions", CREATOR, GENERAL, "", __("questions waiting for your answer")),
     CommandHelp("creatorhelp", CREATOR, GENERAL, "", __("this list")),
     CommandHelp("cancel", CREATOR, GENERAL, "", __("stop the current step")),
     CommandHelp(

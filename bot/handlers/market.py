@@ -44,7 +44,7 @@ from bot.scheduler.clock import Clock
 from bot.scheduler.errors import ChatNotFound, Rejected, Unreachable
 from bot.scheduler.jobs import JobContext, JobRegistry
 from bot.scheduler.sender import Button, Outgoing
-from bot.services import drip
+from bot.services import challenges, drip, qa
 from bot.services.catalog import CatalogPage, CourseCard
 from bot.services.search import CatalogSearch
 from bot.services.users import get_creator, is_owner
@@ -67,7 +67,7 @@ def stars(rating: float) -> str:
 
 
 async def card_extras(
-    session: AsyncSession, search: CatalogSearch, card: CourseCard
+    session: AsyncSession, search: CatalogSearch, card: CourseCard, now: datetime
 ) -> tuple[str, list[list[InlineKeyboardButton]]]:
     """The rating lines under a card and its rows of buttons (rate, votes, creator)."""
     summary = await reviews.ratings(search).summary(session, card.id, time.monotonic())
@@ -99,6 +99,18 @@ async def card_extras(
     bundle_lines, bundle_buttons = await bundle_rows(session, search, card.id)
     lines += bundle_lines
     rows += bundle_buttons
+    if card.owned:
+        from bot.handlers.challenges import card_rows
+        from bot.handlers.qa import ask_button_row
+
+        rows.append(ask_button_row(card.id))
+        # Owners only: most card views are not theirs, and those ask nothing more.
+        rows.extend(card_rows(await challenges.on_course(session, card.id, now)))
+    faq = await qa.faq_count(session, card.id, time.monotonic())
+    if faq:
+        from bot.handlers.qa import faq_button_row
+
+        rows.append(faq_button_row(card.id, faq))
     rows.append(
         [
             callback_button(
@@ -111,11 +123,11 @@ async def card_extras(
 
 
 async def card_screen(
-    session: AsyncSession, search: CatalogSearch, card: CourseCard, back: int
+    session: AsyncSession, search: CatalogSearch, card: CourseCard, back: int, now: datetime
 ) -> tuple[str, InlineKeyboardMarkup]:
     from bot.keyboards.menus import card_keyboard
 
-    extra_text, rows = await card_extras(session, search, card)
+    extra_text, rows = await card_extras(session, search, card, now)
     text = views.card_text(card, current_locale()) + "\n\n" + extra_text
     return text, card_keyboard(card, back, rows)
 

@@ -697,6 +697,14 @@ async def on_successful_payment(
         text, markup = await topup_receipt(session, result, locale)
         notice = await notifier.queue(session, user.id, text, markup, now)
         after_commit.append(lambda: notifier.send(notice))
+    if result.outcome == Outcome.CREDITED and result.product_kind == ProductKind.QUESTION:
+        from bot.handlers.qa import paid_receipt
+
+        text, queued = await paid_receipt(session, result, i18n, settings, now)
+        receipt = await notifier.queue(session, user.id, text, None, now)
+        # The learner's receipt first, then the question reaches the creator.
+        for notice in [receipt, *queued]:
+            after_commit.append(lambda notice=notice: notifier.send(notice))  # type: ignore[misc]
         return
     if result.outcome == Outcome.CREDITED:
         # What to learn next, under a course receipt: the purchase already counts.

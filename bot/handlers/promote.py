@@ -429,4 +429,4 @@ async def on_sponsored(
         data={"src": Source.SPONSORED},
         at=now,
     )
-    await show(callback, *await market.card_screen(session, search, card, -1))
+    await show(callback, *await market.card_screen(session, search, card, -1, now))

@@ -139,7 +139,7 @@ async def cmd_start(
                 creator_id=card.creator_id,
                 data={"src": link.source},
             )
-            text, markup = await market.card_screen(session, search, card, -1)
+            text, markup = await market.card_screen(session, search, card, -1, clock.now())
             await message.answer(text, reply_markup=markup)
             return
     if link.creator_id is not None:

@@ -48,7 +48,7 @@ from bot.models import Creator, ProductKind, User
 from bot.money import format_money
 from bot.scheduler.clock import Clock
 from bot.scheduler.worker import Scheduler
-from bot.services.users import creator_for, is_owner
+from bot.services.users import creator_for, get_creator, is_owner
 
 router = Router(name=__name__)
 
@@ -491,9 +491,55 @@ async def _at_risk(
         await show(callback, text, markup)
         return
 
+    text_for = nudge_texts(i18n, settings.default_language)
+    result = await nudges.queue_nudges(session, learners, text_for, now)
+    await session.commit()
+    scheduler.wake()
+    text = _("💌 Nudges queued: {queued}. Already nudged in the last 7 days: {recent}.").format(
+        queued=result.queued, recent=result.recent
+    )
+    await show(callback, text, markup)
+
+
+@router.message(Command("nudges"))
+async def cmd_nudges(
+    message: Message, command: CommandObject, session: AsyncSession, user: User
+) -> None:
+    """/nudges <course> off|on: the automatic at-risk nudge of one course."""
+    creator = await get_creator(session, user.id)
+    if creator is None:
+        await message.answer(not_a_creator())
+        return
+    words = (command.args or "").split()
+    course_id = parsing.record_id(words[0]) if len(words) == 2 else None
+    switch = words[1].lower() if len(words) == 2 else ""
+    if course_id is None or switch not in ("on", "off"):
+        await message.answer(_("Usage: /nudges <i>course id</i> on|off"))
+        return
+    course = await nudges.set_auto(session, creator.id, course_id, switch == "on")
+    if course is None:
+        await message.answer(_("You have no course with that number. See /courses."))
+    elif switch == "on":
+        await message.answer(
+            _(
+                "«{title}»: a learner with no Done for 7 days while lessons wait gets one "
+                "friendly nudge, at most once every 14 days."
+            ).format(title=escape(course.title))
+        )
+    else:
+        await message.answer(
+            _("«{title}»: no automatic nudges. The dashboard's button still works.").format(
+                title=escape(course.title)
+            )
+        )
+
+
+def nudge_texts(i18n: I18n, default_language: str) -> nudges.TextFor:
+    """The nudge and its stop button, in the learner's language: the same words for the
+    creator's press and the automatic sweep."""
+
     def text_for(learner: User, row: AtRisk) -> tuple[str, str]:
-        """The nudge and its stop button, in the learner's language."""
-        locale = pick_locale(learner.language, learner.language_code, settings.default_language)
+        locale = pick_locale(learner.language, learner.language_code, default_language)
         text = i18n.gettext(
             "Hi {name}! Your next lesson of «{course}» is waiting for you. "
             "A few minutes today keeps the streak going.",
@@ -505,13 +551,7 @@ async def _at_risk(
         )
         return f"{text}\n\n{stop}", i18n.gettext("⏸ Pause the course", locale=locale)
 
-    result = await nudges.queue_nudges(session, learners, text_for, now)
-    await session.commit()
-    scheduler.wake()
-    text = _("💌 Nudges queued: {queued}. Already nudged in the last 7 days: {recent}.").format(
-        queued=result.queued, recent=result.recent
-    )
-    await show(callback, text, markup)
+    return text_for
 
 
-__all__ = ["dashboard_keyboard", "dashboard_text", "router"]
+__all__ = ["dashboard_keyboard", "dashboard_text", "nudge_texts", "router"]

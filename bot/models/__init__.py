@@ -4,6 +4,7 @@ from bot.models.access import Entitlement, Group, GroupMember, PlanChat
 from bot.models.analytics import FunnelProgress, MoneyDaily, Nudge, PlanDaily, ViewsDaily
 from bot.models.base import Base, utcnow
 from bot.models.catalog import ContentType, Course, Lesson, Plan, ReleaseRule
+from bot.models.challenges import Challenge, ChallengeMember, CheckIn
 from bot.models.charts import ChartCache
 from bot.models.drip import Delivery, DeliveryStatus, Enrollment, Job, JobStatus
 from bot.models.events import Event, EventKind
@@ -29,6 +30,7 @@ from bot.models.orders import (
     PaymentMethod,
     ProductKind,
 )
+from bot.models.partners import PartnerOptIn, Partnership, PartnerStatus
 from bot.models.promotions import (
     CampaignStatus,
     PromoCampaign,
@@ -37,6 +39,7 @@ from bot.models.promotions import (
     PromoEntryKind,
     PromoImpression,
 )
+from bot.models.qa import CourseOptions, Question, QuestionStatus
 from bot.models.quizzes import (
     Certificate,
     Quiz,
@@ -58,12 +61,16 @@ __all__ = [
     "BundleCourse",
     "CampaignStatus",
     "Certificate",
+    "Challenge",
+    "ChallengeMember",
     "ChartCache",
+    "CheckIn",
     "CheckoutReminder",
     "ContentType",
     "Coupon",
     "CouponKind",
     "Course",
+    "CourseOptions",
     "Creator",
     "CreatorRole",
     "Delivery",
@@ -87,6 +94,9 @@ __all__ = [
     "Nudge",
     "Order",
     "OrderStatus",
+    "PartnerOptIn",
+    "PartnerStatus",
+    "Partnership",
     "Payment",
     "PaymentMethod",
     "Plan",
@@ -98,6 +108,8 @@ __all__ = [
     "PromoEntry",
     "PromoEntryKind",
     "PromoImpression",
+    "Question",
+    "QuestionStatus",
     "Quiz",
     "QuizAnswer",
     "QuizAttempt",

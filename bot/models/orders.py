@@ -20,6 +20,8 @@ class ProductKind(StrEnum):
     # A creator's top-up of a promotion campaign (bot.marketplace.promotions): paid like
     # a product, credited to the campaign's budget instead of granting access.
     PROMOTION = "promotion"
+    # A paid question to a course's creator (bot.services.qa): no access, just an answer.
+    QUESTION = "question"
 
 
 class OrderStatus(StrEnum):

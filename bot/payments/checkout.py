@@ -37,7 +37,7 @@ from bot.models import (
     utcnow,
 )
 from bot.payments import coupons as coupons_service
-from bot.payments import ledger
+from bot.payments import ledger, questions
 from bot.payments.orders import CREDITABLE, get_order
 from bot.payments.products import already_owned, grant_order, load_product
 from bot.services import access
@@ -259,6 +259,12 @@ async def record_payment(
     await session.refresh(order)
     payment.raw = {**payment.raw, "credited": True}
     assert product is not None
+    if order.product_kind == ProductKind.QUESTION:
+        # A question buys an answer, not access: no entitlement, no funnel step.
+        await book()
+        await questions.credit(session, order, now)
+        await session.flush()
+        return replace(info, outcome=Outcome.CREDITED, late=late)
     # An affiliate's commission is booked with the sale, in this transaction.
     commission = await _book_with_commission(session, book, order, payment, amount, now)
     if order.gift:

@@ -9,7 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.marketplace import bundles
-from bot.models import Bundle, Course, Order, PaymentMethod, Plan, ProductKind
+from bot.models import (
+    Bundle,
+    Course,
+    Order,
+    PaymentMethod,
+    Plan,
+    ProductKind,
+    Question,
+    QuestionStatus,
+)
 from bot.money import STARS
 from bot.services import access
 
@@ -80,6 +89,8 @@ async def load_product(session: AsyncSession, kind: str, product_id: int) -> Pro
         )
     if kind == ProductKind.BUNDLE:
         return await _load_bundle(session, product_id)
+    if kind == ProductKind.QUESTION:
+        return await _question_product(session, product_id)
     return None
 
 
@@ -100,6 +111,28 @@ async def _load_bundle(session: AsyncSession, bundle_id: int) -> Product | None:
         accepts_stars=bundle.stars_price > 0,
         accepts_card=bundle.price_minor > 0,
         published=bundles.on_sale(bundle, courses),
+        period_days=None,
+    )
+
+
+async def _question_product(session: AsyncSession, question_id: int) -> Product | None:
+    """A priced question: on sale (payable) only while it waits for its payment."""
+    question = await session.get(Question, question_id)
+    course = await session.get(Course, question.course_id) if question else None
+    if question is None or course is None:
+        return None
+    return Product(
+        kind=ProductKind.QUESTION,
+        id=question.id,
+        creator_id=question.creator_id,
+        title=course.title,
+        description="",
+        price_minor=0,
+        currency=STARS,
+        stars_price=question.stars,
+        accepts_stars=True,
+        accepts_card=False,
+        published=question.status == QuestionStatus.AWAITING_PAYMENT,
         period_days=None,
     )
 
@@ -190,6 +223,8 @@ async def already_owned(
                 for c in courses
             ]
         )
+    if kind == ProductKind.QUESTION:
+        return False  # paid once per question; the order's state guards a second payment
     if not await access.has_access(session, user_id, kind, product_id, now):
         return False
     if kind != ProductKind.PLAN:

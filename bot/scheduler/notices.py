@@ -40,12 +40,15 @@ class Notice:
 
 
 def _dump(chat_id: int, message: Outgoing) -> dict[str, Any]:
-    return {
+    payload: dict[str, Any] = {
         "chat": chat_id,
         "text": message.text,
         "protect": message.protect_content,
         "buttons": [[[b.text, b.data] for b in row] for row in message.buttons],
     }
+    if message.copy_from is not None:
+        payload["copy"] = [message.copy_from, message.copy_id]
+    return payload
 
 
 def _load(payload: dict[str, Any]) -> tuple[int, Outgoing]:
@@ -53,8 +56,13 @@ def _load(payload: dict[str, Any]) -> tuple[int, Outgoing]:
         tuple(Button(str(text), str(data)) for text, data in row)
         for row in payload.get("buttons") or ()
     )
+    copy = payload.get("copy") or [None, None]
     message = Outgoing(
-        text=payload.get("text"), protect_content=bool(payload.get("protect")), buttons=buttons
+        text=payload.get("text"),
+        protect_content=bool(payload.get("protect")),
+        buttons=buttons,
+        copy_from=int(copy[0]) if copy[0] is not None else None,
+        copy_id=int(copy[1]) if copy[1] is not None else None,
     )
     return int(payload["chat"]), message
 
@@ -75,6 +83,22 @@ async def queue(
     session.add(job)
     await session.flush()
     return Notice(job.id, chat_id, message)
+
+
+async def later(session: AsyncSession, chat_id: int, message: Outgoing, *, now: datetime) -> None:
+    """Persist `message` for the worker to send (a job's own notice: it is already in
+    the scheduler, so the rate-limited sender takes it on its next round)."""
+    session.add(
+        Job(
+            kind=KIND,
+            payload=_dump(chat_id, message),
+            run_at=now,
+            status=JobStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    await session.flush()
 
 
 async def send_now(

@@ -40,6 +40,9 @@ class Outgoing:
     caption: str | None = None
     protect_content: bool = False
     buttons: tuple[tuple[Button, ...], ...] = ()
+    # A copy of a message already in a chat (copyMessage): any content type, as it was.
+    copy_from: int | None = None
+    copy_id: int | None = None
 
 
 class Sender(Protocol):
@@ -62,6 +65,10 @@ class Sender(Protocol):
         ...
 
 
+# Telegram's limit for one group: 20 messages per minute.
+GROUP_INTERVAL = 3.0
+
+
 class RateLimiter:
     """Slots for sends: a global spacing of 1/rate seconds and a per-chat spacing.
 
@@ -79,12 +86,15 @@ class RateLimiter:
         chat_interval: float,
         clock: Clock,
         slack: int = 5,
+        group_interval: float = GROUP_INTERVAL,
     ) -> None:
         if per_second <= 0:
             raise ValueError("per_second must be positive")
         self.per_second = per_second
         self.interval = 1.0 / per_second
         self.chat_interval = chat_interval
+        # Groups and channels (negative ids) take 20 messages a minute from a bot.
+        self.group_interval = max(chat_interval, group_interval)
         self.clock = clock
         self.slack = slack
         self._next = 0.0
@@ -105,7 +115,8 @@ class RateLimiter:
         self._next = start + self.interval
         if chat_id is not None:
             self._chats.pop(chat_id, None)
-            self._chats[chat_id] = max(start, now) + self.chat_interval
+            spacing = self.group_interval if chat_id < 0 else self.chat_interval
+            self._chats[chat_id] = max(start, now) + spacing
             if len(self._chats) > self.MAX_CHATS:
                 self._chats.popitem(last=False)
         return max(0.0, start - now)

@@ -67,6 +67,11 @@ class TelegramSender:
         }
         caption = _clip(message.caption, CAPTION_LIMIT)
         try:
+            if message.copy_from is not None and message.copy_id is not None:
+                copied = await self.bot.copy_message(
+                    from_chat_id=message.copy_from, message_id=message.copy_id, **common
+                )
+                return copied.message_id
             if message.kind == "photo":
                 sent = await self.bot.send_photo(
                     photo=message.file_id or "", caption=caption, **common

@@ -29,6 +29,7 @@ from aiogram.types import (
     Chat,
     InlineKeyboardMarkup,
     Message,
+    MessageId,
     PhotoSize,
     Poll,
     PollOption,
@@ -124,6 +125,8 @@ class RecordingSession(BaseSession):
                 from_user=self.me,
                 caption=getattr(method, "caption", None),
             )
+        if returning is MessageId:  # copyMessage
+            return MessageId(message_id=next(self._ids))
         if returning is bool:
             return True
         if returning is User:

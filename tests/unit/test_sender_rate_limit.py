@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from bot.scheduler.clock import ManualClock
@@ -37,6 +39,15 @@ async def test_global_cap_is_never_exceeded_over_any_second() -> None:
         assert len(window) <= 30 + slack
     elapsed = stamps[-1] - stamps[0]
     assert elapsed == pytest.approx((300 - 1 - slack) / 30, abs=1e-6)
+
+
+async def test_a_group_gets_at_most_20_messages_a_minute() -> None:
+    _clock, inner, sender = make(per_second=30, chat_interval=1.0)
+    for _ in range(21):
+        await sender.send(-1001, MSG)
+    stamps = [s.at for s in inner.sent]
+    assert all(b - a == pytest.approx(3.0) for a, b in itertools.pairwise(stamps))
+    assert stamps[20] - stamps[0] == pytest.approx(60.0)  # the 21st, a minute after the first
 
 
 async def test_per_chat_spacing() -> None:
