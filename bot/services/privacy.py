@@ -49,6 +49,7 @@ from bot.models import (
     Payment,
     Plan,
     ProductKind,
+    Question,
     Review,
     ReviewVote,
     User,
@@ -85,6 +86,11 @@ SUBJECT_COLUMNS: dict[str, tuple[str, ...]] = {
     "promo_clicks": ("user_id",),
     "quiz_attempts": ("user_id",),
     "certificates": ("user_id",),
+    "questions": ("user_id",),
+    "challenge_members": ("user_id",),
+    "check_ins": ("user_id",),
+    "partner_opt_ins": ("user_id",),
+    "partnerships": ("user_a", "user_b"),
 }
 
 # Columns holding a user id that do not make the row that user's: why they are left out.
@@ -111,11 +117,18 @@ KEPT_FOR_ACCOUNTING = (
     "gifts",
     "promo_impressions",
     "promo_clicks",
+    # A question may be paid and owed a refund: the row stays, its words are blanked.
+    "questions",
 )
 DELETED = (
     # A certificate carries the learner's name; erased, its serial no longer verifies.
     "certificates",
     "quiz_attempts",
+    "check_ins",
+    "challenge_members",
+    "partner_opt_ins",
+    # A pairing is both learners': it ends for the other one too.
+    "partnerships",
     "events",
     "deliveries",
     "enrollments",
@@ -280,12 +293,13 @@ async def erase(session: AsyncSession, user_id: int, now: datetime) -> Erasure:
     await _drop_reviews(session, user_id)
     for name in DELETED:
         table = Base.metadata.tables[name]
-        column = SUBJECT_COLUMNS[name][0]
-        deleted = await session.execute(delete(table).where(table.c[column] == user_id))
+        where = or_(*(table.c[c] == user_id for c in SUBJECT_COLUMNS[name]))
+        deleted = await session.execute(delete(table).where(where))
         result.deleted[name] = int(getattr(deleted, "rowcount", 0) or 0)
     await _detach_funnel(session, user_id)
     await _close_open_orders(session, user_id, now)
     await _strip_payments(session, user_id)
+    await _blank_questions(session, user_id)
     await _blank_profile(session, user_id)
     await session.flush()
     return result
@@ -395,6 +409,17 @@ async def _strip_payments(session: AsyncSession, user_id: int) -> None:
         if kept != payment.raw:
             payment.raw = kept
             flag_modified(payment, "raw")
+
+
+async def _blank_questions(session: AsyncSession, user_id: int) -> None:
+    """A question's words go and it leaves the FAQ; the row stays for its payment, and an
+    open paid one is still refunded by its job when unanswered."""
+    await session.execute(
+        update(Question)
+        .where(Question.user_id == user_id)
+        .values(text="", published=False)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _blank_profile(session: AsyncSession, user_id: int) -> None:

@@ -30,6 +30,9 @@ from bot.models import (
     AffiliateLink,
     Base,
     Certificate,
+    Challenge,
+    ChallengeMember,
+    CheckIn,
     CheckoutReminder,
     Course,
     Creator,
@@ -49,12 +52,15 @@ from bot.models import (
     MoneyDaily,
     Nudge,
     Order,
+    PartnerOptIn,
+    Partnership,
     Payment,
     Plan,
     PlanChat,
     PromoCampaign,
     PromoClick,
     PromoImpression,
+    Question,
     Quiz,
     QuizAttempt,
     Review,
@@ -209,6 +215,46 @@ async def _world(app: App, db: AsyncSession) -> dict[str, int]:
             course_title=course.title,
             creator_name="Maya",
         )
+    )
+    challenge = Challenge(
+        creator_id=maya.id,
+        course_id=course.id,
+        title="30 days",
+        days=30,
+        ends_at=now + timedelta(days=30),
+    )
+    db.add(challenge)
+    await db.flush()
+    db.add_all(
+        [
+            ChallengeMember(challenge_id=challenge.id, user_id=ANN.id, joined_at=now),
+            CheckIn(
+                challenge_id=challenge.id,
+                user_id=ANN.id,
+                day=now.date(),
+                chat_id=ANN.id,
+                message_id=1,
+                content_type="text",
+                text="day one",
+                created_at=now,
+            ),
+            PartnerOptIn(user_id=ANN.id, course_id=course.id, created_at=now),
+            Partnership(
+                course_id=course.id,
+                user_a=BOB.id,
+                user_b=ANN.id,
+                proposed_at=now,
+                expires_at=now + timedelta(days=2),
+            ),
+            Question(
+                course_id=course.id,
+                creator_id=maya.id,
+                user_id=ANN.id,
+                chat_id=ANN.id,
+                message_id=2,
+                text="Why?",
+            ),
+        ]
     )
     campaign = PromoCampaign(creator_id=maya.id, course_id=course.id, bid_minor=2, status="active")
     db.add(campaign)
