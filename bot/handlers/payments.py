@@ -697,6 +697,7 @@ async def on_successful_payment(
         text, markup = await topup_receipt(session, result, locale)
         notice = await notifier.queue(session, user.id, text, markup, now)
         after_commit.append(lambda: notifier.send(notice))
+        return
     if result.outcome == Outcome.CREDITED and result.product_kind == ProductKind.QUESTION:
         from bot.handlers.qa import paid_receipt
 
