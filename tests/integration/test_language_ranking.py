@@ -95,7 +95,7 @@ async def test_similar_courses_in_the_learners_language(
     chinese = languages(titles(harness), demo)
 
     assert english[0] == "en"
-    # Python 编程入门 is the model's fifth: within SIMILAR_PLACES, so it leads for Li.
+    # Python 编程入门 is the model's fifth: no English course ranked more than 5 places above it.
     assert chinese[0] == "zh"
     assert english.count("zh") == 0  # for Ann, four English courses ranked above it
 
