@@ -12,8 +12,10 @@ from aiogram.types import User as TgUser
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.app import App
 from bot.keyboards.callbacks import BothLangCB, MenuAction, MenuCB, SimilarCB
 from bot.models import Course, User
+from bot.services.recommendations import recommendations
 from bot.services.seed import seed_demo
 from tests.support.updates import Harness, tg_user
 
@@ -170,3 +172,17 @@ async def test_inline_suggestions_and_flag(
     assert isinstance(first, InlineQueryResultArticle)
     assert demo[first.title] == "zh"
     assert (first.description or "").startswith("🇨🇳")
+
+
+async def test_first_suggestions_after_onboarding(
+    harness: Harness, app: App, demo: dict[str, str]
+) -> None:
+    # The model is fitted, as in a running bot (suggestions never wait for a first fit).
+    await recommendations(app.search).fitted()
+    for who, code in ((tg_user(3107, "Li", None), "zh"), (tg_user(3108, "Ann", None), "en")):
+        await harness.send("/start", who)
+        await harness.press(f"l:{code}", who)
+        await harness.press("i:data", who)
+        await harness.press("i:", who)  # done
+        shown = languages(titles(harness), demo)
+        assert shown and shown[0] == code, (code, shown)

@@ -25,10 +25,11 @@ def test_same_language_first_keeps_each_part_in_order() -> None:
 
 
 def test_recommend_margin() -> None:
-    items, scores = [1, 2, 3], [1.0, 0.9, 0.5]
-    # Li (zh): the English course at 1.0 is not clearly better than 0.9; it is than 0.5.
+    items, scores = [1, 2, 3], [1.0, 0.6, 0.5]
+    # Li (zh): the English course at 1.0 is not clearly better than 0.6; it is than 0.4.
     assert merge_by_margin(items, scores, lang, "zh", RECOMMEND_MARGIN) == [2, 1, 3]
-    assert merge_by_margin([1, 2], [1.0, 0.8], lang, "zh", RECOMMEND_MARGIN) == [1, 2]
+    assert merge_by_margin([1, 2], [1.0, 0.4], lang, "zh", RECOMMEND_MARGIN) == [1, 2]
+    assert merge_by_margin([1, 2], [1.0, 0.0], lang, "zh", RECOMMEND_MARGIN) == [1, 2]
     assert merge_by_margin(items, scores, lang, None, RECOMMEND_MARGIN) == items
     assert merge_by_margin([], [], lang, "zh", RECOMMEND_MARGIN) == []
 
