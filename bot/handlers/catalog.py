@@ -12,7 +12,14 @@ from bot.analytics import sources
 from bot.analytics.sources import Source
 from bot.config import Settings
 from bot.handlers import market, promote, views
-from bot.handlers.common import Command, Screens, current_locale, is_private, show
+from bot.handlers.common import (
+    Command,
+    Screens,
+    current_locale,
+    is_private,
+    list_language,
+    show,
+)
 from bot.keyboards.callbacks import CourseCB, MenuAction, MenuCB, PageCB
 from bot.keyboards.menus import catalog_keyboard
 from bot.marketplace import sponsored
@@ -73,12 +80,13 @@ async def page_with_slots(
     """The page everyone sees (cached), with this learner's sponsored slots put in."""
     snapshot = await search.snapshot(session)
     locale = current_locale()
+    language = list_language(user)
     size = settings.catalog_page_size
-    text, markup = catalog_screen(snapshot, number, size, locale)
+    text, markup = catalog_screen(snapshot, number, size, locale, language)
     live = await promote.live(session, search)
     if not live.by_course:
         return text, markup
-    items = snapshot.page(number, size).items
+    items = snapshot.page(number, size, language).items
     ranked = sponsored.for_catalog(live)
     picks = await promote.place(session, search, user.id, "catalog", items, ranked, clock.now())
     return promote.with_picks(text, markup, picks, locale)
@@ -91,11 +99,16 @@ _screens: Screens[tuple[str, InlineKeyboardMarkup]] = Screens(1024)
 
 
 def catalog_screen(
-    snapshot: CatalogSnapshot, number: int, size: int, locale: str
+    snapshot: CatalogSnapshot,
+    number: int,
+    size: int,
+    locale: str,
+    language: str | None = None,
 ) -> tuple[str, InlineKeyboardMarkup]:
-    page = snapshot.page(number, size)
+    """``language``: whose courses come first (``list_language``; None: by id)."""
+    page = snapshot.page(number, size, language)
     return _screens.get(
-        (snapshot.version, page.page, size, locale),
+        (snapshot.version, page.page, size, locale, language),
         lambda: (views.catalog_text(page, locale), catalog_keyboard(page)),
     )
 

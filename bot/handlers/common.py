@@ -15,6 +15,7 @@ from aiogram.filters import CommandStart as _AiogramCommandStart
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import get_i18n
 
+from bot.models import User
 from bot.text import clip_html
 
 TELEGRAM_TEXT_LIMIT = 4096
@@ -42,6 +43,14 @@ class Screens(Generic[ScreenT]):
 
 def current_locale() -> str:
     return get_i18n().current_locale
+
+
+def list_language(user: User | None) -> str | None:
+    """The language whose courses lead this learner's lists: the one they read the bot
+    in, or None when they chose "both languages" (lists keep their plain order)."""
+    if user is not None and user.both_languages:
+        return None
+    return current_locale()
 
 
 def clip(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> str:

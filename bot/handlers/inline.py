@@ -19,7 +19,8 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics.sources import Source, deep_link_payload
-from bot.handlers.common import current_locale
+from bot.handlers.common import current_locale, list_language
+from bot.handlers.views import language_flag
 from bot.keyboards.menus import price_line
 from bot.models import User
 from bot.services.catalog import CourseSummary
@@ -44,7 +45,8 @@ def course_result(item: CourseSummary, username: str, locale: str) -> InlineQuer
     return InlineQueryResultArticle(
         id=f"c{item.id}",
         title=item.title,
-        description=price,
+        # The course's language, as every list marks it.
+        description=f"{language_flag(item.language)} {price}",
         input_message_content=InputTextMessageContent(message_text=text),
         reply_markup=InlineKeyboardMarkup(
             inline_keyboard=[[InlineKeyboardButton(text=_("Open the course"), url=link)]]
@@ -62,9 +64,10 @@ async def on_inline_query(
 ) -> None:
     query = " ".join(inline_query.query.split())[:MAX_QUERY_CHARS]
     locale = current_locale()
+    language = list_language(user)
     if query:
         items = await search_courses(
-            query, RESULTS, catalog=search, session=session, language=locale
+            query, RESULTS, catalog=search, session=session, language=language
         )
         # The order depends on the learner's language: Telegram must not hand one
         # learner's answer to another.
@@ -72,7 +75,7 @@ async def on_inline_query(
     else:
         # Nothing typed yet: this learner's suggestions.
         user_id = user.id if user is not None else inline_query.from_user.id
-        items = await recommend_for(session, user_id, RESULTS, catalog=search)
+        items = await recommend_for(session, user_id, RESULTS, catalog=search, language=language)
         personal = True
     me = await bot.me()
     username = me.username or ""

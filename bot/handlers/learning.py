@@ -14,7 +14,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.handlers.common import Command, is_private, show
+from bot.handlers.common import Command, is_private, list_language, show
 from bot.handlers.library import library_screen
 from bot.handlers.recommend import suggestion_rows
 from bot.keyboards.callbacks import RateCB, packed
@@ -106,7 +106,7 @@ async def _suggest_under(
     datas = [b.callback_data or "" for row in rows for b in row]
     extra = [] if any(d.startswith("rt:") for d in datas) else list(rate)
     if not any(d.startswith("c:") for d in datas):
-        extra += await suggestion_rows(session, user.id, search)
+        extra += await suggestion_rows(session, user.id, search, language=list_language(user))
     if extra:
         with contextlib.suppress(TelegramBadRequest):
             await message.edit_reply_markup(

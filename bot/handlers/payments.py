@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.handlers.common import current_locale, show
+from bot.handlers.common import current_locale, list_language, show
 from bot.handlers.recommend import suggestion_rows
 from bot.i18n import pick_locale
 from bot.keyboards.callbacks import BuyCB
@@ -710,7 +710,7 @@ async def on_successful_payment(
     if result.outcome == Outcome.CREDITED:
         # What to learn next, under a course receipt: the purchase already counts.
         suggestions = (
-            await suggestion_rows(session, user.id, search)
+            await suggestion_rows(session, user.id, search, language=list_language(user))
             if result.product_kind == ProductKind.COURSE
             else []
         )

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics.sources import Source
 from bot.handlers import promote, views
-from bot.handlers.common import Command, current_locale, is_private, show
+from bot.handlers.common import Command, current_locale, is_private, list_language, show
 from bot.keyboards.callbacks import MenuAction, MenuCB, SimilarCB
 from bot.keyboards.menus import catalog_or_home, course_buttons, results_keyboard
 from bot.marketplace import sponsored
@@ -56,11 +56,15 @@ async def recommended_screen(
     search: CatalogSearch,
     k: int = RECOMMENDED,
     now: datetime | None = None,
+    language: str | None = None,
 ) -> tuple[str, InlineKeyboardMarkup]:
     """The “Recommended for you” screen. Other flows show it too: after a purchase and
     after a finished lesson, and once onboarding interests are picked. With a sponsored
-    slot when a promoted course is relevant enough to this learner."""
-    items, relevance = await recommend_ranked(session, user_id, k, catalog=search)
+    slot when a promoted course is relevant enough to this learner. ``language``: the
+    one whose courses lead (``list_language``)."""
+    items, relevance = await recommend_ranked(
+        session, user_id, k, catalog=search, language=language
+    )
     if not items:
         return no_recommendations(), catalog_or_home()
     locale = current_locale()
@@ -75,12 +79,16 @@ async def recommended_screen(
 
 
 async def suggestion_rows(
-    session: AsyncSession, user_id: int, search: CatalogSearch, k: int = 3
+    session: AsyncSession,
+    user_id: int,
+    search: CatalogSearch,
+    k: int = 3,
+    language: str | None = None,
 ) -> list[list[InlineKeyboardButton]]:
     """A few course buttons to append under another screen (a purchase receipt, a
     finished lesson): the learner's next step without another message."""
     # Never waits for a first fit: the caller's write transaction is still open.
-    items = await recommend_for(session, user_id, k, catalog=search, wait=False)
+    items = await recommend_for(session, user_id, k, catalog=search, wait=False, language=language)
     return course_buttons(items, source=Source.RECOMMEND)
 
 
@@ -92,7 +100,9 @@ async def on_recommended(
     search: CatalogSearch,
     clock: Clock,
 ) -> None:
-    text, markup = await recommended_screen(session, user.id, search, now=clock.now())
+    text, markup = await recommended_screen(
+        session, user.id, search, now=clock.now(), language=list_language(user)
+    )
     await show(callback, text, markup)
 
 
@@ -100,7 +110,9 @@ async def on_recommended(
 async def cmd_recommended(
     message: Message, session: AsyncSession, user: User, search: CatalogSearch, clock: Clock
 ) -> None:
-    text, markup = await recommended_screen(session, user.id, search, now=clock.now())
+    text, markup = await recommended_screen(
+        session, user.id, search, now=clock.now(), language=list_language(user)
+    )
     await message.answer(text, reply_markup=markup)
 
 
@@ -112,7 +124,14 @@ async def on_similar(
     user: User,
     search: CatalogSearch,
 ) -> None:
-    items = await similar_to(session, callback_data.id, SIMILAR, catalog=search, user_id=user.id)
+    items = await similar_to(
+        session,
+        callback_data.id,
+        SIMILAR,
+        catalog=search,
+        user_id=user.id,
+        language=list_language(user),
+    )
     if not items:
         snapshot = await search.snapshot(session)
         course = snapshot.by_id.get(callback_data.id)

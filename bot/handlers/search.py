@@ -9,7 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics.sources import Source
 from bot.handlers import promote, views
-from bot.handlers.common import Command, Screens, current_locale, is_private, show
+from bot.handlers.common import (
+    Command,
+    Screens,
+    current_locale,
+    is_private,
+    list_language,
+    show,
+)
 from bot.keyboards.callbacks import MenuAction, MenuCB
 from bot.keyboards.menus import catalog_or_home, results_keyboard
 from bot.marketplace import sponsored
@@ -74,7 +81,8 @@ async def _answer(
     query = " ".join(query.split())[:MAX_QUERY_CHARS]
     snapshot = await search.snapshot(session)
     locale = current_locale()
-    text, markup, found = results_screen(snapshot, query, locale)
+    language = list_language(user)
+    text, markup, found = results_screen(snapshot, query, locale, language)
     events.record(EventKind.SEARCH, user_id=user.id, data={"q": query[:64], "n": found})
     if found:
         live = await promote.live(session, search)
@@ -82,7 +90,7 @@ async def _answer(
             # Only among the query's own matches, above the relevance floor.
             hits = ((h.course_id, h.score) for h in snapshot.hits(query))
             ranked = sponsored.for_search(live, hits)
-            organic = snapshot.search(query, RESULTS)
+            organic = snapshot.search(query, RESULTS, language)
             picks = await promote.place(
                 session, search, user.id, "search", organic, ranked, clock.now()
             )
@@ -96,10 +104,12 @@ _screens: Screens[tuple[str, InlineKeyboardMarkup, int]] = Screens(1024)
 
 
 def results_screen(
-    snapshot: CatalogSnapshot, query: str, locale: str
+    snapshot: CatalogSnapshot, query: str, locale: str, language: str | None
 ) -> tuple[str, InlineKeyboardMarkup, int]:
+    """``language``: whose courses lead (``list_language``; None for "both")."""
+
     def render() -> tuple[str, InlineKeyboardMarkup, int]:
-        items = snapshot.search(query, RESULTS, locale) if query else []
+        items = snapshot.search(query, RESULTS, language) if query else []
         if not items:
             return views.nothing_found(query), catalog_or_home(), 0
         return (
@@ -108,7 +118,7 @@ def results_screen(
             len(items),
         )
 
-    return _screens.get((snapshot.version, query, locale), render)
+    return _screens.get((snapshot.version, query, locale, language), render)
 
 
 @router.callback_query(MenuCB.filter(F.action == MenuAction.SEARCH))

@@ -18,10 +18,10 @@ from bot.config import Settings
 from bot.growth import affiliates
 from bot.growth.affiliates import ClickOutcome
 from bot.handlers import growth, market, quizzes, views
-from bot.handlers.common import CommandStart, is_private, show
+from bot.handlers.common import CommandStart, is_private, list_language, show
 from bot.handlers.recommend import suggestion_rows
 from bot.i18n import SUPPORTED
-from bot.keyboards.callbacks import InterestCB, LangCB, MenuAction, MenuCB
+from bot.keyboards.callbacks import BothLangCB, InterestCB, LangCB, MenuAction, MenuCB
 from bot.keyboards.menus import interests_keyboard, language_keyboard, main_menu
 from bot.models import EventKind, ProductKind, User
 from bot.scheduler.clock import Clock
@@ -167,9 +167,33 @@ async def on_language(
             await show(callback, views.menu_text(user.first_name), main_menu())
 
 
+def language_settings_text(both: bool) -> str:
+    if both:
+        rule = _("Courses in English and Chinese are listed alike, best match first.")
+    else:
+        rule = _(
+            "Courses in your language come first, unless one in the other language "
+            "is a clearly better match."
+        )
+    return "\n\n".join((_("Choose your language:"), rule))
+
+
 @router.callback_query(MenuCB.filter(F.action == MenuAction.LANGUAGE))
-async def on_language_menu(callback: CallbackQuery) -> None:
-    await show(callback, _("Choose your language:"), language_keyboard())
+async def on_language_menu(callback: CallbackQuery, user: User) -> None:
+    both = user.both_languages
+    await show(callback, language_settings_text(both), language_keyboard(both))
+
+
+@router.callback_query(BothLangCB.filter())
+async def on_both_languages(
+    callback: CallbackQuery, callback_data: BothLangCB, session: AsyncSession, user: User
+) -> None:
+    both = users_service.BOTH_LANGUAGES_MODES.get(callback_data.mode)
+    if both is None:
+        await callback.answer(_("This option is no longer available."), show_alert=True)
+        return
+    users_service.set_both_languages(user, both)
+    await show(callback, language_settings_text(both), language_keyboard(both))
 
 
 @router.callback_query(MenuCB.filter(F.action == MenuAction.INTERESTS))
@@ -189,7 +213,7 @@ async def on_interest(
         users_service.finish_onboarding(user)
         await session.flush()
         # The interests just picked count at once: first suggestions above the menu.
-        suggestions = await suggestion_rows(session, user.id, search)
+        suggestions = await suggestion_rows(session, user.id, search, language=list_language(user))
         menu = main_menu()
         markup = InlineKeyboardMarkup(inline_keyboard=[*suggestions, *menu.inline_keyboard])
         await show(callback, views.all_set(user.interests), markup)

@@ -52,8 +52,13 @@ def catalog_text(page: CatalogPage, locale: str) -> str:
     return "\n".join(lines)
 
 
+def language_flag(language: str) -> str:
+    """Every list marks each course's language: cross-language matches stand out."""
+    return "🇨🇳" if language == "zh" else "🇬🇧"
+
+
 def summary_line(item: CourseSummary, locale: str) -> str:
-    flag = "🇨🇳" if item.language == "zh" else "🇬🇧"
+    flag = language_flag(item.language)
     price = price_line(item.price_minor, item.currency, item.stars_price, locale)
     return f"{flag} <b>{escape(item.title)}</b> — {price}"
 

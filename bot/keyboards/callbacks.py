@@ -27,6 +27,11 @@ class LangCB(CallbackData, prefix="l"):
     code: str
 
 
+class BothLangCB(CallbackData, prefix="lb"):
+    # "both": courses in both languages ranked alike; "mine": the learner's first.
+    mode: str
+
+
 class InterestCB(CallbackData, prefix="i"):
     # "" means "done"; otherwise a topic key to toggle.
     key: str

@@ -11,6 +11,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.analytics import sources
 from bot.analytics.sources import Source
 from bot.keyboards.callbacks import (
+    BothLangCB,
     BuyCB,
     CourseCB,
     GiftCB,
@@ -106,10 +107,21 @@ def catalog_or_home() -> InlineKeyboardMarkup:
     )
 
 
-def language_keyboard() -> InlineKeyboardMarkup:
+def language_keyboard(both: bool | None = None) -> InlineKeyboardMarkup:
+    """The languages to choose from; in the settings (``both`` given, the learner's
+    current choice) also the switch for courses in both languages, and Home."""
     kb = InlineKeyboardBuilder()
     for code, label in LANGUAGES:
         kb.button(text=label, callback_data=LangCB(code=code))
+    if both is None:
+        return kb.as_markup()
+    kb.adjust(2)
+    if both:
+        label, mode = _("✅ Courses in both languages"), "mine"
+    else:
+        label, mode = _("⬜ Courses in both languages"), "both"
+    kb.row(InlineKeyboardButton(text=label, callback_data=BothLangCB(mode=mode).pack()))
+    kb.row(home_button())
     return kb.as_markup()
 
 

@@ -23,6 +23,9 @@ class User(TimestampMixin, Base):
     # What Telegram reports; `language` is what the user chose and wins when set.
     language_code: Mapped[str | None] = mapped_column(String(16))
     language: Mapped[str | None] = mapped_column(String(8))
+    # Lists (catalog, search, suggestions) put courses in the learner's language first;
+    # True: no preference, both languages ranked alike (set in the language menu).
+    both_languages: Mapped[bool] = mapped_column(default=False, server_default=false())
     interests: Mapped[list[str]] = mapped_column(default=list)
     onboarded: Mapped[bool] = mapped_column(default=False)
     timezone: Mapped[str | None] = mapped_column(String(64))

@@ -431,6 +431,7 @@ async def _blank_profile(session: AsyncSession, user_id: int) -> None:
     user.last_name = None
     user.language_code = None
     user.language = None
+    user.both_languages = False
     user.interests = []
     user.onboarded = False
     user.timezone = None

@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.models import Course, Creator, Lesson, utcnow
 from bot.money import warm_prices
-from bot.recommend import CourseDoc, SearchIndex
+from bot.recommend import CourseDoc, SearchIndex, crosslang
+from bot.recommend.language import same_language_first
 from bot.recommend.search import SearchHit
 from bot.services.catalog import (
     CatalogPage,
@@ -52,6 +53,10 @@ CATALOG = Tracker(Course, Lesson, Creator)
 _versions = itertools.count(1)
 
 
+def _language_of(item: CourseSummary) -> str:
+    return item.language
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class CatalogSnapshot:
     summaries: list[CourseSummary]  # published courses, by id
@@ -64,6 +69,9 @@ class CatalogSnapshot:
     cards: dict[int, CourseCard]
     # CATALOG.version when the rows were read: any later commit makes this stale.
     changes_version: int
+    # The pages' order per learner language: its courses first, each part by id.
+    # Computed in the build so that a page costs a slice, never a query or a sort.
+    by_language: dict[str, list[CourseSummary]]
     _results: OrderedDict[tuple[str, int, str | None], list[CourseSummary]] = field(
         default_factory=OrderedDict
     )
@@ -82,13 +90,21 @@ class CatalogSnapshot:
         # Pages and cards show every price in both languages, at ~10 µs a price in Babel:
         # format them here, in the build's worker thread, rather than on the event loop.
         warm_prices([(s.price_minor, s.currency) for s in summaries if s.price_minor > 0])
-        return cls(summaries, by_id, docs, index, next(_versions), cards, changes_version)
+        by_language = {
+            lang: same_language_first(summaries, _language_of, lang)
+            for lang in sorted({s.language for s in summaries})
+        }
+        return cls(
+            summaries, by_id, docs, index, next(_versions), cards, changes_version, by_language
+        )
 
-    def page(self, number: int, size: int) -> CatalogPage:
-        total = len(self.summaries)
+    def page(self, number: int, size: int, language: str | None = None) -> CatalogPage:
+        """Page ``number`` (clamped); with ``language``, its courses first."""
+        ordered = self.by_language.get(language or "", self.summaries)
+        total = len(ordered)
         pages = max(1, -(-total // size))
         number = min(max(number, 0), pages - 1)
-        items = self.summaries[number * size : (number + 1) * size]
+        items = ordered[number * size : (number + 1) * size]
         return CatalogPage(items=items, page=number, pages=pages, total=total)
 
     def hits(self, query: str) -> list[SearchHit]:
@@ -109,15 +125,32 @@ class CatalogSnapshot:
         key = (query, limit, language)
         items = self._results.get(key)
         if items is None:
-            if limit <= HIT_POOL and language is None:
-                hits = self.hits(query)[:limit]
-            else:
-                hits = self.index.search(query, limit=limit, language=language)
+            hits = self._ranked(query, limit, language)
             items = [self.by_id[h.course_id] for h in hits if h.course_id in self.by_id]
             self._results[key] = items
             if len(self._results) > MAX_CACHED_QUERIES:
                 self._results.popitem(last=False)
         return items
+
+    def _ranked(self, query: str, limit: int, language: str | None) -> list[SearchHit]:
+        translated = crosslang.translate(query)
+        if translated:
+            # Cross-language discovery: the subject's courses in the other language too.
+            pool = max(limit, HIT_POOL)
+            return crosslang.merge(
+                self.index.search(query, limit=pool),
+                self.index.search(translated, limit=pool),
+                self._language_of_id,
+                language,
+                limit,
+            )
+        if limit <= HIT_POOL and language is None:
+            return self.hits(query)[:limit]
+        return self.index.search(query, limit=limit, language=language)
+
+    def _language_of_id(self, course_id: int) -> str | None:
+        item = self.by_id.get(course_id)
+        return None if item is None else item.language
 
 
 async def _load(

@@ -105,6 +105,15 @@ async def set_language(session: AsyncSession, user: User, language: str) -> None
     user.language = language
 
 
+# The settings switch's callback values (anything else is a forged callback).
+BOTH_LANGUAGES_MODES = {"both": True, "mine": False}
+
+
+def set_both_languages(user: User, both: bool) -> None:
+    """True: lists rank courses in both languages alike; False: the learner's first."""
+    user.both_languages = both
+
+
 def toggle_interest(user: User, key: str) -> bool:
     """Flip one topic; False when the key is not a known topic (forged callback)."""
     if key not in TOPIC_KEYS:
