@@ -62,6 +62,23 @@ class Sender(Protocol):
         ...
 
 
+class Limiter(Protocol):
+    """Who decides when a send may go: `RateLimiter` (this process's memory) or
+    `bot.scheduler.shared_limits.RedisLimiter` (every process together, REDIS_URL)."""
+
+    per_second: float
+
+    def chat_wait(self, chat_id: int) -> float: ...
+
+    async def acquire(self, chat_id: int | None) -> float:
+        """Wait for and take the next slot for `chat_id`; returns when it was granted."""
+        ...
+
+    async def pause_all(self, seconds: float) -> None:
+        """A 429: nobody sends until `seconds` from now."""
+        ...
+
+
 class RateLimiter:
     """Slots for sends: a global spacing of 1/rate seconds and a per-chat spacing.
 
@@ -116,6 +133,14 @@ class RateLimiter:
         self._paused_until = max(self._paused_until, until)
         self._next = max(self._next, until)
 
+    async def acquire(self, chat_id: int | None) -> float:
+        wait = self.reserve(chat_id)
+        await self.clock.sleep(wait)
+        return self.clock.monotonic()
+
+    async def pause_all(self, seconds: float) -> None:
+        self.pause(seconds)
+
 
 @dataclass
 class SenderStats:
@@ -145,10 +170,12 @@ class RateLimitedSender:
         network_retries: int = 3,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
+        limiter: Limiter | None = None,
     ) -> None:
         self.inner = inner
         self.clock = clock or SystemClock()
-        self.limiter = RateLimiter(per_second, chat_interval, self.clock)
+        # Without a limiter given: this process's own (no REDIS_URL, tests, benchmarks).
+        self.limiter: Limiter = limiter or RateLimiter(per_second, chat_interval, self.clock)
         self.network_retries = network_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -182,8 +209,11 @@ class RateLimitedSender:
         which shares the global cap and waits out the same 429 pauses."""
         failures = 0
         while True:
-            await self.clock.sleep(self.limiter.reserve(chat_id))
             try:
+                # Inside the try: a shared limiter that cannot be reached is a network
+                # error like any other (retried, then the message is put back), and
+                # nothing goes out without its permission.
+                await self.limiter.acquire(chat_id)
                 return await fn()
             except RetryAfter as exc:
                 self.stats.retry_after += 1
@@ -191,7 +221,7 @@ class RateLimitedSender:
                 metrics.PAUSES_429.inc()
                 metrics.PAUSED_429_SECONDS.inc(exc.retry_after)
                 log.warning("429 from Telegram: every send waits %.1fs", exc.retry_after)
-                self.limiter.pause(exc.retry_after)
+                await self.limiter.pause_all(exc.retry_after)
             except Transient:
                 self.stats.network_errors += 1
                 failures += 1
