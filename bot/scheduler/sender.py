@@ -4,7 +4,9 @@ The scheduler depends on the `Sender` Protocol, not on aiogram: production wraps
 (`bot.telegram.sender.TelegramSender`), tests and benchmarks pass anything with the same
 shape. `RateLimitedSender` sits in front of it and is the only place that decides *when*
 a message may go: a global messages-per-second cap, a minimum spacing per chat, a global
-pause on 429 and retries with backoff on network errors.
+pause on 429 and retries with backoff on network errors. The limits themselves are a
+`Limiter`: this process's memory (`RateLimiter`), or Redis shared by every process when
+REDIS_URL is set (bot.scheduler.shared_limits).
 """
 
 from __future__ import annotations
@@ -154,9 +156,9 @@ class SenderStats:
 class RateLimitedSender:
     """A Sender that spaces sends and absorbs 429s and short network trouble.
 
-    429 pauses every send of this process for retry_after, then the same message is
-    tried again. Network errors are retried `network_retries` times with doubling
-    backoff; after that the Transient error goes up to the scheduler, which puts the
+    429 pauses every send of this process (with shared limits: of every process) for
+    retry_after, then the same message is tried again. Network errors are retried
+    `network_retries` times with doubling backoff; after that the Transient error goes up to the scheduler, which puts the
     message back with a later due time (so nothing is dropped).
     """
 
