@@ -158,8 +158,9 @@ class RateLimitedSender:
 
     429 pauses every send of this process (with shared limits: of every process) for
     retry_after, then the same message is tried again. Network errors are retried
-    `network_retries` times with doubling backoff; after that the Transient error goes up to the scheduler, which puts the
-    message back with a later due time (so nothing is dropped).
+    `network_retries` times with doubling backoff; after that the Transient error goes up
+    to the scheduler, which puts the message back with a later due time (so nothing is
+    dropped).
     """
 
     def __init__(
