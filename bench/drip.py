@@ -386,7 +386,10 @@ async def run_mode(mode: str, args: argparse.Namespace, workers: int = 1) -> dic
         "duplicates": sum(max(0, c - 1) for c in per_user.values()),
         "lost": sum(1 for c in per_user.values() if c == 0),
         "kills": kills,
-        "restart": args.restart if kills_at else None,
+        # A warm standby only with one worker on SQLite (the worker lock); else cold.
+        "restart": (
+            (args.restart if workers == 1 and not args.db else "cold") if kills_at else None
+        ),
         "db": counts,
     }
 
