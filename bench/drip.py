@@ -17,8 +17,16 @@ learner), lost (learners who got nothing), kills. One message in flight per work
 most one duplicate per kill (see bot/scheduler/worker.py), so the rate is bounded by
 1 / (latency + our work per message); 20 ms latency leaves room for 30/s.
 
+Several workers (`--workers 1 4`: a JSON line for each count) need PostgreSQL (`--db`, a
+server URL: each run gets a fresh database there) and share the limits through Redis
+(`--redis`, bot.scheduler.shared_limits): together they must keep to the one `--rate`
+cap. Without `--redis` each worker counts the cap alone (the old way), which shows as
+429s. With several workers a killed one is replaced by a fresh process (its claimed rows
+wait for the lease, `--lease`, to run out).
+
     python bench/drip.py [--mode steady|kill|both] [--restart standby|cold] [--n 10000]
         [--rate 30] [--latency 0.02] [--seed S]
+        [--workers 1 4 --db postgresql+asyncpg://user@host/db --redis redis://host/0]
 """
 
 from __future__ import annotations
@@ -75,25 +83,58 @@ async def worker_main(args: argparse.Namespace) -> None:
     engine = create_engine(args.db)
     session = AiohttpSession(api=TelegramAPIServer.from_base(args.api))
     bot = Bot(args.token, session=session)
+    limiter = None
+    if args.redis:
+        from redis.asyncio import Redis
+
+        from bot.scheduler.shared_limits import RedisLimiter
+
+        limiter = RedisLimiter(
+            Redis.from_url(args.redis),
+            per_second=args.rate,
+            chat_interval=args.chat_interval,
+            group_interval=3.0,
+            bot_id=bot.id,
+        )
     sender = RateLimitedSender(
-        TelegramSender(bot), per_second=args.rate, chat_interval=args.chat_interval
+        TelegramSender(bot),
+        per_second=args.rate,
+        chat_interval=args.chat_interval,
+        limiter=limiter,
     )
+    sessionmaker = create_sessionmaker(engine)
     worker = Scheduler(
-        create_sessionmaker(engine),
+        sessionmaker,
         sender,
-        config=WorkerConfig(batch_size=args.batch, poll_interval=0.2),
+        config=WorkerConfig(batch_size=args.batch, poll_interval=0.2, lease_seconds=args.lease),
     )
     await worker.acquire_worker_lock()  # a warm standby waits here for the worker to die
     await worker.recover()
     idle = 0
     try:
-        while idle < 3:
+        # Done when nothing is left for anyone: a killed worker's rows come back to the
+        # others when its lease runs out.
+        while idle < 3 or await unfinished(sessionmaker) > 0:
             idle = idle + 1 if await worker.run_once() == 0 else 0
             if idle:
                 await asyncio.sleep(0.2)
     finally:
         await bot.session.close()
         await engine.dispose()
+        if limiter is not None:
+            await limiter.redis.aclose()
+
+
+async def unfinished(sessionmaker: Any) -> int:
+    async with sessionmaker() as s:
+        return int(
+            await s.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]))
+            )
+            or 0
+        )
 
 
 # --- the driver ---------------------------------------------------------------------------
@@ -179,13 +220,50 @@ async def db_counts(url: str) -> dict[str, int]:
         await engine.dispose()
 
 
-async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
+async def postgres_database(base: str, name: str, *, drop: bool = False) -> str:
+    """A fresh database `name` on the server of `base` (or drop it); returns its URL."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    url = make_url(base)
+    admin = create_async_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as c:
+            await c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if not drop:
+                await c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+async def forget_limits(redis_url: str) -> None:
+    """A run starts with no slots taken and no pause left from the one before."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(redis_url)
+    try:
+        for key in await redis.keys("lyceum:limits:*"):
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
+
+
+async def run_mode(mode: str, args: argparse.Namespace, workers: int = 1) -> dict[str, Any]:
     from sandbox.control import create_user
     from sandbox.limits import RateLimits, SandboxConfig
     from sandbox.server import ApiError, SandboxServer
 
-    tmp = Path(tempfile.mkdtemp(prefix="lyceum-bench-drip-"))
-    url = f"sqlite+aiosqlite:///{tmp / 'bench.sqlite3'}"
+    if args.db:
+        pg_name = f"lyceum_bench_drip_{os.getpid()}"
+        url = await postgres_database(args.db, pg_name)
+    elif workers > 1:
+        raise SystemExit("--workers above 1 needs PostgreSQL: --db postgresql+asyncpg://...")
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="lyceum-bench-drip-"))
+        url = f"sqlite+aiosqlite:///{tmp / 'bench.sqlite3'}"
+    if args.redis:
+        await forget_limits(args.redis)
     await seed(url, args.n)
 
     config = SandboxConfig(limits=RateLimits(), latency=args.latency, validate_output=False)
@@ -224,6 +302,9 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         str(args.rate),
         "--batch",
         str(args.batch),
+        "--lease",
+        str(args.lease),
+        *(["--redis", args.redis] if args.redis else []),
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     expected = args.n / args.rate
@@ -233,36 +314,35 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     kills = 0
     killed_at: list[float] = []
-    proc = await asyncio.create_subprocess_exec(*cmd, env=env)
-    # Restarting means starting a fresh process; with --restart standby it is started
-    # ahead of time and waits on the worker lock, as a supervisor's warm standby would.
+    procs = [await asyncio.create_subprocess_exec(*cmd, env=env) for _ in range(workers)]
+    # Restarting means starting a fresh process; with --restart standby (one worker,
+    # SQLite) it is started ahead of time and waits on the worker lock, as a supervisor's
+    # warm standby would.
     standby = None
-    if kills_at and args.restart == "standby":
+    if kills_at and args.restart == "standby" and workers == 1 and not args.db:
         standby = await asyncio.create_subprocess_exec(*cmd, env=env)
     try:
-        while True:
-            try:
-                code = await asyncio.wait_for(proc.wait(), 0.1)
-            except TimeoutError:
-                code = None
-            if code is not None:
-                if code != 0:
-                    raise RuntimeError(f"worker exited with {code}")
-                break
-            if kills < len(kills_at) and time.monotonic() - started >= kills_at[kills]:
-                os.kill(proc.pid, signal.SIGKILL)
+        while procs:
+            await asyncio.sleep(0.1)
+            for p in [p for p in procs if p.returncode is not None]:
+                if p.returncode != 0:
+                    raise RuntimeError(f"worker exited with {p.returncode}")
+                procs.remove(p)
+            if procs and kills < len(kills_at) and time.monotonic() - started >= kills_at[kills]:
+                victim = procs.pop(kills % len(procs))
+                os.kill(victim.pid, signal.SIGKILL)
                 killed_at.append(time.monotonic())
-                await proc.wait()
+                await victim.wait()
                 kills += 1
                 if standby is not None:
-                    proc = standby
+                    procs.append(standby)
                     standby = None
                     if kills < len(kills_at):
                         standby = await asyncio.create_subprocess_exec(*cmd, env=env)
                 else:
-                    proc = await asyncio.create_subprocess_exec(*cmd, env=env)
+                    procs.append(await asyncio.create_subprocess_exec(*cmd, env=env))
     finally:
-        for p in (proc, standby):
+        for p in [*procs, standby]:
             if p is not None and p.returncode is None:
                 p.kill()
                 await p.wait()
@@ -285,8 +365,14 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     ]
     up = span - sum(gaps)
     up_rate = (len(accepted) - 1) / up if up > 0 else 0.0
+    counts = await db_counts(url)
+    if args.db:
+        await postgres_database(args.db, pg_name, drop=True)
     return {
         "mode": mode,
+        "workers": workers,
+        "database": "postgresql" if args.db else "sqlite",
+        "shared_limits": bool(args.redis),
         "deliveries": args.n,
         "cap_per_s": args.rate,
         "latency_s": args.latency,
@@ -300,8 +386,11 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "duplicates": sum(max(0, c - 1) for c in per_user.values()),
         "lost": sum(1 for c in per_user.values() if c == 0),
         "kills": kills,
-        "restart": args.restart if kills_at else None,
-        "db": await db_counts(url),
+        # A warm standby only with one worker on SQLite (the worker lock); else cold.
+        "restart": (
+            (args.restart if workers == 1 and not args.db else "cold") if kills_at else None
+        ),
+        "db": counts,
     }
 
 
@@ -316,8 +405,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--kills", type=int, default=3)
     p.add_argument("--restart", choices=["cold", "standby"], default="standby")
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--workers", type=int, nargs="+", default=[1], help="a run per count")
+    p.add_argument("--db", help="PostgreSQL server URL (a fresh database per run)")
+    p.add_argument("--redis", help="Redis URL: the workers share the limits there")
+    p.add_argument("--lease", type=float, default=60.0, help="SCHEDULER_LEASE, seconds")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--db", help=argparse.SUPPRESS)
     p.add_argument("--api", help=argparse.SUPPRESS)
     p.add_argument("--token", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -331,8 +423,9 @@ def main() -> None:
     if args.seed is not None:
         random.seed(args.seed)
     modes = ["steady", "kill"] if args.mode == "both" else [args.mode]
-    for mode in modes:
-        print(json.dumps(asyncio.run(run_mode(mode, args))), flush=True)
+    for workers in args.workers:
+        for mode in modes:
+            print(json.dumps(asyncio.run(run_mode(mode, args, workers))), flush=True)
 
 
 if __name__ == "__main__":

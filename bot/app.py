@@ -38,6 +38,7 @@ from bot.middlewares.user import UserMiddleware
 from bot.ops.health import HealthProbe
 from bot.polling import PaymentSafeDispatcher, books_money
 from bot.scheduler.clock import Clock, OffsetFileClock, SystemClock
+from bot.scheduler.sender import Limiter
 from bot.scheduler.worker import Scheduler
 from bot.services.events import EventBuffer
 from bot.services.recommendations import recommendations
@@ -162,6 +163,10 @@ class App:
     async def close(self) -> None:
         # First: the worker finishes the message in flight and records it.
         await self.scheduler.stop()
+        limiter = getattr(self.scheduler.sender, "limiter", None)
+        limiter_redis = getattr(limiter, "redis", None)  # the shared limits' connection
+        if limiter_redis is not None:
+            await limiter_redis.aclose()
         await self.events.stop(self.sessionmaker)
         await recommendations(self.search).close()
         await sponsored.campaigns(self.search, self.sessionmaker).close()
@@ -202,6 +207,26 @@ def create_fsm_storage(settings: Settings) -> BaseStorage:
         key_builder=DefaultKeyBuilder(prefix="lyceum", with_bot_id=True),
         state_ttl=ttl,
         data_ttl=ttl,
+    )
+
+
+def create_limiter(settings: Settings, bot: Bot, clock: Clock) -> Limiter | None:
+    """Telegram's limits in Redis, shared by every process, when REDIS_URL is set; None
+    leaves the sender its in-memory limiter (one process)."""
+    url = settings.redis_url.get_secret_value() if settings.redis_url is not None else ""
+    if not url:
+        return None
+    from redis.asyncio import Redis
+
+    from bot.scheduler.shared_limits import RedisLimiter
+
+    return RedisLimiter(
+        Redis.from_url(url),
+        per_second=settings.scheduler_rate,
+        chat_interval=settings.scheduler_chat_interval,
+        group_interval=settings.scheduler_group_interval,
+        bot_id=bot.id,
+        clock=clock,
     )
 
 
@@ -320,7 +345,9 @@ def create_scheduler(
         TelegramSender(bot),
         per_second=settings.scheduler_rate,
         chat_interval=settings.scheduler_chat_interval,
+        group_interval=settings.scheduler_group_interval,
         clock=clock,
+        limiter=create_limiter(settings, bot, clock),
     )
     # The groups jobs' bans and invite links share the sender's budget and 429 pauses.
     groups.install(registry, bot, i18n, settings, limiter=sender)

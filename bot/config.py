@@ -64,8 +64,12 @@ class Settings(BaseSettings):
 
     # --- Scheduler: drip lessons, broadcasts and other timed jobs --------------------------
     scheduler_enabled: bool = True
+    # Messages per second for the whole deployment: with REDIS_URL every process shares
+    # this one cap (and the per-chat spacing, and 429 pauses); without, one process has it.
     scheduler_rate: float = Field(default=30.0, gt=0.0)
     scheduler_chat_interval: float = Field(default=1.0, ge=0.0)
+    # Seconds between two messages to one group (Telegram: 20 per minute); shared limits.
+    scheduler_group_interval: float = Field(default=3.0, ge=0.0)
     scheduler_batch: int = Field(default=50, ge=1, le=1000)
     scheduler_poll_interval: float = Field(default=1.0, gt=0.0)
     scheduler_lease: float = Field(default=60.0, ge=5.0)

@@ -4,7 +4,9 @@ The scheduler depends on the `Sender` Protocol, not on aiogram: production wraps
 (`bot.telegram.sender.TelegramSender`), tests and benchmarks pass anything with the same
 shape. `RateLimitedSender` sits in front of it and is the only place that decides *when*
 a message may go: a global messages-per-second cap, a minimum spacing per chat, a global
-pause on 429 and retries with backoff on network errors.
+pause on 429 and retries with backoff on network errors. The limits themselves are a
+`Limiter`: this process's memory (`RateLimiter`), or Redis shared by every process when
+REDIS_URL is set (bot.scheduler.shared_limits).
 """
 
 from __future__ import annotations
@@ -69,6 +71,23 @@ class Sender(Protocol):
 GROUP_INTERVAL = 3.0
 
 
+class Limiter(Protocol):
+    """Who decides when a send may go: `RateLimiter` (this process's memory) or
+    `bot.scheduler.shared_limits.RedisLimiter` (every process together, REDIS_URL)."""
+
+    per_second: float
+
+    def chat_wait(self, chat_id: int) -> float: ...
+
+    async def acquire(self, chat_id: int | None) -> float:
+        """Wait for and take the next slot for `chat_id`; returns when it was granted."""
+        ...
+
+    async def pause_all(self, seconds: float) -> None:
+        """A 429: nobody sends until `seconds` from now."""
+        ...
+
+
 class RateLimiter:
     """Slots for sends: a global spacing of 1/rate seconds and a per-chat spacing.
 
@@ -127,6 +146,14 @@ class RateLimiter:
         self._paused_until = max(self._paused_until, until)
         self._next = max(self._next, until)
 
+    async def acquire(self, chat_id: int | None) -> float:
+        wait = self.reserve(chat_id)
+        await self.clock.sleep(wait)
+        return self.clock.monotonic()
+
+    async def pause_all(self, seconds: float) -> None:
+        self.pause(seconds)
+
 
 @dataclass
 class SenderStats:
@@ -140,10 +167,11 @@ class SenderStats:
 class RateLimitedSender:
     """A Sender that spaces sends and absorbs 429s and short network trouble.
 
-    429 pauses every send of this process for retry_after, then the same message is
-    tried again. Network errors are retried `network_retries` times with doubling
-    backoff; after that the Transient error goes up to the scheduler, which puts the
-    message back with a later due time (so nothing is dropped).
+    429 pauses every send of this process (with shared limits: of every process) for
+    retry_after, then the same message is tried again. Network errors are retried
+    `network_retries` times with doubling backoff; after that the Transient error goes up
+    to the scheduler, which puts the message back with a later due time (so nothing is
+    dropped).
     """
 
     def __init__(
@@ -156,10 +184,15 @@ class RateLimitedSender:
         network_retries: int = 3,
         backoff: float = 0.5,
         max_backoff: float = 30.0,
+        limiter: Limiter | None = None,
+        group_interval: float = GROUP_INTERVAL,
     ) -> None:
         self.inner = inner
         self.clock = clock or SystemClock()
-        self.limiter = RateLimiter(per_second, chat_interval, self.clock)
+        # Without a limiter given: this process's own (no REDIS_URL, tests, benchmarks).
+        self.limiter: Limiter = limiter or RateLimiter(
+            per_second, chat_interval, self.clock, group_interval=group_interval
+        )
         self.network_retries = network_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -193,8 +226,11 @@ class RateLimitedSender:
         which shares the global cap and waits out the same 429 pauses."""
         failures = 0
         while True:
-            await self.clock.sleep(self.limiter.reserve(chat_id))
             try:
+                # Inside the try: a shared limiter that cannot be reached is a network
+                # error like any other (retried, then the message is put back), and
+                # nothing goes out without its permission.
+                await self.limiter.acquire(chat_id)
                 return await fn()
             except RetryAfter as exc:
                 self.stats.retry_after += 1
@@ -202,7 +238,7 @@ class RateLimitedSender:
                 metrics.PAUSES_429.inc()
                 metrics.PAUSED_429_SECONDS.inc(exc.retry_after)
                 log.warning("429 from Telegram: every send waits %.1fs", exc.retry_after)
-                self.limiter.pause(exc.retry_after)
+                await self.limiter.pause_all(exc.retry_after)
             except Transient:
                 self.stats.network_errors += 1
                 failures += 1
