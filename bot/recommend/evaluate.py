@@ -64,9 +64,8 @@ DEFAULT_ROOT = next(
     Path("shared") / "datasets",
 )
 
-ONLY_CF = Blend(content=0.0, copurchase=1.0, popularity=0.0, diversify=False)
-PLAIN_TFIDF = Blend(content=1.0, copurchase=0.0, popularity=0.0, cold_popularity=0.0)
-PLAIN_TFIDF = replace(PLAIN_TFIDF, diversify=False)
+ONLY_CF = Blend(content=0.0, popularity=0.0, one_popularity=0.0, diversify=False)
+PLAIN_TFIDF = replace(ONLY_CF, content=1.0, copurchase=0.0, cold_popularity=0.0)
 
 
 class Case(NamedTuple):  # a tuple: bot.marketplace.evaluate unpacks it

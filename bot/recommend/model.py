@@ -50,8 +50,8 @@ POSTINGS_BUDGET = 60_000
 POOL = 40
 PER_CREATOR = 3  # at most this many courses of one creator in a list, the rest go last
 NEAR_TITLE = 85.0  # titles this alike (rapidfuzz ratio) are near-copies: "Python Basics Part 1/2/3"
-# EASE (Steck 2019) inverts the dense item Gram matrix: n^2 float32 (256 MB at 8k courses
-# with interactions, ~8 s on one core). Above this many, item-item RP3beta (sparse, blocked).
+# EASE (Steck 2019) inverts the dense item Gram matrix: n^2 float32 during the fit (256 MB
+# and ~8 s on one core at 8k courses). Catalogs above this size use RP3beta (sparse, blocked).
 EASE_MAX_ITEMS = 10_000
 EASE_LAMBDA = 200.0
 RP3_ALPHA = 1.0
@@ -85,7 +85,11 @@ class Blend:
 
     content: float = 0.35
     copurchase: float = 1.0  # the collaborative signal, whichever method ``collab`` picks
-    popularity: float = 0.1
+    popularity: float = 0.05  # content and popularity: the best on COCO-valid (evaluate --grid)
+    # Added to ``popularity`` for a learner with exactly one course: one course is a thin
+    # collaborative signal and what most learners take is a strong prior (COCO-valid: no
+    # loss at 1.0; MOOCCube's one-course slice gains, still below popularity alone).
+    one_popularity: float = 1.0
     # Interests only: courses whose interest match reaches this share of the best match
     # are "within the interests" and ranked by popularity (text breaks ties).
     cold_match: float = 0.3
@@ -333,8 +337,10 @@ def ease(ui: sp.csr_matrix, lam: float = EASE_LAMBDA, k: int = NEIGHBOURS) -> sp
     x = binary[:, active]
     gram = np.asarray((x.T @ x).toarray(), dtype=np.float32)
     gram[np.diag_indices_from(gram)] += lam
-    # Cholesky then its inverse: a third of the work of np.linalg.inv, in place.
-    chol, info = lapack.spotrf(gram, lower=1, overwrite_a=1)
+    # Cholesky then its inverse: a third of the work of np.linalg.inv, in place (the
+    # transpose of a symmetric C array is the same matrix in LAPACK's Fortran order, so
+    # no copy: the peak is one m x m float32 array, 400 MB at EASE_MAX_ITEMS courses).
+    chol, info = lapack.spotrf(gram.T, lower=1, overwrite_a=1)
     del gram
     if info != 0:  # cannot happen for lam > 0; fall back rather than fail a refresh
         return item_knn(ui, k)
@@ -432,9 +438,8 @@ class Recommender:
         if ui.nnz == 0:
             return sp.csr_matrix((n, n), dtype=np.float32), np.zeros(n)
         popularity = np.log1p(np.asarray(ui.sum(axis=0), dtype=np.float64).ravel())
-        if collab == "auto":
-            active = int(np.count_nonzero(np.diff(ui.tocsc().indptr)))
-            collab = "ease" if active <= EASE_MAX_ITEMS else "rp3"
+        if collab == "auto":  # by catalog size: the memory and refit time are predictable
+            collab = "ease" if n <= EASE_MAX_ITEMS else "rp3"
         methods: dict[str, Callable[[sp.csr_matrix], sp.csr_matrix]] = {
             "ease": ease,
             "rp3": rp3beta,
@@ -557,7 +562,7 @@ class Recommender:
         cf = self._copurchase_scores(weighted)
         _scale_into(cf, b.copurchase)
         total += cf
-        total += b.popularity * self._pop
+        total += (b.popularity + (b.one_popularity if len(weighted) == 1 else 0.0)) * self._pop
         return total
 
     def _cold_scores(self, match: F64) -> F64:
