@@ -258,6 +258,7 @@ def _blocked_item_item(
     right: sp.csr_matrix,
     finish: Callable[[sp.csr_matrix, Ints], None],
     k: int = NEIGHBOURS,
+    l1_rows: bool = False,
 ) -> sp.csr_matrix:
     """``left @ right`` (courses x learners times learners x courses), in blocks of
     courses pruned to the ``k`` strongest per row as they come: the full co-occurrence
@@ -265,7 +266,8 @@ def _blocked_item_item(
     rows' co-occurrence bound (the sum of their learners' course counts) reaches
     NEIGHBOUR_BLOCK_PAIRS, so the popular head does not make one huge block. ``finish``
     rescales a block's entries in place (given their row numbers); the diagonal is
-    dropped (a course is not its own neighbour)."""
+    dropped (a course is not its own neighbour). ``l1_rows``: each kept row sums to 1
+    (done per block: normalising the stacked matrix would copy it, 80 MB at 100k courses)."""
     n = left.shape[0]
     per_user = np.diff(right.indptr).astype(np.float64)
     bound = np.cumsum(np.asarray(left.astype(bool) @ per_user).ravel())
@@ -280,8 +282,14 @@ def _blocked_item_item(
         finish(co, rows)
         co.data[co.indices == rows] = 0.0
         co.eliminate_zeros()
-        blocks.append(_prune_rows(co, k))
-        del co, rows
+        kept = _prune_rows(co, k)
+        if l1_rows and kept.nnz:
+            counts = np.diff(kept.indptr)
+            row_of = np.repeat(np.arange(len(counts)), counts)
+            sums = np.bincount(row_of, weights=kept.data, minlength=len(counts))
+            kept.data /= sums[row_of].astype(np.float32)
+        blocks.append(kept)
+        del co, rows, kept
     return sp.csr_matrix(sp.vstack(blocks, format="csr"), dtype=np.float32)
 
 
@@ -319,10 +327,7 @@ def rp3beta(
             np.power(co.data, alpha, out=co.data)
         co.data *= penalty[co.indices]
 
-    w = _blocked_item_item(p_iu, p_ui, finish, k)
-    sums = np.asarray(w.sum(axis=1), dtype=np.float64).ravel()
-    sums[sums == 0] = 1.0
-    return sp.csr_matrix(sp.diags((1.0 / sums).astype(np.float32)) @ w, dtype=np.float32)
+    return _blocked_item_item(p_iu, p_ui, finish, k, l1_rows=True)
 
 
 def ease(ui: sp.csr_matrix, lam: float = EASE_LAMBDA, k: int = NEIGHBOURS) -> sp.csr_matrix:
