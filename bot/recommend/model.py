@@ -1,17 +1,19 @@
-"""The hybrid recommender: TF-IDF content + co-purchase neighbours + popularity, then MMR.
+"""The hybrid recommender: collaborative (EASE or RP3beta) + TF-IDF content + popularity.
 
 Scores for one learner, each scaled to 0..1 over the catalog:
 
 - content: cosine between every course and the learner's profile vector — the TF-IDF
   rows of bought (weight 1) and viewed (weight ``VIEW_WEIGHT``) courses plus the onboarding
-  interests as a pseudo-course, so interests count before anything is bought;
-- co-purchase: item-item cosine over who bought/finished what ("learners who bought X also
-  bought Y"), kept to the ``NEIGHBOURS`` strongest neighbours per course;
-- popularity: log of distinct learners per course, the prior for learners with no signal.
+  interests as a pseudo-course;
+- collaborative: item-item weights from who bought/finished what — EASE (closed form)
+  up to ``EASE_MAX_ITEMS`` courses, RP3beta (sparse, blocked) above; item-kNN cosine is
+  kept as a baseline. The ``NEIGHBOURS`` strongest weights per course are kept;
+- popularity: log of distinct learners per course, weighed in more for one course.
 
-Then maximal marginal relevance (MMR) over the best ``POOL`` candidates, and near-copies
-(very similar text or titles) pushed to the end, so the top five are not five versions of
-the same course.
+A learner with interests only gets the most popular courses within those interests.
+Then a light re-rank: at most ``PER_CREATOR`` per creator and no near-copy titles in a
+row before the rest of the pool (``evaluate`` measures all of it: ``python -m
+bot.recommend.evaluate``).
 
 TF-IDF uses feature hashing (no vocabulary dict: bounded memory, fast fit). A request is a
 few gathers over precomputed CSR arrays (~1 ms at 100k courses); ``fit`` is the expensive
