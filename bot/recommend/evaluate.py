@@ -1,21 +1,33 @@
-"""Offline evaluation: ``python -m bot.recommend.evaluate [--coco DIR] [--mooccube DIR]``.
+"""Offline evaluation: ``python -m bot.recommend.evaluate [--coco DIR] [--mooccube DIR] [--json]``.
 
-Prints JSON with precision@10, recall@10 and NDCG@10 of three recommenders:
+Prints one table per protocol (``--json``: the same as JSON): recall@10 (one held-out
+course per learner, so it is the hit rate), NDCG@10 and coverage@10 (share of the catalog
+that appears in anyone's top 10) of
 
-- ``popularity``: most learners first (what a new store shows everyone);
-- ``tfidf``: content only — cosine between a course and the learner's bought courses,
-  same analyzer, no co-purchase, no popularity, no diversity;
-- ``shipped``: ``Recommender`` with its default blend, diversity included.
+- ``popularity``: most learners first; ``tfidf``: plain content cosine to the learner's
+  courses; ``itemknn`` (cosine, 100 neighbours), ``rp3beta`` (alpha 1, beta 0.5) and
+  ``ease`` (lambda 200): the collaborative signal alone, no text, no popularity;
+- ``shipped``: ``Recommender`` with its default blend and diversity re-rank.
 
-Protocols (one held-out course per learner, every other course of theirs is "owned"):
+and two cold-start slices of the same learners: ``interests`` (no courses, only the
+categories of their training courses as onboarding interests; COCO only, MOOCCube has no
+categories) and ``one`` (only their latest / one random training course). Collaborative
+baselines have no interests-only answer (null).
 
-- COCO (Udemy, English): leave-last-out by timestamp (ties broken by course id);
-- MOOCCube (XuetangX, Chinese): enrolment lists are unordered sets, so the held-out
-  course is drawn at random with a fixed seed.
+Protocols:
 
-Only interactions in the training part are used to fit (popularity and co-purchase never
-see the held-out course). Datasets: Dessì et al., COCO, WorldCIST 2018; Yu et al.,
-MOOCCube, ACL 2020 (see each directory's PROVENANCE.md).
+- ``coco_valid``: fit on the ``valid`` rows without each learner's latest one, which is
+  held out. The shipped blend's settings were chosen here (``--grid`` reprints the search).
+- ``coco_test`` (the reported figure): fit on all ``valid`` rows, hold out each learner's
+  first ``test`` row (every learner's valid rows are earlier than their test rows).
+- ``coco_time``: strict global time split: fit only on rows before the 80th percentile
+  timestamp, hold out each learner's first row after it (learners with rows on both sides).
+- ``mooccube``: enrolment lists are unordered sets (no timestamps): a seeded random
+  leave-one-out, mean ± std over ``--seeds`` seeds.
+
+COCO learners are subsampled (``--users``, fixed seed) to keep the run near ten minutes
+on two cores. Datasets: Dessì et al., COCO, WorldCIST 2018; Yu et al., MOOCCube, ACL 2020
+(see each directory's PROVENANCE.md).
 """
 
 from __future__ import annotations
@@ -25,53 +37,77 @@ import csv
 import json
 import math
 import random
+import statistics
 import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from bot.recommend.model import Blend, Interaction, Profile, Recommender
 from bot.recommend.text import CourseDoc
 
 K = 10
 SEED = 20240601
-DEFAULT_ROOT = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+USERS = 4000
+SEEDS = 5
+TIME_QUANTILE = 0.8
+# ../shared/datasets of the checkout, or of a worktree's parent (worktrees live one deeper).
+DEFAULT_ROOT = next(
+    (
+        p / "shared" / "datasets"
+        for p in Path(__file__).resolve().parents
+        if (p / "shared" / "datasets").is_dir()
+    ),
+    Path("shared") / "datasets",
+)
+
+ONLY_CF = Blend(content=0.0, popularity=0.0, one_popularity=0.0, diversify=False)
+PLAIN_TFIDF = replace(ONLY_CF, content=1.0, copurchase=0.0, cold_popularity=0.0)
 
 
-@dataclass(frozen=True, slots=True)
+class Case(NamedTuple):  # a tuple: bot.marketplace.evaluate unpacks it
+    user: int
+    owned: tuple[int, ...]  # training courses, oldest first
+    held: int
+
+
+@dataclass(slots=True)
 class Split:
     docs: list[CourseDoc]
     train: list[Interaction]
-    # (user, courses they own in training, the held-out course)
-    cases: list[tuple[int, tuple[int, ...], int]]
+    cases: list[Case]
+    topics: dict[int, tuple[str, ...]] = field(default_factory=dict)  # course -> categories
 
 
-def _split(
-    docs: list[CourseDoc],
-    history: dict[int, list[int]],
-    pick: Callable[[int, list[int]], int],
-) -> Split:
-    train: list[Interaction] = []
-    cases: list[tuple[int, tuple[int, ...], int]] = []
-    for user in sorted(history):
-        courses = list(dict.fromkeys(history[user]))  # first occurrence, order kept
-        if len(courses) < 2:
-            continue
-        held = pick(user, courses)
-        owned = tuple(c for c in courses if c != held)
-        train.extend(Interaction(user, c, "purchase", float(i)) for i, c in enumerate(owned))
-        cases.append((user, owned, held))
-    return Split(docs, train, cases)
+@dataclass(frozen=True, slots=True)
+class Event:
+    user: int
+    course: int
+    ts: float
+    part: str  # COCO's source_split: "valid" | "test"
 
 
-def load_coco(root: Path) -> Split:
+def _purchases(pairs: list[tuple[int, int]]) -> list[Interaction]:
+    return [Interaction(u, c, "purchase", float(i)) for i, (u, c) in enumerate(pairs)]
+
+
+def _sample(cases: list[Case], users: int | None) -> list[Case]:
+    if users is None or len(cases) <= users:
+        return cases
+    return sorted(random.Random(SEED).sample(cases, users), key=lambda c: c.user)
+
+
+def read_coco(root: Path) -> tuple[list[CourseDoc], dict[int, tuple[str, ...]], list[Event]]:
     docs: list[CourseDoc] = []
+    topics: dict[int, tuple[str, ...]] = {}
     with (root / "courses_coco_kg.csv").open(newline="", encoding="utf-8") as f:
         for r in csv.DictReader(f):
             categories = [c.replace("-", " ") for c in r["categories"].split("|") if c]
             concepts = [c for c in r["concepts"].split("|") if c]
+            topics[int(r["course_id"])] = tuple(categories)
             docs.append(
                 CourseDoc(
                     id=int(r["course_id"]),
@@ -82,18 +118,62 @@ def load_coco(root: Path) -> Split:
                 )
             )
     known = {d.id for d in docs}
-    events: dict[int, list[tuple[float, int]]] = defaultdict(list)
+    events: list[Event] = []
     with (root / "interactions_valid_test.csv").open(newline="", encoding="utf-8") as f:
         for r in csv.DictReader(f):
             course = int(r["course_id"])
             if course in known:
-                events[int(r["user_id"])].append((float(r["timestamp"]), course))
-    history = {u: [c for _, c in sorted(ev)] for u, ev in events.items()}
-    return _split(docs, history, lambda _u, courses: courses[-1])
+                events.append(
+                    Event(int(r["user_id"]), course, float(r["timestamp"]), r["source_split"])
+                )
+    # Time order, ties by course id: the same order on every run.
+    events.sort(key=lambda e: (e.user, e.ts, e.course))
+    return docs, topics, events
+
+
+def _histories(events: list[Event]) -> dict[int, list[Event]]:
+    by_user: dict[int, list[Event]] = defaultdict(list)
+    for e in events:
+        by_user[e.user].append(e)
+    return by_user
+
+
+def coco_splits(root: Path, users: int | None = USERS) -> dict[str, Split]:
+    docs, topics, events = read_coco(root)
+    by_user = _histories(events)
+    splits: dict[str, Split] = {}
+    # valid: each learner's latest valid row held out, earlier valid rows are theirs.
+    pairs, cases = [], []
+    for u, evs in sorted(by_user.items()):
+        valid = list(dict.fromkeys(e.course for e in evs if e.part == "valid"))
+        pairs += [(u, c) for c in valid[:-1]]
+        if len(valid) >= 2:
+            cases.append(Case(u, tuple(valid[:-1]), valid[-1]))
+    splits["coco_valid"] = Split(docs, _purchases(pairs), _sample(cases, users), topics)
+    # test: fit on every valid row, hold out the first test row.
+    pairs, cases = [], []
+    for u, evs in sorted(by_user.items()):
+        valid = list(dict.fromkeys(e.course for e in evs if e.part == "valid"))
+        pairs += [(u, c) for c in valid]
+        test = [e.course for e in evs if e.part == "test" and e.course not in valid]
+        if valid and test:
+            cases.append(Case(u, tuple(valid), test[0]))
+    splits["coco_test"] = Split(docs, _purchases(pairs), _sample(cases, users), topics)
+    # strict time: nothing at or after the cut is seen by the fit.
+    stamps = sorted(e.ts for e in events)
+    cut = stamps[int(TIME_QUANTILE * (len(stamps) - 1))] if stamps else 0.0
+    pairs, cases = [], []
+    for u, evs in sorted(by_user.items()):
+        before = list(dict.fromkeys(e.course for e in evs if e.ts < cut))
+        after = [e.course for e in evs if e.ts >= cut and e.course not in before]
+        pairs += [(u, c) for c in before]
+        if before and after:
+            cases.append(Case(u, tuple(before), after[0]))
+    splits["coco_time"] = Split(docs, _purchases(pairs), _sample(cases, users), topics)
+    return splits
 
 
 def load_mooccube(root: Path, seed: int = SEED) -> Split:
-    raw: list[tuple[str, str]] = []
     with (root / "courses_mooccube_zh.csv").open(newline="", encoding="utf-8") as f:
         raw = [(r["course_id"], r["about_zh"]) for r in csv.DictReader(f)]
     number = {cid: i + 1 for i, cid in enumerate(sorted(c for c, _ in raw))}
@@ -107,75 +187,156 @@ def load_mooccube(root: Path, seed: int = SEED) -> Split:
                 u = users.setdefault(r["user_id"], len(users) + 1)
                 history[u].append(course)
     rng = random.Random(seed)
-    # Sorted so the draw does not depend on file order.
-    return _split(docs, {u: sorted(cs) for u, cs in history.items()}, lambda _u, cs: rng.choice(cs))
+    pairs, cases = [], []
+    for u in sorted(history):
+        courses = sorted(set(history[u]))  # sorted: the draw does not depend on file order
+        if len(courses) < 2:
+            continue
+        held = rng.choice(courses)
+        owned = tuple(c for c in courses if c != held)
+        pairs += [(u, c) for c in owned]
+        cases.append(Case(u, owned, held))
+    return Split(docs, _purchases(pairs), cases)
 
 
-Ranker = Callable[[int, tuple[int, ...]], list[int]]
+Ranker = Callable[[Profile], list[int]]
 
 
 def popularity_ranker(split: Split) -> Ranker:
     counts = Counter(it.course_id for it in split.train)
     ranked = sorted((d.id for d in split.docs), key=lambda c: (-counts[c], c))
 
-    def rank(_user: int, owned: tuple[int, ...]) -> list[int]:
-        own = set(owned)
-        out: list[int] = []
-        for c in ranked:
-            if c not in own:
-                out.append(c)
-                if len(out) == K:
-                    break
-        return out
+    def rank(profile: Profile) -> list[int]:
+        own = set(profile.owned)
+        return [c for c in ranked[: K + len(own)] if c not in own][:K]
 
     return rank
 
 
-def recommender_ranker(split: Split, blend: Blend | None) -> Ranker:
-    if blend is None:
-        model = Recommender.fit(split.docs, split.train)
-    else:
-        model = Recommender.fit(split.docs, split.train, blend=blend)
-    return lambda _user, owned: model.recommend(Profile(owned=owned), k=K)
+def rankers(split: Split, shipped: Blend | None = None) -> dict[str, Ranker | None]:
+    """Every row of a table. One fit per collaborative method; blends share it."""
+    fits = {m: Recommender.fit(split.docs, split.train, Blend(collab=m)) for m in ("knn", "rp3")}
+    fits["ease"] = Recommender.fit(split.docs, split.train, Blend(collab="ease"))
+    default = Recommender.fit(split.docs, split.train, shipped or Blend())
 
+    def with_blend(model: Recommender, blend: Blend) -> Ranker:
+        def rank(profile: Profile) -> list[int]:
+            model.blend = blend
+            return model.recommend(profile, k=K)
 
-PLAIN_TFIDF = Blend(content=1.0, copurchase=0.0, popularity=0.0, cold_popularity=0.0, mmr=1.0)
+        return rank
 
-
-def score(split: Split, rank: Ranker) -> dict[str, float]:
-    hits = ndcg = 0.0
-    for user, owned, held in split.cases:
-        ranked = rank(user, owned)
-        if held in ranked:
-            hits += 1
-            ndcg += 1.0 / math.log2(ranked.index(held) + 2)
-    n = max(len(split.cases), 1)
-    # One relevant course per case: recall@10 is the hit rate, precision@10 is hit/10.
     return {
-        "precision@10": round(hits / (K * n), 5),
+        "popularity": popularity_ranker(split),
+        "tfidf": with_blend(fits["ease"], PLAIN_TFIDF),
+        "itemknn": with_blend(fits["knn"], replace(ONLY_CF, collab="knn")),
+        "rp3beta": with_blend(fits["rp3"], replace(ONLY_CF, collab="rp3")),
+        "ease": with_blend(fits["ease"], replace(ONLY_CF, collab="ease")),
+        "shipped": with_blend(default, default.blend),
+    }
+
+
+def _metrics(split: Split, rank: Ranker, profiles: list[Profile]) -> dict[str, float]:
+    hits = ndcg = 0.0
+    shown: set[int] = set()
+    for case, profile in zip(split.cases, profiles, strict=True):
+        ranked = rank(profile)
+        shown.update(ranked)
+        if case.held in ranked:
+            hits += 1
+            ndcg += 1.0 / math.log2(ranked.index(case.held) + 2)
+    n = max(len(split.cases), 1)
+    return {
         "recall@10": round(hits / n, 5),
         "ndcg@10": round(ndcg / n, 5),
+        "coverage@10": round(len(shown) / max(len(split.docs), 1), 5),
     }
 
 
-def evaluate(split: Split) -> dict[str, object]:
+def _interests(split: Split, case: Case) -> tuple[str, ...]:
+    """A learner's onboarding interests, as they might pick them: the two categories most
+    common among their training courses."""
+    counts = Counter(t for c in case.owned for t in split.topics.get(c, ()))
+    return tuple(t for t, _ in counts.most_common(2))
+
+
+COLD_CF = ("itemknn", "rp3beta", "ease")
+
+
+def evaluate(split: Split, shipped: Blend | None = None) -> dict[str, object]:
     started = time.perf_counter()
-    results: dict[str, dict[str, float]] = {
-        "popularity": score(split, popularity_ranker(split)),
-        "tfidf": score(split, recommender_ranker(split, PLAIN_TFIDF)),
-        "shipped": score(split, recommender_ranker(split, None)),
-    }
-    base = results["popularity"]["ndcg@10"]
+    full = [Profile(owned=c.owned) for c in split.cases]
+    one = [Profile(owned=c.owned[-1:]) for c in split.cases]
+    cold = [Profile(interests=_interests(split, c)) for c in split.cases]
+    rows: dict[str, dict[str, float | None]] = {}
+    for name, rank in rankers(split, shipped).items():
+        assert rank is not None
+        row: dict[str, float | None] = dict(_metrics(split, rank, full))
+        row["one_ndcg@10"] = _metrics(split, rank, one)["ndcg@10"]
+        cold_ok = bool(split.topics) and name not in COLD_CF
+        row["interests_ndcg@10"] = _metrics(split, rank, cold)["ndcg@10"] if cold_ok else None
+        rows[name] = row
     return {
         "courses": len(split.docs),
-        "users": len(split.cases),
+        "cases": len(split.cases),
         "train_interactions": len(split.train),
-        **results,
-        "shipped_vs_popularity_ndcg": round(results["shipped"]["ndcg@10"] / base, 3)
-        if base
-        else None,
+        "rows": rows,
         "seconds": round(time.perf_counter() - started, 1),
     }
+
+
+def over_seeds(root: Path, seeds: int) -> dict[str, object]:
+    runs = [evaluate(load_mooccube(root, SEED + i)) for i in range(seeds)]
+    first = runs[0]
+    rows: dict[str, dict[str, object]] = {}
+    for name, row in first["rows"].items():  # type: ignore[attr-defined]
+        rows[name] = {}
+        for metric in row:
+            values = [r["rows"][name][metric] for r in runs]  # type: ignore[index]
+            if any(v is None for v in values):
+                rows[name][metric] = None
+                continue
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            rows[name][metric] = [round(statistics.fmean(values), 5), round(sd, 5)]
+    return {
+        "courses": first["courses"],
+        "cases": first["cases"],
+        "seeds": seeds,
+        "rows": rows,
+        "seconds": round(sum(float(str(r["seconds"])) for r in runs), 1),
+    }
+
+
+def grid(split: Split) -> list[tuple[float, float, float]]:
+    """NDCG@10 of blends on ``coco_valid``: (content, popularity, ndcg), best first."""
+    model = Recommender.fit(split.docs, split.train)
+    out = []
+    for content in (0.0, 0.1, 0.2, 0.35, 0.5):
+        for pop in (0.0, 0.05, 0.1, 0.2):
+            model.blend = Blend(content=content, popularity=pop)
+            rank: Ranker = lambda p: model.recommend(p, k=K)  # noqa: E731
+            m = _metrics(split, rank, [Profile(owned=c.owned) for c in split.cases])
+            out.append((content, pop, m["ndcg@10"]))
+    return sorted(out, key=lambda t: -t[2])
+
+
+def _cell(v: object) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, list):
+        return f"{v[0]:.4f}±{v[1]:.4f}"
+    return f"{float(v):.4f}"  # type: ignore[arg-type]
+
+
+def table(name: str, result: dict[str, object]) -> str:
+    rows: dict[str, dict[str, object]] = result["rows"]  # type: ignore[assignment]
+    metrics = list(next(iter(rows.values())))
+    head = f"{name}: {result['courses']} courses, {result['cases']} learners"
+    if "seeds" in result:
+        head += f", mean±std over {result['seeds']} seeds"
+    lines = [head, f"{'':12}" + "".join(f"{m:>22}" for m in metrics)]
+    lines += [f"{r:12}" + "".join(f"{_cell(v[m]):>22}" for m in metrics) for r, v in rows.items()]
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -186,18 +347,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--coco", type=Path, default=DEFAULT_ROOT / "coco", metavar="DIR")
     parser.add_argument("--mooccube", type=Path, default=DEFAULT_ROOT / "mooccube", metavar="DIR")
-    parser.add_argument("--seed", type=int, default=SEED, help="MOOCCube leave-one-out seed")
+    parser.add_argument("--users", type=int, default=USERS, help="COCO learners per split")
+    parser.add_argument("--seeds", type=int, default=SEEDS, help="MOOCCube leave-one-out seeds")
+    parser.add_argument("--grid", action="store_true", help="reprint the blend search")
+    parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    report: dict[str, object] = {
-        "k": K,
-        "coco": {"protocol": "leave-last-out by time", **evaluate(load_coco(args.coco))},
-        "mooccube": {
-            "protocol": f"random leave-one-out, seed {args.seed}",
-            **evaluate(load_mooccube(args.mooccube, args.seed)),
-        },
-    }
-    json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
-    sys.stdout.write("\n")
+    report: dict[str, object] = {"k": K}
+    coco = coco_splits(args.coco, args.users)
+    if args.grid:
+        report["coco_valid_grid"] = grid(coco["coco_valid"])
+    for name, split in coco.items():
+        report[name] = evaluate(split)
+    report["mooccube"] = over_seeds(args.mooccube, args.seeds)
+    if args.json:
+        json.dump(report, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for name, result in report.items():
+        if isinstance(result, dict):
+            print(table(name, result), end="\n\n")
+        elif isinstance(result, list):
+            print("coco_valid blend search (content, popularity, ndcg@10):", result[:5], "\n")
     return 0
 
 

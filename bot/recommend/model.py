@@ -1,17 +1,19 @@
-"""The hybrid recommender: TF-IDF content + co-purchase neighbours + popularity, then MMR.
+"""The hybrid recommender: collaborative (EASE or RP3beta) + TF-IDF content + popularity.
 
 Scores for one learner, each scaled to 0..1 over the catalog:
 
 - content: cosine between every course and the learner's profile vector — the TF-IDF
   rows of bought (weight 1) and viewed (weight ``VIEW_WEIGHT``) courses plus the onboarding
-  interests as a pseudo-course, so interests count before anything is bought;
-- co-purchase: item-item cosine over who bought/finished what ("learners who bought X also
-  bought Y"), kept to the ``NEIGHBOURS`` strongest neighbours per course;
-- popularity: log of distinct learners per course, the prior for learners with no signal.
+  interests as a pseudo-course;
+- collaborative: item-item weights from who bought/finished what — EASE (closed form)
+  up to ``EASE_MAX_ITEMS`` courses, RP3beta (sparse, blocked) above; item-kNN cosine is
+  kept as a baseline. The ``NEIGHBOURS`` strongest weights per course are kept;
+- popularity: log of distinct learners per course, weighed in more for one course.
 
-Then maximal marginal relevance (MMR) over the best ``POOL`` candidates, and near-copies
-(very similar text or titles) pushed to the end, so the top five are not five versions of
-the same course.
+A learner with interests only gets the most popular courses within those interests.
+Then a light re-rank: at most ``PER_CREATOR`` per creator and no near-copy titles in a
+row before the rest of the pool (``evaluate`` measures all of it: ``python -m
+bot.recommend.evaluate``).
 
 TF-IDF uses feature hashing (no vocabulary dict: bounded memory, fast fit). A request is a
 few gathers over precomputed CSR arrays (~1 ms at 100k courses); ``fit`` is the expensive
@@ -28,7 +30,8 @@ from itertools import pairwise
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz
+from scipy.linalg import lapack
 from sklearn.feature_extraction.text import HashingVectorizer
 
 from bot.recommend.text import CourseDoc, doc_features, normalize
@@ -47,9 +50,14 @@ MAX_DF_MIN_DOCS = 1000  # nothing and cost the most; tiny catalogs keep every wo
 QUERY_FEATURES = 64
 POSTINGS_BUDGET = 60_000
 POOL = 40
-MMR_LAMBDA = 0.8
-NEAR_COPY = 0.8  # content cosine above which a course is a near-copy of a chosen one
-NEAR_TITLE = 85.0  # or titles this alike (rapidfuzz ratio): "Python Basics Part 1/2/3"
+PER_CREATOR = 3  # at most this many courses of one creator in a list, the rest go last
+NEAR_TITLE = 85.0  # titles this alike (rapidfuzz ratio) are near-copies: "Python Basics Part 1/2/3"
+# EASE (Steck 2019) inverts the dense item Gram matrix: n^2 float32 during the fit (256 MB
+# and ~8 s on one core at 8k courses). Catalogs above this size use RP3beta (sparse, blocked).
+EASE_MAX_ITEMS = 10_000
+EASE_LAMBDA = 200.0
+RP3_ALPHA = 1.0
+RP3_BETA = 0.5
 VIEWED_DEMOTE = 0.3  # already seen, not bought: suggest again only behind fresh courses
 
 F32 = NDArray[np.float32]
@@ -78,10 +86,18 @@ class Blend:
     """How the three signals mix; ``evaluate`` compares settings of these."""
 
     content: float = 0.35
-    copurchase: float = 1.0
-    popularity: float = 0.1
-    cold_popularity: float = 0.25  # interests only: a mild nudge towards what sells
-    mmr: float = MMR_LAMBDA  # 1.0 turns diversity off
+    copurchase: float = 1.0  # the collaborative signal, whichever method ``collab`` picks
+    popularity: float = 0.05  # content and popularity: the best on COCO-valid (evaluate --grid)
+    # Added to ``popularity`` for a learner with exactly one course: one course is a thin
+    # collaborative signal and what most learners take is a strong prior (COCO-valid: no
+    # loss at 1.0; MOOCCube's one-course slice gains, still below popularity alone).
+    one_popularity: float = 1.0
+    # Interests only: courses whose interest match reaches this share of the best match
+    # are "within the interests" and ranked by popularity (text breaks ties).
+    cold_match: float = 0.3
+    cold_popularity: float = 1.0  # 0: interests only rank by text alone (a baseline)
+    collab: str = "auto"  # "ease" | "rp3" | "knn"; auto: EASE up to EASE_MAX_ITEMS
+    diversify: bool = True  # False: plain top-k (``evaluate``'s baselines)
 
 
 def _scale(x: F64) -> F64:
@@ -206,11 +222,172 @@ def _hasher() -> HashingVectorizer:
     )
 
 
+def user_item_matrix(ids: Ints, interactions: Iterable[Interaction]) -> sp.csr_matrix:
+    """Learners x courses, one strength per pair: the strongest event (bought beats viewed).
+    Events of courses not in ``ids`` are ignored."""
+    n = len(ids)
+    users: dict[int, int] = {}
+    # C arrays rather than a dict of pairs: a store has millions of events.
+    user_col, course_col, weight_col = array("i"), array("q"), array("f")
+    add_user, add_course, add_weight = user_col.append, course_col.append, weight_col.append
+    weight_of, user_number = KIND_WEIGHT.get, users.get
+    for it in interactions:
+        weight = weight_of(it.kind, 0.0)
+        if weight > 0:
+            number = user_number(it.user_id)
+            if number is None:
+                number = users[it.user_id] = len(users)
+            add_user(number)
+            add_course(it.course_id)
+            add_weight(weight)
+    u = np.frombuffer(user_col, dtype=np.int32).astype(np.int64)
+    course = np.frombuffer(course_col, dtype=np.int64)
+    w = np.frombuffer(weight_col, dtype=np.float32)
+    r = np.searchsorted(ids, course) if n else np.zeros(len(course), dtype=np.int64)
+    known = r < n
+    known[known] = ids[r[known]] == course[known]
+    u, r, w = u[known], r[known], w[known]
+    key = u * n + r
+    order = np.lexsort((w, key))
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = key[order][1:] != key[order][:-1]
+    pick = order[last]
+    return sp.csr_matrix((w[pick], (u[pick], r[pick])), shape=(len(users), n), dtype=np.float32)
+
+
+def _blocked_item_item(
+    left: sp.csr_matrix,
+    right: sp.csr_matrix,
+    finish: Callable[[sp.csr_matrix, Ints], None],
+    k: int = NEIGHBOURS,
+    l1_rows: bool = False,
+) -> sp.csr_matrix:
+    """``left @ right`` (courses x learners times learners x courses), in blocks of
+    courses pruned to the ``k`` strongest per row as they come: the full co-occurrence
+    matrix of a big store is many times larger than what we keep. A block ends when its
+    rows' co-occurrence bound (the sum of their learners' course counts) reaches
+    NEIGHBOUR_BLOCK_PAIRS, so the popular head does not make one huge block. ``finish``
+    rescales a block's entries in place (given their row numbers); the diagonal is
+    dropped (a course is not its own neighbour). ``l1_rows``: each kept row sums to 1
+    (done per block: normalising the stacked matrix would copy it, 80 MB at 100k courses)."""
+    n = left.shape[0]
+    per_user = np.diff(right.indptr).astype(np.float64)
+    bound = np.cumsum(np.asarray(left.astype(bool) @ per_user).ravel())
+    cuts = np.searchsorted(
+        bound, np.arange(1, 1 + bound[-1] // NEIGHBOUR_BLOCK_PAIRS) * NEIGHBOUR_BLOCK_PAIRS
+    )
+    edges = np.unique(np.concatenate([[0], cuts + 1, [n]]).clip(0, n))
+    blocks = []
+    for start, stop in pairwise(edges.tolist()):
+        co = sp.csr_matrix((left[start:stop] @ right).tocsr(), dtype=np.float32)
+        rows = np.repeat(np.arange(co.shape[0]), np.diff(co.indptr)) + start
+        finish(co, rows)
+        co.data[co.indices == rows] = 0.0
+        co.eliminate_zeros()
+        kept = _prune_rows(co, k)
+        if l1_rows and kept.nnz:
+            counts = np.diff(kept.indptr)
+            row_of = np.repeat(np.arange(len(counts)), counts)
+            sums = np.bincount(row_of, weights=kept.data, minlength=len(counts))
+            kept.data /= sums[row_of].astype(np.float32)
+        blocks.append(kept)
+        del co, rows, kept
+    return sp.csr_matrix(sp.vstack(blocks, format="csr"), dtype=np.float32)
+
+
+def item_knn(ui: sp.csr_matrix, k: int = NEIGHBOURS) -> sp.csr_matrix:
+    """Item-item cosine over who bought what, the ``k`` strongest neighbours per course.
+    Heavy users (who bought half the catalog) would make every pair co-occur: each user's
+    contribution is damped by 1/log2(2 + their course count)."""
+    damp = (1.0 / np.log2(2.0 + np.diff(ui.indptr))).astype(np.float32)
+    weighted = (sp.diags(damp) @ ui).tocsr()
+    norms = np.sqrt(np.asarray(ui.multiply(weighted).sum(axis=0), dtype=np.float64).ravel())
+    norms[norms == 0] = 1.0
+    inv = (1.0 / norms).astype(np.float32)
+
+    def finish(co: sp.csr_matrix, rows: Ints) -> None:
+        co.data *= inv[rows] * inv[co.indices]
+
+    return _blocked_item_item(ui.T.tocsr(), weighted, finish, k)
+
+
+def rp3beta(
+    ui: sp.csr_matrix, alpha: float = RP3_ALPHA, beta: float = RP3_BETA, k: int = NEIGHBOURS
+) -> sp.csr_matrix:
+    """RP3beta (Paudel et al. 2017): the probability of a two-step walk course -> learner
+    -> course, raised to ``alpha``, divided by the target's popularity to the ``beta``
+    (so the popular head does not neighbour everything), then rows L1-normalised."""
+    binary = ui.astype(bool).astype(np.float32)
+    user_deg = np.asarray(binary.sum(axis=1), dtype=np.float64).ravel()
+    item_deg = np.asarray(binary.sum(axis=0), dtype=np.float64).ravel()
+    p_ui = (sp.diags((1.0 / np.maximum(user_deg, 1)).astype(np.float32)) @ binary).tocsr()
+    p_iu = (sp.diags((1.0 / np.maximum(item_deg, 1)).astype(np.float32)) @ binary.T).tocsr()
+    penalty = (1.0 / np.maximum(item_deg, 1) ** beta).astype(np.float32)
+    del binary  # the fit's peak is what the 300 MB goal at 100k courses is about
+
+    def finish(co: sp.csr_matrix, _rows: Ints) -> None:
+        if alpha != 1.0:
+            np.power(co.data, alpha, out=co.data)
+        co.data *= penalty[co.indices]
+
+    return _blocked_item_item(p_iu, p_ui, finish, k, l1_rows=True)
+
+
+def ease(ui: sp.csr_matrix, lam: float = EASE_LAMBDA, k: int = NEIGHBOURS) -> sp.csr_matrix:
+    """EASE (Steck 2019): B = I - P diagMat(1/diag(P)), P = (X'X + lam I)^-1, over the
+    courses anyone has bought; row i holds what owning i adds to every other course.
+    Kept sparse: the ``k`` largest positive weights per row (the request is a gather)."""
+    n = ui.shape[1]
+    binary = ui.astype(bool).astype(np.float32).tocsc()
+    active = np.flatnonzero(np.diff(binary.indptr))
+    if len(active) == 0:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    x = binary[:, active]
+    gram = np.asarray((x.T @ x).toarray(), dtype=np.float32)
+    gram[np.diag_indices_from(gram)] += lam
+    # Cholesky then its inverse: a third of the work of np.linalg.inv, in place (the
+    # transpose of a symmetric C array is the same matrix in LAPACK's Fortran order, so
+    # no copy: the peak is one m x m float32 array, 400 MB at EASE_MAX_ITEMS courses).
+    chol, info = lapack.spotrf(gram.T, lower=1, overwrite_a=1)
+    del gram
+    if info != 0:  # cannot happen for lam > 0; fall back rather than fail a refresh
+        return item_knn(ui, k)
+    p, info = lapack.spotri(chol, lower=1, overwrite_c=1)
+    del chol
+    m = len(active)
+    step = 1024
+    for s in range(0, m, step):  # the lower triangle holds P: mirror it, block by block
+        e = min(s + step, m)
+        block = p[s:e, s:e]
+        block[:] = np.tril(block) + np.tril(block, -1).T
+        p[s:e, e:] = p[e:, s:e].T
+    diag = np.diag(p).copy()
+    rows_out, cols_out, vals_out = [], [], []
+    for s in range(0, m, step):
+        e = min(s + step, m)
+        b = -p[s:e] / diag[None, :]
+        b[np.arange(e - s), np.arange(s, e)] = 0.0
+        top = min(k, m - 1) if m > 1 else 1
+        idx = np.argpartition(-b, top - 1, axis=1)[:, :top]
+        vals = np.take_along_axis(b, idx, axis=1)
+        keep = vals > 0
+        rows_out.append(np.repeat(np.arange(s, e), keep.sum(axis=1)))
+        cols_out.append(idx[keep])
+        vals_out.append(vals[keep])
+    del p
+    r = active[np.concatenate(rows_out)]
+    c = active[np.concatenate(cols_out)]
+    return sp.csr_matrix(
+        (np.concatenate(vals_out).astype(np.float32), (r, c)), shape=(n, n), dtype=np.float32
+    )
+
+
 class Recommender:
     def __init__(
         self,
         ids: Ints,
         titles: list[str],
+        creators: Ints,
         idf: F32 | None,
         content: sp.csr_matrix,
         neighbours: sp.csr_matrix,
@@ -219,6 +396,7 @@ class Recommender:
     ) -> None:
         self._ids = ids
         self._titles = titles  # the docs' own strings, for near-copy detection
+        self._creators = creators  # -1: unknown; for at most PER_CREATOR per list
         self._idf = idf  # per hashed feature, for vectors built at request time
         self._interest_cache: dict[tuple[str, ...], tuple[Ints, F64]] = {}
         self._x = content  # courses x features, rows L2-normalised
@@ -247,10 +425,11 @@ class Recommender:
         x = sp.csr_matrix((n, HASH_FEATURES), dtype=np.float32)
         if n:
             x, idf = _tfidf(ordered)
-        neighbours, popularity = cls._collaborative(ids, interactions)
+        neighbours, popularity = cls._collaborative(ids, interactions, (blend or Blend()).collab)
         return cls(
             ids,
             [d.title for d in ordered],
+            np.asarray([-1 if d.creator_id is None else d.creator_id for d in ordered], np.int64),
             idf,
             x,
             neighbours,
@@ -259,71 +438,22 @@ class Recommender:
         )
 
     @staticmethod
-    def _collaborative(ids: Ints, interactions: Iterable[Interaction]) -> tuple[sp.csr_matrix, F64]:
+    def _collaborative(
+        ids: Ints, interactions: Iterable[Interaction], collab: str = "auto"
+    ) -> tuple[sp.csr_matrix, F64]:
         n = len(ids)
-        users: dict[int, int] = {}
-        # C arrays rather than a dict of pairs: a store has millions of events.
-        user_col, course_col, weight_col = array("i"), array("q"), array("f")
-        add_user, add_course, add_weight = user_col.append, course_col.append, weight_col.append
-        weight_of, user_number = KIND_WEIGHT.get, users.get
-        for it in interactions:
-            weight = weight_of(it.kind, 0.0)
-            if weight > 0:
-                number = user_number(it.user_id)
-                if number is None:
-                    number = users[it.user_id] = len(users)
-                add_user(number)
-                add_course(it.course_id)
-                add_weight(weight)
-        u = np.frombuffer(user_col, dtype=np.int32).astype(np.int64)
-        course = np.frombuffer(course_col, dtype=np.int64)
-        w = np.frombuffer(weight_col, dtype=np.float32)
-        r = np.searchsorted(ids, course) if n else np.zeros(len(course), dtype=np.int64)
-        known = r < n
-        known[known] = ids[r[known]] == course[known]  # events of unknown courses: ignored
-        u, r, w = u[known], r[known], w[known]
-        if len(u) == 0:
+        ui = user_item_matrix(ids, interactions)
+        if ui.nnz == 0:
             return sp.csr_matrix((n, n), dtype=np.float32), np.zeros(n)
-        # One strength per (learner, course): the strongest event (bought beats viewed).
-        key = u * n + r
-        order = np.lexsort((w, key))
-        last = np.ones(len(order), dtype=bool)
-        last[:-1] = key[order][1:] != key[order][:-1]
-        pick = order[last]
-        ui = sp.csr_matrix((w[pick], (u[pick], r[pick])), shape=(len(users), n))
-        del u, r, w, key, order, last, pick
         popularity = np.log1p(np.asarray(ui.sum(axis=0), dtype=np.float64).ravel())
-        # Item-item cosine. Heavy users (who bought half the catalog) would make every pair
-        # co-occur: damp each user's contribution by 1/log2(2 + their course count).
-        damp = (1.0 / np.log2(2.0 + np.diff(ui.indptr))).astype(np.float32)
-        weighted = (sp.diags(damp) @ ui).tocsr()
-        norms = np.sqrt(np.asarray(ui.multiply(weighted).sum(axis=0), dtype=np.float64).ravel())
-        norms[norms == 0] = 1.0
-        inv = (1.0 / norms).astype(np.float32)
-        by_course = ui.T.tocsr()
-        del ui
-        # In blocks of courses, pruned as they come: the full co-occurrence matrix of a
-        # big store is many times larger than what we keep. A block ends when its rows'
-        # co-occurrence bound (the sum of their learners' course counts) reaches
-        # NEIGHBOUR_BLOCK_PAIRS, so the popular head does not make one huge block.
-        per_user = np.diff(weighted.indptr).astype(np.float64)
-        bound = np.cumsum(np.asarray(by_course.astype(bool) @ per_user).ravel())
-        cuts = np.searchsorted(
-            bound, np.arange(1, 1 + bound[-1] // NEIGHBOUR_BLOCK_PAIRS) * NEIGHBOUR_BLOCK_PAIRS
-        )
-        edges = np.unique(np.concatenate([[0], cuts + 1, [n]]).clip(0, n))
-        blocks = []
-        for start, stop in pairwise(edges.tolist()):
-            co = (by_course[start:stop] @ weighted).tocsr()
-            co = sp.csr_matrix(co, dtype=np.float32)
-            rows = np.repeat(np.arange(co.shape[0]), np.diff(co.indptr)) + start
-            co.data *= inv[rows] * inv[co.indices]
-            co.data[co.indices == rows] = 0.0  # a course is not its own neighbour
-            co.eliminate_zeros()
-            blocks.append(_prune_rows(co, NEIGHBOURS))
-            del co, rows
-        neighbours = sp.csr_matrix(sp.vstack(blocks, format="csr"), dtype=np.float32)
-        return neighbours, _scale(popularity)
+        if collab == "auto":  # by catalog size: the memory and refit time are predictable
+            collab = "ease" if n <= EASE_MAX_ITEMS else "rp3"
+        methods: dict[str, Callable[[sp.csr_matrix], sp.csr_matrix]] = {
+            "ease": ease,
+            "rp3": rp3beta,
+            "knn": item_knn,
+        }
+        return methods[collab](ui), _scale(popularity)
 
     # -- scoring ---------------------------------------------------------------------
 
@@ -396,46 +526,34 @@ class Recommender:
         cols, w = _gather(self._s, rows, weights)
         return _bincount(cols, w, len(self._ids))
 
-    def _pairwise(self, rows: Ints) -> F64:
-        """Content cosine between the given courses (dense, len(rows) squared)."""
-        sub = self._x[rows]
-        if sub.nnz == 0:
-            return np.zeros((len(rows), len(rows)))
-        # Compact the hashed feature space to the columns these rows use, so the
-        # transpose is small.
-        uniq, inv = np.unique(sub.indices, return_inverse=True)
-        small = sp.csr_matrix((sub.data, inv.ravel(), sub.indptr), shape=(len(rows), len(uniq)))
-        return np.asarray((small @ small.T).toarray(), dtype=np.float64)
-
     def _diversify(self, scores: F64, k: int) -> list[int]:
+        """Top ``k`` by score, with a light re-rank: a near-copy of a chosen course (titles
+        alike, "Python Basics Part 1/2/3") or a creator's course beyond ``PER_CREATOR``
+        waits until the fresh courses of the pool are used. Only titles of chosen courses
+        are compared, so it costs a few rapidfuzz calls, not a pairwise matrix."""
         pool = _top_rows(scores, max(POOL, 3 * k))
-        lam = self.blend.mmr
-        if len(pool) == 0 or lam >= 1.0:  # lam 1.0: diversity off (``evaluate`` baselines)
+        if not self.blend.diversify:
             return [int(self._ids[r]) for r in pool[:k]]
-        rel = scores[pool]
-        lo, hi = float(rel.min()), float(rel.max())
-        rel = (rel - lo) / (hi - lo) if hi > lo else np.ones_like(rel)
-        sim = self._pairwise(pool)
-        np.fill_diagonal(sim, 0.0)
-        titles = [normalize(self._titles[r]) for r in pool]
         chosen: list[int] = []
-        max_sim = np.zeros(len(pool))
-        copy = np.zeros(len(pool), dtype=bool)
-        free = np.ones(len(pool), dtype=bool)
-        for _ in range(min(k, len(pool))):
-            mmr = lam * rel - (1.0 - lam) * max_sim
-            # A near-copy of something already chosen only fills what is left at the end.
-            mmr = np.where(copy, mmr - 2.0, mmr)
-            mmr = np.where(free, mmr, -np.inf)
-            best = int(np.argmax(mmr))  # first maximum: ties go to the better-ranked row
-            chosen.append(best)
-            free[best] = False
-            max_sim = np.maximum(max_sim, sim[best])
-            copy |= sim[best] >= NEAR_COPY
-            if titles[best]:
-                alike = process.cdist([titles[best]], titles, scorer=fuzz.ratio, processor=None)
-                copy |= alike[0] >= NEAR_TITLE
-        return [int(self._ids[pool[i]]) for i in chosen]
+        deferred: list[int] = []
+        titles: list[str] = []
+        per_creator: dict[int, int] = {}
+        for r in pool.tolist():
+            if len(chosen) == k:
+                break
+            creator = int(self._creators[r])
+            title = normalize(self._titles[r])
+            crowded = creator >= 0 and per_creator.get(creator, 0) >= PER_CREATOR
+            alike = bool(title) and any(fuzz.ratio(title, t) >= NEAR_TITLE for t in titles)
+            if crowded or alike:
+                deferred.append(r)
+                continue
+            chosen.append(r)
+            titles.append(title)
+            if creator >= 0:
+                per_creator[creator] = per_creator.get(creator, 0) + 1
+        chosen += deferred[: k - len(chosen)]
+        return [int(self._ids[r]) for r in chosen]
 
     def scores(self, profile: Profile) -> F64:
         """Blended relevance of every course (row order = ascending course id)."""
@@ -446,15 +564,22 @@ class Recommender:
         for r in self._rows(profile.owned):
             weighted[r] = 1.0
         total = self._content_scores(*self._profile_vector(profile.interests, weighted))
-        _scale_into(total, 1.0 if not weighted else b.content)
         if not weighted:
-            total += b.cold_popularity * self._pop
-            return total
+            return self._cold_scores(total)
+        _scale_into(total, b.content)
         cf = self._copurchase_scores(weighted)
         _scale_into(cf, b.copurchase)
         total += cf
-        total += b.popularity * self._pop
+        total += (b.popularity + (b.one_popularity if len(weighted) == 1 else 0.0)) * self._pop
         return total
+
+    def _cold_scores(self, match: F64) -> F64:
+        """Interests only: the most popular courses within the interests (a match of at
+        least ``cold_match`` of the best one), then everything else by popularity. The
+        text match breaks ties, and ranks alone while nothing has been bought."""
+        _scale_into(match, 1.0)
+        within = match >= max(self.blend.cold_match, 1e-9)
+        return self.blend.cold_popularity * self._pop + 2.0 * within + 0.01 * match
 
     def recommend(self, profile: Profile, k: int = 10) -> list[int]:
         return self.ranked(profile, k)[0]

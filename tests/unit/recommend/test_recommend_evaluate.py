@@ -38,13 +38,19 @@ def write_mooccube(root: Path) -> None:
     (root / "interactions_user_course.csv").write_text("\n".join(events) + "\n", encoding="utf-8")
 
 
-def test_leave_last_out_holds_out_the_latest(tmp_path: Path) -> None:
+def test_coco_splits_never_fit_on_the_held_out_row(tmp_path: Path) -> None:
     write_coco(tmp_path / "coco")
-    split = evaluate.load_coco(tmp_path / "coco")
-    assert len(split.cases) == 6
-    assert all(held == 101 and set(owned) == {100, 102} for _, owned, held in split.cases)
+    splits = evaluate.coco_splits(tmp_path / "coco")
+    test, valid, strict = splits["coco_test"], splits["coco_valid"], splits["coco_time"]
+    assert len(test.cases) == 6
+    assert all(c.held == 101 and set(c.owned) == {100, 102} for c in test.cases)
+    # valid: the latest valid row is held out; the test rows are never seen.
+    assert all(c.held == 102 and c.owned == (100,) for c in valid.cases)
+    assert {it.course_id for it in valid.train} == {100}
     # The held-out course is never in the training interactions.
-    assert all(it.course_id != 101 for it in split.train)
+    for split in (test, strict):
+        assert all(it.course_id != 101 for it in split.train)
+    assert all(c.held == 101 for c in strict.cases)
 
 
 def test_random_leave_one_out_is_seeded(tmp_path: Path) -> None:
@@ -58,15 +64,28 @@ def test_random_leave_one_out_is_seeded(tmp_path: Path) -> None:
 def test_command_prints_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_coco(tmp_path / "coco")
     write_mooccube(tmp_path / "mooc")
-    code = evaluate.main(["--coco", str(tmp_path / "coco"), "--mooccube", str(tmp_path / "mooc")])
+    args = ["--coco", str(tmp_path / "coco"), "--mooccube", str(tmp_path / "mooc")]
+    code = evaluate.main([*args, "--json", "--seeds", "2"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    for name in ("coco", "mooccube"):
-        for model in ("popularity", "tfidf", "shipped"):
-            metrics = report[name][model]
-            assert set(metrics) == {"precision@10", "recall@10", "ndcg@10"}
-            assert 0.0 <= metrics["ndcg@10"] <= metrics["recall@10"] <= 1.0
+    for name in ("coco_valid", "coco_test", "coco_time", "mooccube"):
+        rows = report[name]["rows"]
+        assert set(rows) == {"popularity", "tfidf", "itemknn", "rp3beta", "ease", "shipped"}
+        for metrics in rows.values():
+            assert {"recall@10", "ndcg@10", "coverage@10", "one_ndcg@10"} <= set(metrics)
+    assert report["mooccube"]["rows"]["shipped"]["ndcg@10"][1] >= 0.0  # [mean, std]
     # Five courses, two owned: every candidate fits in the top 10; text similarity
     # ("learn python" → "python advanced") ranks the held-out course first.
-    assert report["coco"]["shipped"]["recall@10"] == 1.0
-    assert report["coco"]["shipped"]["ndcg@10"] == 1.0
+    assert report["coco_test"]["rows"]["shipped"]["recall@10"] == 1.0
+    assert report["coco_test"]["rows"]["shipped"]["ndcg@10"] == 1.0
+
+
+def test_table_prints_every_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_coco(tmp_path / "coco")
+    write_mooccube(tmp_path / "mooc")
+    assert (
+        evaluate.main(["--coco", str(tmp_path / "coco"), "--mooccube", str(tmp_path / "mooc")]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "coco_test" in out and "mean±std over 5 seeds" in out
+    assert out.count("shipped") == 4
