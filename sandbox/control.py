@@ -745,6 +745,22 @@ def setup_control_routes(app: web.Application, server: Sandbox) -> None:
     async def stars(request: web.Request) -> web.Response:
         return ok(server, bot_stars=server.bot_stars, transactions=server.star_transactions)
 
+    async def bot_stars(request: web.Request) -> web.Response:
+        # The bot's balance with its fraction: {"tenths": 125} or {"stars": 12.5} sets it.
+        if request.method == "POST":
+            data = await body(request)
+            if "tenths" in data:
+                server.set_bot_balance_tenths(int(data["tenths"]))
+            elif "stars" in data:
+                server.set_bot_balance_tenths(round(float(data["stars"]) * 10))
+        tenths = server.bot_balance_tenths()
+        return ok(
+            server,
+            stars=tenths / 10,
+            tenths=tenths,
+            paid_broadcast_billed=server.paid_broadcast_billed,
+        )
+
     async def commands(request: web.Request) -> web.Response:
         return ok(server, commands=[
             {"scope": k[0], "language_code": k[1], "commands": v}
@@ -787,6 +803,8 @@ def setup_control_routes(app: web.Application, server: Sandbox) -> None:
     r.add_post(f"{API}/subscriptions/renew", renew)
     r.add_get(f"{API}/updates", updates_pending)
     r.add_get(f"{API}/stars", stars)
+    r.add_route("GET", f"{API}/bot/stars", bot_stars)
+    r.add_route("POST", f"{API}/bot/stars", bot_stars)
     r.add_get(f"{API}/commands", commands)
 
 

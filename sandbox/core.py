@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sandbox.limits import SandboxConfig, TokenBucket, retry_after
+from sandbox.limits import PAID_BROADCAST_TENTHS, SandboxConfig, TokenBucket, retry_after
 from sandbox.spec import Spec, load_spec
 from sandbox.state import ChatState, MemberState, StoredMessage, UserState
 
@@ -106,6 +106,11 @@ class SandboxCore:
         self._stopping = False
         self._changed: asyncio.Condition | None = None
         self._updates_changed: asyncio.Condition | None = None
+        # The bot's Stars balance (payments add to it) and its fraction in tenths of a
+        # Star, which paid broadcasts spend 0.1 Star at a time.
+        self.bot_stars = 0
+        self.bot_star_tenths = 0
+        self.paid_broadcast_billed = 0
         self.reset_limits()
 
     def reset_limits(self) -> None:
@@ -113,6 +118,13 @@ class SandboxCore:
         self._limits_global: TokenBucket | None = None
         self._private_buckets: dict[int, TokenBucket] = {}
         self._group_buckets: dict[int, TokenBucket] = {}
+        self._limits_paid: TokenBucket | None = None
+
+    def bot_balance_tenths(self) -> int:
+        return self.bot_stars * 10 + self.bot_star_tenths
+
+    def set_bot_balance_tenths(self, tenths: int) -> None:
+        self.bot_stars, self.bot_star_tenths = divmod(max(0, tenths), 10)
 
     async def shutdown(self) -> None:
         """Wake long polls (getUpdates, /sandbox/api/wait) so the HTTP server can close now."""
@@ -268,29 +280,45 @@ class SandboxCore:
             raise bad("need administrator rights in the channel chat")
         return chat
 
-    def check_rate(self, chat: ChatState) -> None:
+    def check_rate(self, chat: ChatState, paid: bool = False) -> None:
+        """Telegram's flood limits. `paid` (allow_paid_broadcast): a message the free global
+        rate has room for goes free; above it, up to `paid_per_second` more are billed
+        0.1 Star each, refused with BALANCE_TOO_LOW when the bot cannot pay."""
         limits = self.config.limits
         if limits is None:
             return
         if self._limits_global is None:
             self._limits_global = TokenBucket(limits.global_per_second, limits.global_burst)
-        buckets = [self._limits_global]
+        chat_buckets: list[TokenBucket] = []
         if chat.type == "private":
             b = self._private_buckets.get(chat.id)
             if b is None:
                 b = TokenBucket(limits.private_per_second, limits.private_burst)
                 self._private_buckets[chat.id] = b
-            buckets.append(b)
+            chat_buckets.append(b)
         elif chat.type in ("group", "supergroup"):
             b = self._group_buckets.get(chat.id)
             if b is None:
                 b = TokenBucket(limits.group_per_minute / 60.0, limits.group_burst)
                 self._group_buckets[chat.id] = b
-            buckets.append(b)
+            chat_buckets.append(b)
+        billed = False
+        global_bucket = self._limits_global
+        if paid and global_bucket.wait_time() > 0:
+            if self._limits_paid is None:
+                self._limits_paid = TokenBucket(limits.paid_per_second, limits.paid_burst)
+            global_bucket, billed = self._limits_paid, True
+        buckets = [global_bucket, *chat_buckets]
         wait = max(b.wait_time() for b in buckets)
         if wait > 0:
             after = retry_after(wait)
             raise ApiError(429, f"Too Many Requests: retry after {after}", retry_after=after)
+        if billed:
+            balance = self.bot_balance_tenths()
+            if balance < PAID_BROADCAST_TENTHS:
+                raise bad("BALANCE_TOO_LOW")
+            self.set_bot_balance_tenths(balance - PAID_BROADCAST_TENTHS)
+            self.paid_broadcast_billed += 1
         for b in buckets:
             b.take()
 

@@ -18,6 +18,10 @@ class RateLimits:
     private_burst: int = 3
     group_per_minute: float = 20.0
     group_burst: int = 20
+    # allow_paid_broadcast: up to 1000 messages/s; those above the free global rate are
+    # billed PAID_BROADCAST_TENTHS tenths of a Star each from the bot's balance.
+    paid_per_second: float = 1000.0
+    paid_burst: int = 100
 
 
 @dataclass
@@ -45,6 +49,10 @@ class SandboxConfig:
     # Longest getUpdates wait honoured.
     max_poll_timeout: float = 50.0
     extra: dict[str, object] = field(default_factory=dict)
+
+
+# Telegram: "a fee of 0.1 Telegram Stars per message" (allow_paid_broadcast), in tenths.
+PAID_BROADCAST_TENTHS = 1
 
 
 class TokenBucket:

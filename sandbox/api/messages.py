@@ -117,7 +117,7 @@ class MessagesApi(SandboxCore):
     ) -> dict[str, Any]:
         chat = chat or self.writable_chat(p["chat_id"])
         self.common_send(chat, p, body)
-        self.check_rate(chat)
+        self.check_rate(chat, paid=bool(p.get("allow_paid_broadcast")))
         return self.store_message(chat, self.bot_user, body, outgoing=True, meta=meta).tg
 
     async def api_sendMessage(self, p: dict[str, Any]) -> Any:

@@ -18,7 +18,6 @@ class PaymentsApi(MessagesApi):
         self.payments: dict[str, Payment] = {}
         self.subscriptions: dict[str, Subscription] = {}  # by first charge id
         self.star_transactions: list[dict[str, Any]] = []
-        self.bot_stars = 0
         # Telegram's own Stars affiliate programme: a user who came through an affiliate's
         # link, {user id: (affiliate user id, commission per mille)}. Their Stars payments
         # carry `affiliate` (AffiliateInfo) and the bot receives the rest.
