@@ -348,6 +348,7 @@ def create_scheduler(
         group_interval=settings.scheduler_group_interval,
         clock=clock,
         limiter=create_limiter(settings, bot, clock),
+        paid_per_second=settings.paid_broadcast_rate,
     )
     # The groups jobs' bans and invite links share the sender's budget and 429 pauses.
     groups.install(registry, bot, i18n, settings, limiter=sender)

@@ -41,7 +41,7 @@ from bot.keyboards.growth import (
     segments_keyboard,
     stop_keyboard,
 )
-from bot.keyboards.learning import I18nRenderer
+from bot.keyboards.learning import I18nRenderer, stars_text
 from bot.models import Course, Creator, ProductKind, ReleaseRule, User
 from bot.scheduler import broadcast
 from bot.scheduler.clock import Clock
@@ -1004,11 +1004,19 @@ async def on_broadcast_text(
     data["msg"] = broadcast.dump_message(content)
     await state.set_state(BroadcastInput.confirm)
     await state.set_data(data)
+    paid = broadcast.paid_estimate(
+        size.reachable, settings.scheduler_rate, settings.paid_broadcast_rate
+    )
     await message.answer(
         _("Ready to send to {size}. Estimated time: {eta}. Send it?").format(
             size=_size_text(size),
             eta=duration(broadcast.eta(size.reachable, settings.scheduler_rate)),
-        ),
+        )
+        + "\n\n"
+        + _(
+            "⚡ Paid broadcast (fast): about {eta}, for about {stars} Stars from the bot's "
+            "balance (0.1 Star for each message above Telegram's free 30 per second)."
+        ).format(eta=duration(paid.seconds), stars=stars_text(paid.stars_tenths)),
         reply_markup=confirm_keyboard(),
     )
 
@@ -1030,7 +1038,7 @@ async def on_send(
 ) -> None:
     current = await state.get_state()
     data = await state.get_data()
-    if callback_data.a != "send" or current != BroadcastInput.confirm.state:
+    if callback_data.a not in ("send", "paid") or current != BroadcastInput.confirm.state:
         if current in (BroadcastInput.segment.state, BroadcastInput.confirm.state):
             await state.clear()
             await show(callback, _("Cancelled. Nothing was sent."))
@@ -1049,17 +1057,19 @@ async def on_send(
     if audience.kind == ProductKind.COURSE and len(audience.product_ids) == 1:
         course = await session.get(Course, audience.product_ids[0])
         protect = course is not None and course.protect_content
+    paid = callback_data.a == "paid"
     plan = await broadcast.queue_to(
         session,
         recipients=await segments.recipients(session, audience, now),
-        message=broadcast.load_message(data["msg"], protect),
+        message=broadcast.load_message(data["msg"], protect, paid),
         access_check=audience.access_check,
         creator_chat_id=callback.from_user.id,
         creator_user_id=user.id,
         locale=current_locale(),
         protect_content=protect,
-        per_second=settings.scheduler_rate,
+        per_second=settings.paid_broadcast_rate if paid else settings.scheduler_rate,
         now=now,
+        paid=paid,
     )
     await show(
         callback,

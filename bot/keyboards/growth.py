@@ -32,7 +32,7 @@ class SegmentCB(CallbackData, prefix="seg"):
 
 
 class SendCB(CallbackData, prefix="bcs"):
-    a: str  # "send" | "cancel"
+    a: str  # "send" | "paid" (allow_paid_broadcast, fast, costs Stars) | "cancel"
 
 
 class StopCB(CallbackData, prefix=STOP_PREFIX):
@@ -102,7 +102,12 @@ def confirm_keyboard() -> InlineKeyboardMarkup:
             [
                 InlineKeyboardButton(text=_("📣 Send"), callback_data=SendCB(a="send").pack()),
                 InlineKeyboardButton(text=_("✖ Cancel"), callback_data=SendCB(a="cancel").pack()),
-            ]
+            ],
+            [
+                InlineKeyboardButton(
+                    text=_("⚡ Paid broadcast (fast)"), callback_data=SendCB(a="paid").pack()
+                )
+            ],
         ]
     )
 

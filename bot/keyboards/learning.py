@@ -83,6 +83,8 @@ class I18nRenderer:
         left: int = 0,
         cancelled: int = 0,
         stopped: bool = False,
+        cost_tenths: int | None = None,
+        no_stars: int = 0,
     ) -> str:
         def _(text: str) -> str:
             return self.i18n.gettext(text, locale=locale)
@@ -106,6 +108,15 @@ class I18nRenderer:
             text += " " + _("Skipped, no longer enrolled (refunded or expired): {n}.").format(
                 n=left
             )
+        if cost_tenths is not None:
+            text += " " + _("Paid broadcast: {stars} Stars spent.").format(
+                stars=stars_text(cost_tenths)
+            )
+        if no_stars:
+            # Counted among the failed above; said apart so the creator knows to top up.
+            text += " " + _(
+                "Refused by Telegram, the bot's Stars balance ran out: {n} (not sent)."
+            ).format(n=no_stars)
         return text
 
     def broadcast_stop_label(self, locale: str) -> str:
@@ -113,6 +124,11 @@ class I18nRenderer:
             return self.i18n.gettext(text, locale=locale)
 
         return _("⏹ Stop")
+
+
+def stars_text(tenths: int) -> str:
+    """Tenths of a Star as Stars with one decimal (0.1 Star is a paid message's price)."""
+    return f"{tenths // 10}.{tenths % 10}"
 
 
 def duration(seconds: float, _=_) -> str:  # type: ignore[no-untyped-def]

@@ -83,4 +83,6 @@ class Job(TimestampMixin, Base):
     claimed_until: Mapped[datetime | None]
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # A paid broadcast's message: the Stars it cost, in tenths (0.1 Star each when billed).
+    stars_tenths: Mapped[int | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -48,8 +48,31 @@ class BroadcastPlan:
     eta_seconds: float
 
 
+# Telegram: allow_paid_broadcast costs "0.1 Telegram Stars per message" above the free rate.
+PAID_TENTHS_PER_MESSAGE = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PaidEstimate:
+    seconds: float  # at the paid cap
+    billed: int  # messages above the free rate
+
+    @property
+    def stars_tenths(self) -> int:
+        return self.billed * PAID_TENTHS_PER_MESSAGE
+
+
+def paid_estimate(total: int, free_rate: float, paid_rate: float) -> PaidEstimate:
+    """Time and cost of a paid broadcast: the free rate carries what it can over the time
+    the paid cap needs (those are not billed); every other message costs 0.1 Star."""
+    seconds = eta(total, paid_rate + free_rate)
+    return PaidEstimate(seconds, max(0, total - int(free_rate * seconds)))
+
+
 # A message job's last_error when its learner lost access after the fan-out.
 ACCESS_REVOKED = "access revoked"
+# Telegram's answer to a paid message the bot's Stars balance cannot pay for.
+BALANCE_TOO_LOW = "BALANCE_TOO_LOW"
 
 
 def register(registry: JobRegistry) -> None:
@@ -118,13 +141,14 @@ def dump_message(message: Outgoing) -> dict[str, Any]:
     }
 
 
-def load_message(data: dict[str, Any], protect: bool) -> Outgoing:
+def load_message(data: dict[str, Any], protect: bool, paid: bool = False) -> Outgoing:
     return Outgoing(
         kind=str(data.get("kind") or "text"),
         text=data.get("text"),
         file_id=data.get("file_id"),
         caption=data.get("caption"),
         protect_content=protect,
+        paid_broadcast=paid,
     )
 
 
@@ -140,6 +164,7 @@ async def queue_to(
     per_second: float,
     now: datetime,
     creator_user_id: int | None = None,
+    paid: bool = False,
 ) -> BroadcastPlan:
     """Queue `message` for `recipients` (a segment, counted at confirmation). Each
     message re-checks `access_check` ({"kind", "ids"}: any of them) when it is sent."""
@@ -154,6 +179,7 @@ async def queue_to(
             "locale": locale,
             "protect": protect_content,
             "total": len(recipients),
+            "paid": paid,
         },
         run_at=now,
         status=JobStatus.PENDING,
@@ -181,6 +207,9 @@ class BroadcastProgress:
     left: int = 0  # refunded or expired since the fan-out: skipped, not failed
     cancelled: int = 0  # not sent because the creator pressed Stop
     stopped: bool = False
+    paid: bool = False
+    stars_tenths: int = 0  # what the paid messages sent so far cost
+    no_stars: int = 0  # of `failed`: refused because the bot's Stars balance ran out
 
     @property
     def remaining(self) -> int:
@@ -201,6 +230,8 @@ async def broadcast_progress(session: AsyncSession, job: Job) -> BroadcastProgre
                 func.count(Job.id).filter(and_(finished, Job.last_error.is_not(None), ~skipped)),
                 func.count(Job.id).filter(and_(finished, skipped)),
                 func.count(Job.id).filter(Job.status == JobStatus.CANCELLED),
+                func.coalesce(func.sum(Job.stars_tenths), 0),
+                func.count(Job.id).filter(Job.last_error.like(f"%{BALANCE_TOO_LOW}%")),
             ).where(_children(job.id))
         )
     ).one()
@@ -214,6 +245,9 @@ async def broadcast_progress(session: AsyncSession, job: Job) -> BroadcastProgre
         int(row[2]),
         int(row[3]) + unfanned,
         bool(job.payload.get("stopped")),
+        bool(job.payload.get("paid")),
+        int(row[4] or 0),
+        int(row[5]),
     )
 
 
@@ -294,6 +328,10 @@ async def run_broadcast(ctx: JobContext, job: Job) -> datetime | None:
         await _cancel_unsent(ctx.session, job.id, now)
     progress = await broadcast_progress(ctx.session, job)
     finished = progress.remaining == 0
+    if progress.paid:
+        # The broadcast's own row keeps what it cost (the sum of its messages' charges).
+        payload["cost_tenths"] = progress.stars_tenths
+        job.payload = payload
     message_id = payload.get("status_message_id")
     if message_id:
         locale = payload.get("locale", "en")
@@ -302,11 +340,16 @@ async def run_broadcast(ctx: JobContext, job: Job) -> datetime | None:
             progress.sent,
             progress.failed,
             progress.total,
-            eta(progress.remaining, ctx.sender.per_second),
+            eta(
+                progress.remaining,
+                ctx.sender.paid_per_second if progress.paid else ctx.sender.per_second,
+            ),
             finished,
             left=progress.left,
             cancelled=progress.cancelled,
             stopped=progress.stopped,
+            cost_tenths=progress.stars_tenths if progress.paid else None,
+            no_stars=progress.no_stars,
         )
         # The Stop button stays while there is something left to stop.
         buttons = (
@@ -327,6 +370,7 @@ async def _fan_out(ctx: JobContext, job: Job, payload: dict[str, Any], now: date
             "msg": payload.get("msg"),
             "access": payload.get("access"),
             "protect": payload.get("protect", False),
+            "paid": bool(payload.get("paid")),
         }
     else:
         learners = list(await ctx.session.scalars(_learners(payload["course_id"], now)))
@@ -376,12 +420,17 @@ async def send_one(ctx: JobContext, job: Job) -> datetime | None:
         job.last_error = ACCESS_REVOKED
         return None
     protect = bool(payload.get("protect"))
+    paid = bool(payload.get("paid"))
     if payload.get("msg"):
-        message = load_message(payload["msg"], protect)
+        message = load_message(payload["msg"], protect, paid)
     else:
         message = Outgoing(text=payload["text"], protect_content=protect)
     try:
-        await ctx.sender.send(chat_id, message)
+        if paid:
+            _, billed = await ctx.sender.send_paid(chat_id, message)
+            job.stars_tenths = PAID_TENTHS_PER_MESSAGE if billed else 0
+        else:
+            await ctx.sender.send(chat_id, message)
     except Unreachable as exc:
         user = await ctx.session.get(User, chat_id)
         if user is not None:

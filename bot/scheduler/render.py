@@ -25,6 +25,8 @@ class Renderer(Protocol):
         left: int = 0,
         cancelled: int = 0,
         stopped: bool = False,
+        cost_tenths: int | None = None,
+        no_stars: int = 0,
     ) -> str: ...
 
     def broadcast_stop_label(self, locale: str) -> str: ...
@@ -81,8 +83,14 @@ class PlainRenderer:
         left: int = 0,
         cancelled: int = 0,
         stopped: bool = False,
+        cost_tenths: int | None = None,
+        no_stars: int = 0,
     ) -> str:
         skipped = f" {left} no longer enrolled, skipped." if left else ""
+        if cost_tenths is not None:
+            skipped += f" Paid broadcast: {cost_tenths / 10:.1f} Stars so far."
+        if no_stars:
+            skipped += f" {no_stars} refused: the bot's Stars balance ran out."
         if stopped:
             return (
                 f"Broadcast stopped: {sent} sent, {failed} skipped (blocked the bot or "

@@ -45,6 +45,8 @@ class Outgoing:
     # A copy of a message already in a chat (copyMessage): any content type, as it was.
     copy_from: int | None = None
     copy_id: int | None = None
+    # allow_paid_broadcast: Telegram lets it past the free 30/s for 0.1 Star a message.
+    paid_broadcast: bool = False
 
 
 class Sender(Protocol):
@@ -140,6 +142,16 @@ class RateLimiter:
                 self._chats.popitem(last=False)
         return max(0.0, start - now)
 
+    def take_if_free(self, chat_id: int | None) -> bool:
+        """Take a slot only if one is free right now (nobody is waiting for it): a paid
+        broadcast uses the free rate's idle slots and never queues in front of a lesson."""
+        now = self.clock.monotonic()
+        chat_free = self._chats.get(chat_id, 0.0) if chat_id is not None else 0.0
+        if max(self._next, self._paused_until, chat_free) > now:
+            return False
+        self.reserve(chat_id)
+        return True
+
     def pause(self, seconds: float) -> None:
         """429: nobody sends until `seconds` from now."""
         until = self.clock.monotonic() + seconds
@@ -160,6 +172,7 @@ class SenderStats:
     sent: int = 0
     retry_after: int = 0
     network_errors: int = 0
+    billed: int = 0  # paid-broadcast messages sent above the free rate (0.1 Star each)
     waited_429: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -186,12 +199,18 @@ class RateLimitedSender:
         max_backoff: float = 30.0,
         limiter: Limiter | None = None,
         group_interval: float = GROUP_INTERVAL,
+        paid_per_second: float = 1000.0,
     ) -> None:
         self.inner = inner
         self.clock = clock or SystemClock()
         # Without a limiter given: this process's own (no REDIS_URL, tests, benchmarks).
         self.limiter: Limiter = limiter or RateLimiter(
             per_second, chat_interval, self.clock, group_interval=group_interval
+        )
+        # Paid broadcasts (allow_paid_broadcast) have their own cap, PAID_BROADCAST_RATE,
+        # of this process; the free cap above stays for lessons and everything else.
+        self.paid_limiter = RateLimiter(
+            paid_per_second, chat_interval, self.clock, group_interval=group_interval
         )
         self.network_retries = network_retries
         self.backoff = backoff
@@ -202,13 +221,37 @@ class RateLimitedSender:
     def per_second(self) -> float:
         return self.limiter.per_second
 
+    @property
+    def paid_per_second(self) -> float:
+        return self.paid_limiter.per_second
+
     def chat_wait(self, chat_id: int) -> float:
         return self.limiter.chat_wait(chat_id)
 
     async def send(self, chat_id: int, message: Outgoing) -> int:
+        if message.paid_broadcast:
+            return (await self.send_paid(chat_id, message))[0]
         result = await self.call(lambda: self.inner.send(chat_id, message), chat_id)
         self.stats.sent += 1
         return int(result or 0)
+
+    async def send_paid(self, chat_id: int, message: Outgoing) -> tuple[int, bool]:
+        """A paid-broadcast message: (message_id, billed). The rule: it takes a free-rate
+        slot only when one is idle right now (so Telegram does not bill it and no lesson
+        waits longer than one slot for it); otherwise a slot of the paid cap, billed 0.1
+        Star. With shared limits in Redis (no idle-slot test there) every one is billed."""
+        take = getattr(self.limiter, "take_if_free", None)
+        free = bool(take is not None and take(chat_id))
+        result = await self.call(
+            lambda: self.inner.send(chat_id, message),
+            chat_id,
+            limiter=self.paid_limiter,  # a retry after a 429 waits for a paid slot
+            acquired=free,
+        )
+        self.stats.sent += 1
+        if not free:
+            self.stats.billed += 1
+        return int(result or 0), not free
 
     async def edit_text(
         self,
@@ -219,18 +262,29 @@ class RateLimitedSender:
     ) -> None:
         await self.call(lambda: self.inner.edit_text(chat_id, message_id, text, buttons), chat_id)
 
-    async def call(self, fn: Callable[[], Awaitable[T]], chat_id: int | None = None) -> T:
+    async def call(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        chat_id: int | None = None,
+        *,
+        limiter: Limiter | None = None,
+        acquired: bool = False,
+    ) -> T:
         """Run one Bot API call in this sender's budget: `fn` raises the types of
         bot.scheduler.errors. With a `chat_id` it is a message to that chat (spaced per
         chat too); without, another call the scheduler makes (a ban, an invite link),
-        which shares the global cap and waits out the same 429 pauses."""
+        which shares the global cap and waits out the same 429 pauses. `limiter`: another
+        budget (the paid cap); `acquired`: the first slot is taken already."""
+        budget = limiter or self.limiter
         failures = 0
         while True:
             try:
                 # Inside the try: a shared limiter that cannot be reached is a network
                 # error like any other (retried, then the message is put back), and
                 # nothing goes out without its permission.
-                await self.limiter.acquire(chat_id)
+                if not acquired:
+                    await budget.acquire(chat_id)
+                acquired = False
                 return await fn()
             except RetryAfter as exc:
                 self.stats.retry_after += 1
@@ -239,6 +293,7 @@ class RateLimitedSender:
                 metrics.PAUSED_429_SECONDS.inc(exc.retry_after)
                 log.warning("429 from Telegram: every send waits %.1fs", exc.retry_after)
                 await self.limiter.pause_all(exc.retry_after)
+                await self.paid_limiter.pause_all(exc.retry_after)
             except Transient:
                 self.stats.network_errors += 1
                 failures += 1

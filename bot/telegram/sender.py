@@ -65,6 +65,8 @@ class TelegramSender:
             "protect_content": message.protect_content,
             "reply_markup": _markup(message),
         }
+        if message.paid_broadcast:
+            common["allow_paid_broadcast"] = True
         caption = _clip(message.caption, CAPTION_LIMIT)
         try:
             if message.copy_from is not None and message.copy_id is not None:

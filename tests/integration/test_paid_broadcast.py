@@ -1,0 +1,136 @@
+"""A paid broadcast through the real Dispatcher and the app's own scheduler (manual
+clock): the confirmation shows the Stars cost and the time at the paid rate, every
+message goes with allow_paid_broadcast, the cost lands on the broadcast's row and in
+the status message, checked against the message rows; a refusal for a short Stars
+balance is counted as failed and said, not lost silently."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.methods import EditMessageText, SendMessage
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from bot.app import App, build_app
+from bot.config import Settings
+from bot.models import Job, ProductKind
+from bot.scheduler import broadcast
+from bot.scheduler.clock import ManualClock
+from bot.services import access
+from tests.integration.test_growth_messages import CLEO, T0, creator_with_course
+from tests.support.recording import RecordingSession
+from tests.support.updates import Harness, settle, tg_user
+
+LEARNERS = [tg_user(4001 + i, f"P{i}") for i in range(6)]
+NEWS = "Launch day: the new course is open"
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        bot_token="42:TEST-TOKEN",
+        database_url=database_url,
+        admin_ids="7",
+        throttle_rate=0,
+        scheduler_rate=2.0,  # a small free rate: most paid messages are billed
+        paid_broadcast_rate=10.0,
+    )
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+async def app(settings: Settings, engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[App]:
+    app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)
+    yield app
+    await settle(app)
+
+
+async def confirm_paid(h: Harness, db: AsyncSession, clock: ManualClock) -> str:
+    cid = await creator_with_course(h, db, CLEO, "Watercolour")
+    for user in LEARNERS:
+        await h.send("/start", user)
+    for user in LEARNERS:
+        await access.grant(db, user.id, ProductKind.COURSE, cid, days=None, now=clock.now())
+    await db.commit()
+    await db.close()
+    await h.app.scheduler.drain()
+    await h.send(f"/broadcast {cid}", CLEO)
+    await h.click("Learners", CLEO)
+    await h.send(NEWS, CLEO)
+    return h.last_text()
+
+
+def news(h: Harness) -> list[SendMessage]:
+    return [r for r in h.session.of_type(SendMessage) if r.text == NEWS]
+
+
+async def rows(db: AsyncSession) -> tuple[Job, list[Job]]:
+    db.expire_all()
+    parent = await db.scalar(select(Job).where(Job.kind == broadcast.BROADCAST))
+    children = list(await db.scalars(select(Job).where(Job.kind == broadcast.BROADCAST_MESSAGE)))
+    await db.close()
+    assert parent is not None
+    return parent, children
+
+
+async def run_to_end(app: App, clock: ManualClock) -> None:
+    for _ in range(5):
+        await app.scheduler.drain()
+        clock.advance(seconds=6)
+    await app.scheduler.drain()
+
+
+async def test_paid_broadcast_shows_cost_and_time_and_records_the_cost(
+    app: App, harness: Harness, db: AsyncSession, clock: ManualClock
+) -> None:
+    h = harness
+    text = await confirm_paid(h, db, clock)
+    # Six at 10+2/s: one second, two carried free by the free rate, four at 0.1 Star.
+    assert "Paid broadcast (fast): about 1 s, for about 0.4 Stars" in text, text
+    assert "Estimated time: 3 s" in text, text  # at the free 2/s
+    await h.click("Paid broadcast", CLEO)
+    assert "queued for 6 learners" in h.last_text()
+    await run_to_end(app, clock)
+
+    sent = news(h)
+    assert sorted(int(r.chat_id) for r in sent) == [u.id for u in LEARNERS]
+    assert all(r.allow_paid_broadcast for r in sent)
+    parent, children = await rows(db)
+    # Independently: the charges on the message rows, 0.1 Star (one tenth) per billed one.
+    billed = sum(1 for c in children if c.stars_tenths == 1)
+    assert billed == app.scheduler.sender.stats.billed and billed >= 1
+    assert parent.payload["paid"] is True and parent.payload["cost_tenths"] == billed
+    final = h.session.of_type(EditMessageText)[-1].text
+    assert "6 of 6 delivered" in final, final
+    assert f"Paid broadcast: {billed // 10}.{billed % 10} Stars spent." in final, final
+
+
+async def test_a_short_stars_balance_is_counted_failed_and_said(
+    app: App, harness: Harness, db: AsyncSession, clock: ManualClock
+) -> None:
+    h = harness
+    await confirm_paid(h, db, clock)
+    await h.click("Paid broadcast", CLEO)
+    await app.scheduler.run_once()  # the fan-out
+    for _ in range(2):
+        h.session.add_result(
+            TelegramBadRequest(SendMessage(chat_id=1, text="…"), "Bad Request: BALANCE_TOO_LOW")
+        )
+    await run_to_end(app, clock)
+
+    parent, children = await rows(db)
+    refused = [c for c in children if c.last_error and "BALANCE_TOO_LOW" in c.last_error]
+    assert len(refused) == 2
+    assert all(not c.stars_tenths for c in refused)  # not paid for: not charged
+    final = h.session.of_type(EditMessageText)[-1].text
+    assert "4 of 6 delivered, 2 unreachable" in final, final
+    assert "Stars balance ran out: 2 (not sent)" in final, final
+    assert parent.payload["cost_tenths"] == sum(c.stars_tenths or 0 for c in children)
