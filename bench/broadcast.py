@@ -1,0 +1,290 @@
+"""Paid broadcast throughput against the sandbox Bot API server.
+
+Seeds N learners of one course (default 100,000; `--recipients` smaller) and one paid
+broadcast to all of them (`bot.scheduler.broadcast.queue_to(paid=True)`), starts the
+sandbox in-process with Telegram's limits on (30/s free, paid up to 1000/s at 0.1 Star
+above the free rate) and a latency per call, gives the bot enough Stars, then runs the
+real scheduler worker(s) (Scheduler + aiogram TelegramSender, PAID_BROADCAST_RATE) as
+subprocesses until every message has run. Prints one JSON line per worker count:
+messages/s (first to last message the sandbox accepted) and its ratio to 1000, 429s,
+lost, duplicates, Stars billed by the sandbox vs recorded by the bot, and the CPU
+seconds of each process (the bench/sandbox process and each worker) to show what
+bounds it.
+
+    python bench/broadcast.py [--recipients 100000] [--latency 0.02] [--workers 1]
+        [--db postgresql+asyncpg://user@host/db]   (several workers need PostgreSQL)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, insert, select  # noqa: E402
+
+from bot.db import create_engine, create_sessionmaker  # noqa: E402
+from bot.migrate import upgrade  # noqa: E402
+from bot.models import (  # noqa: E402
+    Course,
+    Creator,
+    Entitlement,
+    Job,
+    JobStatus,
+    ProductKind,
+    User,
+)
+
+FIRST_UID = 10_000_000
+SCRIPT = str(Path(__file__).resolve())
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, from /proc (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+# --- the worker process -----------------------------------------------------------------
+
+
+async def worker_main(args: argparse.Namespace) -> None:
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+
+    from bot.scheduler import broadcast
+    from bot.scheduler.jobs import JobRegistry
+    from bot.scheduler.sender import RateLimitedSender
+    from bot.scheduler.worker import Scheduler, WorkerConfig
+    from bot.telegram.sender import TelegramSender
+
+    engine = create_engine(args.db)
+    bot = Bot(args.token, session=AiohttpSession(api=TelegramAPIServer.from_base(args.api)))
+    sender = RateLimitedSender(TelegramSender(bot), per_second=30.0, paid_per_second=args.paid)
+    registry = JobRegistry()
+    broadcast.register(registry)
+    sessionmaker = create_sessionmaker(engine)
+    worker = Scheduler(
+        sessionmaker,
+        sender,
+        registry=registry,
+        config=WorkerConfig(batch_size=args.batch, poll_interval=0.2),
+    )
+    await worker.recover()
+    idle = 0
+    try:
+        while idle < 3 or await unfinished(sessionmaker) > 0:
+            idle = idle + 1 if await worker.run_once() == 0 else 0
+            if idle:
+                await asyncio.sleep(0.2)
+    finally:
+        await bot.session.close()
+        await engine.dispose()
+
+
+async def unfinished(sessionmaker: Any) -> int:
+    async with sessionmaker() as s:
+        return int(
+            await s.scalar(
+                select(func.count(Job.id)).where(
+                    Job.status.in_((JobStatus.PENDING, JobStatus.RUNNING))
+                )
+            )
+            or 0
+        )
+
+
+# --- the bench process ------------------------------------------------------------------
+
+
+async def seed(url: str, n: int) -> None:
+    from bot.scheduler import broadcast
+    from bot.scheduler.sender import Outgoing
+
+    await upgrade(url)
+    engine = create_engine(url)
+    now = datetime.now(UTC)
+    try:
+        async with create_sessionmaker(engine)() as s:
+            s.add(User(id=1, first_name="Owner", referral_code="owner"))
+            await s.flush()
+            creator = Creator(user_id=1, display_name="Owner")
+            s.add(creator)
+            await s.flush()
+            course = Course(creator_id=creator.id, title="Bench course", published=True)
+            s.add(course)
+            await s.flush()
+            uids = [FIRST_UID + i for i in range(n)]
+            await s.execute(
+                insert(User),
+                [{"id": u, "first_name": f"L{u}", "referral_code": f"b{u}"} for u in uids],
+            )
+            await s.execute(
+                insert(Entitlement),
+                [
+                    {
+                        "user_id": u,
+                        "product_kind": ProductKind.COURSE,
+                        "product_id": course.id,
+                        "starts_at": now,
+                    }
+                    for u in uids
+                ],
+            )
+            await broadcast.queue_to(
+                s,
+                recipients=uids,
+                message=Outgoing(text="Launch day"),
+                access_check={"kind": ProductKind.COURSE, "ids": [course.id]},
+                creator_chat_id=1,
+                locale="en",
+                protect_content=False,
+                per_second=1000.0,
+                now=now,
+                paid=True,
+            )
+            await s.commit()
+    finally:
+        await engine.dispose()
+
+
+async def recorded_tenths(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        async with create_sessionmaker(engine)() as s:
+            return int(await s.scalar(select(func.sum(Job.stars_tenths))) or 0)
+    finally:
+        await engine.dispose()
+
+
+async def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
+    from sandbox.control import create_user
+    from sandbox.limits import RateLimits, SandboxConfig
+    from sandbox.server import ApiError, SandboxServer
+
+    if workers > 1 and not args.db:
+        raise SystemExit("--workers above 1 needs PostgreSQL: --db postgresql+asyncpg://...")
+    if args.db:
+        sys.path.insert(0, str(ROOT / "bench"))
+        from drip import postgres_database
+
+        pg_name = f"lyceum_bench_bc_{os.getpid()}"
+        url = await postgres_database(args.db, pg_name)
+    else:
+        url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='lyceum-bc-')) / 'b.sqlite3'}"
+    await seed(url, args.recipients)
+    config = SandboxConfig(limits=RateLimits(), latency=args.latency, validate_output=False)
+    server = SandboxServer(config)
+    api = await server.start("127.0.0.1", 0)
+    for i in range(args.recipients):
+        create_user(server, {"id": FIRST_UID + i}).started = True
+    server.set_bot_balance_tenths(args.recipients * 10)
+
+    accepted: list[float] = []
+    too_many = 0
+    check_rate = server.check_rate
+
+    def counting(chat: Any, paid: bool = False) -> None:
+        nonlocal too_many
+        try:
+            check_rate(chat, paid)
+        except ApiError as exc:
+            too_many += exc.code == 429
+            raise
+        accepted.append(time.monotonic())
+
+    server.check_rate = counting  # type: ignore[method-assign]
+    cmd = [sys.executable, SCRIPT, "--worker", "--db", url, "--api", api, "--token",
+           config.token, "--batch", str(args.batch), "--paid", str(args.paid)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    me = os.getpid()
+    cpu0 = cpu_seconds(me)
+    procs = [await asyncio.create_subprocess_exec(*cmd, env=env) for _ in range(workers)]
+    worker_cpu = {p.pid: 0.0 for p in procs}
+    try:
+        while any(p.returncode is None for p in procs):
+            for p in procs:
+                if p.returncode is None:
+                    worker_cpu[p.pid] = max(worker_cpu[p.pid], cpu_seconds(p.pid))
+            await asyncio.sleep(0.2)
+        if any(p.returncode for p in procs):
+            raise RuntimeError("a worker failed")
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.kill()
+                await p.wait()
+        await server.stop()
+    sandbox_cpu = cpu_seconds(me) - cpu0
+    per_user = [0] * args.recipients
+    for chat_id, chat in server.chats.items():
+        i = chat_id - FIRST_UID
+        if 0 <= i < args.recipients:
+            per_user[i] = sum(1 for m in chat.messages.values() if m.outgoing)
+    span = accepted[-1] - accepted[0] if len(accepted) > 1 else 0.0
+    rate = (len(accepted) - 1) / span if span else 0.0
+    recorded = await recorded_tenths(url)
+    if args.db:
+        await postgres_database(args.db, pg_name, drop=True)
+    return {
+        "workers": workers,
+        "database": "postgresql" if args.db else "sqlite",
+        "recipients": args.recipients,
+        "latency_s": args.latency,
+        "paid_rate_cap": args.paid,
+        "msgs_per_s": round(rate, 1),
+        "ratio_to_1000": round(rate / 1000, 4),
+        "seconds": round(span, 1),
+        "http_429": too_many,
+        "lost": sum(1 for c in per_user if c == 0),
+        "duplicates": sum(max(0, c - 1) for c in per_user),
+        "stars_billed_by_sandbox": server.paid_broadcast_billed / 10,
+        "stars_recorded_by_bot": recorded / 10,
+        "cpu_s": {
+            "bench+sandbox": round(sandbox_cpu, 1),
+            **{f"worker{i}": round(c, 1) for i, c in enumerate(worker_cpu.values())},
+        },
+        "wall_s": round(span, 1),
+    }
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    p.add_argument("--recipients", type=int, default=100_000)
+    p.add_argument("--latency", type=float, default=0.02)
+    p.add_argument("--workers", type=int, nargs="+", default=[1])
+    p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--paid", type=float, default=1000.0, help="PAID_BROADCAST_RATE")
+    p.add_argument("--db", help="PostgreSQL server URL (a fresh database per run)")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--api", help=argparse.SUPPRESS)
+    p.add_argument("--token", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main() -> None:
+    args = parse()
+    if args.worker:
+        asyncio.run(worker_main(args))
+        return
+    for workers in args.workers:
+        print(json.dumps(asyncio.run(run(args, workers))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
