@@ -30,11 +30,24 @@ class JobContext:
 
 
 JobHandler = Callable[[JobContext, Job], Awaitable[datetime | None]]
+# Many claimed jobs at once (sends kept in flight together): the handler sets each job's
+# status and commits as it goes; the worker commits once more after it returns.
+BatchHandler = Callable[[JobContext, list[Job]], Awaitable[None]]
+BatchTest = Callable[[Job], bool]
 
 
 class JobRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, JobHandler] = {}
+        self._batch: dict[str, tuple[BatchTest, BatchHandler]] = {}
+
+    def register_batch(self, kind: str, wants: BatchTest, handler: BatchHandler) -> None:
+        """Jobs of `kind` for which `wants(job)` holds run together through `handler`."""
+        self._batch[kind] = (wants, handler)
+
+    def batch_handler(self, job: Job) -> BatchHandler | None:
+        entry = self._batch.get(job.kind)
+        return entry[1] if entry is not None and entry[0](job) else None
 
     def register(self, kind: str, handler: JobHandler) -> None:
         if len(kind) > 32:

@@ -45,7 +45,7 @@ from bot.models import (
 from bot.ops import metrics
 from bot.scheduler.clock import Clock, SystemClock
 from bot.scheduler.errors import ChatNotFound, Rejected, Transient, Unreachable
-from bot.scheduler.jobs import JobContext, JobRegistry
+from bot.scheduler.jobs import BatchHandler, JobContext, JobRegistry
 from bot.scheduler.render import PlainRenderer, Renderer
 from bot.scheduler.sender import RateLimitedSender
 from bot.services import drip
@@ -469,7 +469,7 @@ class Scheduler:
                 return 0
             metrics.SCHEDULER_CLAIMED.labels("jobs").inc(len(ids))
             lease_end = self.clock.monotonic() + self.config.lease_seconds * 0.8
-            handled = 0
+            handled = await self._batch_jobs(session, ids)
             for position, job_id in enumerate(ids):
                 if self._stopping or self.clock.monotonic() > lease_end:
                     await session.execute(
@@ -483,6 +483,36 @@ class Scheduler:
                 await self._run_job(session, job_id)
                 handled += 1
             return handled
+
+    async def _batch_jobs(self, session: AsyncSession, ids: list[int]) -> int:
+        """Claimed jobs whose kind runs in batches (a paid broadcast's messages, many in
+        flight): run them together; the per-job loop then skips them (no longer RUNNING)."""
+        jobs = list(
+            await session.scalars(
+                select(Job)
+                .where(Job.id.in_(ids), Job.status == JobStatus.RUNNING)
+                .order_by(Job.id)
+                .execution_options(populate_existing=True)
+            )
+        )
+        groups: dict[BatchHandler, list[Job]] = {}
+        for job in jobs:
+            wants = self.registry.batch_handler(job)
+            if wants is not None:
+                groups.setdefault(wants, []).append(job)
+        handled = 0
+        for handler, batch in groups.items():
+            ctx = JobContext(session, self.sender, self.clock, self.renderer)
+            try:
+                await handler(ctx, batch)
+            except Exception:
+                # What it recorded is committed; the rest stay claimed and come back
+                # when their lease runs out (at most those in flight are sent twice).
+                log.exception("batch of %d %s jobs failed", len(batch), batch[0].kind)
+                await session.rollback()
+            await session.commit()
+            handled += len(batch)
+        return handled
 
     async def _run_job(self, session: AsyncSession, job_id: int) -> None:
         job = await session.get(Job, job_id)
