@@ -469,7 +469,9 @@ class Scheduler:
                 return 0
             metrics.SCHEDULER_CLAIMED.labels("jobs").inc(len(ids))
             lease_end = self.clock.monotonic() + self.config.lease_seconds * 0.8
-            handled = await self._batch_jobs(session, ids)
+            batched = await self._batch_jobs(session, ids)
+            handled = len(batched)
+            ids = [i for i in ids if i not in batched]
             for position, job_id in enumerate(ids):
                 if self._stopping or self.clock.monotonic() > lease_end:
                     await session.execute(
@@ -484,9 +486,11 @@ class Scheduler:
                 handled += 1
             return handled
 
-    async def _batch_jobs(self, session: AsyncSession, ids: list[int]) -> int:
+    async def _batch_jobs(self, session: AsyncSession, ids: list[int]) -> set[int]:
         """Claimed jobs whose kind runs in batches (a paid broadcast's messages, many in
-        flight): run them together; the per-job loop then skips them (no longer RUNNING)."""
+        flight): run them together; returns their ids, which the per-job loop skips.
+        If the batch fails, what it did not record stays claimed until its lease runs
+        out, as after a crash: never sent again at once through the one-by-one path."""
         jobs = list(
             await session.scalars(
                 select(Job)
@@ -500,8 +504,9 @@ class Scheduler:
             wants = self.registry.batch_handler(job)
             if wants is not None:
                 groups.setdefault(wants, []).append(job)
-        handled = 0
+        taken: set[int] = set()
         for handler, batch in groups.items():
+            taken.update(job.id for job in batch)
             ctx = JobContext(session, self.sender, self.clock, self.renderer)
             try:
                 await handler(ctx, batch)
@@ -511,8 +516,7 @@ class Scheduler:
                 log.exception("batch of %d %s jobs failed", len(batch), batch[0].kind)
                 await session.rollback()
             await session.commit()
-            handled += len(batch)
-        return handled
+        return taken
 
     async def _run_job(self, session: AsyncSession, job_id: int) -> None:
         job = await session.get(Job, job_id)

@@ -134,3 +134,50 @@ async def test_a_short_stars_balance_is_counted_failed_and_said(
     assert "4 of 6 delivered, 2 unreachable" in final, final
     assert "Stars balance ran out: 2 (not sent)" in final, final
     assert parent.payload["cost_tenths"] == sum(c.stars_tenths or 0 for c in children)
+
+
+async def test_a_crash_mid_batch_resends_only_the_unrecorded(
+    app: App,
+    harness: Harness,
+    db: AsyncSession,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Outcomes are committed FLUSH_EVERY at a time; a crash after the first commit leaves
+    the rest claimed. After the lease they are sent again (the unrecorded ones may be
+    duplicates); the recorded ones never are, and nobody is left out."""
+    h = harness
+    await confirm_paid(h, db, clock)
+    await h.click("Paid broadcast", CLEO)
+    await app.scheduler.run_once()  # the fan-out
+    monkeypatch.setattr(broadcast, "FLUSH_EVERY", 2)
+    record = broadcast._record
+    calls = 0
+
+    async def crash_after_first(ctx, outcomes):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise RuntimeError("the process dies here")
+        await record(ctx, outcomes)
+
+    monkeypatch.setattr(broadcast, "_record", crash_after_first)
+    await app.scheduler.run_once()
+    _, children = await rows(db)
+    recorded = {int(c.payload["chat_id"]) for c in children if c.status == "done"}
+    assert len(recorded) == 2
+    monkeypatch.setattr(broadcast, "_record", record)
+    clock.advance(seconds=settings_lease(app) + 1)  # the claims' lease runs out
+    await run_to_end(app, clock)
+
+    per_chat = {u.id: 0 for u in LEARNERS}
+    for r in news(h):
+        per_chat[int(r.chat_id)] += 1
+    assert all(per_chat[c] == 1 for c in recorded)  # recorded: never again
+    assert all(1 <= n <= 2 for n in per_chat.values())  # none lost
+    _, children = await rows(db)
+    assert all(c.status == "done" for c in children)
+
+
+def settings_lease(app: App) -> float:
+    return app.settings.scheduler_lease
