@@ -209,8 +209,10 @@ async def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         accepted.append(time.monotonic())
 
     server.check_rate = counting  # type: ignore[method-assign]
+    # PAID_BROADCAST_RATE is per process: the deployment's 1000/s split between workers.
+    share = str(args.paid / workers)
     cmd = [sys.executable, SCRIPT, "--worker", "--db", url, "--api", api, "--token",
-           config.token, "--batch", str(args.batch), "--paid", str(args.paid)]  # fmt: skip
+           config.token, "--batch", str(args.batch), "--paid", share]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     me = os.getpid()
     cpu0 = cpu_seconds(me)

@@ -303,12 +303,16 @@ class SandboxCore:
                 self._group_buckets[chat.id] = b
             chat_buckets.append(b)
         billed = False
-        global_bucket = self._limits_global
-        if paid and global_bucket.wait_time() > 0:
+        buckets = [self._limits_global, *chat_buckets]
+        if paid:
+            # Every paid-broadcast message counts against the 1000/s; it also takes a free
+            # token when there is one (not billed), else it is billed.
             if self._limits_paid is None:
                 self._limits_paid = TokenBucket(limits.paid_per_second, limits.paid_burst)
-            global_bucket, billed = self._limits_paid, True
-        buckets = [global_bucket, *chat_buckets]
+            billed = self._limits_global.wait_time() > 0
+            buckets = [self._limits_paid, *chat_buckets]
+            if not billed:
+                buckets.append(self._limits_global)
         wait = max(b.wait_time() for b in buckets)
         if wait > 0:
             after = retry_after(wait)

@@ -207,10 +207,15 @@ class RateLimitedSender:
         self.limiter: Limiter = limiter or RateLimiter(
             per_second, chat_interval, self.clock, group_interval=group_interval
         )
-        # Paid broadcasts (allow_paid_broadcast) have their own cap, PAID_BROADCAST_RATE,
-        # of this process; the free cap above stays for lessons and everything else.
+        # Paid broadcasts (allow_paid_broadcast) have their own cap of this process,
+        # PAID_BROADCAST_RATE in all: the free rate's idle slots plus the rest as paid
+        # slots (Telegram's 1000/s counts both), so the paid limiter gets the difference.
+        self.paid_total = paid_per_second
         self.paid_limiter = RateLimiter(
-            paid_per_second, chat_interval, self.clock, group_interval=group_interval
+            max(paid_per_second - per_second, paid_per_second / 2),
+            chat_interval,
+            self.clock,
+            group_interval=group_interval,
         )
         self.network_retries = network_retries
         self.backoff = backoff
@@ -223,7 +228,7 @@ class RateLimitedSender:
 
     @property
     def paid_per_second(self) -> float:
-        return self.paid_limiter.per_second
+        return self.paid_total
 
     def chat_wait(self, chat_id: int) -> float:
         return self.limiter.chat_wait(chat_id)
