@@ -75,7 +75,7 @@ async def worker_main(args: argparse.Namespace) -> None:
 
     engine = create_engine(args.db)
     bot = Bot(args.token, session=AiohttpSession(api=TelegramAPIServer.from_base(args.api)))
-    sender = RateLimitedSender(TelegramSender(bot), per_second=30.0, paid_per_second=args.paid)
+    sender = RateLimitedSender(TelegramSender(bot), per_second=args.free, paid_per_second=args.paid)
     registry = JobRegistry()
     broadcast.register(registry)
     sessionmaker = create_sessionmaker(engine)
@@ -210,9 +210,10 @@ async def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
 
     server.check_rate = counting  # type: ignore[method-assign]
     # PAID_BROADCAST_RATE is per process: the deployment's 1000/s split between workers.
-    share = str(args.paid / workers)
+    # No shared limits here: the free 30/s is split by hand, as an operator without Redis.
+    share, free = str(args.paid / workers), str(30.0 / workers)
     cmd = [sys.executable, SCRIPT, "--worker", "--db", url, "--api", api, "--token",
-           config.token, "--batch", str(args.batch), "--paid", share]  # fmt: skip
+           config.token, "--batch", str(args.batch), "--paid", share, "--free", free]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     me = os.getpid()
     cpu0 = cpu_seconds(me)
@@ -272,6 +273,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, nargs="+", default=[1])
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--paid", type=float, default=1000.0, help="PAID_BROADCAST_RATE")
+    p.add_argument("--free", type=float, default=30.0, help=argparse.SUPPRESS)
     p.add_argument("--db", help="PostgreSQL server URL (a fresh database per run)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--api", help=argparse.SUPPRESS)
