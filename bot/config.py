@@ -114,6 +114,12 @@ class Settings(BaseSettings):
             return frozenset({value})
         return value
 
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _empty_port(cls, value: object) -> object:
+        # .env.example leaves METRICS_PORT= empty: that means "not set", not port "".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("telegram_api_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:

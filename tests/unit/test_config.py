@@ -31,3 +31,14 @@ def test_env_example_documents_every_setting() -> None:
     text = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
     for name in Settings.model_fields:
         assert f"{name.upper()}=" in text, name
+
+
+def test_env_example_copied_as_it_is_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A newcomer's first step is `cp .env.example .env`: its empty values mean "not set"."""
+    from pathlib import Path
+
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    settings = Settings(_env_file=example)  # type: ignore[call-arg]
+    assert settings.metrics_port is None
