@@ -471,23 +471,33 @@ def _choose_one_popularity(
     ui: sp.csr_matrix,
     ts: F64,
     method: Callable[[sp.csr_matrix], sp.csr_matrix],
-    make: Callable[[sp.csr_matrix, F64], Recommender],
+    content: sp.csr_matrix,
+    blend: Blend,
 ) -> float:
     """The weight of ONE_POPULARITY_GRID with the best NDCG@10 on a split of the store's own
-    training data (see ONE_POPULARITY_GRID); ties go to the smaller weight. The metric skips
-    the diversity re-rank (it moves NDCG@10 by ~0.0001) so a learner costs one scoring."""
+    training data (see ONE_POPULARITY_GRID); ties go to the smaller weight. A one-course
+    learner is scored as ``scores`` does, without building a second model (its inverted
+    index would cost a copy of the TF-IDF matrix at the fit's peak): text is the cosine to
+    the course's full row, and the diversity re-rank is skipped (~0.0001 NDCG@10)."""
     split = _one_course_split(ui, ts)
     if split is None:
         return ONE_POPULARITY_DEFAULT
     train, given, held = split
-    model = make(*_collaborative(train, method))
+    neighbours, pop = _collaborative(train, method)
     del train
     grid = np.asarray(ONE_POPULARITY_GRID)[:, None]
     gains = np.zeros(len(ONE_POPULARITY_GRID))
     for g, h in zip(given.tolist(), held.tolist(), strict=True):
-        base = model.scores(Profile(owned=(int(model.ids[g]),)))  # one_popularity 0
+        base = np.asarray((content @ content[g].T).toarray(), dtype=np.float64).ravel()
+        _scale_into(base, blend.content)
+        start, end = neighbours.indptr[g], neighbours.indptr[g + 1]
+        cf = np.zeros(len(base))
+        cf[neighbours.indices[start:end]] = neighbours.data[start:end]
+        _scale_into(cf, blend.copurchase)
+        base += cf
+        base += blend.popularity * pop
         base[g] = -np.inf
-        scores = base[None, :] + grid * model._pop[None, :]
+        scores = base[None, :] + grid * pop[None, :]
         rank = (scores > scores[:, h : h + 1]).sum(axis=1)
         gains += np.where(rank < ONE_SPLIT_K, 1.0 / np.log2(rank + 2.0), 0.0)
     if gains.max() <= 0:
@@ -547,19 +557,15 @@ class Recommender:
             [-1 if d.creator_id is None else d.creator_id for d in ordered], dtype=np.int64
         )
         del ordered
-
-        def make(neighbours: sp.csr_matrix, pop: F64, one_pop: float) -> Recommender:
-            return cls(ids, titles, creators, idf, x, neighbours, pop, blend, one_pop)
-
         ui, ts = _user_item(ids, interactions)
         method = _method(blend.collab, n)
         one_pop = ONE_POPULARITY_DEFAULT
         # Chosen before the real fit (its model freed first): one fit's peak at a time.
         if blend.one_popularity is None:
-            one_pop = _choose_one_popularity(ui, ts, method, lambda s, p: make(s, p, 0.0))
+            one_pop = _choose_one_popularity(ui, ts, method, x, blend)
         del ts
         neighbours, popularity = _collaborative(ui, method)
-        return make(neighbours, popularity, one_pop)
+        return cls(ids, titles, creators, idf, x, neighbours, popularity, blend, one_pop)
 
     @property
     def one_popularity(self) -> float:
