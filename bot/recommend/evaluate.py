@@ -213,11 +213,19 @@ def popularity_ranker(split: Split) -> Ranker:
     return rank
 
 
-def rankers(split: Split, shipped: Blend | None = None) -> dict[str, Ranker | None]:
-    """Every row of a table. One fit per collaborative method; blends share it."""
-    fits = {m: Recommender.fit(split.docs, split.train, Blend(collab=m)) for m in ("knn", "rp3")}
-    fits["ease"] = Recommender.fit(split.docs, split.train, Blend(collab="ease"))
+def rankers(
+    split: Split, shipped: Blend | None = None, chosen: dict[str, float] | None = None
+) -> dict[str, Ranker | None]:
+    """Every row of a table. One fit per collaborative method; blends share it. ``chosen``
+    receives the one-course popularity weight the shipped model chose at fit time."""
+    # The baselines fix their one-course weight (0): no fit-time choice to pay for.
+    fits = {
+        m: Recommender.fit(split.docs, split.train, replace(ONLY_CF, collab=m))
+        for m in ("knn", "rp3", "ease")
+    }
     default = Recommender.fit(split.docs, split.train, shipped or Blend())
+    if chosen is not None:
+        chosen["one_popularity"] = default.one_popularity
 
     def with_blend(model: Recommender, blend: Blend) -> Ranker:
         def rank(profile: Profile) -> list[int]:
@@ -269,7 +277,8 @@ def evaluate(split: Split, shipped: Blend | None = None) -> dict[str, object]:
     one = [Profile(owned=c.owned[-1:]) for c in split.cases]
     cold = [Profile(interests=_interests(split, c)) for c in split.cases]
     rows: dict[str, dict[str, float | None]] = {}
-    for name, rank in rankers(split, shipped).items():
+    chosen: dict[str, float] = {}
+    for name, rank in rankers(split, shipped, chosen).items():
         assert rank is not None
         row: dict[str, float | None] = dict(_metrics(split, rank, full))
         row["one_ndcg@10"] = _metrics(split, rank, one)["ndcg@10"]
@@ -281,6 +290,7 @@ def evaluate(split: Split, shipped: Blend | None = None) -> dict[str, object]:
         "cases": len(split.cases),
         "train_interactions": len(split.train),
         "rows": rows,
+        "one_popularity": chosen["one_popularity"],  # chosen by the shipped fit
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -303,6 +313,7 @@ def over_seeds(root: Path, seeds: int) -> dict[str, object]:
         "cases": first["cases"],
         "seeds": seeds,
         "rows": rows,
+        "one_popularity": [r["one_popularity"] for r in runs],
         "seconds": round(sum(float(str(r["seconds"])) for r in runs), 1),
     }
 
@@ -334,6 +345,8 @@ def table(name: str, result: dict[str, object]) -> str:
     head = f"{name}: {result['courses']} courses, {result['cases']} learners"
     if "seeds" in result:
         head += f", mean±std over {result['seeds']} seeds"
+    if "one_popularity" in result:
+        head += f", one-course popularity weight chosen at fit: {result['one_popularity']}"
     lines = [head, f"{'':12}" + "".join(f"{m:>22}" for m in metrics)]
     lines += [f"{r:12}" + "".join(f"{_cell(v[m]):>22}" for m in metrics) for r, v in rows.items()]
     return "\n".join(lines)

@@ -59,6 +59,20 @@ EASE_LAMBDA = 200.0
 RP3_ALPHA = 1.0
 RP3_BETA = 0.5
 VIEWED_DEMOTE = 0.3  # already seen, not bought: suggest again only behind fresh courses
+# The one-course popularity weight is chosen at fit time on the store's own data: a sample of
+# learners with 2+ bought courses lose one course drawn at random (seeded; not the latest:
+# stores whose timestamps are only an order would learn that order), the fit is redone
+# without it and each weight of the grid ranks it from the latest remaining course alone
+# (NDCG@10). Popularity
+# wins where learners are alike (MOOCCube's most active ones) and loses on long tails
+# (COCO), so no fixed weight suits every store.
+ONE_POPULARITY_GRID = (0.0, 0.05, 0.3, 1.0, 3.0, 10.0)
+ONE_POPULARITY_DEFAULT = 1.0  # too few learners to choose: COCO-valid's choice
+ONE_SPLIT_LEARNERS = 2000
+ONE_SPLIT_MIN = 50  # fewer sampled learners than this: the choice would be noise
+ONE_SPLIT_CELLS = 100_000_000  # learners x courses x weights scored: bounds the cost
+ONE_SPLIT_SEED = 20240601
+ONE_SPLIT_K = 10
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -89,9 +103,9 @@ class Blend:
     copurchase: float = 1.0  # the collaborative signal, whichever method ``collab`` picks
     popularity: float = 0.05  # content and popularity: the best on COCO-valid (evaluate --grid)
     # Added to ``popularity`` for a learner with exactly one course: one course is a thin
-    # collaborative signal and what most learners take is a strong prior (COCO-valid: no
-    # loss at 1.0; MOOCCube's one-course slice gains, still below popularity alone).
-    one_popularity: float = 1.0
+    # collaborative signal and what most learners take is a strong prior. None: ``fit``
+    # chooses it from ONE_POPULARITY_GRID on the store's own data (see there).
+    one_popularity: float | None = None
     # Interests only: courses whose interest match reaches this share of the best match
     # are "within the interests" and ranked by popularity (text breaks ties).
     cold_match: float = 0.3
@@ -225,11 +239,18 @@ def _hasher() -> HashingVectorizer:
 def user_item_matrix(ids: Ints, interactions: Iterable[Interaction]) -> sp.csr_matrix:
     """Learners x courses, one strength per pair: the strongest event (bought beats viewed).
     Events of courses not in ``ids`` are ignored."""
+    return _user_item(ids, interactions)[0]
+
+
+def _user_item(ids: Ints, interactions: Iterable[Interaction]) -> tuple[sp.csr_matrix, F64]:
+    """``user_item_matrix`` and the time of each stored entry (aligned with its ``data``)."""
     n = len(ids)
     users: dict[int, int] = {}
     # C arrays rather than a dict of pairs: a store has millions of events.
     user_col, course_col, weight_col = array("i"), array("q"), array("f")
+    ts_col = array("d")
     add_user, add_course, add_weight = user_col.append, course_col.append, weight_col.append
+    add_ts = ts_col.append
     weight_of, user_number = KIND_WEIGHT.get, users.get
     for it in interactions:
         weight = weight_of(it.kind, 0.0)
@@ -240,19 +261,32 @@ def user_item_matrix(ids: Ints, interactions: Iterable[Interaction]) -> sp.csr_m
             add_user(number)
             add_course(it.course_id)
             add_weight(weight)
+            add_ts(it.ts)
     u = np.frombuffer(user_col, dtype=np.int32).astype(np.int64)
+    # Rows in learner-id order, not arrival order: the fit-time sample (see
+    # ``_one_course_split``) must not depend on the order the store returns events in.
+    uid = np.fromiter(users, dtype=np.int64, count=len(users))
+    rank = np.empty(len(uid), dtype=np.int64)
+    rank[np.argsort(uid, kind="stable")] = np.arange(len(uid))
+    u = rank[u]
     course = np.frombuffer(course_col, dtype=np.int64)
     w = np.frombuffer(weight_col, dtype=np.float32)
+    ts = np.frombuffer(ts_col, dtype=np.float64)
     r = np.searchsorted(ids, course) if n else np.zeros(len(course), dtype=np.int64)
     known = r < n
     known[known] = ids[r[known]] == course[known]
-    u, r, w = u[known], r[known], w[known]
+    u, r, w, ts = u[known], r[known], w[known], ts[known]
     key = u * n + r
-    order = np.lexsort((w, key))
+    order = np.lexsort((ts, w, key))  # per pair the strongest event, then the latest
     last = np.ones(len(order), dtype=bool)
     last[:-1] = key[order][1:] != key[order][:-1]
-    pick = order[last]
-    return sp.csr_matrix((w[pick], (u[pick], r[pick])), shape=(len(users), n), dtype=np.float32)
+    pick = order[last]  # sorted by (learner, course): already CSR order
+    indptr = np.zeros(len(users) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(u[pick], minlength=len(users)), out=indptr[1:])
+    ui = sp.csr_matrix(
+        (w[pick].astype(np.float32), r[pick], indptr), shape=(len(users), n), dtype=np.float32
+    )
+    return ui, ts[pick]
 
 
 def _blocked_item_item(
@@ -382,6 +416,95 @@ def ease(ui: sp.csr_matrix, lam: float = EASE_LAMBDA, k: int = NEIGHBOURS) -> sp
     )
 
 
+def _method(collab: str, n: int) -> Callable[[sp.csr_matrix], sp.csr_matrix]:
+    if collab == "auto":  # by catalog size: the memory and refit time are predictable
+        collab = "ease" if n <= EASE_MAX_ITEMS else "rp3"
+    methods: dict[str, Callable[[sp.csr_matrix], sp.csr_matrix]] = {
+        "ease": ease,
+        "rp3": rp3beta,
+        "knn": item_knn,
+    }
+    return methods[collab]
+
+
+def _collaborative(
+    ui: sp.csr_matrix, method: Callable[[sp.csr_matrix], sp.csr_matrix]
+) -> tuple[sp.csr_matrix, F64]:
+    """Item-item weights and popularity (0..1, log of learners per course)."""
+    n = ui.shape[1]
+    if ui.nnz == 0:
+        return sp.csr_matrix((n, n), dtype=np.float32), np.zeros(n)
+    popularity = np.log1p(np.asarray(ui.sum(axis=0), dtype=np.float64).ravel())
+    return method(ui), _scale(popularity)
+
+
+def _one_course_split(ui: sp.csr_matrix, ts: F64) -> tuple[sp.csr_matrix, Ints, Ints] | None:
+    """Training matrix without the held-out entries, the one course each sampled learner
+    keeps (their latest other bought course) and the course held out (a random one)."""
+    n_users, n = ui.shape
+    bought = ui.data >= 1.0  # purchases and finished lessons; views say less
+    row_of = np.repeat(np.arange(n_users), np.diff(ui.indptr))
+    eligible = np.flatnonzero(np.bincount(row_of[bought], minlength=n_users) >= 2)
+    cap = min(ONE_SPLIT_LEARNERS, ONE_SPLIT_CELLS // max(n * len(ONE_POPULARITY_GRID), 1))
+    # At most half of them: in a small store the other half keeps its co-purchases intact.
+    size = min(cap, len(eligible) // 2)
+    if size < ONE_SPLIT_MIN:
+        return None
+    rng = np.random.default_rng(ONE_SPLIT_SEED)
+    users = np.sort(rng.choice(eligible, size=size, replace=False))
+    given, held, drop = [], [], []
+    for u in users.tolist():
+        pos = np.arange(ui.indptr[u], ui.indptr[u + 1])[bought[ui.indptr[u] : ui.indptr[u + 1]]]
+        pos = pos[np.lexsort((ui.indices[pos], ts[pos]))]  # oldest first, ties by course
+        i = int(rng.integers(len(pos)))
+        rest = np.delete(pos, i)
+        given.append(int(ui.indices[rest[-1]]))
+        held.append(int(ui.indices[pos[i]]))
+        drop.append(int(pos[i]))
+    train = ui.copy()
+    train.data[np.asarray(drop, dtype=np.int64)] = 0.0
+    train.eliminate_zeros()
+    return train, np.asarray(given, dtype=np.int64), np.asarray(held, dtype=np.int64)
+
+
+def _choose_one_popularity(
+    ui: sp.csr_matrix,
+    ts: F64,
+    method: Callable[[sp.csr_matrix], sp.csr_matrix],
+    content: sp.csr_matrix,
+    blend: Blend,
+) -> float:
+    """The weight of ONE_POPULARITY_GRID with the best NDCG@10 on a split of the store's own
+    training data (see ONE_POPULARITY_GRID); ties go to the smaller weight. A one-course
+    learner is scored as ``scores`` does, without building a second model (its inverted
+    index would cost a copy of the TF-IDF matrix at the fit's peak): text is the cosine to
+    the course's full row, and the diversity re-rank is skipped (~0.0001 NDCG@10)."""
+    split = _one_course_split(ui, ts)
+    if split is None:
+        return ONE_POPULARITY_DEFAULT
+    train, given, held = split
+    neighbours, pop = _collaborative(train, method)
+    del train
+    grid = np.asarray(ONE_POPULARITY_GRID)[:, None]
+    gains = np.zeros(len(ONE_POPULARITY_GRID))
+    for g, h in zip(given.tolist(), held.tolist(), strict=True):
+        base = np.asarray((content @ content[g].T).toarray(), dtype=np.float64).ravel()
+        _scale_into(base, blend.content)
+        start, end = neighbours.indptr[g], neighbours.indptr[g + 1]
+        cf = np.zeros(len(base))
+        cf[neighbours.indices[start:end]] = neighbours.data[start:end]
+        _scale_into(cf, blend.copurchase)
+        base += cf
+        base += blend.popularity * pop
+        base[g] = -np.inf
+        scores = base[None, :] + grid * pop[None, :]
+        rank = (scores > scores[:, h : h + 1]).sum(axis=1)
+        gains += np.where(rank < ONE_SPLIT_K, 1.0 / np.log2(rank + 2.0), 0.0)
+    if gains.max() <= 0:
+        return ONE_POPULARITY_DEFAULT
+    return float(ONE_POPULARITY_GRID[int(np.argmax(gains))])
+
+
 class Recommender:
     def __init__(
         self,
@@ -393,6 +516,7 @@ class Recommender:
         neighbours: sp.csr_matrix,
         popularity: F64,
         blend: Blend,
+        one_popularity: float = ONE_POPULARITY_DEFAULT,
     ) -> None:
         self._ids = ids
         self._titles = titles  # the docs' own strings, for near-copy detection
@@ -404,6 +528,7 @@ class Recommender:
         self._s = neighbours  # courses x courses, co-purchase cosine, top NEIGHBOURS a row
         self._pop = popularity
         self.blend = blend
+        self._one_pop = one_popularity  # used while ``blend.one_popularity`` is None
         # (ids array, their rows, found): the promoted courses' rows, looked up once per
         # reload of the campaigns rather than on every recommendation (see ``ranked``).
         self._rows_memo: tuple[Ints, Ints, NDArray[np.bool_]] | None = None
@@ -417,43 +542,36 @@ class Recommender:
         interactions: Iterable[Interaction] = (),
         blend: Blend | None = None,
     ) -> Recommender:
+        blend = blend or Blend()
         by_id = {d.id: d for d in docs}
         ids = np.asarray(sorted(by_id), dtype=np.int64)
         ordered = [by_id[int(i)] for i in ids]
+        del by_id
         n = len(ids)
         idf: F32 | None = None
         x = sp.csr_matrix((n, HASH_FEATURES), dtype=np.float32)
         if n:
             x, idf = _tfidf(ordered)
-        neighbours, popularity = cls._collaborative(ids, interactions, (blend or Blend()).collab)
-        return cls(
-            ids,
-            [d.title for d in ordered],
-            np.asarray([-1 if d.creator_id is None else d.creator_id for d in ordered], np.int64),
-            idf,
-            x,
-            neighbours,
-            popularity,
-            blend or Blend(),
+        titles = [d.title for d in ordered]
+        creators = np.asarray(
+            [-1 if d.creator_id is None else d.creator_id for d in ordered], dtype=np.int64
         )
+        del ordered
+        ui, ts = _user_item(ids, interactions)
+        method = _method(blend.collab, n)
+        one_pop = ONE_POPULARITY_DEFAULT
+        # Chosen before the real fit (its model freed first): one fit's peak at a time.
+        if blend.one_popularity is None:
+            one_pop = _choose_one_popularity(ui, ts, method, x, blend)
+        del ts
+        neighbours, popularity = _collaborative(ui, method)
+        return cls(ids, titles, creators, idf, x, neighbours, popularity, blend, one_pop)
 
-    @staticmethod
-    def _collaborative(
-        ids: Ints, interactions: Iterable[Interaction], collab: str = "auto"
-    ) -> tuple[sp.csr_matrix, F64]:
-        n = len(ids)
-        ui = user_item_matrix(ids, interactions)
-        if ui.nnz == 0:
-            return sp.csr_matrix((n, n), dtype=np.float32), np.zeros(n)
-        popularity = np.log1p(np.asarray(ui.sum(axis=0), dtype=np.float64).ravel())
-        if collab == "auto":  # by catalog size: the memory and refit time are predictable
-            collab = "ease" if n <= EASE_MAX_ITEMS else "rp3"
-        methods: dict[str, Callable[[sp.csr_matrix], sp.csr_matrix]] = {
-            "ease": ease,
-            "rp3": rp3beta,
-            "knn": item_knn,
-        }
-        return methods[collab](ui), _scale(popularity)
+    @property
+    def one_popularity(self) -> float:
+        """The one-course popularity weight in use (the blend's, or the one ``fit`` chose)."""
+        b = self.blend.one_popularity
+        return self._one_pop if b is None else b
 
     # -- scoring ---------------------------------------------------------------------
 
@@ -570,7 +688,7 @@ class Recommender:
         cf = self._copurchase_scores(weighted)
         _scale_into(cf, b.copurchase)
         total += cf
-        total += (b.popularity + (b.one_popularity if len(weighted) == 1 else 0.0)) * self._pop
+        total += (b.popularity + (self.one_popularity if len(weighted) == 1 else 0.0)) * self._pop
         return total
 
     def _cold_scores(self, match: F64) -> F64:
