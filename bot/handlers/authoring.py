@@ -92,7 +92,7 @@ async def _creator(session: AsyncSession, user: User, settings: Settings) -> Cre
     return await authoring.creator_for(session, user, settings.admin_ids)
 
 
-async def _creator_or_say(
+async def creator_or_say(
     message: Message, session: AsyncSession, user: User, settings: Settings
 ) -> Creator | None:
     """The creator behind a command; anyone else is told how to become one."""
@@ -102,7 +102,7 @@ async def _creator_or_say(
     return creator
 
 
-async def _own_course_arg(
+async def own_course_arg(
     message: Message,
     command: CommandObject,
     session: AsyncSession,
@@ -112,7 +112,7 @@ async def _own_course_arg(
 ) -> Course | None:
     """The creator's course named by the command's first argument; otherwise the sender
     is told why (not a creator, not their course, or how to use it)."""
-    creator = await _creator_or_say(message, session, user, settings)
+    creator = await creator_or_say(message, session, user, settings)
     if creator is None:
         return None
     args = _int_args(command, 1)
@@ -173,7 +173,7 @@ async def cmd_creator_help(message: Message, user: User, settings: Settings) -> 
 async def cmd_new_course(
     message: Message, session: AsyncSession, user: User, settings: Settings, state: FSMContext
 ) -> None:
-    if await _creator_or_say(message, session, user, settings) is None:
+    if await creator_or_say(message, session, user, settings) is None:
         return
     await state.set_state(NewCourse.title)
     await state.set_data({})
@@ -333,7 +333,7 @@ async def on_new_course_other(message: Message) -> None:
 async def cmd_courses(
     message: Message, session: AsyncSession, user: User, settings: Settings
 ) -> None:
-    creator = await _creator_or_say(message, session, user, settings)
+    creator = await creator_or_say(message, session, user, settings)
     if creator is None:
         return
     courses = await authoring.my_courses(session, creator)
@@ -364,7 +364,7 @@ async def cmd_edit_course(
     settings: Settings,
     search: CatalogSearch,
 ) -> None:
-    creator = await _creator_or_say(message, session, user, settings)
+    creator = await creator_or_say(message, session, user, settings)
     if creator is None:
         return
     parts = (command.args or "").split(maxsplit=2)
@@ -398,7 +398,7 @@ async def _publish(
     search: CatalogSearch,
     published: bool,
 ) -> None:
-    creator = await _creator_or_say(message, session, user, settings)
+    creator = await creator_or_say(message, session, user, settings)
     if creator is None:
         return
     args = _int_args(command, 1)
@@ -455,7 +455,7 @@ async def cmd_unpublish(
 async def cmd_protect(
     message: Message, command: CommandObject, session: AsyncSession, user: User, settings: Settings
 ) -> None:
-    creator = await _creator_or_say(message, session, user, settings)
+    creator = await creator_or_say(message, session, user, settings)
     if creator is None:
         return
     parts = (command.args or "").split()
@@ -499,7 +499,7 @@ async def cmd_add_lesson(
     settings: Settings,
     state: FSMContext,
 ) -> None:
-    course = await _own_course_arg(
+    course = await own_course_arg(
         message, command, session, user, settings, _("Usage: /addlesson <i>course id</i>")
     )
     if course is not None:
@@ -524,7 +524,7 @@ async def cmd_edit_lesson(
     settings: Settings,
     state: FSMContext,
 ) -> None:
-    creator = await _creator_or_say(message, session, user, settings)
+    creator = await creator_or_say(message, session, user, settings)
     if creator is None:
         return
     args = _int_args(command, 1)
@@ -617,7 +617,7 @@ def rule_text(rule: str, days: int, at: Any) -> str:
 async def cmd_lessons(
     message: Message, command: CommandObject, session: AsyncSession, user: User, settings: Settings
 ) -> None:
-    course = await _own_course_arg(
+    course = await own_course_arg(
         message, command, session, user, settings, _("Usage: /lessons <i>course id</i>")
     )
     if course is None:
@@ -644,7 +644,7 @@ async def cmd_release(
     settings: Settings,
     clock: Clock,
 ) -> None:
-    creator = await _creator_or_say(message, session, user, settings)
+    creator = await creator_or_say(message, session, user, settings)
     if creator is None:
         return
     parts = (command.args or "").split(maxsplit=1)
@@ -685,7 +685,7 @@ async def cmd_move_lesson(
     settings: Settings,
     clock: Clock,
 ) -> None:
-    creator = await _creator_or_say(message, session, user, settings)
+    creator = await creator_or_say(message, session, user, settings)
     if creator is None:
         return
     parts = (command.args or "").split()
@@ -709,7 +709,7 @@ async def cmd_delete_lesson(
     settings: Settings,
     clock: Clock,
 ) -> None:
-    creator = await _creator_or_say(message, session, user, settings)
+    creator = await creator_or_say(message, session, user, settings)
     if creator is None:
         return
     args = _int_args(command, 1)
@@ -739,7 +739,7 @@ async def cmd_preview(
     settings: Settings,
     clock: Clock,
 ) -> None:
-    creator = await _creator_or_say(message, session, user, settings)
+    creator = await creator_or_say(message, session, user, settings)
     if creator is None:
         return
     parts = (command.args or "").split()
@@ -844,7 +844,7 @@ async def cmd_broadcast(
 ) -> None:
     """`/broadcast` (all of the creator's products), `/broadcast <course id>` or
     `/broadcast plan=<id>`: first the segment, then the message, then Send."""
-    creator = await _creator_or_say(message, session, user, settings)
+    creator = await creator_or_say(message, session, user, settings)
     if creator is None:
         return
     usage = _("Usage: /broadcast [<i>course id</i> | plan=<i>id</i>]")

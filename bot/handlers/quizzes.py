@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import parsing
 from bot.analytics.certificate_image import CertificateFacts, CertificateTexts, render_async
 from bot.config import Settings
-from bot.handlers.authoring import not_creator, not_found
+from bot.handlers.authoring import creator_or_say, not_found, own_course_arg
 from bot.handlers.common import Command, has_text, is_private
 from bot.handlers.growth import bot_link
 from bot.i18n import pick_locale
@@ -42,7 +42,7 @@ from bot.keyboards.quizzes import (
     finish_keyboard,
     retry_keyboard,
 )
-from bot.models import Certificate, Creator, Job, QuizMode, User
+from bot.models import Certificate, Job, QuizMode, User
 from bot.scheduler.clock import Clock
 from bot.scheduler.errors import ChatNotFound, Rejected, Unreachable
 from bot.scheduler.jobs import JobContext, JobRegistry
@@ -63,15 +63,6 @@ class QuizInput(StatesGroup):
     question = State()
     options = State()
     answer = State()
-
-
-async def _creator(
-    message: Message, session: AsyncSession, user: User, settings: Settings
-) -> Creator | None:
-    creator = await authoring.creator_for(session, user, settings.admin_ids)
-    if creator is None:
-        await message.answer(not_creator())
-    return creator
 
 
 def _first_id(command: CommandObject) -> int | None:
@@ -121,13 +112,10 @@ async def cmd_add_quiz(
     settings: Settings,
     state: FSMContext,
 ) -> None:
-    creator = await _creator(message, session, user, settings)
-    if creator is None:
-        return
-    course_id = _first_id(command)
-    course = await authoring.own_course(session, creator, course_id) if course_id else None
+    course = await own_course_arg(
+        message, command, session, user, settings, _("Usage: /addquiz <i>course id</i>")
+    )
     if course is None:
-        await message.answer(not_found() if course_id else _("Usage: /addquiz <i>course id</i>"))
         return
     await state.set_state(QuizInput.title)
     await state.set_data({"course_id": course.id, "questions": []})
@@ -326,7 +314,7 @@ async def cmd_quiz_pass(
     settings: Settings,
     clock: Clock,
 ) -> None:
-    creator = await _creator(message, session, user, settings)
+    creator = await creator_or_say(message, session, user, settings)
     if creator is None:
         return
     usage = _("Usage: /quizpass <i>lesson id</i> <i>percent</i>|off [retry=<i>hours</i>]")
@@ -367,7 +355,7 @@ async def cmd_quiz_stats(
     user: User,
     settings: Settings,
 ) -> None:
-    creator = await _creator(message, session, user, settings)
+    creator = await creator_or_say(message, session, user, settings)
     if creator is None:
         return
     course_id = _first_id(command)
