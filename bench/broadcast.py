@@ -214,6 +214,8 @@ async def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
     share, free = str(args.paid / workers), str(30.0 / workers)
     cmd = [sys.executable, SCRIPT, "--worker", "--db", url, "--api", api, "--token",
            config.token, "--batch", str(args.batch), "--paid", share, "--free", free]  # fmt: skip
+    if args.profile:
+        cmd += ["--profile", args.profile]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     me = os.getpid()
     cpu0 = cpu_seconds(me)
@@ -275,6 +277,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--paid", type=float, default=1000.0, help="PAID_BROADCAST_RATE")
     p.add_argument("--free", type=float, default=30.0, help=argparse.SUPPRESS)
     p.add_argument("--db", help="PostgreSQL server URL (a fresh database per run)")
+    p.add_argument("--profile", help="write each worker's cProfile stats to PROFILE.<pid>")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--api", help=argparse.SUPPRESS)
     p.add_argument("--token", help=argparse.SUPPRESS)
@@ -284,7 +287,17 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> None:
     args = parse()
     if args.worker:
-        asyncio.run(worker_main(args))
+        if args.profile:
+            import cProfile
+
+            cProfile.runctx(
+                "asyncio.run(worker_main(args))",
+                globals(),
+                {"args": args},
+                f"{args.profile}.{os.getpid()}",
+            )
+        else:
+            asyncio.run(worker_main(args))
         return
     for workers in args.workers:
         print(json.dumps(asyncio.run(run(args, workers))), flush=True)

@@ -240,18 +240,30 @@ class RateLimitedSender:
         self.stats.sent += 1
         return int(result or 0)
 
-    async def send_paid(self, chat_id: int, message: Outgoing) -> tuple[int, bool]:
-        """A paid-broadcast message: (message_id, billed). The rule: it takes a free-rate
-        slot only when one is idle right now (so Telegram does not bill it and no lesson
-        waits longer than one slot for it); otherwise a slot of the paid cap, billed 0.1
-        Star. With shared limits in Redis (no idle-slot test there) every one is billed."""
+    async def paid_slot(self, chat_id: int) -> bool:
+        """Wait for and take the slot of one paid-broadcast message; True when it is a
+        free-rate slot. The rule: a free-rate slot only when one is idle right now (so
+        Telegram does not bill it and no lesson waits longer than one slot for it);
+        otherwise a slot of the paid cap, billed 0.1 Star. With shared limits in Redis
+        (no idle-slot test there) every one is billed."""
         take = getattr(self.limiter, "take_if_free", None)
-        free = bool(take is not None and take(chat_id))
+        if take is not None and take(chat_id):
+            return True
+        await self.paid_limiter.acquire(chat_id)
+        return False
+
+    async def send_paid(
+        self, chat_id: int, message: Outgoing, *, free: bool | None = None
+    ) -> tuple[int, bool]:
+        """A paid-broadcast message: (message_id, billed). `free`: its slot was taken
+        already by `paid_slot` (which said whether it was a free-rate one)."""
+        if free is None:
+            free = await self.paid_slot(chat_id)
         result = await self.call(
             lambda: self.inner.send(chat_id, message),
             chat_id,
             limiter=self.paid_limiter,  # a retry after a 429 waits for a paid slot
-            acquired=free,
+            acquired=True,
         )
         self.stats.sent += 1
         if not free:

@@ -8,11 +8,11 @@ inside the caller's transaction, so a grant and its consequences commit together
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Entitlement, utcnow
@@ -64,6 +64,30 @@ async def has_access(
 ) -> bool:
     ent = await get_entitlement(session, user_id, product_kind, product_id)
     return ent is not None and ent.is_active(now or utcnow())
+
+
+async def holders(
+    session: AsyncSession,
+    user_ids: Collection[int],
+    product_kind: str,
+    product_ids: Collection[int],
+    now: datetime,
+) -> set[int]:
+    """Of `user_ids`, those with access to any of `product_ids` at `now`: one query for
+    many users (a broadcast's next batch), the same rule as Entitlement.is_active."""
+    if not user_ids or not product_ids:
+        return set()
+    rows = await session.scalars(
+        select(Entitlement.user_id).where(
+            Entitlement.user_id.in_(list(user_ids)),
+            Entitlement.product_kind == product_kind,
+            Entitlement.product_id.in_(list(product_ids)),
+            Entitlement.revoked_at.is_(None),
+            Entitlement.starts_at <= now,
+            or_(Entitlement.expires_at.is_(None), Entitlement.expires_at > now),
+        )
+    )
+    return set(rows)
 
 
 async def grant(
