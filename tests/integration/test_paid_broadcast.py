@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.methods import EditMessageText, SendMessage
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.app import App, build_app
 from bot.config import Settings
-from bot.models import Job, ProductKind
+from bot.models import Entitlement, Job, ProductKind, User
 from bot.scheduler import broadcast
 from bot.scheduler.clock import ManualClock
 from bot.services import access
@@ -181,3 +181,45 @@ async def test_a_crash_mid_batch_resends_only_the_unrecorded(
 
 def settings_lease(app: App) -> float:
     return app.settings.scheduler_lease
+
+
+async def test_access_is_checked_for_each_learner_when_the_batch_goes(
+    app: App, harness: Harness, db: AsyncSession, clock: ManualClock
+) -> None:
+    """Access follows money, checked in one query per batch just before the sends: a
+    learner refunded and one whose access expired after the fan-out get nothing; one
+    who blocked the bot is marked so; everyone else gets exactly one message."""
+    h = harness
+    await confirm_paid(h, db, clock)
+    await h.click("Paid broadcast", CLEO)
+    await app.scheduler.run_once()  # the fan-out
+    cid = int((await rows(db))[0].payload["access"]["ids"][0])
+    refunded, expired = LEARNERS[0], LEARNERS[3]
+    await access.revoke(db, refunded.id, ProductKind.COURSE, cid, now=clock.now())
+    await db.execute(
+        update(Entitlement)
+        .where(Entitlement.user_id == expired.id, Entitlement.product_id == cid)
+        .values(expires_at=clock.now())
+    )
+    await db.commit()
+    await db.close()
+    h.session.add_result(
+        TelegramForbiddenError(SendMessage(chat_id=1, text="…"), "Forbidden: bot was blocked")
+    )
+    await run_to_end(app, clock)
+
+    got = sorted(int(r.chat_id) for r in news(h))
+    # The first send is answered 403 (that learner blocked the bot), the rest once each.
+    assert got == sorted(u.id for u in LEARNERS if u not in (refunded, expired))
+    _, children = await rows(db)
+    by_chat = {int(c.payload["chat_id"]): c for c in children}
+    assert by_chat[refunded.id].last_error == broadcast.ACCESS_REVOKED
+    assert by_chat[expired.id].last_error == broadcast.ACCESS_REVOKED
+    assert not by_chat[refunded.id].stars_tenths and not by_chat[expired.id].stars_tenths
+    blocked = [c for c in children if (c.last_error or "").startswith("blocked")]
+    assert len(blocked) == 1
+    user = await db.get(User, int(blocked[0].payload["chat_id"]))
+    assert user is not None and user.is_blocked
+    final = h.session.of_type(EditMessageText)[-1].text
+    assert "3 of 6 delivered, 1 unreachable" in final, final
+    assert "no longer enrolled (refunded or expired): 2" in final, final
