@@ -615,6 +615,10 @@ async def send_paid_batch(ctx: JobContext, jobs: list[Job]) -> None:
                     # small slack goes out at once, never every send that was waiting.
                     try:
                         free = await ctx.sender.paid_slot(int(job.payload["chat_id"]))
+                    except Transient as exc:  # shared limits unreachable: later
+                        sem.release()
+                        ready.append(_Outcome(job, str(exc)[:500], retry=True))
+                        continue
                     except BaseException:
                         sem.release()
                         raise

@@ -207,15 +207,18 @@ class RateLimitedSender:
         self.limiter: Limiter = limiter or RateLimiter(
             per_second, chat_interval, self.clock, group_interval=group_interval
         )
-        # Paid broadcasts (allow_paid_broadcast) have their own cap of this process,
-        # PAID_BROADCAST_RATE in all: the free rate's idle slots plus the rest as paid
-        # slots (Telegram's 1000/s counts both), so the paid limiter gets the difference.
+        # Paid broadcasts (allow_paid_broadcast) have their own cap, PAID_BROADCAST_RATE
+        # in all: the free rate's idle slots plus the rest as paid slots (Telegram's
+        # 1000/s counts both), so the paid limiter gets the difference. With shared
+        # limits in Redis the paid budget is shared too (the deployment's cap, however
+        # many workers); else it is this process's.
         self.paid_total = paid_per_second
-        self.paid_limiter = RateLimiter(
-            max(paid_per_second - per_second, paid_per_second / 2),
-            chat_interval,
-            self.clock,
-            group_interval=group_interval,
+        paid_rate = max(paid_per_second - per_second, paid_per_second / 2)
+        shared_paid = getattr(self.limiter, "paid_budget", None)
+        self.paid_limiter: Limiter = (
+            shared_paid(paid_rate)
+            if shared_paid is not None
+            else RateLimiter(paid_rate, chat_interval, self.clock, group_interval=group_interval)
         )
         self.network_retries = network_retries
         self.backoff = backoff

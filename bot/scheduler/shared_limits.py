@@ -65,6 +65,37 @@ end
 return {1, now}
 """
 
+# The same keys and arguments plus ARGV[4], a horizon (µs). Instead of "go now or ask
+# again", it books the earliest slot within the horizon and returns {1, wait µs, now}
+# (the caller sleeps that long, then sends), or {0, wait µs, now} when none is near: one
+# round trip per message however many processes compete (a paid broadcast's 1000/s).
+# The global key's tolerance gives the same catch-up slack as ACQUIRE.
+RESERVE = """
+redis.replicate_commands()
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local gi, gt, ci = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local horizon = tonumber(ARGV[4])
+local g = tonumber(redis.call('GET', KEYS[1])) or 0
+local at = math.max(now, tonumber(redis.call('GET', KEYS[2])) or 0, g - gt)
+local c = nil
+if #KEYS > 2 then
+  c = tonumber(redis.call('GET', KEYS[3])) or 0
+  at = math.max(at, c)
+end
+if at - now > horizon then
+  return {0, math.ceil(at - now), now}
+end
+local tat = math.max(g, at) + gi
+redis.call('SET', KEYS[1], string.format('%.0f', math.ceil(tat)),
+  'PX', math.ceil((tat - now) / 1000) + 1000)
+if c then
+  redis.call('SET', KEYS[3], string.format('%.0f', math.ceil(at + ci)),
+    'PX', math.ceil((at + ci - now) / 1000) + 1000)
+end
+return {1, math.ceil(at - now), now}
+"""
+
 # KEYS: pause_until. ARGV: seconds (µs). Only ever extends a pause already set.
 PAUSE = """
 redis.replicate_commands()
@@ -91,6 +122,8 @@ class RedisLimiter:
     """
 
     MAX_CHATS = 100_000
+    # RESERVE books at most this far ahead (a slot further away is asked for again).
+    HORIZON = 1.0
 
     def __init__(
         self,
@@ -102,10 +135,17 @@ class RedisLimiter:
         bot_id: int,
         clock: Clock | None = None,
         slack: int = 5,
+        scope: str = "global",
+        reserve: bool = False,
     ) -> None:
         if per_second <= 0:
             raise ValueError("per_second must be positive")
         self.redis = redis
+        self.bot_id = bot_id
+        # The key of this budget's slots: "global" (SCHEDULER_RATE) or "paid" (paid
+        # broadcasts). Chats and the 429 pause are the bot's, whatever the budget.
+        self.scope = scope
+        self.reserve = reserve
         self.per_second = per_second
         self.chat_interval = chat_interval
         self.group_interval = group_interval
@@ -114,10 +154,26 @@ class RedisLimiter:
         # One Redis may serve several bots; the braces keep one bot's keys in one
         # Redis Cluster slot, which a multi-key script needs.
         self.prefix = f"lyceum:limits:{{{bot_id}}}:"
-        self._acquire = redis.register_script(ACQUIRE)
+        self._acquire = redis.register_script(RESERVE if reserve else ACQUIRE)
         self._pause = redis.register_script(PAUSE)
         # Only a hint for the worker's ordering (chat_wait); Redis has the final word.
         self._chats: OrderedDict[int, float] = OrderedDict()
+
+    def paid_budget(self, per_second: float) -> RedisLimiter:
+        """The paid broadcasts' budget beside this one (RateLimitedSender asks for it):
+        `per_second` for the whole deployment, the same chats and 429 pause, and slots
+        booked ahead (RESERVE) so that every message costs one round trip."""
+        return RedisLimiter(
+            self.redis,
+            per_second=per_second,
+            chat_interval=self.chat_interval,
+            group_interval=self.group_interval,
+            bot_id=self.bot_id,
+            clock=self.clock,
+            slack=self.slack,
+            scope="paid",
+            reserve=True,
+        )
 
     def interval_for(self, chat_id: int) -> float:
         """Private chats have positive ids; groups, supergroups and channels negative."""
@@ -127,30 +183,43 @@ class RedisLimiter:
         """Seconds until this chat may receive again, as far as this process knows."""
         return max(0.0, self._chats.get(chat_id, 0.0) - self.clock.monotonic())
 
-    async def try_acquire(self, chat_id: int | None) -> tuple[bool, float]:
-        """(True, server time of the grant in seconds) or (False, seconds to wait)."""
+    async def _run(self, chat_id: int | None) -> tuple[bool, float, float]:
+        """The script's answer in seconds: (taken, wait, Redis time now). ACQUIRE gives
+        (True, Redis time of the grant, 0) when taken; RESERVE (True, wait, now)."""
         interval = 1.0 / self.per_second
-        keys = [self.prefix + "global", self.prefix + "pause"]
+        keys = [self.prefix + self.scope, self.prefix + "pause"]
         args = [interval * US, self.slack * interval * US, 0]
         if chat_id is not None:
             keys.append(f"{self.prefix}chat:{chat_id}")
             args[2] = self.interval_for(chat_id) * US
+        if self.reserve:
+            args.append(self.HORIZON * US)
         try:
-            granted, value = await self._acquire(keys=keys, args=args)
+            granted, value, *now = await self._acquire(keys=keys, args=args)
         except Exception as exc:  # redis errors: fail closed, the caller retries later
             raise Transient(f"rate limiter unreachable: {exc}") from exc
-        return bool(granted), int(value) / US
+        return bool(granted), int(value) / US, int(now[0]) / US if now else 0.0
+
+    async def try_acquire(self, chat_id: int | None) -> tuple[bool, float]:
+        """(True, server time of the grant in seconds) or (False, seconds to wait). A
+        booking limiter (`reserve`): (True, seconds until the booked slot) instead."""
+        granted, value, _ = await self._run(chat_id)
+        return granted, value
 
     async def acquire(self, chat_id: int | None) -> float:
         """Wait until a send to `chat_id` may go (None: a call bound by the global cap
         only), take its slot, and return the Redis time of the grant in seconds."""
         while True:
-            granted, value = await self.try_acquire(chat_id)
-            if granted:
-                if chat_id is not None:
-                    self._remember(chat_id)
-                return value
-            await self.clock.sleep(value)
+            granted, wait, now = await self._run(chat_id)
+            if granted and self.reserve:
+                await self.clock.sleep(wait)  # booked that far ahead: then it is ours
+            elif not granted:
+                await self.clock.sleep(min(wait, self.HORIZON) if self.reserve else wait)
+                continue
+            if chat_id is not None:
+                self._remember(chat_id)
+            # ACQUIRE answers a grant with the Redis time itself (in `wait`'s place).
+            return now + wait if self.reserve else wait
 
     async def pause_all(self, seconds: float) -> None:
         """A 429: every process waits `seconds` from now."""

@@ -49,11 +49,11 @@ async def redis(redis_url: str) -> Redis:
 
 
 def run_processes(
-    url: str, count: int, rate: float, seconds: float, chats: list[str]
+    url: str, count: int, rate: float, seconds: float, chats: list[str], budget: str = "global"
 ) -> list[list[tuple[int | None, float]]]:
     """`count` limiter processes side by side; the grants of each."""
     start = time.time() + 2.0  # every process imported and connected by then
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LIMITS_BUDGET": budget}
     cmd = [sys.executable, "-m", "tests.support.limits_load", url, str(rate), str(seconds)]
     procs = [
         subprocess.Popen([*cmd, str(start), *chats], stdout=subprocess.PIPE, env=env, cwd=ROOT)
@@ -85,6 +85,34 @@ async def test_processes_together_never_pass_the_global_cap(redis: Redis, redis_
     assert most_in_one_second(stamps) <= rate + SLACK + 1
     span = max(stamps) - min(stamps)
     assert len(stamps) <= rate * span + SLACK + 1
+
+
+async def test_the_paid_budget_is_one_cap_for_every_process(redis: Redis, redis_url: str) -> None:
+    """PAID_BROADCAST_RATE with REDIS_URL: the deployment's cap, not each worker's; slots
+    are booked ahead (one round trip each), so together they come close to it."""
+    rate = 300.0
+    per_process = run_processes(redis_url, 3, rate, 3.0, ["none"], budget="paid")
+    stamps = [t for grants in per_process for _, t in grants]
+    assert all(len(grants) > 50 for grants in per_process)
+    assert most_in_one_second(stamps) <= rate + SLACK + 1
+    span = max(stamps) - min(stamps)
+    assert len(stamps) <= rate * span + SLACK + 1
+    assert len(stamps) >= 0.9 * rate * span  # booked slots are used, not lost
+
+
+async def test_paid_and_free_budgets_share_chats_and_pauses(redis: Redis) -> None:
+    free = RedisLimiter(redis, per_second=1000, chat_interval=1.0, group_interval=3.0, bot_id=42)
+    paid = free.paid_budget(1000)
+    assert paid.scope == "paid" and paid.reserve
+    first = await free.acquire(5)
+    then = await paid.acquire(5)  # the same learner: one message a second, whichever budget
+    assert then - first >= 1.0 - 1e-3
+    seconds, micros = await redis.time()
+    await free.pause_all(0.5)
+    after = await paid.acquire(6)
+    assert after >= seconds + micros / 1e6 + 0.5 - 1e-3  # a 429 pauses paid broadcasts too
+    sender = RateLimitedSender(MemorySender(SystemClock()), limiter=free, paid_per_second=1000)
+    assert isinstance(sender.paid_limiter, RedisLimiter) and sender.paid_limiter.scope == "paid"
 
 
 async def test_one_chat_and_one_group_are_spaced_across_processes(
