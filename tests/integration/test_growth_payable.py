@@ -20,7 +20,6 @@ from bot.keyboards.callbacks import ShareCB
 from bot.models import Job, Payment, User
 from bot.payments.refunds import refund_payment
 from bot.scheduler.clock import ManualClock
-from tests.integration.test_growth_money import GATEWAYS
 from tests.integration.test_payments_helpers import (
     CREATOR_USER,
     PayRecordingSession,
@@ -29,6 +28,7 @@ from tests.integration.test_payments_helpers import (
     successful_payment_update,
     tg,
 )
+from tests.support.growth import GATEWAYS
 from tests.support.updates import Harness, settle
 
 ANN, BOB, CAT = tg(1001, "Ann"), tg(1002, "Bob", "zh"), tg(1003, "Cat")
