@@ -20,8 +20,10 @@ from bot.config import Settings
 from bot.db import create_engine, create_sessionmaker
 from bot.migrate import upgrade
 from bot.models import Base
+from bot.scheduler.clock import ManualClock
 from tests.support.recording import RecordingSession
 from tests.support.servers import free_port, wait_for_port
+from tests.support.settings import bot_settings
 from tests.support.updates import Harness, settle
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -104,18 +106,21 @@ async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        bot_token="42:TEST-TOKEN",
-        database_url=database_url,
-        admin_ids="7",
-        throttle_rate=0,
-    )
+    return bot_settings(database_url)
 
 
 @pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
-    app = build_app(settings, session=RecordingSession(), engine=engine)
+def clock() -> ManualClock | None:
+    """None: the app keeps the real time. A module that moves the bot's clock overrides
+    this with its own ManualClock, and `app` (so `harness` and `h`) runs on it."""
+    return None
+
+
+@pytest.fixture
+async def app(
+    settings: Settings, engine: AsyncEngine, clock: ManualClock | None
+) -> AsyncIterator[App]:
+    app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)
     yield app
     await settle(app)
 
@@ -123,6 +128,12 @@ async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
 @pytest.fixture
 def harness(app: App) -> Harness:
     return Harness(app)
+
+
+@pytest.fixture
+def h(harness: Harness) -> Harness:
+    """The short name the chat-flow tests use."""
+    return harness
 
 
 @pytest.fixture(scope="session")

@@ -30,6 +30,7 @@ from bot.config import Settings
 from bot.models import Course, Creator
 from bot.services.users import TelegramProfile, upsert_user
 from tests.support.recording import RecordingSession
+from tests.support.settings import bot_settings
 
 _ids = itertools.count(900_000)
 
@@ -71,15 +72,12 @@ class PayRecordingSession(RecordingSession):
 
 def pay_settings(database_url: str, **extra: Any) -> Settings:
     values: dict[str, Any] = {
-        "bot_token": "42:TEST-TOKEN",
-        "database_url": database_url,
         "admin_ids": str(ADMIN),
-        "throttle_rate": 0,
         "payments_provider_token": "284685063:TEST:stripe-token",
         "platform_fee_percent": "10",
     }
     values.update(extra)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return bot_settings(database_url, **values)
 
 
 async def make_creator(db: AsyncSession, user_id: int = CREATOR_USER, name: str = "Maya") -> int:
