@@ -17,7 +17,7 @@ from bot.models import Job, JobStatus
 from bot.scheduler import broadcast
 from bot.scheduler.clock import ManualClock
 from tests.integration.test_growth_messages import CLEO, OTTO, T0, creator_with_course
-from tests.support.broadcasts import draft_to_learners, enroll_all
+from tests.support.broadcasts import enroll_all, send_broadcast
 from tests.support.settings import bot_settings
 from tests.support.updates import Harness, tg_user
 
@@ -41,8 +41,7 @@ async def queue_news(h: Harness, db: AsyncSession, clock: ManualClock) -> str:
     cid = await creator_with_course(h, db, CLEO, "Watercolour")
     await creator_with_course(h, db, OTTO, "Pottery")
     await enroll_all(h, db, clock, cid, LEARNERS)  # their first lessons go out first
-    await draft_to_learners(h, CLEO, cid, NEWS)
-    await h.click("Send", CLEO)
+    await send_broadcast(h, CLEO, cid, NEWS)
     assert "queued for 5 learners" in h.last_text()
     return h.button("Stop")
 

@@ -18,7 +18,7 @@ from bot.models import Job
 from bot.scheduler import broadcast
 from bot.scheduler.clock import ManualClock
 from tests.integration.test_growth_messages import CLEO, T0, creator_with_course
-from tests.support.broadcasts import draft_to_learners, enroll_all
+from tests.support.broadcasts import draft, enroll_all
 from tests.support.settings import bot_settings
 from tests.support.updates import Harness, tg_user
 
@@ -40,7 +40,7 @@ def clock() -> ManualClock:
 async def confirm_paid(h: Harness, db: AsyncSession, clock: ManualClock) -> str:
     cid = await creator_with_course(h, db, CLEO, "Watercolour")
     await enroll_all(h, db, clock, cid, LEARNERS)
-    return await draft_to_learners(h, CLEO, cid, NEWS)
+    return await draft(h, CLEO, cid, NEWS)
 
 
 def news(h: Harness) -> list[SendMessage]:

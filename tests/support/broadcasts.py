@@ -1,5 +1,5 @@
 """Builders for the broadcast tests: a course's learners enrolled through the real
-Dispatcher, and a broadcast written up to its confirmation the way a creator does it."""
+Dispatcher, and a broadcast written (and sent) the way a creator does it."""
 
 from __future__ import annotations
 
@@ -29,9 +29,19 @@ async def enroll_all(
     await h.app.scheduler.drain()
 
 
-async def draft_to_learners(h: Harness, creator: User, course_id: int, text: str) -> str:
-    """/broadcast <course>, the Learners segment, the message: returns the confirmation."""
+async def draft(
+    h: Harness, creator: User, course_id: int | str, text: str, segment: str = "Learners"
+) -> str:
+    """/broadcast <course>, the segment button, the message: returns the confirmation."""
     await h.send(f"/broadcast {course_id}", creator)
-    await h.click("Learners", creator)
+    await h.click(segment, creator)
     await h.send(text, creator)
     return h.last_text()
+
+
+async def send_broadcast(
+    h: Harness, creator: User, course_id: int | str, text: str, segment: str = "Learners"
+) -> None:
+    """/broadcast, the segment button, the message, then Send."""
+    await draft(h, creator, course_id, text, segment)
+    await h.click("Send", creator)
