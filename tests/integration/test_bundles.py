@@ -35,7 +35,7 @@ from bot.models import (
 )
 from bot.scheduler import notices
 from bot.services import access
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     OTHER_CREATOR_USER,
     PayRecordingSession,
     make_course,

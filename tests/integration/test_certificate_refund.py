@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.models import Certificate, Enrollment, utcnow
 from bot.services import certificates
 from tests.integration.test_payments_admin import ANN, MAYA, paid_stars_order
-from tests.integration.test_payments_helpers import PayRecordingSession, make_course, pay_settings
+from tests.support.payments import PayRecordingSession, make_course, pay_settings
 from tests.support.updates import Harness, settle, tg_user
 
 BO = tg_user(1002, "Bo")

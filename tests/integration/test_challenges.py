@@ -21,7 +21,7 @@ from bot.scheduler.clock import ManualClock
 from bot.services import access
 from bot.services import challenges as ch
 from bot.services.users import TelegramProfile, upsert_user
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     CREATOR_USER,
     make_course,
     make_creator,

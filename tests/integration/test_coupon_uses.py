@@ -22,7 +22,7 @@ from bot.models import Coupon, Entitlement, Job, Order, OrderStatus
 from bot.payments import coupons, housekeeping
 from bot.scheduler.clock import ManualClock
 from bot.scheduler.jobs import JobContext
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     CREATOR_USER,
     PayRecordingSession,
     make_course,

@@ -63,7 +63,7 @@ from bot.payments.checkout import Outcome, record_payment
 from bot.scheduler.clock import ManualClock
 from bot.services import access
 from bot.services.memberships import INVITE
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     PayRecordingSession,
     pre_checkout_update,
     successful_payment_update,

@@ -30,7 +30,7 @@ from bot.models import (
     Plan,
 )
 from bot.scheduler import notices
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     CREATOR_USER,
     PayRecordingSession,
     make_course,

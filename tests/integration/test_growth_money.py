@@ -30,7 +30,6 @@ from bot.payments.ledger import sales_summary
 from bot.payments.refunds import RefundStatus, refund_payment
 from bot.services import access
 from bot.services.users import TelegramProfile, upsert_user
-from tests.integration.test_payments_helpers import CREATOR_USER, make_course, pay_settings
 from tests.support.growth import (
     ANN,
     BOB,
@@ -44,6 +43,7 @@ from tests.support.growth import (
     run_programme,
     share,
 )
+from tests.support.payments import CREATOR_USER, make_course, pay_settings
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from bot.keyboards.callbacks import ShareCB
 from bot.models import Job, Payment, User
 from bot.payments.refunds import refund_payment
 from bot.scheduler.clock import ManualClock
-from tests.integration.test_payments_helpers import (
+from tests.support.growth import GATEWAYS
+from tests.support.payments import (
     CREATOR_USER,
     PayRecordingSession,
     make_course,
@@ -28,7 +29,6 @@ from tests.integration.test_payments_helpers import (
     successful_payment_update,
     tg,
 )
-from tests.support.growth import GATEWAYS
 from tests.support.updates import Harness, settle
 
 ANN, BOB, CAT = tg(1001, "Ann"), tg(1002, "Bob", "zh"), tg(1003, "Cat")

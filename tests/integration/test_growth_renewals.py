@@ -24,12 +24,6 @@ from bot.models import AffiliateEntry, Job, JobStatus, LedgerEntry, Order, Payme
 from bot.payments.checkout import Outcome
 from bot.payments.refunds import RefundStatus, refund_payment
 from bot.scheduler import notices
-from tests.integration.test_payments_helpers import (
-    PayRecordingSession,
-    make_creator,
-    pay_settings,
-    tg,
-)
 from tests.support.growth import (
     ANN,
     BOB,
@@ -42,6 +36,12 @@ from tests.support.growth import (
     place_order,
     run_programme,
     share,
+)
+from tests.support.payments import (
+    PayRecordingSession,
+    make_creator,
+    pay_settings,
+    tg,
 )
 from tests.support.updates import Harness, settle
 

@@ -14,7 +14,7 @@ from bot.app import App, build_app
 from bot.config import Settings
 from bot.keyboards.callbacks import BuyCB
 from bot.models import Coupon, Entitlement, LedgerEntry, Order, OrderStatus, Payment, User
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     ADMIN,
     CREATOR_USER,
     OTHER_CREATOR_USER,

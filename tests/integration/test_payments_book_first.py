@@ -43,7 +43,7 @@ from bot.payments.reconcile import reconcile_stars, unbooked_payments
 from bot.scheduler import notices
 from bot.services.users import TelegramProfile, upsert_user
 from bot.telegram.stars import TelegramStars
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     PayRecordingSession,
     make_course,
     make_creator,

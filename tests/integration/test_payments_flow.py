@@ -32,7 +32,7 @@ from bot.models import (
     Payment,
 )
 from bot.services.recommendations import recommendations
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     PayRecordingSession,
     make_course,
     pay_settings,

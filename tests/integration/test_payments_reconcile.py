@@ -19,7 +19,7 @@ from bot.__main__ import _reconcile_stars
 from bot.app import App, build_app
 from bot.config import Settings
 from bot.keyboards.callbacks import BuyCB
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     PayRecordingSession,
     make_course,
     pay_settings,

@@ -12,7 +12,7 @@ from bot.models import Entitlement, LedgerEntry, Payment, Plan
 from bot.payments.checkout import Outcome, record_payment
 from bot.payments.orders import Offer, make_offer, open_order
 from bot.services.users import TelegramProfile, upsert_user
-from tests.integration.test_payments_helpers import make_creator, pay_settings
+from tests.support.payments import make_creator, pay_settings
 
 
 async def test_stars_subscription_renewals_extend_access_once_each(

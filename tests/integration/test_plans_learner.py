@@ -35,7 +35,7 @@ from tests.integration.test_groups_flow import (
     seed,
     sent_to,
 )
-from tests.integration.test_payments_helpers import PayRecordingSession
+from tests.support.payments import PayRecordingSession
 from tests.support.updates import Harness, settle
 
 

@@ -40,7 +40,7 @@ from bot.models import (
 from bot.payments.reconcile import unbooked_payments
 from bot.scheduler import notices
 from bot.scheduler.clock import ManualClock
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     ADMIN,
     CREATOR_USER,
     OTHER_CREATOR_USER,

@@ -42,7 +42,7 @@ from bot.scheduler.clock import ManualClock
 from bot.scheduler.errors import Transient
 from bot.services import access
 from bot.services.users import TelegramProfile, upsert_user
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     CREATOR_USER,
     PayRecordingSession,
     make_course,
