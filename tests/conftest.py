@@ -21,6 +21,7 @@ from bot.db import create_engine, create_sessionmaker
 from bot.migrate import upgrade
 from bot.models import Base
 from bot.scheduler.clock import ManualClock
+from tests.support.payments import PayRecordingSession, pay_settings
 from tests.support.recording import RecordingSession
 from tests.support.servers import free_port, wait_for_port
 from tests.support.settings import bot_settings
@@ -104,9 +105,29 @@ async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "payments: the bot takes payments (pay_settings) and Telegram answers its invoice "
+        "calls (PayRecordingSession); mark a module with pytestmark = pytest.mark.payments",
+    )
+
+
+def takes_payments(request: pytest.FixtureRequest) -> bool:
+    return request.node.get_closest_marker("payments") is not None
+
+
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(request: pytest.FixtureRequest, database_url: str) -> Settings:
+    if takes_payments(request):
+        return pay_settings(database_url)
     return bot_settings(database_url)
+
+
+@pytest.fixture
+def bot_session(request: pytest.FixtureRequest) -> RecordingSession:
+    """What answers the bot's Telegram calls: recorded, and invoices too for payments."""
+    return PayRecordingSession() if takes_payments(request) else RecordingSession()
 
 
 @pytest.fixture
@@ -118,9 +139,12 @@ def clock() -> ManualClock | None:
 
 @pytest.fixture
 async def app(
-    settings: Settings, engine: AsyncEngine, clock: ManualClock | None
+    settings: Settings,
+    engine: AsyncEngine,
+    clock: ManualClock | None,
+    bot_session: RecordingSession,
 ) -> AsyncIterator[App]:
-    app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)
+    app = build_app(settings, session=bot_session, engine=engine, clock=clock)
     yield app
     await settle(app)
 

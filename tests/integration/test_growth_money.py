@@ -43,12 +43,9 @@ from tests.support.growth import (
     run_programme,
     share,
 )
-from tests.support.payments import CREATOR_USER, make_course, pay_settings
+from tests.support.payments import CREATOR_USER, make_course
 
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return pay_settings(database_url)
+pytestmark = pytest.mark.payments  # conftest's settings and app: pay_settings, invoices
 
 
 async def world(db: AsyncSession, percent: int = 20, hold: int = 30) -> tuple[int, int]:

@@ -5,7 +5,6 @@ On SQLite and PostgreSQL (TEST_DATABASE_URL)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,9 +13,9 @@ from aiogram.exceptions import TelegramServerError
 from aiogram.methods import SendMessage
 from aiogram.types import Chat, Message, SuccessfulPayment, Update
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
+from bot.app import App
 from bot.config import Settings
 from bot.growth import affiliates
 from bot.growth.affiliates import ClickOutcome
@@ -38,17 +37,12 @@ from tests.support.growth import (
     share,
 )
 from tests.support.payments import (
-    PayRecordingSession,
     make_creator,
-    pay_settings,
     tg,
 )
-from tests.support.updates import Harness, settle
+from tests.support.updates import Harness
 
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return pay_settings(database_url)
+pytestmark = pytest.mark.payments  # conftest's settings and app: pay_settings, invoices
 
 
 async def club(db: AsyncSession, percent: int = 20, hold: int = 7) -> Plan:
@@ -183,13 +177,6 @@ async def test_a_renewal_after_the_programme_is_off_earns_nothing(
     assert await stars_payment(db, settings, order, "s2", renewal, first=False) == Outcome.CREDITED
     assert len(await entries(db)) == 1
     await assert_ledger_balanced(db)
-
-
-@pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
-    app = build_app(settings, session=PayRecordingSession(), engine=engine)
-    yield app
-    await settle(app)
 
 
 def renewal_update(charge: str, ref: str, at: datetime, first: bool) -> Update:
