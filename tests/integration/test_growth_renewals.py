@@ -6,7 +6,6 @@ On SQLite and PostgreSQL (TEST_DATABASE_URL)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from aiogram.exceptions import TelegramServerError
@@ -38,6 +37,7 @@ from tests.support.growth import (
 )
 from tests.support.payments import (
     make_creator,
+    stars_subscription_charge,
     tg,
 )
 from tests.support.updates import Harness
@@ -78,13 +78,10 @@ async def open_plan_order(
 async def stars_payment(
     db: AsyncSession, settings: Settings, order: Order, charge: str, at: datetime, first: bool
 ) -> Outcome:
-    raw: dict[str, Any] = {
-        "is_recurring": True,
-        "subscription_expiration_date": int((at + timedelta(days=30)).timestamp()),
-    }
-    if first:
-        raw["is_first_recurring"] = True
-    result = await book_payment(db, settings, order, ANN, "stars", "XTR", 100, charge, at, raw=raw)
+    result = await stars_subscription_charge(
+        db, settings, order.public_ref, ANN, charge, at, at + timedelta(days=30), first
+    )
+    await db.commit()
     return result.outcome
 
 
