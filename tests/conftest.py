@@ -20,8 +20,11 @@ from bot.config import Settings
 from bot.db import create_engine, create_sessionmaker
 from bot.migrate import upgrade
 from bot.models import Base
+from bot.scheduler.clock import ManualClock
+from tests.support.payments import PayRecordingSession, pay_settings
 from tests.support.recording import RecordingSession
 from tests.support.servers import free_port, wait_for_port
+from tests.support.settings import bot_settings
 from tests.support.updates import Harness, settle
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -102,20 +105,46 @@ async def db(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        bot_token="42:TEST-TOKEN",
-        database_url=database_url,
-        admin_ids="7",
-        throttle_rate=0,
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "payments: the bot takes payments (pay_settings) and Telegram answers its invoice "
+        "calls (PayRecordingSession); mark a module with pytestmark = pytest.mark.payments",
     )
 
 
+def takes_payments(request: pytest.FixtureRequest) -> bool:
+    return request.node.get_closest_marker("payments") is not None
+
+
 @pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
-    app = build_app(settings, session=RecordingSession(), engine=engine)
+def settings(request: pytest.FixtureRequest, database_url: str) -> Settings:
+    if takes_payments(request):
+        return pay_settings(database_url)
+    return bot_settings(database_url)
+
+
+@pytest.fixture
+def bot_session(request: pytest.FixtureRequest) -> RecordingSession:
+    """What answers the bot's Telegram calls: recorded, and invoices too for payments."""
+    return PayRecordingSession() if takes_payments(request) else RecordingSession()
+
+
+@pytest.fixture
+def clock() -> ManualClock | None:
+    """None: the app keeps the real time. A module that moves the bot's clock overrides
+    this with its own ManualClock, and `app` (so `harness` and `h`) runs on it."""
+    return None
+
+
+@pytest.fixture
+async def app(
+    settings: Settings,
+    engine: AsyncEngine,
+    clock: ManualClock | None,
+    bot_session: RecordingSession,
+) -> AsyncIterator[App]:
+    app = build_app(settings, session=bot_session, engine=engine, clock=clock)
     yield app
     await settle(app)
 
@@ -123,6 +152,12 @@ async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
 @pytest.fixture
 def harness(app: App) -> Harness:
     return Harness(app)
+
+
+@pytest.fixture
+def h(harness: Harness) -> Harness:
+    """The short name the chat-flow tests use."""
+    return harness
 
 
 @pytest.fixture(scope="session")

@@ -5,23 +5,19 @@ press); /nudges switches it off per course; blocked learners are left alone."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from aiogram.methods import SendMessage
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics import nudges
-from bot.app import App, build_app
-from bot.config import Settings
+from bot.app import App
 from bot.keyboards.callbacks import StatsAction, StatsCB
 from bot.models import Nudge, ReleaseRule, User
 from bot.scheduler.clock import ManualClock
 from bot.services.users import get_creator
-from tests.integration.test_drip_chat import OWNER, T0, course_with_lessons, enroll
-from tests.support.recording import RecordingSession
-from tests.support.updates import Harness, settle, tg_user
+from tests.support.courses import OWNER, T0, course_with_lessons, enroll
+from tests.support.updates import Harness, tg_user
 
 ANN = tg_user(1001, "Ann")
 BO = tg_user(1002, "Bo")
@@ -30,15 +26,6 @@ BO = tg_user(1002, "Bo")
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(T0)  # 10:00 UTC: outside everyone's quiet hours
-
-
-@pytest.fixture
-async def drip_app(
-    settings: Settings, engine: AsyncEngine, clock: ManualClock
-) -> AsyncIterator[App]:
-    app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)
-    yield app
-    await settle(app)
 
 
 def nudged(h: Harness, chat_id: int) -> int:
@@ -50,9 +37,9 @@ def nudged(h: Harness, chat_id: int) -> int:
 
 
 async def test_the_sweep_nudges_once_per_14_days_and_can_be_switched_off(
-    drip_app: App, db: AsyncSession, clock: ManualClock
+    app: App, db: AsyncSession, clock: ManualClock
 ) -> None:
-    h = Harness(drip_app)
+    h = Harness(app)
     days = ReleaseRule.AFTER_DAYS
     cid = await course_with_lessons(db, [(days, 0), (days, 1)])
     creator = await get_creator(db, OWNER.id)
@@ -62,37 +49,37 @@ async def test_the_sweep_nudges_once_per_14_days_and_can_be_switched_off(
         await enroll(h, db, learner, cid, clock)
     await nudges.ensure_scheduled(db, clock.now())
     await db.commit()
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     clock.advance(days=1, minutes=1)
-    await drip_app.scheduler.drain()  # lesson 2 arrives; nobody presses Done
+    await app.scheduler.drain()  # lesson 2 arrives; nobody presses Done
     bo = await db.get(User, BO.id)
     assert bo is not None
     bo.is_blocked = True  # Bo blocked the bot: not nudged
     await db.commit()
 
     clock.advance(days=5)  # quiet for 6 days since enrolling
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert nudged(h, ANN.id) == 0
     clock.advance(days=1, hours=6)
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert nudged(h, ANN.id) == 1 and nudged(h, BO.id) == 0
 
     # The sweep runs every 6 hours; the learner hears from it once.
     for _ in range(4 * 8):
         clock.advance(hours=6)
-        await drip_app.scheduler.drain()
+        await app.scheduler.drain()
     assert nudged(h, ANN.id) == 1
     # Eight days on, the creator's press may nudge again (7 days since the last)...
     await h.press(StatsCB(a=StatsAction.NUDGE, c=creator_id, p="30", s="a").pack(), OWNER)
     assert "Nudges queued: 2" in h.last_text()  # Ann, and Bo: a press is the creator's call
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert nudged(h, ANN.id) == 2
     # ...and the sweep counts that one: nothing for 14 days after it.
     clock.advance(days=13, hours=23)
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert nudged(h, ANN.id) == 2
     clock.advance(hours=6)  # the next sweep, 21:01 UTC: before her quiet hours (22:00)
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert nudged(h, ANN.id) == 3
     db.expire_all()
     [row] = list(await db.scalars(select(Nudge).where(Nudge.user_id == ANN.id)))
@@ -102,16 +89,16 @@ async def test_the_sweep_nudges_once_per_14_days_and_can_be_switched_off(
     await h.send(f"/nudges {cid} off", OWNER)
     assert "no automatic nudges" in h.last_text()
     clock.advance(days=15)
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert nudged(h, ANN.id) == 3
     await h.send(f"/nudges {cid} on", OWNER)
     clock.advance(hours=12)  # 09:01 UTC, after her quiet hours
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert nudged(h, ANN.id) == 4
 
 
-async def test_nudges_bad_input(drip_app: App, db: AsyncSession) -> None:
-    h = Harness(drip_app)
+async def test_nudges_bad_input(app: App, db: AsyncSession) -> None:
+    h = Harness(app)
     cid = await course_with_lessons(db, [(ReleaseRule.AFTER_DAYS, 0)])
     await h.send(f"/nudges {cid} maybe", OWNER)
     assert "Usage" in h.last_text()

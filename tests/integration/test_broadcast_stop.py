@@ -5,23 +5,21 @@ stopped with its counts. A forged or stale Stop changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from aiogram.exceptions import TelegramForbiddenError, TelegramServerError
 from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
+from bot.app import App
 from bot.config import Settings
-from bot.models import Job, JobStatus, ProductKind
+from bot.models import Job, JobStatus
 from bot.scheduler import broadcast
 from bot.scheduler.clock import ManualClock
-from bot.services import access
 from tests.integration.test_growth_messages import CLEO, OTTO, T0, creator_with_course
-from tests.support.recording import RecordingSession
-from tests.support.updates import Harness, settle, tg_user
+from tests.support.broadcasts import enroll_all, send_broadcast
+from tests.support.settings import bot_settings
+from tests.support.updates import Harness, tg_user
 
 LEARNERS = [tg_user(3001 + i, f"L{i}") for i in range(5)]
 NEWS = "Big news from the studio"
@@ -29,43 +27,21 @@ NEWS = "Big news from the studio"
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        bot_token="42:TEST-TOKEN",
-        database_url=database_url,
-        admin_ids="7",
-        throttle_rate=0,
-        scheduler_batch=2,  # the worker takes two messages at a time: room to stop
-    )
+    # The worker takes two messages at a time: room to stop.
+    return bot_settings(database_url, scheduler_batch=2)
 
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[App]:
-    app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)
-    yield app
-    await settle(app)
+    return ManualClock(T0)  # conftest's app (so harness) runs on it
 
 
 async def queue_news(h: Harness, db: AsyncSession, clock: ManualClock) -> str:
     """Cleo's broadcast to her five learners, confirmed; returns the Stop button's data."""
     cid = await creator_with_course(h, db, CLEO, "Watercolour")
     await creator_with_course(h, db, OTTO, "Pottery")
-    for user in LEARNERS:
-        await h.send("/start", user)
-    for user in LEARNERS:
-        await access.grant(db, user.id, ProductKind.COURSE, cid, days=None, now=clock.now())
-    await db.commit()
-    await db.close()
-    await h.app.scheduler.drain()  # their first lessons go out before the broadcast
-    await h.send(f"/broadcast {cid}", CLEO)
-    await h.click("Learners", CLEO)
-    await h.send(NEWS, CLEO)
-    await h.click("Send", CLEO)
+    await enroll_all(h, db, clock, cid, LEARNERS)  # their first lessons go out first
+    await send_broadcast(h, CLEO, cid, NEWS)
     assert "queued for 5 learners" in h.last_text()
     return h.button("Stop")
 

@@ -5,18 +5,15 @@ exactly what it gave, and unpublishing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from aiogram.exceptions import TelegramServerError
 from aiogram.methods import AnswerCallbackQuery, AnswerPreCheckoutQuery, SendInvoice, SendMessage
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics import periods
 from bot.analytics.platform import platform_report
-from bot.app import App, build_app
-from bot.config import Settings
+from bot.app import App
 from bot.keyboards.callbacks import BundleCB, CourseCB, CreatorCB
 from bot.keyboards.payments import PayCB
 from bot.marketplace import bundles
@@ -35,32 +32,21 @@ from bot.models import (
 )
 from bot.scheduler import notices
 from bot.services import access
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     OTHER_CREATOR_USER,
-    PayRecordingSession,
     make_course,
-    pay_settings,
     pre_checkout_update,
     successful_payment_update,
     tg,
 )
-from tests.support.updates import Harness, settle
+from tests.support.updates import Harness
 
 MAYA = tg(501, "Maya")
 OLEG = tg(502, "Oleg")
 ANN = tg(1001, "Ann")
 
 
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return pay_settings(database_url)
-
-
-@pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
-    app = build_app(settings, session=PayRecordingSession(), engine=engine)
-    yield app
-    await settle(app)
+pytestmark = pytest.mark.payments  # conftest's settings and app: pay_settings, invoices
 
 
 async def three_courses(db: AsyncSession) -> tuple[int, list[int]]:

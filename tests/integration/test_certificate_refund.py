@@ -4,33 +4,20 @@ transaction; `start=v_<serial>` then says revoked. Money stays booked either way
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
-from bot.config import Settings
 from bot.models import Certificate, Enrollment, utcnow
 from bot.services import certificates
 from tests.integration.test_payments_admin import ANN, MAYA, paid_stars_order
-from tests.integration.test_payments_helpers import PayRecordingSession, make_course, pay_settings
-from tests.support.updates import Harness, settle, tg_user
+from tests.support.payments import make_course
+from tests.support.updates import Harness, tg_user
 
 BO = tg_user(1002, "Bo")
 
 
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return pay_settings(database_url)
-
-
-@pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
-    app = build_app(settings, session=PayRecordingSession(), engine=engine)
-    yield app
-    await settle(app)
+pytestmark = pytest.mark.payments  # conftest's settings and app: pay_settings, invoices
 
 
 async def test_a_refund_revokes_the_certificate(harness: Harness, db: AsyncSession) -> None:

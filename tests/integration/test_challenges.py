@@ -6,31 +6,28 @@ and bad input that changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 
 import pytest
 from aiogram.methods import AnswerCallbackQuery, CopyMessage, SendMessage
 from aiogram.types import PhotoSize
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
-from bot.config import Settings
+from bot.app import App
 from bot.handlers.challenges import ChCB
 from bot.models import Challenge, ChallengeMember, CheckIn, Group, Job, ProductKind
 from bot.scheduler.clock import ManualClock
 from bot.services import access
 from bot.services import challenges as ch
 from bot.services.users import TelegramProfile, upsert_user
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     CREATOR_USER,
     make_course,
     make_creator,
     tg,
 )
-from tests.support.recording import RecordingSession
-from tests.support.updates import Harness, message_update, settle
+from tests.support.updates import Harness, message_update
 
 ANN = tg(1001, "Ann")
 BOB = tg(1002, "Bob")
@@ -46,13 +43,6 @@ def utc(*args: int) -> datetime:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(utc(2026, 3, 27, 9, 0))  # a Friday; Berlin is UTC+1 until Sunday
-
-
-@pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[App]:
-    app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)
-    yield app
-    await settle(app)
 
 
 async def world(db: AsyncSession, clock: ManualClock) -> int:

@@ -22,7 +22,7 @@ from bot.config import Settings
 from bot.middlewares.isolation import KeyedLocks
 from bot.models import Job, Lesson
 from bot.scheduler.broadcast import BROADCAST
-from tests.integration.test_payments_helpers import CREATOR_USER, make_course, tg
+from tests.support.payments import CREATOR_USER, make_course, tg
 from tests.support.recording import RecordingSession
 from tests.support.updates import Harness, settle
 

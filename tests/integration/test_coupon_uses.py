@@ -6,53 +6,41 @@ order has expired."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, cast
 
 import pytest
 from aiogram.methods import AnswerCallbackQuery, AnswerPreCheckoutQuery, SendInvoice, SendMessage
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
+from bot.app import App
 from bot.config import Settings
 from bot.keyboards.callbacks import BuyCB
 from bot.models import Coupon, Entitlement, Job, Order, OrderStatus
 from bot.payments import coupons, housekeeping
 from bot.scheduler.clock import ManualClock
 from bot.scheduler.jobs import JobContext
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     CREATOR_USER,
-    PayRecordingSession,
     make_course,
-    pay_settings,
     pre_checkout_update,
     successful_payment_update,
     tg,
 )
-from tests.support.updates import Harness, settle
+from tests.support.updates import Harness
 
 MAYA = tg(CREATOR_USER, "Maya")
 LEARNERS = [tg(3000 + i, f"L{i}") for i in range(10)]
 ANN, BOB = LEARNERS[0], LEARNERS[1]
 
 
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return pay_settings(database_url)
+pytestmark = pytest.mark.payments  # conftest's settings and app: pay_settings, invoices
 
 
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
-
-
-@pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[App]:
-    app = build_app(settings, session=PayRecordingSession(), engine=engine, clock=clock)
-    yield app
-    await settle(app)
 
 
 async def coupon_row(db: AsyncSession) -> Coupon:

@@ -4,33 +4,22 @@ the real Dispatcher and the app's own scheduler worker."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage
 from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
-from bot.config import Settings
+from bot.app import App
 from bot.models import Delivery, DeliveryStatus, Entitlement, Lesson, Plan, ProductKind, ReleaseRule
 from bot.scheduler.clock import ManualClock
 from bot.services import access
 from bot.services import groups as groups_service
 from bot.services.users import get_creator
-from tests.integration.test_drip_chat import (
-    ANN,
-    BO,
-    OWNER,
-    T0,
-    broadcast,
-    course_with_lessons,
-    enroll,
-    lessons_to,
-)
-from tests.support.recording import RecordingSession
-from tests.support.updates import Harness, settle
+from tests.integration.test_drip_chat import ANN, BO, lessons_to
+from tests.support.broadcasts import send_broadcast
+from tests.support.courses import OWNER, T0, course_with_lessons, enroll
+from tests.support.updates import Harness
 
 DAYS = ReleaseRule.AFTER_DAYS
 AFTER = ReleaseRule.AFTER_PREVIOUS
@@ -39,20 +28,6 @@ AFTER = ReleaseRule.AFTER_PREVIOUS
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(T0)
-
-
-@pytest.fixture
-async def drip_app(
-    settings: Settings, engine: AsyncEngine, clock: ManualClock
-) -> AsyncIterator[App]:
-    app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)
-    yield app
-    await settle(app)
-
-
-@pytest.fixture
-def h(drip_app: App) -> Harness:
-    return Harness(drip_app)
 
 
 async def refund(db: AsyncSession, course_id: int, clock: ManualClock) -> None:
@@ -79,19 +54,19 @@ def done_button(h: Harness) -> str:
 
 
 async def test_done_after_a_refund_plans_nothing(
-    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     # Lesson 2 waits for lesson 1 to be done: pressing Done is what would plan it.
     cid = await course_with_lessons(db, [(DAYS, 0), (AFTER, 0), (DAYS, 1)])
     await enroll(h, db, ANN, cid, clock)
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert len(lessons_to(h, ANN.id)) == 1
     await refund(db, cid, clock)
 
     await h.press(done_button(h), ANN)
     answer = h.session.of_type(AnswerCallbackQuery)[-1].text or ""
     clock.advance(days=3)
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert len(lessons_to(h, ANN.id)) == 1
     assert await statuses(db) == [DeliveryStatus.SENT]
     assert "access to this course has ended" in answer
@@ -106,11 +81,11 @@ async def _pause(h: Harness) -> str:
 
 @pytest.mark.parametrize("action", ["quiet", "timezone", "resume", "release"])
 async def test_nothing_brings_revoked_lessons_back(
-    action: str, drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    action: str, app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     cid = await course_with_lessons(db, [(DAYS, 0), (DAYS, 1), (DAYS, 2)])
     await enroll(h, db, ANN, cid, clock)
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     resume = await _pause(h) if action == "resume" else ""
     await refund(db, cid, clock)
     skipped = DeliveryStatus.SKIPPED
@@ -128,30 +103,30 @@ async def test_nothing_brings_revoked_lessons_back(
         await h.send(f"/release {third} days 1", OWNER)
     assert await statuses(db) == [DeliveryStatus.SENT, skipped, skipped]
     clock.advance(days=3)
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert len(lessons_to(h, ANN.id)) == 1
 
     # Paying again brings the same lessons back.
     await access.grant(db, ANN.id, ProductKind.COURSE, cid, days=None, now=clock.now())
     await db.commit()
     await db.close()
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert len(lessons_to(h, ANN.id)) == 3
 
 
 async def test_worker_rechecks_the_entitlement_before_each_send(
-    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     cid = await course_with_lessons(db, [(DAYS, 0), (DAYS, 1), (DAYS, 2)])
     await enroll(h, db, ANN, cid, clock)
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     # Revoked behind the hooks' back (another process, a hand edit): the planned rows
     # are still pending when lesson 2 falls due.
     await db.execute(update(Entitlement).values(revoked_at=clock.now()))
     await db.commit()
     await db.close()
     clock.advance(days=1, seconds=1)
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert len(lessons_to(h, ANN.id)) == 1
     # The due one and the rest of the course are revoked, not left to be tried again.
     skipped = DeliveryStatus.SKIPPED
@@ -159,7 +134,7 @@ async def test_worker_rechecks_the_entitlement_before_each_send(
 
 
 async def test_a_plan_course_stops_when_the_plan_expires(
-    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     cid = await course_with_lessons(db, [(DAYS, 0), (DAYS, 5), (DAYS, 9)])
     creator = await get_creator(db, OWNER.id)
@@ -175,14 +150,14 @@ async def test_a_plan_course_stops_when_the_plan_expires(
     await access.grant(db, ANN.id, ProductKind.PLAN, plan_id, days=7, now=clock.now())
     await db.commit()
     await db.close()
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert len(lessons_to(h, ANN.id)) == 1
 
     clock.advance(days=5, seconds=1)  # inside the plan: lesson 2 arrives
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert len(lessons_to(h, ANN.id)) == 2
     clock.advance(days=4)  # the plan ended on day 7: lesson 3 (day 9) does not
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert len(lessons_to(h, ANN.id)) == 2
     skipped = DeliveryStatus.SKIPPED
     assert await statuses(db) == [DeliveryStatus.SENT, DeliveryStatus.SENT, skipped]
@@ -195,23 +170,23 @@ async def test_a_plan_course_stops_when_the_plan_expires(
     await access.grant(db, ANN.id, ProductKind.PLAN, plan_id, days=7, now=clock.now())
     await db.commit()
     await db.close()
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert len(lessons_to(h, ANN.id)) == 3
 
 
 async def test_a_broadcast_skips_who_was_refunded_after_it_was_queued(
-    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     cid = await course_with_lessons(db, [(DAYS, 0)])
     for user in (ANN, BO):
         await enroll(h, db, user, cid, clock)
-    await drip_app.scheduler.drain()
-    await broadcast(h, OWNER, cid, "Live Q&A tonight!")
+    await app.scheduler.drain()
+    await send_broadcast(h, OWNER, cid, "Live Q&A tonight!")
     assert "queued for 2 learners" in h.last_text()
-    await drip_app.scheduler.run_once()  # fans out: one message job per learner
+    await app.scheduler.run_once()  # fans out: one message job per learner
     await refund(db, cid, clock)
     for _ in range(3):
-        await drip_app.scheduler.drain()
+        await app.scheduler.drain()
         clock.advance(seconds=6)
     got = {r.chat_id for r in h.session.of_type(SendMessage) if "Live Q" in (r.text or "")}
     assert got == {BO.id}

@@ -4,84 +4,32 @@ resume, quiet hours, a blocked learner, a broadcast with progress."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from aiogram.exceptions import TelegramForbiddenError
 from aiogram.methods import EditMessageText, SendMessage
 from aiogram.types import InlineKeyboardMarkup
-from aiogram.types import User as TgUser
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics.sources import Source, number
-from bot.app import App, build_app
-from bot.config import Settings
-from bot.models import Course, Creator, Lesson, ProductKind, ReleaseRule, User
+from bot.app import App
+from bot.models import Course, Lesson, ReleaseRule, User
 from bot.scheduler.clock import ManualClock
-from bot.services import access
-from tests.support.recording import RecordingSession
-from tests.support.updates import Harness, settle, tg_user
+from tests.support.broadcasts import send_broadcast
+from tests.support.courses import OWNER, T0, course_with_lessons, enroll
+from tests.support.updates import Harness, tg_user
 
 REC = number(Source.RECOMMEND)  # suggestion buttons say where the card was opened
 
-T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 ANN = tg_user(1001, "Ann")
 BO = tg_user(1002, "Bo")
-OWNER = tg_user(7, "Olga")
 
 
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(T0)
-
-
-@pytest.fixture
-async def drip_app(
-    settings: Settings, engine: AsyncEngine, clock: ManualClock
-) -> AsyncIterator[App]:
-    app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)
-    yield app
-    await settle(app)
-
-
-@pytest.fixture
-def h(drip_app: App) -> Harness:
-    return Harness(drip_app)
-
-
-async def course_with_lessons(db: AsyncSession, rules: list[tuple[str, int]]) -> int:
-    db.add(User(id=7, first_name="Olga", referral_code="olga"))
-    await db.flush()
-    creator = Creator(user_id=7, display_name="Olga")
-    db.add(creator)
-    await db.flush()
-    course = Course(creator_id=creator.id, title="Drip 101", published=True)
-    db.add(course)
-    await db.flush()
-    for i, (rule, days) in enumerate(rules, start=1):
-        db.add(
-            Lesson(
-                course_id=course.id,
-                position=i,
-                title=f"Part {i}",
-                text=f"Body {i}",
-                release_rule=rule,
-                release_days=days,
-            )
-        )
-    await db.commit()
-    cid = course.id
-    await db.close()
-    return cid
-
-
-async def enroll(h: Harness, db: AsyncSession, user, course_id: int, clock: ManualClock) -> None:  # type: ignore[no-untyped-def]
-    await h.send("/start", user)  # registers the user, like a real learner
-    await access.grant(db, user.id, ProductKind.COURSE, course_id, days=None, now=clock.now())
-    await db.commit()
-    await db.close()
 
 
 def lessons_to(h: Harness, chat_id: int) -> list[SendMessage]:
@@ -90,26 +38,16 @@ def lessons_to(h: Harness, chat_id: int) -> list[SendMessage]:
     ]
 
 
-async def broadcast(
-    h: Harness, user: TgUser, course_id: int | str, text: str, segment: str = "Learners"
-) -> None:
-    """/broadcast, the segment button, the message, then Send."""
-    await h.send(f"/broadcast {course_id}", user)
-    await h.click(segment, user)
-    await h.send(text, user)
-    await h.click("Send", user)
-
-
 async def drain(app: App) -> int:
     return await app.scheduler.drain()
 
 
 async def test_lessons_arrive_with_buttons_done_and_progress(
-    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     cid = await course_with_lessons(db, [(ReleaseRule.AFTER_DAYS, 0), (ReleaseRule.AFTER_DAYS, 1)])
     await enroll(h, db, ANN, cid, clock)
-    await drain(drip_app)
+    await drain(app)
     first = lessons_to(h, ANN.id)
     assert len(first) == 1
     assert "Lesson 1 of 2" in first[0].text and "Body 1" in first[0].text
@@ -124,67 +62,67 @@ async def test_lessons_arrive_with_buttons_done_and_progress(
     assert "1 of 2 done" in h.last_text() and "next lesson on 2026-03-03 10:00" in h.last_text()
 
     clock.advance(days=1)
-    await drain(drip_app)
+    await drain(app)
     assert len(lessons_to(h, ANN.id)) == 2
     assert "Lesson 2 of 2" in lessons_to(h, ANN.id)[1].text
 
 
 async def test_pause_resume_and_quiet_hours(
-    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     cid = await course_with_lessons(db, [(ReleaseRule.AFTER_DAYS, 0), (ReleaseRule.AFTER_DAYS, 1)])
     await enroll(h, db, ANN, cid, clock)
-    await drain(drip_app)
+    await drain(app)
     await h.send("/my", ANN)
     await h.click("Pause", ANN)
     assert "paused" in h.last_text()
     clock.advance(days=3)
-    await drain(drip_app)
+    await drain(app)
     assert len(lessons_to(h, ANN.id)) == 1
     await h.click("Resume", ANN)
     # Resumed at 10:00 three days later: lesson 2 is a day after the shifted start.
     await h.send("/quiet 09:00-12:00", ANN)
     clock.advance(days=1)  # 10:00 local: inside the new quiet hours
-    await drain(drip_app)
+    await drain(app)
     assert len(lessons_to(h, ANN.id)) == 1
     clock.advance(hours=2)
-    await drain(drip_app)
+    await drain(app)
     assert len(lessons_to(h, ANN.id)) == 2
 
 
 async def test_blocked_learner_is_paused_and_resumed(
-    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     cid = await course_with_lessons(db, [(ReleaseRule.AFTER_DAYS, 0)])
     await enroll(h, db, ANN, cid, clock)
     h.session.add_result(
         TelegramForbiddenError(method=None, message="Forbidden: bot was blocked by the user")  # type: ignore[arg-type]
     )
-    await drain(drip_app)
+    await drain(app)
     user = await db.get(User, ANN.id)
     assert user is not None and user.is_blocked
     await db.close()
     h.session.clear()
     clock.advance(hours=1)
-    await drain(drip_app)
+    await drain(app)
     assert lessons_to(h, ANN.id) == []
     await h.send("hello again", ANN)  # writing unblocks
-    await drain(drip_app)
+    await drain(app)
     assert len(lessons_to(h, ANN.id)) == 1
 
 
 async def test_schedule_edit_reaches_enrolled_learners(
-    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     cid = await course_with_lessons(db, [(ReleaseRule.AFTER_DAYS, 0), (ReleaseRule.AFTER_DAYS, 5)])
     await enroll(h, db, ANN, cid, clock)
-    await drain(drip_app)
+    await drain(app)
     second = await db.scalar(select(Lesson.id).where(Lesson.position == 2))
     await db.close()
     await h.send(f"/release {second} days 1", OWNER)
     assert "Re-planned for 1 enrolled learner." in h.last_text()
     clock.advance(days=1, seconds=1)
-    await drain(drip_app)
+    await drain(app)
     sent = lessons_to(h, ANN.id)
     assert [("Lesson 1" in s.text, "Lesson 2" in s.text) for s in sent] == [
         (True, False),
@@ -193,16 +131,16 @@ async def test_schedule_edit_reaches_enrolled_learners(
 
 
 async def test_broadcast_reaches_every_learner_with_progress(
-    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     cid = await course_with_lessons(db, [(ReleaseRule.AFTER_DAYS, 0)])
     for user in (ANN, BO):
         await enroll(h, db, user, cid, clock)
-    await drain(drip_app)
-    await broadcast(h, OWNER, cid, "Live Q&A tonight!")
+    await drain(app)
+    await send_broadcast(h, OWNER, cid, "Live Q&A tonight!")
     assert "queued for 2 learners" in h.last_text()
     for _ in range(5):
-        await drain(drip_app)
+        await drain(app)
         clock.advance(timedelta(seconds=6).total_seconds())
     for user in (ANN, BO):
         texts = [r.text for r in h.session.of_type(SendMessage) if r.chat_id == user.id]
@@ -212,7 +150,7 @@ async def test_broadcast_reaches_every_learner_with_progress(
 
 
 async def test_a_finished_lesson_suggests_what_to_learn_next(
-    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     from aiogram.methods import EditMessageReplyMarkup
 
@@ -227,9 +165,9 @@ async def test_a_finished_lesson_suggests_what_to_learn_next(
     # Suggestions never wait for a first fit (it would hold the Done transaction).
     from bot.services.recommendations import recommendations
 
-    await recommendations(drip_app.search).fitted()
+    await recommendations(app.search).fitted()
     await enroll(h, db, ANN, cid, clock)
-    await drain(drip_app)
+    await drain(app)
     lesson = lessons_to(h, ANN.id)[0]
     markup = lesson.reply_markup
     assert isinstance(markup, InlineKeyboardMarkup)
@@ -246,13 +184,13 @@ async def test_a_finished_lesson_suggests_what_to_learn_next(
 
 
 async def test_done_pressed_before_the_worker_recorded_the_send_counts(
-    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     from bot.models import Delivery, DeliveryStatus
 
     cid = await course_with_lessons(db, [(ReleaseRule.AFTER_DAYS, 0), (ReleaseRule.AFTER_DAYS, 1)])
     await enroll(h, db, ANN, cid, clock)
-    await drain(drip_app)
+    await drain(app)
     markup = lessons_to(h, ANN.id)[0].reply_markup
     assert isinstance(markup, InlineKeyboardMarkup)
     done = markup.inline_keyboard[0][0].callback_data or ""
@@ -269,7 +207,7 @@ async def test_done_pressed_before_the_worker_recorded_the_send_counts(
 
 
 async def test_done_on_the_last_lesson_offers_rate_this_course(
-    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     """Done on the last lesson carries "Rate this course", which opens the /review flow;
     once reviewed, Done (or a lesson before the last) carries it no more."""
@@ -280,7 +218,7 @@ async def test_done_on_the_last_lesson_offers_rate_this_course(
 
     cid = await course_with_lessons(db, [(ReleaseRule.AFTER_DAYS, 0), (ReleaseRule.AFTER_DAYS, 0)])
     await enroll(h, db, ANN, cid, clock)
-    await drain(drip_app)
+    await drain(app)
     first, last = lessons_to(h, ANN.id)[:2]
     rate = RateCB(c=cid, r=0).pack()
 

@@ -12,8 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.db import create_sessionmaker
 from bot.models import (
-    Course,
-    Creator,
     Delivery,
     DeliveryStatus,
     Enrollment,
@@ -29,6 +27,7 @@ from bot.scheduler.sender import RateLimitedSender
 from bot.scheduler.worker import Scheduler, WorkerConfig
 from bot.services import access, drip
 from bot.services.users import TelegramProfile, upsert_user
+from tests.support.courses import drip_course
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday, 10:00 UTC
 
@@ -70,27 +69,15 @@ async def worker(
 
 
 async def make_course(db: AsyncSession, rules: list[tuple[str, int]], owner_id: int = 500) -> int:
-    db.add(User(id=owner_id, first_name="Cat", referral_code=f"r{owner_id}"))
-    await db.flush()
-    creator = Creator(user_id=owner_id, display_name="Cat")
-    db.add(creator)
-    await db.flush()
-    course = Course(creator_id=creator.id, title="Drip 101", published=True)
-    db.add(course)
-    await db.flush()
-    for i, (rule, days) in enumerate(rules, start=1):
-        db.add(
-            Lesson(
-                course_id=course.id,
-                position=i,
-                title=f"L{i}",
-                text=f"lesson {i} body",
-                release_rule=rule,
-                release_days=days,
-            )
-        )
-    await db.commit()
-    return course.id
+    return await drip_course(
+        db,
+        rules,
+        owner_id=owner_id,
+        owner_name="Cat",
+        referral_code=f"r{owner_id}",
+        lesson_title="L{}",
+        lesson_text="lesson {} body",
+    )
 
 
 async def learner(db: AsyncSession, user_id: int, tz: str | None = None) -> User:

@@ -53,19 +53,19 @@ from bot.models import (
     JobStatus,
     Order,
     OrderStatus,
-    PaymentMethod,
     Plan,
     PlanChat,
     ProductKind,
 )
 from bot.models import User as UserRow
-from bot.payments.checkout import Outcome, record_payment
+from bot.payments.checkout import Outcome
 from bot.scheduler.clock import ManualClock
 from bot.services import access
 from bot.services.memberships import INVITE
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     PayRecordingSession,
     pre_checkout_update,
+    stars_subscription_charge,
     successful_payment_update,
 )
 from tests.support.updates import Harness, settle, tg_user
@@ -505,21 +505,8 @@ async def test_stars_subscription_renews_and_cancels(
     payload = link.payload
     first = clock.now()
     async with gapp.sessionmaker() as s:
-        result = await record_payment(
-            s,
-            payload=payload,
-            payer_id=ANN.id,
-            method=PaymentMethod.STARS,
-            currency="XTR",
-            amount=100,
-            settings=settings,
-            telegram_charge_id="stxFIRST",
-            raw={
-                "is_recurring": True,
-                "is_first_recurring": True,
-                "subscription_expiration_date": int((first + timedelta(days=30)).timestamp()),
-            },
-            now=first,
+        result = await stars_subscription_charge(
+            s, settings, payload, ANN.id, "stxFIRST", first, first + timedelta(days=30), first=True
         )
         await s.commit()
     assert result.outcome == Outcome.CREDITED
@@ -527,20 +514,15 @@ async def test_stars_subscription_renews_and_cancels(
     later = first + timedelta(days=30)
     for charge in ("stxSECOND", "stxSECOND"):  # the second is a redelivery
         async with gapp.sessionmaker() as s:
-            again = await record_payment(
+            again = await stars_subscription_charge(
                 s,
-                payload=payload,
-                payer_id=ANN.id,
-                method=PaymentMethod.STARS,
-                currency="XTR",
-                amount=100,
-                settings=settings,
-                telegram_charge_id=charge,
-                raw={
-                    "is_recurring": True,
-                    "subscription_expiration_date": int((later + timedelta(days=30)).timestamp()),
-                },
-                now=later - timedelta(hours=1),
+                settings,
+                payload,
+                ANN.id,
+                charge,
+                later - timedelta(hours=1),
+                later + timedelta(days=30),
+                first=False,
             )
             await s.commit()
     assert again.outcome == Outcome.DUPLICATE

@@ -5,16 +5,14 @@ commands refusing bad input with nothing changed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from aiogram.exceptions import TelegramServerError
 from aiogram.methods import GetMe, SendInvoice, SendMessage
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
-from bot.config import Settings
+from bot.app import App
 from bot.keyboards.callbacks import GiftCB, ShareCB
 from bot.models import (
     AffiliateAttribution,
@@ -30,30 +28,19 @@ from bot.models import (
     Plan,
 )
 from bot.scheduler import notices
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     CREATOR_USER,
-    PayRecordingSession,
     make_course,
-    pay_settings,
     successful_payment_update,
     tg,
 )
-from tests.support.updates import Harness, settle
+from tests.support.updates import Harness
 
 ANN, BOB, CAT = tg(1001, "Ann"), tg(1002, "Bob"), tg(1003, "Cat")
 CREATOR = tg(CREATOR_USER, "Maya")
 
 
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return pay_settings(database_url)
-
-
-@pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
-    app = build_app(settings, session=PayRecordingSession(), engine=engine)
-    yield app
-    await settle(app)
+pytestmark = pytest.mark.payments  # conftest's settings and app: pay_settings, invoices
 
 
 def last_to(h: Harness, user_id: int) -> str:

@@ -4,7 +4,6 @@ clock: abandoned-checkout reminders, segmented broadcasts, win-back offers."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -12,10 +11,9 @@ from aiogram.methods import SendMessage, SendPhoto
 from aiogram.types import InlineKeyboardMarkup, PhotoSize
 from aiogram.types import User as TgUser
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
-from bot.config import Settings
+from bot.app import App
 from bot.growth import reminders, winback
 from bot.models import (
     CheckoutReminder,
@@ -36,8 +34,7 @@ from bot.models import (
 )
 from bot.scheduler.clock import ManualClock
 from bot.services import access
-from tests.support.recording import RecordingSession
-from tests.support.updates import Harness, message_update, settle, tg_user
+from tests.support.updates import Harness, message_update, tg_user
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday, 10:00 UTC
 ANN = tg_user(1001, "Ann")
@@ -51,18 +48,6 @@ _refs = itertools.count(1)
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(T0)
-
-
-@pytest.fixture
-async def gapp(settings: Settings, engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[App]:
-    app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)
-    yield app
-    await settle(app)
-
-
-@pytest.fixture
-def h(gapp: App) -> Harness:
-    return Harness(gapp)
 
 
 async def creator_with_course(h: Harness, db: AsyncSession, who: TgUser, title: str) -> int:
@@ -131,7 +116,7 @@ async def advance(app: App, db: AsyncSession, clock: ManualClock, **delta: float
 
 
 async def test_one_reminder_after_the_hours_with_the_creators_coupon_and_a_stop_button(
-    gapp: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     cid = await creator_with_course(h, db, CLEO, "Watercolour")
     await h.send("/coupon add SPRING 20% course=" + str(cid), CLEO)
@@ -139,10 +124,10 @@ async def test_one_reminder_after_the_hours_with_the_creators_coupon_and_a_stop_
     assert "now offer the code SPRING" in h.last_text()
     await h.send("/start", ANN)
     await abandon(db, ANN, cid, clock.now())
-    await tick(gapp, db, clock)
-    await advance(gapp, db, clock, hours=5)
+    await tick(app, db, clock)
+    await advance(app, db, clock, hours=5)
     assert reminders_to(h, ANN.id) == []  # not before ABANDONED_REMINDER_HOURS
-    await advance(gapp, db, clock, hours=1, minutes=11)
+    await advance(app, db, clock, hours=1, minutes=11)
     (sent,) = reminders_to(h, ANN.id)
     assert "Watercolour" in sent.text and "SPRING" in sent.text and "20%" in sent.text
     markup = sent.reply_markup
@@ -151,17 +136,17 @@ async def test_one_reminder_after_the_hours_with_the_creators_coupon_and_a_stop_
     assert any("No more reminders" in label for label in labels)
     # Exactly one: more ticks, and a second abandoned invoice within 7 days, send nothing.
     await abandon(db, ANN, cid, clock.now())
-    await advance(gapp, db, clock, hours=7)
-    await advance(gapp, db, clock, days=1)
+    await advance(app, db, clock, hours=7)
+    await advance(app, db, clock, days=1)
     assert len(reminders_to(h, ANN.id)) == 1
     # The button turns them off, on the user; eight days on, a new invoice reminds nobody.
     await h.press(markup.inline_keyboard[1][0].callback_data or "", ANN)
     user = await db.get(User, ANN.id)
     assert user is not None and user.reminders_off
     await db.close()
-    await advance(gapp, db, clock, days=8)
+    await advance(app, db, clock, days=8)
     await abandon(db, ANN, cid, clock.now())
-    await advance(gapp, db, clock, hours=6, minutes=11)
+    await advance(app, db, clock, hours=6, minutes=11)
     assert len(reminders_to(h, ANN.id)) == 1
     outcomes = list(
         await db.scalars(select(CheckoutReminder.outcome).order_by(CheckoutReminder.id))
@@ -170,13 +155,13 @@ async def test_one_reminder_after_the_hours_with_the_creators_coupon_and_a_stop_
 
 
 async def test_no_reminder_for_who_paid_owns_or_blocked_the_bot(
-    gapp: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     cid = await creator_with_course(h, db, CLEO, "Watercolour")
     for user in (ANN, BO, LI):
         await h.send("/start", user)
         await abandon(db, user, cid, clock.now())
-    await tick(gapp, db, clock)
+    await tick(app, db, clock)
     # Ann paid meanwhile (her access is granted), Bo blocked the bot; Li did neither.
     await access.grant(db, ANN.id, ProductKind.COURSE, cid, days=None, now=clock.now())
     bo = await db.get(User, BO.id)
@@ -184,7 +169,7 @@ async def test_no_reminder_for_who_paid_owns_or_blocked_the_bot(
     bo.is_blocked = True
     await db.commit()
     await db.close()
-    await advance(gapp, db, clock, hours=6, minutes=11)
+    await advance(app, db, clock, hours=6, minutes=11)
     assert reminders_to(h, ANN.id) == [] and reminders_to(h, BO.id) == []
     # Li reads it in Chinese, with the stop button in Chinese too.
     (sent,) = reminders_to(h, LI.id)
@@ -194,16 +179,16 @@ async def test_no_reminder_for_who_paid_owns_or_blocked_the_bot(
 
 
 async def test_a_reminder_waits_for_the_end_of_quiet_hours(
-    gapp: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     cid = await creator_with_course(h, db, CLEO, "Watercolour")
     await h.send("/start", ANN)
     await h.send("/timezone Asia/Shanghai", ANN)  # UTC+8: quiet 22:00-08:00 is 14:00-00:00 UTC
     await abandon(db, ANN, cid, clock.now())  # 10:00 UTC = 18:00 in Shanghai
-    await tick(gapp, db, clock)
-    await advance(gapp, db, clock, hours=6, minutes=11)  # 00:11 in Shanghai: quiet
+    await tick(app, db, clock)
+    await advance(app, db, clock, hours=6, minutes=11)  # 00:11 in Shanghai: quiet
     assert reminders_to(h, ANN.id) == []
-    await advance(gapp, db, clock, hours=8)  # 08:11 in Shanghai
+    await advance(app, db, clock, hours=8)  # 08:11 in Shanghai
     assert len(reminders_to(h, ANN.id)) == 1
 
 
@@ -229,7 +214,7 @@ async def test_remind_refuses_another_creators_code_and_bad_input(
 
 
 async def test_segments_reach_only_the_creators_own_audience(
-    gapp: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     cid = await creator_with_course(h, db, CLEO, "Watercolour")
     otto_course = await creator_with_course(h, db, OTTO, "Pottery")
@@ -263,7 +248,7 @@ async def test_segments_reach_only_the_creators_own_audience(
     await h.click("Send", CLEO)
     assert "queued for 1 learner" in h.last_text()
     for _ in range(3):
-        await gapp.scheduler.drain()
+        await app.scheduler.drain()
         clock.advance(seconds=6)
     got = {r.chat_id for r in h.session.of_type(SendMessage) if "Spring sale" in r.text}
     assert got == {BO.id}  # never Li (Otto's audience), never Ann (she bought it)
@@ -276,12 +261,12 @@ async def test_segments_reach_only_the_creators_own_audience(
     await h.send("Pottery news", OTTO)
     await h.click("Cancel", OTTO)
     assert "Nothing was sent" in h.last_text()
-    await gapp.scheduler.drain()
+    await app.scheduler.drain()
     assert not [r for r in h.session.of_type(SendMessage) if "Pottery news" in r.text]
 
 
 async def test_a_photo_broadcast_to_learners_counts_the_blocked_apart(
-    gapp: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     cid = await creator_with_course(h, db, CLEO, "Watercolour")
     for user in (ANN, BO):
@@ -303,7 +288,7 @@ async def test_a_photo_broadcast_to_learners_counts_the_blocked_apart(
     await h.feed(update.model_copy(update={"message": message}))
     await h.click("Send", CLEO)
     for _ in range(3):
-        await gapp.scheduler.drain()
+        await app.scheduler.drain()
         clock.advance(seconds=6)
     (sent,) = h.session.of_type(SendPhoto)
     assert (sent.chat_id, sent.photo, sent.caption) == (
@@ -331,7 +316,7 @@ async def test_broadcast_bad_input(h: Harness, db: AsyncSession) -> None:
 
 
 async def test_a_lapsed_plan_offers_the_winback_discount_once_ever(
-    gapp: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     await creator_with_course(h, db, CLEO, "Watercolour")
     await h.send("/plan new Studio stars=300 days=30 publish=yes", CLEO)
@@ -354,9 +339,9 @@ async def test_a_lapsed_plan_offers_the_winback_discount_once_ever(
     await db.close()
     for _ in range(2):  # lapse, renew, lapse again: one offer, ever
         clock.advance(days=32)
-        await gapp.scheduler.drain()
+        await app.scheduler.drain()
         clock.advance(minutes=1)
-        await gapp.scheduler.drain()
+        await app.scheduler.drain()
         await access.grant(db, LI.id, ProductKind.PLAN, plan_id, days=30, now=clock.now())
         await db.commit()
         await db.close()
@@ -377,7 +362,7 @@ async def test_a_lapsed_plan_offers_the_winback_discount_once_ever(
 
 
 async def test_a_cancelled_subscription_is_offered_once_and_only_after_its_period(
-    gapp: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     await creator_with_course(h, db, CLEO, "Watercolour")
     await h.send("/start", ANN)
@@ -392,13 +377,13 @@ async def test_a_cancelled_subscription_is_offered_once_and_only_after_its_perio
     assert not await winback.offer(db, ANN.id, plan, winback.Reason.LAPSE, clock.now())
     await db.commit()
     await db.close()
-    await gapp.scheduler.drain()
+    await app.scheduler.drain()
     offers = lambda: [  # noqa: E731
         r for r in h.session.of_type(SendMessage) if r.chat_id == ANN.id and "BACK" in r.text
     ]
     assert offers() == []  # still paid up: the offer is for the renewal
     clock.advance(days=31)
-    await gapp.scheduler.drain()
+    await app.scheduler.drain()
     assert len(offers()) == 1
     assert await db.scalar(select(func.count()).select_from(WinbackOffer)) == 1
     assert await db.scalar(select(func.count()).select_from(Entitlement)) >= 1

@@ -5,7 +5,7 @@ PostgreSQL (TEST_DATABASE_URL)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -25,43 +25,32 @@ from bot.models import (
     Order,
     Payment,
 )
-from bot.payments.checkout import Outcome, record_payment
-from bot.payments.gateways import Gateways, StarTxn
+from bot.payments.checkout import Outcome
 from bot.payments.ledger import sales_summary
-from bot.payments.orders import Offer, make_offer, open_order
 from bot.payments.refunds import RefundStatus, refund_payment
 from bot.services import access
 from bot.services.users import TelegramProfile, upsert_user
-from tests.integration.test_payments_helpers import CREATOR_USER, make_course, pay_settings
+from tests.support.growth import (
+    ANN,
+    BOB,
+    CAT,
+    GATEWAYS,
+    T0,
+    assert_ledger_balanced,
+    balance,
+    book_payment,
+    place_order,
+    run_programme,
+    share,
+)
+from tests.support.payments import CREATOR_USER, make_course
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-ANN, BOB, CAT = 1001, 1002, 1003
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return pay_settings(database_url)
-
-
-class FakeStars:
-    async def refund_star_payment(self, user_id: int, telegram_payment_charge_id: str) -> None:
-        return None
-
-    async def star_transactions(self, offset: int, limit: int) -> list[StarTxn]:
-        return []
-
-
-GATEWAYS = Gateways(stars=FakeStars(), card=None)
+pytestmark = pytest.mark.payments  # conftest's settings and app: pay_settings, invoices
 
 
 async def world(db: AsyncSession, percent: int = 20, hold: int = 30) -> tuple[int, int]:
     creator_id, course_id = await make_course(db, stars=500)
-    for uid, name in ((ANN, "Ann"), (BOB, "Bob"), (CAT, "Cat")):
-        await upsert_user(db, TelegramProfile(id=uid, first_name=name))
-    spec = affiliates.parse_program([str(percent), f"hold={hold}"])
-    assert isinstance(spec, affiliates.ProgramSpec)
-    assert not isinstance(await affiliates.set_program(db, creator_id, spec), ProgramProblem)
-    await db.commit()
+    await run_programme(db, creator_id, percent, hold)
     return creator_id, course_id
 
 
@@ -74,62 +63,18 @@ async def pay(
     now: datetime,
     gift: bool = False,
 ) -> Order:
-    offer = await make_offer(db, user_id, "course", course_id, settings, now=now, gift=gift)
-    assert isinstance(offer, Offer)
-    order = await open_order(db, user_id, offer, "stars", settings, now, gift=gift)
-    await db.commit()
-    result = await record_payment(
-        db,
-        payload=order.public_ref,
-        payer_id=user_id,
-        method="stars",
-        currency="XTR",
-        amount=500,
-        settings=settings,
-        telegram_charge_id=charge,
-        now=now,
-    )
+    order = await place_order(db, settings, user_id, "course", course_id, "stars", now, gift=gift)
+    result = await book_payment(db, settings, order, user_id, "stars", "XTR", 500, charge, now)
     assert result.outcome == Outcome.CREDITED, result
-    await db.commit()
     await db.refresh(order)
     return order
-
-
-async def share(db: AsyncSession, affiliate: int, course_id: int) -> str:
-    link = await affiliates.link_for(db, affiliate, "course", course_id)
-    assert not isinstance(link, LinkProblem)
-    await db.commit()
-    return link.code
-
-
-async def assert_ledger_balanced(db: AsyncSession) -> None:
-    """gross = platform fee + creator net + commission, for every ledger row."""
-    for e in await db.scalars(select(LedgerEntry)):
-        assert e.gross_minor == e.fee_minor + e.net_minor + e.commission_minor, e.id
-    # ... and the affiliates' ledger agrees with the commission the sales carry.
-    booked = await db.scalar(select(func.coalesce(func.sum(LedgerEntry.commission_minor), 0)))
-    owed = await db.scalar(
-        select(func.coalesce(func.sum(AffiliateEntry.amount_minor), 0)).where(
-            AffiliateEntry.kind != "payout"
-        )
-    )
-    assert booked == owed
-
-
-async def balance(db: AsyncSession, affiliate: int, now: datetime) -> tuple[int, int, int]:
-    rows = await affiliates.balances(db, now, affiliate_id=affiliate)
-    return (
-        sum(b.pending for b in rows),
-        sum(b.payable for b in rows),
-        sum(b.paid for b in rows),
-    )
 
 
 async def test_a_referred_sale_books_its_commission_once_with_the_sale(
     db: AsyncSession, settings: Settings
 ) -> None:
     creator_id, course_id = await world(db)
-    code = await share(db, BOB, course_id)
+    code = await share(db, BOB, "course", course_id)
     assert (await affiliates.click(db, code, ANN, T0)).outcome == ClickOutcome.ATTRIBUTED
     await db.commit()
     order = await pay(db, settings, ANN, course_id, "ch-1", T0 + timedelta(days=1))
@@ -151,19 +96,10 @@ async def test_a_referred_sale_books_its_commission_once_with_the_sale(
     assert (totals.gross_minor, totals.net_minor, totals.commission_minor) == (500, 350, 100)
 
     # Telegram delivers the same payment again: nothing new is booked.
-    again = await record_payment(
-        db,
-        payload=order.public_ref,
-        payer_id=ANN,
-        method="stars",
-        currency="XTR",
-        amount=500,
-        settings=settings,
-        telegram_charge_id="ch-1",
-        now=T0 + timedelta(days=1),
+    again = await book_payment(
+        db, settings, order, ANN, "stars", "XTR", 500, "ch-1", T0 + timedelta(days=1)
     )
     assert again.outcome == Outcome.DUPLICATE
-    await db.commit()
     assert await db.scalar(select(func.count()).select_from(AffiliateEntry)) == 1
     assert await db.scalar(select(func.count()).select_from(LedgerEntry)) == 1
 
@@ -177,7 +113,7 @@ async def test_a_refund_within_the_hold_leaves_every_balance_as_if_unsold(
     db: AsyncSession, settings: Settings
 ) -> None:
     creator_id, course_id = await world(db)
-    await affiliates.click(db, await share(db, BOB, course_id), ANN, T0)
+    await affiliates.click(db, await share(db, BOB, "course", course_id), ANN, T0)
     await db.commit()
     await pay(db, settings, ANN, course_id, "ch-1", T0)
     payment = await db.scalar(select(Payment))
@@ -203,7 +139,7 @@ async def test_a_refund_after_the_hold_claws_back_below_zero(
     db: AsyncSession, settings: Settings
 ) -> None:
     creator_id, course_id = await world(db, hold=7)
-    await affiliates.click(db, await share(db, BOB, course_id), ANN, T0)
+    await affiliates.click(db, await share(db, BOB, "course", course_id), ANN, T0)
     await db.commit()
     await pay(db, settings, ANN, course_id, "ch-1", T0)
     later = T0 + timedelta(days=8)
@@ -236,7 +172,7 @@ async def test_first_click_wins_and_nobody_earns_on_themselves(
     db: AsyncSession, settings: Settings
 ) -> None:
     _creator_id, course_id = await world(db)
-    bob, cat = await share(db, BOB, course_id), await share(db, CAT, course_id)
+    bob, cat = await share(db, BOB, "course", course_id), await share(db, CAT, "course", course_id)
     assert (await affiliates.click(db, bob, ANN, T0)).outcome == ClickOutcome.ATTRIBUTED
     assert (await affiliates.click(db, cat, ANN, T0)).outcome == ClickOutcome.KEPT
     # Cat's own link, clicked by Cat: counted, never attributed.
@@ -256,7 +192,7 @@ async def test_first_click_wins_and_nobody_earns_on_themselves(
 
 async def test_a_click_older_than_30_days_gives_way(db: AsyncSession, settings: Settings) -> None:
     _creator_id, course_id = await world(db)
-    bob, cat = await share(db, BOB, course_id), await share(db, CAT, course_id)
+    bob, cat = await share(db, BOB, "course", course_id), await share(db, CAT, "course", course_id)
     await affiliates.click(db, bob, ANN, T0)
     later = T0 + timedelta(days=31)
     assert (await affiliates.click(db, cat, ANN, later)).outcome == ClickOutcome.ATTRIBUTED

@@ -5,31 +5,29 @@ is moved (ManualClock), the dispatcher and the scheduler are the real ones."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiogram.methods import SendInvoice, SendMessage
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app, create_scheduler
+from bot.app import App, create_scheduler
 from bot.config import Settings
 from bot.growth import payable
 from bot.keyboards.callbacks import ShareCB
 from bot.models import Job, Payment, User
 from bot.payments.refunds import refund_payment
 from bot.scheduler.clock import ManualClock
-from tests.integration.test_growth_money import GATEWAYS
-from tests.integration.test_payments_helpers import (
+from tests.support.growth import GATEWAYS
+from tests.support.payments import (
     CREATOR_USER,
-    PayRecordingSession,
     make_course,
     pay_settings,
     successful_payment_update,
     tg,
 )
-from tests.support.updates import Harness, settle
+from tests.support.updates import Harness
 
 ANN, BOB, CAT = tg(1001, "Ann"), tg(1002, "Bob", "zh"), tg(1003, "Cat")
 CREATOR = tg(CREATOR_USER, "Maya")
@@ -46,11 +44,7 @@ def clock() -> ManualClock:
     return ManualClock(START)
 
 
-@pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[App]:
-    app = build_app(settings, session=PayRecordingSession(), engine=engine, clock=clock)
-    yield app
-    await settle(app)
+pytestmark = pytest.mark.payments  # conftest's settings and app: pay_settings, invoices
 
 
 def said_to(h: Harness, user_id: int) -> list[str]:

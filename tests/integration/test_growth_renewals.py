@@ -5,43 +5,44 @@ On SQLite and PostgreSQL (TEST_DATABASE_URL)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from aiogram.exceptions import TelegramServerError
 from aiogram.methods import SendMessage
 from aiogram.types import Chat, Message, SuccessfulPayment, Update
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
+from bot.app import App
 from bot.config import Settings
 from bot.growth import affiliates
-from bot.growth.affiliates import ClickOutcome, LinkProblem, ProgramProblem
+from bot.growth.affiliates import ClickOutcome
 from bot.models import AffiliateEntry, Job, JobStatus, LedgerEntry, Order, Payment, Plan
-from bot.payments.checkout import Outcome, record_payment
-from bot.payments.orders import Offer, make_offer, open_order
+from bot.payments.checkout import Outcome
 from bot.payments.refunds import RefundStatus, refund_payment
 from bot.scheduler import notices
-from bot.services.users import TelegramProfile, upsert_user
-from tests.integration.test_growth_money import GATEWAYS, assert_ledger_balanced, balance
-from tests.integration.test_payments_helpers import (
-    PayRecordingSession,
+from tests.support.growth import (
+    ANN,
+    BOB,
+    CAT,
+    GATEWAYS,
+    T0,
+    assert_ledger_balanced,
+    balance,
+    book_payment,
+    place_order,
+    run_programme,
+    share,
+)
+from tests.support.payments import (
     make_creator,
-    pay_settings,
+    stars_subscription_charge,
     tg,
 )
-from tests.support.updates import Harness, settle
+from tests.support.updates import Harness
 
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-ANN, BOB, CAT = 1001, 1002, 1003
-
-
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return pay_settings(database_url)
+pytestmark = pytest.mark.payments  # conftest's settings and app: pay_settings, invoices
 
 
 async def club(db: AsyncSession, percent: int = 20, hold: int = 7) -> Plan:
@@ -58,55 +59,39 @@ async def club(db: AsyncSession, percent: int = 20, hold: int = 7) -> Plan:
         published=True,
     )
     db.add(plan)
-    for uid, name in ((ANN, "Ann"), (BOB, "Bob"), (CAT, "Cat")):
-        await upsert_user(db, TelegramProfile(id=uid, first_name=name))
-    spec = affiliates.parse_program([str(percent), f"hold={hold}"])
-    assert isinstance(spec, affiliates.ProgramSpec)
-    assert not isinstance(await affiliates.set_program(db, creator_id, spec), ProgramProblem)
-    await db.commit()
+    await run_programme(db, creator_id, percent, hold)
     return plan
 
 
 async def click(db: AsyncSession, affiliate: int, plan: Plan, user: int, at: datetime) -> None:
-    link = await affiliates.link_for(db, affiliate, "plan", plan.id)
-    assert not isinstance(link, LinkProblem)
-    assert (await affiliates.click(db, link.code, user, at)).outcome == ClickOutcome.ATTRIBUTED
+    code = await share(db, affiliate, "plan", plan.id)
+    assert (await affiliates.click(db, code, user, at)).outcome == ClickOutcome.ATTRIBUTED
     await db.commit()
 
 
 async def open_plan_order(
     db: AsyncSession, settings: Settings, plan: Plan, method: str, at: datetime
 ) -> Order:
-    offer = await make_offer(db, ANN, "plan", plan.id, settings, now=at)
-    assert isinstance(offer, Offer)
-    order = await open_order(db, ANN, offer, method, settings, at)
-    await db.commit()
-    return order
+    return await place_order(db, settings, ANN, "plan", plan.id, method, at)
 
 
 async def stars_payment(
     db: AsyncSession, settings: Settings, order: Order, charge: str, at: datetime, first: bool
 ) -> Outcome:
-    raw: dict[str, Any] = {
-        "is_recurring": True,
-        "subscription_expiration_date": int((at + timedelta(days=30)).timestamp()),
-    }
-    if first:
-        raw["is_first_recurring"] = True
-    result = await record_payment(
-        db,
-        payload=order.public_ref,
-        payer_id=ANN,
-        method="stars",
-        currency="XTR",
-        amount=100,
-        settings=settings,
-        telegram_charge_id=charge,
-        raw=raw,
-        now=at,
+    result = await stars_subscription_charge(
+        db, settings, order.public_ref, ANN, charge, at, at + timedelta(days=30), first
     )
     await db.commit()
     return result.outcome
+
+
+async def bobs_stars_member(db: AsyncSession, settings: Settings) -> tuple[Plan, Order, Outcome]:
+    """Ann subscribes to the club by Stars at T0, through Bob's link: the first charge's
+    outcome comes back with the plan and her order."""
+    plan = await club(db)
+    await click(db, BOB, plan, ANN, T0)
+    order = await open_plan_order(db, settings, plan, "stars", T0)
+    return plan, order, await stars_payment(db, settings, order, "s1", T0, first=True)
 
 
 async def entries(db: AsyncSession) -> list[AffiliateEntry]:
@@ -116,10 +101,8 @@ async def entries(db: AsyncSession) -> list[AffiliateEntry]:
 async def test_each_stars_renewal_earns_the_member_s_affiliate_once(
     db: AsyncSession, settings: Settings
 ) -> None:
-    plan = await club(db)
-    await click(db, BOB, plan, ANN, T0)
-    order = await open_plan_order(db, settings, plan, "stars", T0)
-    assert await stars_payment(db, settings, order, "s1", T0, first=True) == Outcome.CREDITED
+    _plan, order, first = await bobs_stars_member(db, settings)
+    assert first == Outcome.CREDITED
     # 45 days on: the click is long past its 30 days, the member is still Bob's.
     renewal = T0 + timedelta(days=45)
     assert await stars_payment(db, settings, order, "s2", renewal, first=False) == Outcome.CREDITED
@@ -158,38 +141,18 @@ async def test_a_card_renewal_earns_for_the_first_affiliate_not_a_later_click(
     plan = await club(db, percent=10, hold=0)
     await click(db, BOB, plan, ANN, T0)
     first = await open_plan_order(db, settings, plan, "card", T0)
-    paid = await record_payment(
-        db,
-        payload=first.public_ref,
-        payer_id=ANN,
-        method="card",
-        currency="USD",
-        amount=1000,
-        settings=settings,
-        telegram_charge_id="c1",
-        provider_charge_id="pc1",
-        now=T0,
+    paid = await book_payment(
+        db, settings, first, ANN, "card", "USD", 1000, "c1", T0, provider_charge_id="pc1"
     )
     assert paid.outcome == Outcome.CREDITED
-    await db.commit()
     # 40 days later Cat's link is clicked (Bob's click ran out), then Ann renews by card.
     later = T0 + timedelta(days=40)
     await click(db, CAT, plan, ANN, later)
     second = await open_plan_order(db, settings, plan, "card", later)
-    again = await record_payment(
-        db,
-        payload=second.public_ref,
-        payer_id=ANN,
-        method="card",
-        currency="USD",
-        amount=1000,
-        settings=settings,
-        telegram_charge_id="c2",
-        provider_charge_id="pc2",
-        now=later,
+    again = await book_payment(
+        db, settings, second, ANN, "card", "USD", 1000, "c2", later, provider_charge_id="pc2"
     )
     assert again.outcome == Outcome.CREDITED
-    await db.commit()
     rows = await entries(db)
     assert [(e.affiliate_id, e.amount_minor) for e in rows] == [(BOB, 100), (BOB, 100)]
     await assert_ledger_balanced(db)
@@ -202,10 +165,7 @@ async def test_a_card_renewal_earns_for_the_first_affiliate_not_a_later_click(
 async def test_a_renewal_after_the_programme_is_off_earns_nothing(
     db: AsyncSession, settings: Settings
 ) -> None:
-    plan = await club(db)
-    await click(db, BOB, plan, ANN, T0)
-    order = await open_plan_order(db, settings, plan, "stars", T0)
-    await stars_payment(db, settings, order, "s1", T0, first=True)
+    plan, order, _first = await bobs_stars_member(db, settings)
     spec = affiliates.parse_program(["off"])
     assert isinstance(spec, affiliates.ProgramSpec)
     await affiliates.set_program(db, plan.creator_id, spec)
@@ -214,13 +174,6 @@ async def test_a_renewal_after_the_programme_is_off_earns_nothing(
     assert await stars_payment(db, settings, order, "s2", renewal, first=False) == Outcome.CREDITED
     assert len(await entries(db)) == 1
     await assert_ledger_balanced(db)
-
-
-@pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
-    app = build_app(settings, session=PayRecordingSession(), engine=engine)
-    yield app
-    await settle(app)
 
 
 def renewal_update(charge: str, ref: str, at: datetime, first: bool) -> Update:

@@ -29,7 +29,7 @@ from bot.ops import logs
 from bot.ops.web import add_routes
 from bot.scheduler.clock import ManualClock
 from tests.integration.test_payments_admin import ANN, MAYA, paid_stars_order
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     PayRecordingSession,
     make_course,
     pay_settings,

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from bot.app import build_app, sync_owners
 from bot.models import Course, Creator, CreatorRole, Order, OrderStatus
 from tests.integration.test_payments_admin import BOSS, MAYA, paid_stars_order
-from tests.integration.test_payments_helpers import PayRecordingSession, make_course, pay_settings
+from tests.support.payments import PayRecordingSession, make_course, pay_settings
 from tests.support.updates import Harness, settle
 
 

@@ -6,23 +6,22 @@ balance is counted as failed and said, not lost silently."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.methods import EditMessageText, SendMessage
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
+from bot.app import App
 from bot.config import Settings
 from bot.models import Entitlement, Job, ProductKind, User
 from bot.scheduler import broadcast
 from bot.scheduler.clock import ManualClock
 from bot.services import access
 from tests.integration.test_growth_messages import CLEO, T0, creator_with_course
-from tests.support.recording import RecordingSession
-from tests.support.updates import Harness, settle, tg_user
+from tests.support.broadcasts import draft, enroll_all
+from tests.support.settings import bot_settings
+from tests.support.updates import Harness, tg_user
 
 LEARNERS = [tg_user(4001 + i, f"P{i}") for i in range(6)]
 NEWS = "Launch day: the new course is open"
@@ -30,42 +29,19 @@ NEWS = "Launch day: the new course is open"
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(
-        _env_file=None,  # type: ignore[call-arg]
-        bot_token="42:TEST-TOKEN",
-        database_url=database_url,
-        admin_ids="7",
-        throttle_rate=0,
-        scheduler_rate=2.0,  # a small free rate: most paid messages are billed
-        paid_broadcast_rate=10.0,
-    )
+    # A small free rate: most paid messages are billed.
+    return bot_settings(database_url, scheduler_rate=2.0, paid_broadcast_rate=10.0)
 
 
 @pytest.fixture
 def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[App]:
-    app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)
-    yield app
-    await settle(app)
+    return ManualClock(T0)  # conftest's app (so harness) runs on it
 
 
 async def confirm_paid(h: Harness, db: AsyncSession, clock: ManualClock) -> str:
     cid = await creator_with_course(h, db, CLEO, "Watercolour")
-    for user in LEARNERS:
-        await h.send("/start", user)
-    for user in LEARNERS:
-        await access.grant(db, user.id, ProductKind.COURSE, cid, days=None, now=clock.now())
-    await db.commit()
-    await db.close()
-    await h.app.scheduler.drain()
-    await h.send(f"/broadcast {cid}", CLEO)
-    await h.click("Learners", CLEO)
-    await h.send(NEWS, CLEO)
-    return h.last_text()
+    await enroll_all(h, db, clock, cid, LEARNERS)
+    return await draft(h, CLEO, cid, NEWS)
 
 
 def news(h: Harness) -> list[SendMessage]:

@@ -5,16 +5,14 @@ never proposed; expired and forged answers change nothing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from aiogram.methods import AnswerCallbackQuery, SendMessage
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
-from bot.config import Settings
+from bot.app import App
 from bot.handlers.partners import PtCB
 from bot.models import (
     Delivery,
@@ -26,9 +24,8 @@ from bot.models import (
     User,
 )
 from bot.scheduler.clock import ManualClock
-from tests.integration.test_drip_chat import T0, course_with_lessons, enroll
-from tests.support.recording import RecordingSession
-from tests.support.updates import Harness, settle, tg_user
+from tests.support.courses import T0, course_with_lessons, enroll
+from tests.support.updates import Harness, tg_user
 
 ANN = tg_user(1001, "Ann")
 BO = tg_user(1002, "Bo")
@@ -44,15 +41,6 @@ def clock() -> ManualClock:
     return ManualClock(T0)
 
 
-@pytest.fixture
-async def drip_app(
-    settings: Settings, engine: AsyncEngine, clock: ManualClock
-) -> AsyncIterator[App]:
-    app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)
-    yield app
-    await settle(app)
-
-
 def said_to(h: Harness, chat_id: int) -> list[str]:
     return [str(r.text) for r in h.session.of_type(SendMessage) if r.chat_id == chat_id]
 
@@ -66,12 +54,12 @@ async def pairs(db: AsyncSession) -> list[Partnership]:
     return list(await db.scalars(select(Partnership).order_by(Partnership.id)))
 
 
-async def test_partners_end_to_end(drip_app: App, db: AsyncSession, clock: ManualClock) -> None:
-    h = Harness(drip_app)
+async def test_partners_end_to_end(app: App, db: AsyncSession, clock: ManualClock) -> None:
+    h = Harness(app)
     cid = await course_with_lessons(db, [(ReleaseRule.AFTER_DAYS, 0)] * 6)
     for learner in (ANN, BO, CY, DI, ED, FA, GI):
         await enroll(h, db, learner, cid, clock)
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     # Di is five lessons ahead; Cy sleeps by day; Ed blocked the bot; Fa paused.
     di_enrollment = select(Enrollment.id).where(Enrollment.user_id == DI.id).scalar_subquery()
     await db.execute(
@@ -140,8 +128,8 @@ async def test_partners_end_to_end(drip_app: App, db: AsyncSession, clock: Manua
     assert new.expires_at < clock.now() + timedelta(seconds=1)
 
 
-async def test_partner_bad_input(drip_app: App, db: AsyncSession, clock: ManualClock) -> None:
-    h = Harness(drip_app)
+async def test_partner_bad_input(app: App, db: AsyncSession, clock: ManualClock) -> None:
+    h = Harness(app)
     cid = await course_with_lessons(db, [(ReleaseRule.AFTER_DAYS, 0)])
     await h.send(f"/partner {cid}", ANN)  # does not have the course
     assert "for learners who have this course" in said_to(h, ANN.id)[-1]

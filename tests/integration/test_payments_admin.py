@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.methods import AnswerCallbackQuery, RefundStarPayment, SendInvoice, SendMessage
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from bot.app import App, build_app
+from bot.app import build_app
 from bot.config import Settings
 from bot.keyboards.callbacks import BuyCB
 from bot.models import Coupon, Entitlement, LedgerEntry, Order, OrderStatus, Payment, User
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     ADMIN,
     CREATOR_USER,
     OTHER_CREATOR_USER,
     PayRecordingSession,
     make_course,
-    pay_settings,
     pre_checkout_update,
     successful_payment_update,
     tg,
@@ -33,16 +30,7 @@ OLEG = tg(OTHER_CREATOR_USER, "Oleg")
 BOSS = tg(ADMIN, "Boss")
 
 
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return pay_settings(database_url)
-
-
-@pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
-    app = build_app(settings, session=PayRecordingSession(), engine=engine)
-    yield app
-    await settle(app)
+pytestmark = pytest.mark.payments  # conftest's settings and app: pay_settings, invoices
 
 
 async def paid_stars_order(harness: Harness, course_id: int, charge: str = "st-1") -> str:

@@ -7,7 +7,6 @@ purchase gets a plan receipt; reconcile-stars finds a payment without its sale."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -20,9 +19,9 @@ from aiogram.exceptions import (
 from aiogram.methods import RefundStarPayment, SendInvoice, SendMessage
 from aiogram.types import StarTransaction, TransactionPartnerUser
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
+from bot.app import App
 from bot.config import Settings
 from bot.keyboards.callbacks import BuyCB
 from bot.models import (
@@ -43,30 +42,20 @@ from bot.payments.reconcile import reconcile_stars, unbooked_payments
 from bot.scheduler import notices
 from bot.services.users import TelegramProfile, upsert_user
 from bot.telegram.stars import TelegramStars
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     PayRecordingSession,
     make_course,
     make_creator,
-    pay_settings,
     successful_payment_update,
     tg,
 )
-from tests.support.updates import Harness, settle
+from tests.support.updates import Harness
 
 ANN = tg(1001, "Ann")
 SORRY = "something went wrong"
 
 
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return pay_settings(database_url)
-
-
-@pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
-    app = build_app(settings, session=PayRecordingSession(), engine=engine)
-    yield app
-    await settle(app)
+pytestmark = pytest.mark.payments  # conftest's settings and app: pay_settings, invoices
 
 
 async def stars_invoice(harness: Harness, db: AsyncSession) -> str:

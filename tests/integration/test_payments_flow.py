@@ -3,8 +3,6 @@ successful_payment → receipt, checked in the database."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from aiogram.methods import (
     AnswerCallbackQuery,
@@ -15,11 +13,10 @@ from aiogram.methods import (
     SendMessage,
 )
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.analytics.sources import Source, number
-from bot.app import App, build_app
-from bot.config import Settings
+from bot.app import App
 from bot.keyboards.callbacks import BuyCB, CourseCB
 from bot.models import (
     Course,
@@ -32,31 +29,20 @@ from bot.models import (
     Payment,
 )
 from bot.services.recommendations import recommendations
-from tests.integration.test_payments_helpers import (
-    PayRecordingSession,
+from tests.support.payments import (
     make_course,
-    pay_settings,
     pre_checkout_update,
     successful_payment_update,
     tg,
 )
-from tests.support.updates import Harness, settle
+from tests.support.updates import Harness
 
 REC = number(Source.RECOMMEND)  # suggestion buttons say where the card was opened
 
 ANN = tg(1001, "Ann")
 
 
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return pay_settings(database_url)
-
-
-@pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[App]:
-    app = build_app(settings, session=PayRecordingSession(), engine=engine)
-    yield app
-    await settle(app)
+pytestmark = pytest.mark.payments  # conftest's settings and app: pay_settings, invoices
 
 
 async def count(db: AsyncSession, model: type) -> int:

@@ -9,10 +9,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Entitlement, LedgerEntry, Payment, Plan
-from bot.payments.checkout import Outcome, record_payment
+from bot.payments.checkout import Outcome
 from bot.payments.orders import Offer, make_offer, open_order
 from bot.services.users import TelegramProfile, upsert_user
-from tests.integration.test_payments_helpers import make_creator, pay_settings
+from tests.support.payments import make_creator, pay_settings, stars_subscription_charge
 
 
 async def test_stars_subscription_renewals_extend_access_once_each(
@@ -38,20 +38,8 @@ async def test_stars_subscription_renewals_extend_access_once_each(
     now = datetime.now(UTC)
 
     async def pay(charge: str, first: bool, at: datetime) -> Outcome:
-        raw = {"is_recurring": True, "subscription_expiration_date": int(at.timestamp())}
-        if first:
-            raw["is_first_recurring"] = True
-        result = await record_payment(
-            db,
-            payload=order.public_ref,
-            payer_id=1001,
-            method="stars",
-            currency="XTR",
-            amount=100,
-            settings=settings,
-            telegram_charge_id=charge,
-            raw=raw,
-            now=at,
+        result = await stars_subscription_charge(
+            db, settings, order.public_ref, 1001, charge, at, at, first
         )
         return result.outcome
 

@@ -29,7 +29,7 @@ from bot.payments.gateways import AlreadyRefunded, ProviderError
 from bot.payments.orders import Offer, make_offer, open_order
 from bot.payments.stripe_api import StripeGateway
 from bot.services.users import TelegramProfile, upsert_user
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     CREATOR_USER,
     PayRecordingSession,
     make_course,

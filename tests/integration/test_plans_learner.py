@@ -3,7 +3,6 @@ renewal whatever became of the plan, plans in /my, prices in /plans."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -14,13 +13,12 @@ from aiogram.methods import (
     EditUserStarSubscription,
 )
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
-from bot.config import Settings
+from bot.app import App
 from bot.keyboards.groups import PlanCB
-from bot.models import Job, PaymentMethod, Plan, ProductKind
-from bot.payments.checkout import Outcome, record_payment
+from bot.models import Job, Plan, ProductKind
+from bot.payments.checkout import Outcome
 from bot.scheduler.clock import ManualClock
 from bot.services import access
 from bot.services.memberships import INVITE
@@ -35,8 +33,9 @@ from tests.integration.test_groups_flow import (
     seed,
     sent_to,
 )
-from tests.integration.test_payments_helpers import PayRecordingSession
-from tests.support.updates import Harness, settle
+from tests.support.payments import PayRecordingSession, stars_subscription_charge
+from tests.support.recording import RecordingSession
+from tests.support.updates import Harness
 
 
 @pytest.fixture
@@ -45,50 +44,30 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-async def gapp(settings: Settings, engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[App]:
-    app = build_app(settings, session=PayRecordingSession(), engine=engine, clock=clock)
-    yield app
-    await settle(app)
+def bot_session() -> RecordingSession:
+    return PayRecordingSession()  # Telegram answers the invoice calls (conftest's app)
 
 
-@pytest.fixture
-def h(gapp: App) -> Harness:
-    return Harness(gapp)
-
-
-async def subscribe(h: Harness, gapp: App, plan_id: int, clock: ManualClock) -> None:
+async def subscribe(h: Harness, app: App, plan_id: int, clock: ManualClock) -> None:
     """Ann subscribes with Stars: the invoice link, then Telegram's first recurring payment."""
     await h.send("/start", ANN)
     h.session.add_result("https://t.me/$sub")
     await h.press(PlanCB(a="sub", id=plan_id).pack(), ANN)
     payload = h.session.of_type(CreateInvoiceLink)[-1].payload
     now = clock.now()
-    async with gapp.sessionmaker() as s:
-        result = await record_payment(
-            s,
-            payload=payload,
-            payer_id=ANN.id,
-            method=PaymentMethod.STARS,
-            currency="XTR",
-            amount=100,
-            settings=gapp.settings,
-            telegram_charge_id="stxFIRST",
-            raw={
-                "is_recurring": True,
-                "is_first_recurring": True,
-                "subscription_expiration_date": int((now + timedelta(days=30)).timestamp()),
-            },
-            now=now,
+    async with app.sessionmaker() as s:
+        result = await stars_subscription_charge(
+            s, app.settings, payload, ANN.id, "stxFIRST", now, now + timedelta(days=30), first=True
         )
         await s.commit()
     assert result.outcome == Outcome.CREDITED
 
 
 async def test_renewal_can_be_cancelled_after_the_plan_is_unpublished(
-    h: Harness, gapp: App, db: AsyncSession, clock: ManualClock
+    h: Harness, app: App, db: AsyncSession, clock: ManualClock
 ) -> None:
     plan_id = await seed(db, sub=True)
-    await subscribe(h, gapp, plan_id, clock)
+    await subscribe(h, app, plan_id, clock)
     await h.send(f"/plan {plan_id} publish=no", ANA)
     plan = await db.get(Plan, plan_id)
     assert plan is not None and not plan.published
@@ -125,15 +104,15 @@ async def invite_jobs(db: AsyncSession) -> int:
 
 
 async def test_my_lists_plans_with_expiry_and_a_new_invite_link(
-    h: Harness, gapp: App, db: AsyncSession, clock: ManualClock
+    h: Harness, app: App, db: AsyncSession, clock: ManualClock
 ) -> None:
     plan_id = await seed(db)
     await h.send("/start", ANN)
     await h.send("/my", ANN)
     assert "library is empty" in h.last_text()
-    await grant(gapp, ANN.id, plan_id, 30, clock.now())
+    await grant(app, ANN.id, plan_id, 30, clock.now())
     h.session.add_result(invite_link("Ann"))
-    await gapp.scheduler.drain()  # the invite of the grant itself
+    await app.scheduler.drain()  # the invite of the grant itself
     assert len(h.session.of_type(CreateChatInviteLink)) == 1
 
     await h.send("/my", ANN)
@@ -144,7 +123,7 @@ async def test_my_lists_plans_with_expiry_and_a_new_invite_link(
     await h.press(link, ANN)
     assert "on its way" in answers(h)[-1]
     h.session.add_result(invite_link("Ann again"))
-    await gapp.scheduler.drain()
+    await app.scheduler.drain()
     assert len(h.session.of_type(CreateChatInviteLink)) == 2
     assert "https://t.me/+Annagain" in sent_to(h, ANN.id)[-1].text
     # A second press within the hour: the same link is on its way, no new one is made.
@@ -159,7 +138,7 @@ async def test_my_lists_plans_with_expiry_and_a_new_invite_link(
     assert "already in the plan's chats" in answers(h)[-1]
 
     # Unpublished: whoever holds it still sees it.
-    async with gapp.sessionmaker() as s:
+    async with app.sessionmaker() as s:
         plan = await s.get(Plan, plan_id)
         assert plan is not None
         plan.published = False
@@ -192,10 +171,10 @@ async def test_plans_show_prices(h: Harness, db: AsyncSession) -> None:
 
 
 async def test_subscriptions_shows_a_renewing_plan_after_access_ended(
-    h: Harness, gapp: App, db: AsyncSession, clock: ManualClock
+    h: Harness, app: App, db: AsyncSession, clock: ManualClock
 ) -> None:
     plan_id = await seed(db, sub=True)
-    await subscribe(h, gapp, plan_id, clock)
+    await subscribe(h, app, plan_id, clock)
     # Refunded (or kicked): access is gone, but Telegram would still renew the subscription.
     await access.revoke(db, ANN.id, ProductKind.PLAN, plan_id, clock.now())
     await db.commit()

@@ -7,17 +7,15 @@ and withdrawal, forged buttons, and /promote's figures checked against the raw r
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 
 import pytest
 from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods import AnswerCallbackQuery, AnswerPreCheckoutQuery, SendInvoice, SendMessage
 from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
-from bot.config import Settings
+from bot.app import App
 from bot.keyboards.callbacks import BuyCB, PromoteAction, PromoteCB, SponsoredCB
 from bot.marketplace import promotions, sponsored
 from bot.models import (
@@ -40,18 +38,16 @@ from bot.models import (
 from bot.payments.reconcile import unbooked_payments
 from bot.scheduler import notices
 from bot.scheduler.clock import ManualClock
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     ADMIN,
     CREATOR_USER,
     OTHER_CREATOR_USER,
-    PayRecordingSession,
     make_course,
-    pay_settings,
     pre_checkout_update,
     successful_payment_update,
     tg,
 )
-from tests.support.updates import Harness, settle
+from tests.support.updates import Harness
 
 MAYA = tg(CREATOR_USER, "Maya")
 OTTO = tg(OTHER_CREATOR_USER, "Otto")
@@ -62,21 +58,12 @@ SPONSORED = "Sponsored"
 _charges = itertools.count(1)
 
 
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return pay_settings(database_url)
+pytestmark = pytest.mark.payments  # conftest's settings and app: pay_settings, invoices
 
 
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
-
-
-@pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[App]:
-    app = build_app(settings, session=PayRecordingSession(), engine=engine, clock=clock)
-    yield app
-    await settle(app)
 
 
 async def refresh(app: App) -> None:

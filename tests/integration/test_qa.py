@@ -4,7 +4,6 @@ between Telegram's refund and our commit), and bad input that changes nothing.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -19,10 +18,9 @@ from aiogram.methods import (
 )
 from aiogram.types import PhotoSize
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
-from bot.config import Settings
+from bot.app import App
 from bot.handlers.qa import FaqCB, QaCB
 from bot.keyboards.callbacks import CourseCB
 from bot.models import (
@@ -42,17 +40,15 @@ from bot.scheduler.clock import ManualClock
 from bot.scheduler.errors import Transient
 from bot.services import access
 from bot.services.users import TelegramProfile, upsert_user
-from tests.integration.test_payments_helpers import (
+from tests.support.payments import (
     CREATOR_USER,
-    PayRecordingSession,
     make_course,
     make_creator,
-    pay_settings,
     pre_checkout_update,
     successful_payment_update,
     tg,
 )
-from tests.support.updates import Harness, message_update, settle
+from tests.support.updates import Harness, message_update
 
 ANN = tg(1001, "Ann")
 LI = tg(1002, "Li", language_code="zh")
@@ -60,21 +56,12 @@ MAYA = tg(CREATOR_USER, "Maya")
 OTTO = tg(3003, "Otto")
 
 
-@pytest.fixture
-def settings(database_url: str) -> Settings:
-    return pay_settings(database_url)
+pytestmark = pytest.mark.payments  # conftest's settings and app: pay_settings, invoices
 
 
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
-
-
-@pytest.fixture
-async def app(settings: Settings, engine: AsyncEngine, clock: ManualClock) -> AsyncIterator[App]:
-    app = build_app(settings, session=PayRecordingSession(), engine=engine, clock=clock)
-    yield app
-    await settle(app)
 
 
 async def world(db: AsyncSession, clock: ManualClock, *learners: int) -> int:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from aiogram.exceptions import TelegramForbiddenError
@@ -26,10 +25,9 @@ from aiogram.types import (
 from aiogram.types import User as TgUser
 from PIL import Image
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
-from bot.config import Settings
+from bot.app import App
 from bot.models import (
     Certificate,
     ContentType,
@@ -48,33 +46,17 @@ from bot.scheduler.clock import ManualClock
 from bot.services import access, authoring, quizzes
 from bot.services.authoring import LessonContent
 from bot.services.quizzes import QuestionDraft
-from tests.support.recording import RecordingSession
-from tests.support.updates import Harness, message_update, settle, tg_user
+from tests.support.courses import OWNER, T0, enroll
+from tests.support.updates import Harness, message_update, tg_user
 
-T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 ANN = tg_user(1001, "小明")
 BO = tg_user(1002, "Bo")
-OWNER = tg_user(7, "Olga")
 _ids = itertools.count(90_000)
 
 
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(T0)
-
-
-@pytest.fixture
-async def quiz_app(
-    settings: Settings, engine: AsyncEngine, clock: ManualClock
-) -> AsyncIterator[App]:
-    app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)
-    yield app
-    await settle(app)
-
-
-@pytest.fixture
-def h(quiz_app: App) -> Harness:
-    return Harness(quiz_app)
 
 
 QUESTIONS = [
@@ -107,13 +89,6 @@ async def setup_course(
 
 def course_draft() -> authoring.CourseDraft:
     return authoring.CourseDraft(title="Python 入门", description="d", stars_price=10)
-
-
-async def enroll(h: Harness, db: AsyncSession, user: TgUser, course_id: int) -> None:
-    await h.send("/start", user)
-    await access.grant(db, user.id, ProductKind.COURSE, course_id, days=None, now=T0)
-    await db.commit()
-    await db.close()
 
 
 def poll_answer(poll_id: str, user: TgUser, option: int) -> Update:
@@ -169,7 +144,7 @@ async def answer_polls(h: Harness, options: list[int]) -> None:
 
 
 async def test_addquiz_step_by_step_with_a_forwarded_quiz(
-    quiz_app: App, h: Harness, db: AsyncSession
+    app: App, h: Harness, db: AsyncSession
 ) -> None:
     course_id, _quiz, _last = await setup_course(h, db)
     await h.send(f"/addquiz {course_id}", OWNER)
@@ -240,16 +215,16 @@ def option(text: str) -> PollOption:
 
 
 async def test_a_quiz_gates_the_next_lesson_until_passed_then_a_certificate(
-    quiz_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     course_id, quiz_lesson, last = await setup_course(h, db, pass_percent=100, retry_hours=1)
-    await enroll(h, db, ANN, course_id)
-    await quiz_app.scheduler.drain()
+    await enroll(h, db, ANN, course_id, T0)
+    await app.scheduler.drain()
     first = await delivery_of(db, (await first_lesson(db, course_id)), ANN.id)
     assert first is not None
     await h.press(f"ls:done:{first.id}", ANN)
     clock.advance(days=1)
-    await quiz_app.scheduler.drain()
+    await app.scheduler.drain()
     intro = [r for r in h.session.of_type(SendMessage) if "Lesson 2 of 3" in r.text]
     assert len(intro) == 1 and "quiz" in intro[0].text
     assert [label for label, _data in buttons(intro[0].reply_markup)] == [
@@ -298,7 +273,7 @@ async def test_a_quiz_gates_the_next_lesson_until_passed_then_a_certificate(
     assert third is not None and third.due_at == T0 + timedelta(days=2)
 
     clock.advance(days=1)
-    await quiz_app.scheduler.drain()
+    await app.scheduler.drain()
     await h.press(f"ls:done:{third.id}", ANN)
     assert "finished the course" in alerts(h)[-1]
     cert = await db.scalar(select(Certificate))
@@ -308,7 +283,7 @@ async def test_a_quiz_gates_the_next_lesson_until_passed_then_a_certificate(
     await db.close()
     # Booked with the completion, sent by the scheduler after the commit.
     assert h.session.of_type(SendPhoto) == []
-    await quiz_app.scheduler.drain()
+    await app.scheduler.drain()
     photos = h.session.of_type(SendPhoto)
     assert len(photos) == 1 and photos[0].chat_id == ANN.id
     assert isinstance(photos[0].photo, BufferedInputFile) and serial in (photos[0].caption or "")
@@ -350,7 +325,7 @@ async def reach_quiz(
     h: Harness, app: App, db: AsyncSession, clock: ManualClock
 ) -> tuple[int, int, int]:
     ids = await setup_course(h, db, pass_percent=50, retry_hours=0)
-    await enroll(h, db, ANN, ids[0])
+    await enroll(h, db, ANN, ids[0], T0)
     await app.scheduler.drain()
     first = await delivery_of(db, await first_lesson(db, ids[0]), ANN.id)
     assert first is not None
@@ -361,9 +336,9 @@ async def reach_quiz(
 
 
 async def test_buttons_for_clients_without_polls_and_forged_presses(
-    quiz_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
-    _course, quiz_lesson, last = await reach_quiz(h, quiz_app, db, clock)
+    _course, quiz_lesson, last = await reach_quiz(h, app, db, clock)
     delivery_id = await start_quiz(h, db, quiz_lesson, mode="b")
     question = h.session.of_type(SendMessage)[-1]
     assert "Question 1 of 2" in question.text and "2 + 2 = ?" in question.text
@@ -394,9 +369,9 @@ async def test_buttons_for_clients_without_polls_and_forged_presses(
 
 
 async def test_access_follows_money_and_unknown_polls_are_ignored(
-    quiz_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
-    course_id, quiz_lesson, _last = await reach_quiz(h, quiz_app, db, clock)
+    course_id, quiz_lesson, _last = await reach_quiz(h, app, db, clock)
     delivery_id = await start_quiz(h, db, quiz_lesson)
     poll_id = last_poll_id(h)
     before = len(h.session.requests)
@@ -416,9 +391,9 @@ async def test_access_follows_money_and_unknown_polls_are_ignored(
 
 
 async def test_pass_rates_per_question_match_the_raw_answers(
-    quiz_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
-    course_id, quiz_lesson, _last = await reach_quiz(h, quiz_app, db, clock)
+    course_id, quiz_lesson, _last = await reach_quiz(h, app, db, clock)
     await start_quiz(h, db, quiz_lesson)
     await answer_polls(h, [0, 0])  # 1 of 2: passes 50%
     await h.send(f"/quizstats {course_id}", OWNER)
@@ -449,21 +424,21 @@ async def test_pass_rates_per_question_match_the_raw_answers(
 
 
 async def test_a_certificate_send_that_fails_keeps_the_certificate(
-    quiz_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
-    course_id, quiz_lesson, last = await reach_quiz(h, quiz_app, db, clock)
+    course_id, quiz_lesson, last = await reach_quiz(h, app, db, clock)
     await start_quiz(h, db, quiz_lesson)
     await answer_polls(h, [1, 0])
     clock.advance(days=1)
-    await quiz_app.scheduler.drain()
+    await app.scheduler.drain()
     third = await delivery_of(db, last, ANN.id)
     assert third is not None
     await h.press(f"ls:done:{third.id}", ANN)
-    await quiz_app.bot.me()  # known already: the next call Telegram answers is the photo
+    await app.bot.me()  # known already: the next call Telegram answers is the photo
     h.session.add_result(
         TelegramForbiddenError(method=None, message="Forbidden: bot was blocked by the user")  # type: ignore[arg-type]
     )
-    await quiz_app.scheduler.drain()
+    await app.scheduler.drain()
     cert = await db.scalar(select(Certificate))
     job = await db.scalar(select(Job).where(Job.kind == "certificate"))
     await db.close()
@@ -478,7 +453,7 @@ async def test_a_certificate_send_that_fails_keeps_the_certificate(
 
 
 async def test_a_command_while_writing_a_quiz_is_not_taken_for_a_question(
-    quiz_app: App, h: Harness, db: AsyncSession
+    app: App, h: Harness, db: AsyncSession
 ) -> None:
     course_id, _quiz, _last = await setup_course(h, db)
     await h.send(f"/addquiz {course_id}", OWNER)
@@ -494,28 +469,28 @@ async def test_a_command_while_writing_a_quiz_is_not_taken_for_a_question(
 
 
 async def test_the_certificate_waits_out_the_learners_quiet_hours(
-    quiz_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
-    _course, quiz_lesson, last = await reach_quiz(h, quiz_app, db, clock)
+    _course, quiz_lesson, last = await reach_quiz(h, app, db, clock)
     await start_quiz(h, db, quiz_lesson)
     await answer_polls(h, [1, 0])
     clock.advance(days=1)
-    await quiz_app.scheduler.drain()
+    await app.scheduler.drain()
     third = await delivery_of(db, last, ANN.id)
     assert third is not None
     await h.send("/quiet 09:00-12:00", ANN)  # it is 10:00 for Ann (UTC)
     await h.press(f"ls:done:{third.id}", ANN)
-    await quiz_app.scheduler.drain()
+    await app.scheduler.drain()
     assert h.session.of_type(SendPhoto) == []
     job = await db.scalar(select(Job).where(Job.kind == "certificate"))
     assert job is not None and job.run_at == clock.now().replace(hour=12, minute=0)
     await db.close()
     clock.advance(hours=2)
-    await quiz_app.scheduler.drain()
+    await app.scheduler.drain()
     assert [p.chat_id for p in h.session.of_type(SendPhoto)] == [ANN.id]
 
 
-async def test_preview_shows_a_quiz_lesson(quiz_app: App, h: Harness, db: AsyncSession) -> None:
+async def test_preview_shows_a_quiz_lesson(app: App, h: Harness, db: AsyncSession) -> None:
     course_id, _quiz, _last = await setup_course(h, db)
     await h.send(f"/preview {course_id} 1", OWNER)
     await h.click("📖 2", OWNER)

@@ -6,25 +6,21 @@ hours (it waits till they end); not twice within 7 days; nothing once refunded."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from aiogram.methods import SendMessage
 from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.app import App, build_app
-from bot.config import Settings
+from bot.app import App
 from bot.keyboards.callbacks import StatsAction, StatsCB
 from bot.keyboards.learning import EnrollmentAction, EnrollmentCB
 from bot.models import Enrollment, ProductKind, ReleaseRule
 from bot.scheduler.clock import ManualClock
 from bot.services import access
 from bot.services.users import get_creator
-from tests.integration.test_drip_chat import OWNER, T0, course_with_lessons, enroll
-from tests.support.recording import RecordingSession
-from tests.support.updates import Harness, settle, tg_user
+from tests.support.courses import OWNER, T0, course_with_lessons, enroll
+from tests.support.updates import Harness, tg_user
 
 AN = tg_user(1001, "安", "zh")  # at risk, quiet 20:00–23:00 UTC
 BO = tg_user(1002, "Bo")  # refunded before the press
@@ -34,20 +30,6 @@ CY = tg_user(1003, "Cy")  # refunded after the press, before the send
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(T0)
-
-
-@pytest.fixture
-async def drip_app(
-    settings: Settings, engine: AsyncEngine, clock: ManualClock
-) -> AsyncIterator[App]:
-    app = build_app(settings, session=RecordingSession(), engine=engine, clock=clock)
-    yield app
-    await settle(app)
-
-
-@pytest.fixture
-def h(drip_app: App) -> Harness:
-    return Harness(drip_app)
 
 
 def nudges_to(h: Harness, chat_id: int) -> list[SendMessage]:
@@ -71,7 +53,7 @@ async def revoke(db: AsyncSession, user_id: int, course_id: int, clock: ManualCl
 
 
 async def test_at_risk_nudge_through_the_scheduler(
-    drip_app: App, h: Harness, db: AsyncSession, clock: ManualClock
+    app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     days = ReleaseRule.AFTER_DAYS
     cid = await course_with_lessons(db, [(days, 0), (days, 1)])
@@ -82,9 +64,9 @@ async def test_at_risk_nudge_through_the_scheduler(
     for learner in (AN, BO, CY):
         await enroll(h, db, learner, cid, clock)
     await h.send("/quiet 20:00-23:00", AN)
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     clock.advance(days=1, minutes=1)  # lesson 2 arrives; nobody presses Done
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert [len(lessons_to(h, u.id)) for u in (AN, BO, CY)] == [2, 2, 2]
     await revoke(db, BO.id, cid, clock)
 
@@ -99,11 +81,11 @@ async def test_at_risk_nudge_through_the_scheduler(
     await h.press(nudge, OWNER)
     assert "Nudges queued: 2" in h.last_text()
     await revoke(db, CY.id, cid, clock)  # refunded between the press and the send
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert nudges_to(h, AN.id) == [] and nudges_to(h, CY.id) == []  # quiet hours; refunded
 
     clock.advance(hours=2, minutes=1)  # 23:01: the quiet hours are over
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     [sent] = nudges_to(h, AN.id)
     assert "安，你好！《Drip 101》的下一课正在等你" in sent.text  # their language
     assert "暂停这门课" in sent.text
@@ -119,7 +101,7 @@ async def test_at_risk_nudge_through_the_scheduler(
     await h.press(nudge, OWNER)
     assert "Nudges queued: 0" in h.last_text() and "in the last 7 days: 1" in h.last_text()
     clock.advance(days=1)
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert len(nudges_to(h, AN.id)) == 1
 
     # A week on, still silent: one more is allowed, and the button stops it for good.
@@ -127,7 +109,7 @@ async def test_at_risk_nudge_through_the_scheduler(
     await h.press(nudge, OWNER)
     assert "Nudges queued: 1" in h.last_text()
     await h.press(stop.callback_data, AN)  # the stop button of the first nudge
-    await drip_app.scheduler.drain()
+    await app.scheduler.drain()
     assert len(nudges_to(h, AN.id)) == 1  # paused before the worker sent it
     paused = await db.scalar(select(Enrollment.paused_at).where(Enrollment.user_id == AN.id))
     assert paused is not None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from aiogram.methods import AnswerCallbackQuery, EditMessageText, SendMessage
@@ -22,15 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.app import App, build_app
 from bot.config import Settings
-from bot.models import Course, Creator, Lesson, ProductKind, User
+from bot.models import Lesson
 from bot.scheduler.clock import ManualClock
-from bot.services import access
 from bot.text import clip_html, visible_length
+from tests.support.courses import OWNER, T0, course_with_lessons, day_zero_lessons, enroll
 from tests.support.telegram_rules import ValidatingSession
 from tests.support.updates import Harness, message_update, settle, tg_user
 
-T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
-OWNER = tg_user(7, "Olga")  # ADMIN_IDS=7
 ANN = tg_user(1001, "Ann")
 EMOJI = "🙂"  # two UTF-16 code units
 
@@ -59,27 +57,7 @@ def violations(h: Harness) -> list[str]:
 
 
 async def course(db: AsyncSession, title: str = "Limits 101", lessons: int = 0) -> int:
-    db.add(User(id=OWNER.id, first_name="Olga", referral_code="olga"))
-    await db.flush()
-    creator = Creator(user_id=OWNER.id, display_name="Olga")
-    db.add(creator)
-    await db.flush()
-    row = Course(creator_id=creator.id, title=title, published=True)
-    db.add(row)
-    await db.flush()
-    for i in range(1, lessons + 1):
-        db.add(Lesson(course_id=row.id, position=i, title=f"Part {i}", text=f"Body {i}"))
-    await db.commit()
-    cid = row.id
-    await db.close()
-    return cid
-
-
-async def enroll(h: Harness, db: AsyncSession, course_id: int, clock: ManualClock) -> None:
-    await h.send("/start", ANN)
-    await access.grant(db, ANN.id, ProductKind.COURSE, course_id, days=None, now=clock.now())
-    await db.commit()
-    await db.close()
+    return await course_with_lessons(db, day_zero_lessons(lessons), title)
 
 
 async def lesson_count(db: AsyncSession) -> int:
@@ -105,7 +83,7 @@ async def test_a_lesson_too_long_with_its_heading_is_refused_with_the_limit(
     # Still waiting for the lesson: the longest one that fits is taken and delivered.
     await h.send(EMOJI * (room // 2), OWNER)
     assert "added as number 1" in h.last_text()
-    await enroll(h, db, cid, clock)
+    await enroll(h, db, ANN, cid, clock)
     await app.scheduler.drain()
     (lesson,) = [
         r for r in h.session.of_type(SendMessage) if r.chat_id == ANN.id and EMOJI in r.text
@@ -145,7 +123,7 @@ async def test_a_long_bold_broadcast_reaches_the_learner_whole(
     app: App, h: Harness, db: AsyncSession, clock: ManualClock
 ) -> None:
     cid = await course(db, lessons=1)
-    await enroll(h, db, cid, clock)
+    await enroll(h, db, ANN, cid, clock)
     await app.scheduler.drain()
     await h.send(f"/broadcast {cid}", OWNER)
     await h.click("Learners", OWNER)
@@ -185,7 +163,7 @@ async def test_pause_and_resume_answer_their_query_once_with_the_note(
     app: App, h: Harness, db: AsyncSession, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     cid = await course(db, lessons=2)
-    await enroll(h, db, cid, clock)
+    await enroll(h, db, ANN, cid, clock)
     await app.scheduler.drain()
     caplog.set_level(logging.WARNING)
     for button, note in (("Pause", "Paused."), ("Resume", "Resumed.")):

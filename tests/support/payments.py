@@ -27,9 +27,11 @@ from aiogram.types import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
-from bot.models import Course, Creator
+from bot.models import Course, Creator, PaymentMethod
+from bot.payments.checkout import PaymentResult, record_payment
 from bot.services.users import TelegramProfile, upsert_user
 from tests.support.recording import RecordingSession
+from tests.support.settings import bot_settings
 
 _ids = itertools.count(900_000)
 
@@ -71,15 +73,12 @@ class PayRecordingSession(RecordingSession):
 
 def pay_settings(database_url: str, **extra: Any) -> Settings:
     values: dict[str, Any] = {
-        "bot_token": "42:TEST-TOKEN",
-        "database_url": database_url,
         "admin_ids": str(ADMIN),
-        "throttle_rate": 0,
         "payments_provider_token": "284685063:TEST:stripe-token",
         "platform_fee_percent": "10",
     }
     values.update(extra)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return bot_settings(database_url, **values)
 
 
 async def make_creator(db: AsyncSession, user_id: int = CREATOR_USER, name: str = "Maya") -> int:
@@ -121,6 +120,38 @@ async def make_course(
     db.add(course)
     await db.commit()
     return creator_id, course.id
+
+
+async def stars_subscription_charge(
+    session: AsyncSession,
+    settings: Settings,
+    payload: str,
+    payer_id: int,
+    charge: str,
+    at: datetime,
+    expires: datetime,
+    first: bool,
+) -> PaymentResult:
+    """A 100-Star subscription charge booked as Telegram reports it (is_recurring, the
+    first one is_first_recurring, paid up to expires); not committed."""
+    raw: dict[str, Any] = {
+        "is_recurring": True,
+        "subscription_expiration_date": int(expires.timestamp()),
+    }
+    if first:
+        raw["is_first_recurring"] = True
+    return await record_payment(
+        session,
+        payload=payload,
+        payer_id=payer_id,
+        method=PaymentMethod.STARS,
+        currency="XTR",
+        amount=100,
+        settings=settings,
+        telegram_charge_id=charge,
+        raw=raw,
+        now=at,
+    )
 
 
 def tg(user_id: int, first_name: str = "Ann", language_code: str = "en") -> User:
