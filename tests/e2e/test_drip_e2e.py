@@ -174,6 +174,21 @@ async def test_drip_course_end_to_end(
     for learner in (alice, bob):
         await learner.wait_for_message(contains="Live Q&A at 18:00", timeout=10)
     await olga.wait_for_message(contains="Broadcast finished: 2 of 2 delivered", timeout=15)
+
+    # A paid broadcast (allow_paid_broadcast) goes out over real HTTP the lean way, paid
+    # from the bot's Stars; two messages fit the free rate, so nothing is billed.
+    await learner_client.request("POST", "/bot/stars", {"stars": 5})
+    await say(olga, f"/broadcast {course_id}", "Who should get it")
+    await olga.click("👩‍🎓 Learners of the course")
+    await olga.wait_for_message(contains="2 recipients", timeout=10)
+    await olga.wait_for_idle(quiet=0.15)
+    await say(olga, "The replay is up", "Paid broadcast (fast)")
+    await olga.click("⚡ Paid broadcast (fast)")
+    for learner in (alice, bob):
+        await learner.wait_for_message(contains="The replay is up", timeout=10)
+    await olga.wait_for_message(contains="Broadcast finished: 2 of 2 delivered", timeout=15)
+    paid = [p for name, p in sandbox_server.calls if p.get("text") == "The replay is up"]
+    assert len(paid) == 2 and all(p.get("allow_paid_broadcast") is True for p in paid)
     assert sandbox_server.violations == []
 
 
