@@ -164,32 +164,31 @@ async def test_drip_course_end_to_end(
     await bob.wait_for_idle(quiet=0.15)
 
     # A broadcast reaches every learner, and the creator sees it finish.
-    await say(olga, f"/broadcast {course_id}", "Who should get it")
-    await olga.click("👩‍🎓 Learners of the course")
-    await olga.wait_for_message(contains="2 recipients", timeout=10)
-    await olga.wait_for_idle(quiet=0.15)
-    await say(olga, "Live Q&A at 18:00", "Ready to send to 2 recipients")
-    await olga.click("📣 Send")
-    await olga.wait_for_message(contains="queued for 2 learners", timeout=10)
-    for learner in (alice, bob):
-        await learner.wait_for_message(contains="Live Q&A at 18:00", timeout=10)
-    await olga.wait_for_message(contains="Broadcast finished: 2 of 2 delivered", timeout=15)
-
+    await broadcast(olga, course_id, "Live Q&A at 18:00", "📣 Send", (alice, bob))
     # A paid broadcast (allow_paid_broadcast) goes out over real HTTP the lean way, paid
     # from the bot's Stars; two messages fit the free rate, so nothing is billed.
     await learner_client.request("POST", "/bot/stars", {"stars": 5})
-    await say(olga, f"/broadcast {course_id}", "Who should get it")
-    await olga.click("👩‍🎓 Learners of the course")
-    await olga.wait_for_message(contains="2 recipients", timeout=10)
-    await olga.wait_for_idle(quiet=0.15)
-    await say(olga, "The replay is up", "Paid broadcast (fast)")
-    await olga.click("⚡ Paid broadcast (fast)")
-    for learner in (alice, bob):
-        await learner.wait_for_message(contains="The replay is up", timeout=10)
-    await olga.wait_for_message(contains="Broadcast finished: 2 of 2 delivered", timeout=15)
+    await broadcast(olga, course_id, "The replay is up", "⚡ Paid broadcast (fast)", (alice, bob))
     paid = [p for name, p in sandbox_server.calls if p.get("text") == "The replay is up"]
     assert len(paid) == 2 and all(p.get("allow_paid_broadcast") is True for p in paid)
     assert sandbox_server.violations == []
+
+
+async def broadcast(
+    creator: SandboxUser, course_id: int, text: str, button: str, learners: tuple[SandboxUser, ...]
+) -> None:
+    """The creator broadcasts `text` to the course's learners with `button` (free or
+    paid); every learner gets it and the creator sees it finish."""
+    await say(creator, f"/broadcast {course_id}", "Who should get it")
+    await creator.click("👩‍🎓 Learners of the course")
+    await creator.wait_for_message(contains=f"{len(learners)} recipients", timeout=10)
+    await creator.wait_for_idle(quiet=0.15)
+    await say(creator, text, f"Ready to send to {len(learners)} recipients")
+    await creator.click(button)
+    for learner in learners:
+        await learner.wait_for_message(contains=text, timeout=10)
+    done = f"Broadcast finished: {len(learners)} of {len(learners)} delivered"
+    await creator.wait_for_message(contains=done, timeout=15)
 
 
 async def enrolled_at(database_url: str, user_id: int, course_id: int) -> datetime:

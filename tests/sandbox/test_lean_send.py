@@ -1,6 +1,7 @@
 """A paid broadcast's lean send (one JSON request on aiogram's session, bot.telegram.sender)
 against the sandbox over real HTTP: it must send exactly what bot.send_* sends, return
-the same message_id, and fail with the same errors, counted in the same metrics."""
+the same message_id, and fail with the same errors, counted in the same metrics. (The
+sandbox and its client are this folder's conftest fixtures.)"""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from bot.ops import metrics
 from bot.scheduler.errors import ChatNotFound, Rejected, RetryAfter, Transient, Unreachable
 from bot.scheduler.sender import Button, Outgoing
 from bot.telegram.sender import TelegramSender
-from sandbox import RateLimits, SandboxConfig, SandboxServer
+from sandbox import RateLimits, SandboxServer
 from sandbox.client import Message, SandboxClient, SandboxUser
 
 PNG = bytes.fromhex(
@@ -26,20 +27,6 @@ PNG = bytes.fromhex(
     "1f15c4890000000d49444154789c6360000002000100ffff03000006000557bfabd4"
     "0000000049454e44ae426082"
 )
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[SandboxServer]:
-    server = SandboxServer(SandboxConfig())
-    await server.start("127.0.0.1", 0)
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def client(server: SandboxServer) -> AsyncIterator[SandboxClient]:
-    async with SandboxClient(server.base_url) as client:
-        yield client
 
 
 @pytest.fixture
