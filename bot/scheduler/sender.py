@@ -247,8 +247,11 @@ class RateLimitedSender:
         """Wait for and take the slot of one paid-broadcast message; True when it is a
         free-rate slot. The rule: a free-rate slot only when one is idle right now (so
         Telegram does not bill it and no lesson waits longer than one slot for it);
-        otherwise a slot of the paid cap, billed 0.1 Star. With shared limits in Redis
-        (no idle-slot test there) every one is billed."""
+        otherwise a slot of the paid cap, billed 0.1 Star. With shared limits the test
+        is made in Redis (RedisLimiter.book) against every process's free-rate sends."""
+        book = getattr(self.paid_limiter, "book", None)
+        if book is not None:  # shared limits: the same rule, decided in Redis
+            return bool(await book(chat_id))
         take = getattr(self.limiter, "take_if_free", None)
         if take is not None and take(chat_id):
             return True

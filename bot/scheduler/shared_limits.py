@@ -69,7 +69,9 @@ return {1, now}
 # again", it books the earliest slot within the horizon and returns {1, wait µs, now}
 # (the caller sleeps that long, then sends), or {0, wait µs, now} when none is near: one
 # round trip per message however many processes compete (a paid broadcast's 1000/s).
-# The global key's tolerance gives the same catch-up slack as ACQUIRE.
+# The global key's tolerance gives the same catch-up slack as ACQUIRE. With KEYS[4] (the
+# free budget's key) and ARGV[5] (its interval), a slot of the free budget that is idle
+# at this instant is taken instead when the chat may receive now: {2, 0, now}.
 RESERVE = """
 redis.replicate_commands()
 local t = redis.call('TIME')
@@ -77,11 +79,23 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local gi, gt, ci = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local horizon = tonumber(ARGV[4])
 local g = tonumber(redis.call('GET', KEYS[1])) or 0
-local at = math.max(now, tonumber(redis.call('GET', KEYS[2])) or 0, g - gt)
+local pause = tonumber(redis.call('GET', KEYS[2])) or 0
+local at = math.max(now, pause, g - gt)
 local c = nil
 if #KEYS > 2 then
   c = tonumber(redis.call('GET', KEYS[3])) or 0
   at = math.max(at, c)
+end
+if #KEYS > 3 then
+  -- The free budget's slot, if it is idle right now (nobody waits for it): {2, 0, now}.
+  local f, fi = tonumber(redis.call('GET', KEYS[4])) or 0, tonumber(ARGV[5])
+  if f <= now and pause <= now and c <= now then
+    redis.call('SET', KEYS[4], string.format('%.0f', math.ceil(now + fi)),
+      'PX', math.ceil(fi / 1000) + 1000)
+    redis.call('SET', KEYS[3], string.format('%.0f', math.ceil(now + ci)),
+      'PX', math.ceil(ci / 1000) + 1000)
+    return {2, 0, now}
+  end
 end
 if at - now > horizon then
   return {0, math.ceil(at - now), now}
@@ -137,6 +151,7 @@ class RedisLimiter:
         slack: int = 5,
         scope: str = "global",
         reserve: bool = False,
+        free_per_second: float | None = None,
     ) -> None:
         if per_second <= 0:
             raise ValueError("per_second must be positive")
@@ -146,6 +161,9 @@ class RedisLimiter:
         # broadcasts). Chats and the 429 pause are the bot's, whatever the budget.
         self.scope = scope
         self.reserve = reserve
+        # A booking budget beside the free one (paid broadcasts): the free budget's
+        # rate, so that its idle slots are used first (not billed by Telegram).
+        self.free_per_second = free_per_second
         self.per_second = per_second
         self.chat_interval = chat_interval
         self.group_interval = group_interval
@@ -162,7 +180,8 @@ class RedisLimiter:
     def paid_budget(self, per_second: float) -> RedisLimiter:
         """The paid broadcasts' budget beside this one (RateLimitedSender asks for it):
         `per_second` for the whole deployment, the same chats and 429 pause, and slots
-        booked ahead (RESERVE) so that every message costs one round trip."""
+        booked ahead (RESERVE) so that every message costs one round trip, and this
+        budget's idle slots taken first (`book`)."""
         return RedisLimiter(
             self.redis,
             per_second=per_second,
@@ -173,6 +192,7 @@ class RedisLimiter:
             slack=self.slack,
             scope="paid",
             reserve=True,
+            free_per_second=self.per_second if self.scope == "global" else None,
         )
 
     def interval_for(self, chat_id: int) -> float:
@@ -183,9 +203,10 @@ class RedisLimiter:
         """Seconds until this chat may receive again, as far as this process knows."""
         return max(0.0, self._chats.get(chat_id, 0.0) - self.clock.monotonic())
 
-    async def _run(self, chat_id: int | None) -> tuple[bool, float, float]:
+    async def _run(self, chat_id: int | None, free: bool = False) -> tuple[int, float, float]:
         """The script's answer in seconds: (taken, wait, Redis time now). ACQUIRE gives
-        (True, Redis time of the grant, 0) when taken; RESERVE (True, wait, now)."""
+        (1, Redis time of the grant, 0) when taken; RESERVE (1, wait, now), or (2, 0,
+        now) when `free` and the free budget's slot was idle; 0: not taken, wait."""
         interval = 1.0 / self.per_second
         keys = [self.prefix + self.scope, self.prefix + "pause"]
         args = [interval * US, self.slack * interval * US, 0]
@@ -194,32 +215,43 @@ class RedisLimiter:
             args[2] = self.interval_for(chat_id) * US
         if self.reserve:
             args.append(self.HORIZON * US)
+            if free and chat_id is not None and self.free_per_second:
+                keys.append(self.prefix + "global")
+                args.append(US / self.free_per_second)
         try:
-            granted, value, *now = await self._acquire(keys=keys, args=args)
+            taken, value, *now = await self._acquire(keys=keys, args=args)
         except Exception as exc:  # redis errors: fail closed, the caller retries later
             raise Transient(f"rate limiter unreachable: {exc}") from exc
-        return bool(granted), int(value) / US, int(now[0]) / US if now else 0.0
+        return int(taken), int(value) / US, int(now[0]) / US if now else 0.0
 
     async def try_acquire(self, chat_id: int | None) -> tuple[bool, float]:
         """(True, server time of the grant in seconds) or (False, seconds to wait). A
         booking limiter (`reserve`): (True, seconds until the booked slot) instead."""
-        granted, value, _ = await self._run(chat_id)
-        return granted, value
+        taken, value, _ = await self._run(chat_id)
+        return taken > 0, value
 
     async def acquire(self, chat_id: int | None) -> float:
         """Wait until a send to `chat_id` may go (None: a call bound by the global cap
         only), take its slot, and return the Redis time of the grant in seconds."""
+        return (await self._wait_for_slot(chat_id, free=False))[0]
+
+    async def book(self, chat_id: int) -> bool:
+        """A paid broadcast's slot (a booking budget): waits for it and says whether it
+        was an idle slot of the free budget (True: Telegram will not bill it)."""
+        return (await self._wait_for_slot(chat_id, free=True))[1]
+
+    async def _wait_for_slot(self, chat_id: int | None, free: bool) -> tuple[float, bool]:
         while True:
-            granted, wait, now = await self._run(chat_id)
-            if granted and self.reserve:
+            taken, wait, now = await self._run(chat_id, free)
+            if taken and self.reserve:
                 await self.clock.sleep(wait)  # booked that far ahead: then it is ours
-            elif not granted:
+            elif not taken:
                 await self.clock.sleep(min(wait, self.HORIZON) if self.reserve else wait)
                 continue
             if chat_id is not None:
                 self._remember(chat_id)
             # ACQUIRE answers a grant with the Redis time itself (in `wait`'s place).
-            return now + wait if self.reserve else wait
+            return (now + wait if self.reserve else wait), taken == 2
 
     async def pause_all(self, seconds: float) -> None:
         """A 429: every process waits `seconds` from now."""

@@ -115,6 +115,27 @@ async def test_paid_and_free_budgets_share_chats_and_pauses(redis: Redis) -> Non
     assert isinstance(sender.paid_limiter, RedisLimiter) and sender.paid_limiter.scope == "paid"
 
 
+async def test_a_paid_message_takes_an_idle_free_slot_first(redis: Redis) -> None:
+    """As without Redis: an idle slot of the free rate carries a paid message (Telegram
+    does not bill it); when the free rate is busy it is booked on the paid budget."""
+    free = RedisLimiter(redis, per_second=1.0, chat_interval=1.0, group_interval=3.0, bot_id=42)
+    paid = free.paid_budget(1000)
+    sender = RateLimitedSender(MemorySender(SystemClock()), limiter=free, per_second=1.0)
+    first = await redis_seconds(redis)
+    assert await sender.paid_slot(11) is True  # idle: free
+    assert await sender.paid_slot(12) is False  # the free slot is used for a second: paid
+    await free.acquire(None)  # a lesson takes the free rate's next slot
+    assert await paid.book(13) is False
+    # Chat 11 had a message a moment ago: its next waits its second, whichever budget.
+    assert await paid.book(11) is False
+    assert await redis_seconds(redis) - first >= 1.0 - 1e-3
+
+
+async def redis_seconds(redis: Redis) -> float:
+    seconds, micros = await redis.time()
+    return seconds + micros / 1e6
+
+
 async def test_one_chat_and_one_group_are_spaced_across_processes(
     redis: Redis, redis_url: str
 ) -> None:
