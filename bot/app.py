@@ -29,6 +29,7 @@ from bot.config import Settings
 from bot.db import create_engine, create_sessionmaker
 from bot.i18n import PoI18n, create_i18n, pick_locale
 from bot.marketplace import sponsored
+from bot.marketplace.card_extras import card_extras
 from bot.middlewares.db import DbSessionMiddleware
 from bot.middlewares.i18n import LocaleMiddleware
 from bot.middlewares.isolation import KeyedLocks
@@ -169,6 +170,7 @@ class App:
             await limiter_redis.aclose()
         await self.events.stop(self.sessionmaker)
         await recommendations(self.search).close()
+        await card_extras(self.search).close()
         await sponsored.campaigns(self.search, self.sessionmaker).close()
         await self.search.close()
         await self.dp.storage.close()

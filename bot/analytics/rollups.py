@@ -37,6 +37,8 @@ from bot.models import (
     ViewsDaily,
 )
 
+FunnelKey = tuple[str, int, int]  # (product_kind, product_id, user_id)
+
 # The funnel, in order. Each is a column `<step>_at` of stats_funnel.
 STEPS: tuple[str, ...] = ("viewed", "buy", "invoice", "paid", "first_done", "completed")
 
@@ -59,13 +61,26 @@ async def _bump(
     counts: Mapping[str, int],
 ) -> None:
     """Add `counts` to the row `keys`, creating it at zero first."""
+    await _bump_many(session, model, tuple(keys), tuple(counts), [{**keys, **counts}])
+
+
+async def _bump_many(
+    session: AsyncSession,
+    model: type[Any],
+    keys: tuple[str, ...],
+    counts: tuple[str, ...],
+    rows: list[dict[str, Any]],
+) -> None:
+    """`_bump` for many rows of distinct keys: one statement, executed for every row."""
+    if not rows:
+        return
     table: Table = model.__table__
-    stmt = _upsert(session, table).values(**keys, **counts)
+    stmt = _upsert(session, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=list(keys),
         set_={name: table.c[name] + stmt.excluded[name] for name in counts},
     )
-    await session.execute(stmt)
+    await session.execute(stmt, rows)
 
 
 async def reach(
@@ -82,21 +97,29 @@ async def reach(
 ) -> None:
     """Record that a learner reached a funnel step; only the earliest time is kept, so
     replays and out-of-order writes (a buffered view flushed late) agree."""
-    column = f"{step}_at"
-    table: Table = FunnelProgress.__table__  # type: ignore[assignment]
     values: dict[str, Any] = {
         "product_kind": product_kind,
         "product_id": product_id,
         "user_id": user_id,
         "creator_id": creator_id,
         "entered_at": at,
-        column: at,
+        f"{step}_at": at,
     }
     if source is not None:
         values["source"] = source
     if paid_source is not None:
         values["paid_source"] = paid_source
-    stmt = _upsert(session, table).values(**values)
+    await _reach_many(session, step, [values])
+
+
+async def _reach_many(session: AsyncSession, step: str, rows: list[dict[str, Any]]) -> None:
+    """`reach` for many funnel rows of distinct keys, all with the same columns: one
+    statement, executed for every row (a flush's views cost one round trip, not one each)."""
+    if not rows:
+        return
+    column = f"{step}_at"
+    table: Table = FunnelProgress.__table__  # type: ignore[assignment]
+    stmt = _upsert(session, table)
     new = stmt.excluded
     earlier = or_(table.c[column].is_(None), new[column] < table.c[column])
     set_: dict[str, Any] = {
@@ -106,12 +129,42 @@ async def reach(
         ),
     }
     for name in ("source", "paid_source"):
-        if name in values:
+        if name in rows[0]:
             set_[name] = case((earlier, new[name]), else_=table.c[name])
     stmt = stmt.on_conflict_do_update(
         index_elements=["product_kind", "product_id", "user_id"], set_=set_
     )
-    await session.execute(stmt)
+    await session.execute(stmt, rows)
+
+
+class _Firsts:
+    """One flush's funnel rows for one step: per (product, learner), the earliest time
+    and what came with it. Of equal times the first recorded wins, as it did when each
+    event was written by itself in order (`reach` moves a step only to a strictly
+    earlier time), so the rows come out the same."""
+
+    def __init__(self, step: str) -> None:
+        self.step = step
+        self._rows: dict[FunnelKey, dict[str, Any]] = {}
+
+    def add(self, key: FunnelKey, creator_id: int, at: datetime, **extra: Any) -> None:
+        row = self._rows.get(key)
+        if row is not None and not at < row["entered_at"]:
+            return
+        self._rows[key] = {
+            "product_kind": key[0],
+            "product_id": key[1],
+            "user_id": key[2],
+            # The row's first event names it, as when it was inserted by that event.
+            "creator_id": creator_id if row is None else row["creator_id"],
+            "entered_at": at,
+            f"{self.step}_at": at,
+            **extra,
+        }
+
+    def rows(self) -> list[dict[str, Any]]:
+        # In key order: two flushes (two processes) then lock shared rows in one order.
+        return [self._rows[key] for key in sorted(self._rows)]
 
 
 # --- hooks ------------------------------------------------------------------------------
@@ -119,8 +172,12 @@ async def reach(
 
 async def events_written(session: AsyncSession, rows: Iterable[Mapping[str, Any]]) -> None:
     """The event buffer's flush: card views (per source) and Buy presses. A plan's card
-    view carries the plan in its data (`kind`, `id`): events have no plan column."""
+    view carries the plan in its data (`kind`, `id`): events have no plan column.
+
+    Counted in memory first and written as a few statements, each run for many rows:
+    a flush of 500 views used to be 500 upserts of the funnel, one round trip each."""
     views: dict[ViewKey, int] = defaultdict(int)
+    viewed, bought = _Firsts("viewed"), _Firsts("buy")
     for row in rows:
         kind, user_id, creator_id = row["kind"], row.get("user_id"), row.get("creator_id")
         data = row.get("data") or {}
@@ -133,28 +190,19 @@ async def events_written(session: AsyncSession, rows: Iterable[Mapping[str, Any]
                 continue
             source = parse(data.get("src"))
             views[(at.date(), creator_id, *product, source)] += 1
-            await reach(
-                session,
-                product_kind=product[0],
-                product_id=product[1],
-                user_id=user_id,
-                creator_id=creator_id,
-                step="viewed",
-                at=at,
-                source=source,
-            )
+            viewed.add((*product, user_id), creator_id, at, source=source)
         elif kind == EventKind.BUY and data.get("id") is not None:
-            await reach(
-                session,
-                product_kind=str(data.get("kind") or ProductKind.COURSE),
-                product_id=int(data["id"]),
-                user_id=user_id,
-                creator_id=creator_id,
-                step="buy",
-                at=at,
-            )
-    for key, n in views.items():
-        await _bump(session, ViewsDaily, dict(zip(VIEW_KEY, key, strict=True)), {"views": n})
+            key = (str(data.get("kind") or ProductKind.COURSE), int(data["id"]), user_id)
+            bought.add(key, creator_id, at)
+    await _reach_many(session, "viewed", viewed.rows())
+    await _reach_many(session, "buy", bought.rows())
+    await _bump_many(
+        session,
+        ViewsDaily,
+        VIEW_KEY,
+        ("views",),
+        [{**dict(zip(VIEW_KEY, key, strict=True)), "views": n} for key, n in sorted(views.items())],
+    )
 
 
 # (day, creator_id, product_kind, product_id, source): a row of stats_views_daily.
@@ -310,9 +358,6 @@ class RebuildReport:
     view_rows: int
     plan_rows: int
     funnel_rows: int
-
-
-FunnelKey = tuple[str, int, int]  # (product_kind, product_id, user_id)
 
 
 class _Funnel:

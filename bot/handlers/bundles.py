@@ -3,7 +3,7 @@ whose Pay buttons are the ordinary ones (bot/handlers/payments.py, kind "bundle"
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
@@ -26,7 +26,6 @@ from bot.money import STARS, format_money
 from bot.payments.orders import Offer, OfferProblem, make_offer
 from bot.scheduler.clock import Clock
 from bot.services import access
-from bot.services.search import CatalogSearch
 from bot.services.users import get_creator
 
 router = Router(name=__name__)
@@ -251,12 +250,11 @@ async def on_bundle(
 # -- the other pages' share ----------------------------------------------------------------
 
 
-async def bundle_rows(
-    session: AsyncSession, search: CatalogSearch, course_id: int
+def bundle_rows(
+    found: Sequence[bundles.Shown],
 ) -> tuple[list[str], list[list[InlineKeyboardButton]]]:
-    """A course card's "Also in bundle …" lines and buttons (from the per-process shelf:
-    a card costs no query)."""
-    found = await bundles.shelf(search).including(session, course_id, time.monotonic())
+    """A course card's "Also in bundle …" lines and buttons (the bundles come with the
+    card's other extras, from memory: bot.marketplace.card_extras)."""
     locale = current_locale()
     lines = [
         _("📦 Also in bundle «{title}» — {price}").format(

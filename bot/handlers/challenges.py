@@ -111,7 +111,7 @@ def _keyboard(rows: list[list[InlineKeyboardButton]]) -> InlineKeyboardMarkup | 
     return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
 
 
-def card_rows(found: list[Challenge]) -> list[list[InlineKeyboardButton]]:
+def card_rows(found: Sequence[ch.Running]) -> list[list[InlineKeyboardButton]]:
     """The course card's Join buttons (bot.handlers.market shows them to owners)."""
     return [
         [

@@ -38,13 +38,14 @@ from bot.keyboards.callbacks import (
 )
 from bot.keyboards.menus import callback_button, home_button, short_title
 from bot.marketplace import matching, profiles, reviews
+from bot.marketplace.card_extras import card_extras as card_extras_of
 from bot.models import Course, Creator, Job, User
 from bot.models.marketplace import Review
 from bot.scheduler.clock import Clock
 from bot.scheduler.errors import ChatNotFound, Rejected, Unreachable
 from bot.scheduler.jobs import JobContext, JobRegistry
 from bot.scheduler.sender import Button, Outgoing
-from bot.services import challenges, drip, qa
+from bot.services import drip
 from bot.services.catalog import CatalogPage, CourseCard
 from bot.services.search import CatalogSearch
 from bot.services.users import get_creator, is_owner
@@ -70,7 +71,8 @@ async def card_extras(
     session: AsyncSession, search: CatalogSearch, card: CourseCard, now: datetime
 ) -> tuple[str, list[list[InlineKeyboardButton]]]:
     """The rating lines under a card and its rows of buttons (rate, votes, creator)."""
-    summary = await reviews.ratings(search).summary(session, card.id, time.monotonic())
+    extras = await card_extras_of(search).get(session, card.id, now, owned=card.owned)
+    summary = extras.reviews
     lines: list[str] = []
     rows: list[list[InlineKeyboardButton]] = []
     if summary.count:
@@ -96,7 +98,7 @@ async def card_extras(
         lines.append(_("No reviews yet."))
     if card.owned:
         rows.append([callback_button(_("⭐ Rate this course"), packed(RateCB, c=card.id, r=0))])
-    bundle_lines, bundle_buttons = await bundle_rows(session, search, card.id)
+    bundle_lines, bundle_buttons = bundle_rows(extras.bundles)
     lines += bundle_lines
     rows += bundle_buttons
     if card.owned:
@@ -105,8 +107,8 @@ async def card_extras(
 
         rows.append(ask_button_row(card.id))
         # Owners only: most card views are not theirs, and those ask nothing more.
-        rows.extend(card_rows(await challenges.on_course(session, card.id, now)))
-    faq = await qa.faq_count(session, card.id, time.monotonic())
+        rows.extend(card_rows(extras.challenges))
+    faq = extras.faq
     if faq:
         from bot.handlers.qa import faq_button_row
 

@@ -21,11 +21,11 @@ bundle's order (bot.payments.checkout), so a refund revokes exactly those
 from __future__ import annotations
 
 import re
-import weakref
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -257,51 +257,34 @@ class Shown:
 BUNDLES = Tracker(Bundle, BundleCourse)
 
 
-class Shelf:
-    """Per process: course id → the published bundles it is in, for cards, which must cost
-    no query (tests/integration/test_catalog_cache.py). Reloaded whole when a commit of
-    this process changed a bundle (`bot.services.changes`), or after `max_age` for other
-    processes' commits; bundles are few (at most MAX_BUNDLES live per creator)."""
-
-    def __init__(self, max_age: float = 60.0) -> None:
-        self._max_age = max_age
-        self._loaded: tuple[int, float, dict[int, list[Shown]]] | None = None
-
-    async def including(self, session: AsyncSession, course_id: int, mono: float) -> list[Shown]:
-        if self._loaded is not None:
-            version, at, cached = self._loaded
-            if not BUNDLES.changed_since(version) and mono - at < self._max_age:
-                return cached.get(course_id, [])
-        version = BUNDLES.version
-        rows = await session.execute(
-            select(
-                BundleCourse.course_id,
-                Bundle.id,
-                Bundle.title,
-                Bundle.stars_price,
-                Bundle.price_minor,
-                Bundle.currency,
-            )
-            .join(Bundle, Bundle.id == BundleCourse.bundle_id)
-            .where(Bundle.published.is_(True))
-            .order_by(Bundle.id)
+def _shown_query() -> Any:
+    return (
+        select(
+            BundleCourse.course_id,
+            Bundle.id,
+            Bundle.title,
+            Bundle.stars_price,
+            Bundle.price_minor,
+            Bundle.currency,
         )
-        by_course: dict[int, list[Shown]] = defaultdict(list)
-        for member, bundle_id, title, stars, minor, currency in rows:
-            by_course[int(member)].append(Shown(bundle_id, title, stars, minor, currency))
-        self._loaded = (version, mono, dict(by_course))
-        return self._loaded[2].get(course_id, [])
+        .join(Bundle, Bundle.id == BundleCourse.bundle_id)
+        .where(Bundle.published.is_(True))
+        .order_by(Bundle.id)
+    )
 
 
-_shelves: weakref.WeakKeyDictionary[object, Shelf] = weakref.WeakKeyDictionary()
+async def including_all(session: AsyncSession) -> dict[int, tuple[Shown, ...]]:
+    """Course id → the published bundles it is in (what cards show; bundles are few: at
+    most MAX_BUNDLES live per creator)."""
+    by_course: dict[int, list[Shown]] = defaultdict(list)
+    for member, bundle_id, title, stars, minor, currency in await session.execute(_shown_query()):
+        by_course[int(member)].append(Shown(bundle_id, title, stars, minor, currency))
+    return {course_id: tuple(found) for course_id, found in by_course.items()}
 
 
-def shelf(owner: object) -> Shelf:
-    """The cache that belongs with one catalog (one per process; tests build several)."""
-    holder = _shelves.get(owner)
-    if holder is None:
-        holder = _shelves[owner] = Shelf()
-    return holder
+async def including(session: AsyncSession, course_id: int) -> tuple[Shown, ...]:
+    rows = await session.execute(_shown_query().where(BundleCourse.course_id == course_id))
+    return tuple(Shown(b, title, stars, minor, cur) for _c, b, title, stars, minor, cur in rows)
 
 
 def on_sale(bundle: Bundle, courses: Sequence[Course]) -> bool:

@@ -13,6 +13,7 @@ import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -310,8 +311,17 @@ async def invite(
     return isinstance(await may_review(session, user_id, course_id, now), Course)
 
 
+def _visible() -> tuple[Any, ...]:
+    return (Review.counted.is_(True), Review.hidden.is_(False))
+
+
+def _most_helpful() -> tuple[Any, ...]:
+    # "Most helpful recent": helpful votes first, then the newest.
+    return (Review.helpful.desc(), Review.created_at.desc(), Review.id.desc())
+
+
 async def load_summary(session: AsyncSession, course_id: int) -> Summary:
-    visible = (Review.course_id == course_id, Review.counted.is_(True), Review.hidden.is_(False))
+    visible = (Review.course_id == course_id, *_visible())
     count, avg = (
         await session.execute(
             select(func.count(Review.id), func.avg(Review.rating)).where(*visible)
@@ -319,15 +329,51 @@ async def load_summary(session: AsyncSession, course_id: int) -> Summary:
     ).one()
     if not count:
         return EMPTY
-    # "Most helpful recent": helpful votes first, then the newest; only reviews with words.
+    # Only reviews with words are shown.
     rows = await session.execute(
         select(Review.id, Review.rating, Review.text, Review.helpful, Review.reply)
         .where(*visible, Review.text != "")
-        .order_by(Review.helpful.desc(), Review.created_at.desc(), Review.id.desc())
+        .order_by(*_most_helpful())
         .limit(SHOWN_ON_CARD)
     )
     top = tuple(ShownReview(r[0], r[1], r[2], r[3], r[4]) for r in rows)
     return Summary(int(count), round(float(avg), 2), top)
+
+
+async def all_summaries(session: AsyncSession) -> dict[int, Summary]:
+    """`load_summary` of every course with visible reviews, in two queries (the top
+    reviews of each course picked by a window function, in the same order)."""
+    counts = await session.execute(
+        select(Review.course_id, func.count(Review.id), func.avg(Review.rating))
+        .where(*_visible())
+        .group_by(Review.course_id)
+    )
+    rank = func.row_number().over(partition_by=Review.course_id, order_by=_most_helpful())
+    ranked = (
+        select(
+            Review.course_id,
+            Review.id,
+            Review.rating,
+            Review.text,
+            Review.helpful,
+            Review.reply,
+            rank.label("rank"),
+        )
+        .where(*_visible(), Review.text != "")
+        .subquery()
+    )
+    top: dict[int, list[ShownReview]] = {}
+    for row in await session.execute(
+        select(ranked)
+        .where(ranked.c.rank <= SHOWN_ON_CARD)
+        .order_by(ranked.c.course_id, ranked.c.rank)
+    ):
+        top.setdefault(int(row[0]), []).append(ShownReview(row[1], row[2], row[3], row[4], row[5]))
+    return {
+        int(course_id): Summary(int(n), round(float(avg), 2), tuple(top.get(int(course_id), ())))
+        for course_id, n, avg in counts
+        if n
+    }
 
 
 async def course_scores(session: AsyncSession) -> dict[int, tuple[int, float, float]]:
@@ -349,28 +395,13 @@ def rank_by_rating(course_ids: list[int], scores: dict[int, tuple[int, float, fl
 
 
 class Ratings:
-    """Per process: what cards show of their reviews, and the catalog's rating order.
-    Reloaded when a commit of this process changed a course's reviews or votes
-    (`bot.services.changes`), or after `max_age` for other processes' commits."""
+    """Per process: the catalog's rating order. Reloaded when a commit of this process
+    changed reviews or votes (`bot.services.changes`), or after `max_age` for other
+    processes' commits. (What cards show of their reviews: bot.marketplace.card_extras.)"""
 
-    def __init__(self, max_age: float = 60.0, size: int = 20_000) -> None:
+    def __init__(self, max_age: float = 60.0) -> None:
         self._max_age = max_age
-        self._size = size
-        self._cards: dict[int, tuple[int, float, Summary]] = {}
         self._scores: tuple[int, float, dict[int, tuple[int, float, float]]] | None = None
-
-    async def summary(self, session: AsyncSession, course_id: int, mono: float) -> Summary:
-        hit = self._cards.get(course_id)
-        if hit is not None:
-            version, at, summary = hit
-            if not REVIEWS.changed_since(version, course_id) and mono - at < self._max_age:
-                return summary
-        version = REVIEWS.version
-        summary = await load_summary(session, course_id)
-        if len(self._cards) >= self._size:
-            self._cards.clear()
-        self._cards[course_id] = (version, mono, summary)
-        return summary
 
     async def scores(
         self, session: AsyncSession, mono: float

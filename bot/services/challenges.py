@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +34,7 @@ from bot.models import (
     User,
 )
 from bot.services import access
+from bot.services.changes import Tracker
 from bot.services.drip import zone
 
 MAX_DAYS = 366
@@ -420,15 +422,47 @@ async def for_learner(session: AsyncSession, user_id: int, now: datetime) -> lis
     return out
 
 
-async def on_course(session: AsyncSession, course_id: int, now: datetime) -> list[Challenge]:
-    return list(
-        await session.scalars(
-            select(Challenge)
-            .where(Challenge.course_id == course_id, Challenge.ends_at > now)
-            .order_by(Challenge.id)
-            .limit(3)
-        )
+@dataclass(frozen=True, slots=True)
+class Running:
+    """A challenge a course card offers its owners to join."""
+
+    id: int
+    title: str
+    ends_at: datetime
+
+
+# What a card shows, kept in memory with the card's other extras
+# (bot.marketplace.card_extras): a commit that changes a challenge drops its course's.
+CHALLENGES = Tracker(Challenge, key=lambda obj: obj.course_id)
+ON_CARD = 3
+
+
+def _running(now: datetime) -> Any:
+    return (
+        select(Challenge.course_id, Challenge.id, Challenge.title, Challenge.ends_at)
+        .where(Challenge.course_id.is_not(None), Challenge.ends_at > now)
+        .order_by(Challenge.id)
     )
+
+
+async def running_by_course(session: AsyncSession, now: datetime) -> dict[int, tuple[Running, ...]]:
+    """Course id → every challenge of the course running at `now`, oldest first (a card
+    shows the first ON_CARD of those still running when it is shown: `on_card`)."""
+    by_course: dict[int, list[Running]] = {}
+    for course_id, challenge_id, title, ends_at in await session.execute(_running(now)):
+        by_course.setdefault(int(course_id), []).append(Running(challenge_id, title, ends_at))
+    return {course_id: tuple(found) for course_id, found in by_course.items()}
+
+
+async def running_on_course(
+    session: AsyncSession, course_id: int, now: datetime
+) -> tuple[Running, ...]:
+    rows = await session.execute(_running(now).where(Challenge.course_id == course_id))
+    return tuple(Running(challenge_id, title, ends_at) for _c, challenge_id, title, ends_at in rows)
+
+
+def on_card(running: tuple[Running, ...], now: datetime) -> list[Running]:
+    return [c for c in running if c.ends_at > now][:ON_CARD]
 
 
 async def creators_challenge(

@@ -46,6 +46,11 @@ class Tracker:
             return self.version > version
         return max(self._floor, self._keys.get(key, 0)) > version
 
+    def changed_all_since(self, version: int) -> bool:
+        """Whether a commit after `version` changed every key (a bulk statement, a tracker
+        without keys): what a per-key answer cannot tell a cache that holds every key."""
+        return (self.version if self.key is None else self._floor) > version
+
     def _committed(self, keys: set[Hashable] | None) -> None:
         self.version += 1
         if keys is None or self.key is None:

@@ -14,13 +14,15 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.analytics import rollups
 from bot.models import Event, utcnow
 
 log = logging.getLogger(__name__)
+
+EVENTS: Table = Event.__table__  # type: ignore[assignment]
 
 
 class EventBuffer:
@@ -67,7 +69,10 @@ class EventBuffer:
             return 0
         try:
             async with sessionmaker() as session:
-                await session.execute(insert(Event), rows)
+                # The table, not the entity: the ORM's bulk insert leaves out a row's
+                # None columns and so splits rows of other shapes (a search has no
+                # course) into separate statements, one per row when kinds alternate.
+                await session.execute(insert(EVENTS), rows)
                 # The analytics rollups move in the same transaction: counted once.
                 await rollups.events_written(session, rows)
                 await session.commit()

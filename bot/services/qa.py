@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.models import Course, CourseOptions, Creator, ProductKind, Question, QuestionStatus
 from bot.services import access
+from bot.services.changes import Tracker
 
 # What a creator may ask for one question (Telegram's own ceiling is far higher).
 MAX_STARS = 10_000
@@ -182,7 +184,6 @@ async def publish(
         return Refusal.NOT_ANSWERED
     question.published = True
     await session.flush()
-    _faq.clear()
     return question
 
 
@@ -202,24 +203,30 @@ async def faq(session: AsyncSession, course_id: int, limit: int = FAQ_SHOWN) -> 
     )
 
 
-# Published answers per course, read for all courses at once and kept FAQ_TTL seconds per
-# process: every card shows the count, and a query per card view would cost the card its
-# cheap path (most courses have no FAQ). A publish in this process drops the snapshot;
-# another process's shows within the TTL.
-FAQ_TTL = 60.0
-_faq: dict[str, tuple[float, dict[int, int]]] = {}
+# What a card counts, kept in memory with the card's other extras
+# (bot.marketplace.card_extras): a commit that changes a question drops its course's count.
+QUESTIONS = Tracker(Question, key=lambda obj: obj.course_id)
 
 
-async def faq_count(session: AsyncSession, course_id: int, mono: float) -> int:
-    snapshot = _faq.get("counts")
-    if snapshot is None or mono - snapshot[0] >= FAQ_TTL:
-        rows = await session.execute(
-            select(Question.course_id, func.count())
-            .where(Question.published.is_(True), Question.status == QuestionStatus.ANSWERED)
-            .group_by(Question.course_id)
-        )
-        snapshot = _faq["counts"] = (mono, {int(c): int(n) for c, n in rows.tuples()})
-    return snapshot[1].get(course_id, 0)
+def _published() -> tuple[Any, ...]:
+    return (Question.published.is_(True), Question.status == QuestionStatus.ANSWERED)
+
+
+async def faq_counts(session: AsyncSession) -> dict[int, int]:
+    """Course id → its published answers, for every course that has some."""
+    rows = await session.execute(
+        select(Question.course_id, func.count()).where(*_published()).group_by(Question.course_id)
+    )
+    return {int(c): int(n) for c, n in rows.tuples()}
+
+
+async def faq_count(session: AsyncSession, course_id: int) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Question)
+        .where(Question.course_id == course_id, *_published())
+    )
+    return int(count or 0)
 
 
 @dataclass(frozen=True, slots=True)
