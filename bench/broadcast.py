@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, insert, select  # noqa: E402
 
+from bot.config import Settings  # noqa: E402
 from bot.db import create_engine, create_sessionmaker  # noqa: E402
 from bot.migrate import upgrade  # noqa: E402
 from bot.models import (  # noqa: E402
@@ -348,7 +349,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--latency", type=float, default=0.02)
     p.add_argument("--workers", type=int, nargs="+", default=[1])
     p.add_argument("--batch", type=int, default=500)
-    p.add_argument("--paid", type=float, default=1000.0, help="PAID_BROADCAST_RATE")
+    default_rate = Settings.model_fields["paid_broadcast_rate"].default
+    p.add_argument("--paid", type=float, default=default_rate, help="PAID_BROADCAST_RATE")
     p.add_argument("--free", type=float, default=30.0, help=argparse.SUPPRESS)
     p.add_argument("--db", help="PostgreSQL server URL (a fresh database per run)")
     p.add_argument("--redis", help="Redis URL: the workers share the limits there")
