@@ -71,7 +71,8 @@ class Job(TimestampMixin, Base):
     """A persistent scheduler job: reminders, expiry, broadcasts, audits."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status_run_at", "status", "run_at"),)
+    # (status, run_at, id): the worker's claim reads due jobs in its order (0019).
+    __table_args__ = (Index("ix_jobs_status_run_at_id", "status", "run_at", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))

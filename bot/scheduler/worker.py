@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.models import (
@@ -429,26 +429,41 @@ class Scheduler:
     # --- jobs -------------------------------------------------------------------------
 
     async def _claim_jobs(self, session: AsyncSession, now: datetime) -> list[int]:
+        """Jobs whose lease ran out (a dead worker's) first, then due pending ones in
+        (run_at, id) order: two claims that each follow the (status, run_at, id) index
+        and stop at the batch, rather than one OR that sorted the whole table. Each is
+        one UPDATE (atomic on SQLite too, where a read then a write could be refused)."""
         kinds = self.registry.kinds()
         if not kinds:
             return []
-        due = (
+        batch = self.config.batch_size
+        lapsed = Job.status == JobStatus.RUNNING, Job.claimed_until < now
+        claimed = await self._claim_jobs_where(session, now, kinds, lapsed, batch)
+        if len(claimed) < batch:
+            due = Job.status == JobStatus.PENDING, Job.run_at <= now
+            claimed += await self._claim_jobs_where(session, now, kinds, due, batch - len(claimed))
+        await session.commit()
+        return claimed
+
+    async def _claim_jobs_where(
+        self,
+        session: AsyncSession,
+        now: datetime,
+        kinds: list[str],
+        which: tuple[ColumnElement[bool], ...],
+        limit: int,
+    ) -> list[int]:
+        pick = (
             select(Job.id)
-            .where(
-                Job.kind.in_(kinds),
-                or_(
-                    and_(Job.status == JobStatus.PENDING, Job.run_at <= now),
-                    and_(Job.status == JobStatus.RUNNING, Job.claimed_until < now),
-                ),
-            )
+            .where(Job.kind.in_(kinds), *which)
             .order_by(Job.run_at, Job.id)
-            .limit(self.config.batch_size)
+            .limit(limit)
             .with_for_update(skip_locked=True)
         )
         lease = now + timedelta(seconds=self.config.lease_seconds)
         result = await session.execute(
             update(Job)
-            .where(Job.id.in_(due.scalar_subquery()))
+            .where(Job.id.in_(pick.scalar_subquery()))
             .values(
                 status=JobStatus.RUNNING,
                 claimed_until=lease,
@@ -458,9 +473,7 @@ class Scheduler:
             .returning(Job.id)
             .execution_options(synchronize_session=False)
         )
-        ids = list(result.scalars())
-        await session.commit()
-        return ids
+        return list(result.scalars())
 
     async def _job_round(self) -> int:
         async with self.sessionmaker() as session:
