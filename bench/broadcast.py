@@ -350,7 +350,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--recipients", type=int, default=100_000)
     p.add_argument("--latency", type=float, default=0.02)
     p.add_argument("--workers", type=int, nargs="+", default=[1])
-    p.add_argument("--batch", type=int, default=500)
+    # The workers run as deployed: SCHEDULER_BATCH and PAID_BROADCAST_RATE's defaults.
+    p.add_argument("--batch", type=int, default=Settings.model_fields["scheduler_batch"].default)
     default_rate = Settings.model_fields["paid_broadcast_rate"].default
     p.add_argument("--paid", type=float, default=default_rate, help="PAID_BROADCAST_RATE")
     p.add_argument("--free", type=float, default=30.0, help=argparse.SUPPRESS)

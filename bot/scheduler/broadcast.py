@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -96,6 +97,12 @@ IN_FLIGHT = 200
 FLUSH_EVERY = 200
 # ... and checks the learners' access CHECK_EVERY messages at a time, in one query.
 CHECK_EVERY = 200
+# It claims REFILL more messages whenever fewer than CHECK_EVERY are left to start, for
+# up to STREAM_SECONDS: the sends keep flowing instead of draining at the end of each
+# claimed batch (SCHEDULER_BATCH may be 50), and the worker then gets back to its other
+# due work (a drip lesson waits at most about that long for a busy worker).
+REFILL = 500
+STREAM_SECONDS = 5.0
 
 
 def _learners(course_id: int, now: datetime):  # type: ignore[no-untyped-def]
@@ -572,6 +579,23 @@ async def _allowed(ctx: JobContext, jobs: list[Job]) -> set[int]:
     return allowed
 
 
+async def _refill(ctx: JobContext) -> list[Job]:
+    """The next due paid messages (any paid broadcast's); a free broadcast's message
+    claimed with them goes straight back to the queue for the one-by-one path."""
+    assert ctx.claim is not None
+    more = await ctx.claim(BROADCAST_MESSAGE, REFILL)
+    others = [job.id for job in more if not _is_paid(job)]
+    if others:
+        await ctx.session.execute(
+            update(Job)
+            .where(Job.id.in_(others), Job.status == JobStatus.RUNNING)
+            .values(status=JobStatus.PENDING, claimed_until=None, attempts=Job.attempts - 1)
+            .execution_options(synchronize_session=False)
+        )
+        await ctx.session.commit()
+    return [job for job in more if _is_paid(job)]
+
+
 async def send_paid_batch(ctx: JobContext, jobs: list[Job]) -> None:
     """A paid broadcast's claimed messages, up to IN_FLIGHT sends at once.
 
@@ -581,7 +605,8 @@ async def send_paid_batch(ctx: JobContext, jobs: list[Job]) -> None:
     those in flight and those in the unflushed batch (at most IN_FLIGHT + FLUSH_EVERY);
     nothing else is sent twice and nothing is lost. Access is checked for CHECK_EVERY
     messages at a time in one query, just before they go (at 1000/s, well under a
-    second before). A Stop takes effect from the next claimed batch.
+    second before). More are claimed as these go (REFILL, for STREAM_SECONDS). A Stop
+    takes effect from the next claim: at most REFILL + CHECK_EVERY more messages.
     """
     sem = asyncio.Semaphore(IN_FLIGHT)
     tasks: set[asyncio.Task[_Outcome]] = set()
@@ -601,9 +626,11 @@ async def send_paid_batch(ctx: JobContext, jobs: list[Job]) -> None:
             messages[key] = load_message(msg, protect, True)
         return messages[key]
 
+    queue = deque(jobs)
+    until = ctx.clock.monotonic() + STREAM_SECONDS
     try:
-        for start in range(0, len(jobs), CHECK_EVERY):
-            chunk = jobs[start : start + CHECK_EVERY]
+        while queue:
+            chunk = [queue.popleft() for _ in range(min(CHECK_EVERY, len(queue)))]
             allowed = await _allowed(ctx, chunk)
             for job in chunk:
                 if job.id not in allowed:
@@ -628,6 +655,8 @@ async def send_paid_batch(ctx: JobContext, jobs: list[Job]) -> None:
                 if len(ready) >= FLUSH_EVERY:
                     batch, ready[:] = list(ready), []
                     await _record(ctx, batch)
+            if len(queue) < CHECK_EVERY and ctx.claim and ctx.clock.monotonic() < until:
+                queue.extend(await _refill(ctx))
         while tasks:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             harvest()

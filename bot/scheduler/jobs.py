@@ -27,6 +27,9 @@ class JobContext:
     sender: RateLimitedSender
     clock: Clock
     renderer: Renderer
+    # For batch handlers: claim up to n more due jobs of a kind (committed, leased, as
+    # the worker claims them); [] when the worker is stopping.
+    claim: Callable[[str, int], Awaitable[list[Job]]] | None = None
 
 
 JobHandler = Callable[[JobContext, Job], Awaitable[datetime | None]]

@@ -520,7 +520,13 @@ class Scheduler:
         taken: set[int] = set()
         for handler, batch in groups.items():
             taken.update(job.id for job in batch)
-            ctx = JobContext(session, self.sender, self.clock, self.renderer)
+            ctx = JobContext(
+                session,
+                self.sender,
+                self.clock,
+                self.renderer,
+                claim=lambda kind, n: self._claim_more(session, kind, n),
+            )
             try:
                 await handler(ctx, batch)
             except Exception:
@@ -530,6 +536,26 @@ class Scheduler:
                 await session.rollback()
             await session.commit()
         return taken
+
+    async def _claim_more(self, session: AsyncSession, kind: str, limit: int) -> list[Job]:
+        """More due jobs of `kind` for a batch handler that keeps its sends flowing."""
+        if self._stopping:
+            return []
+        now = self.clock.now()
+        due = Job.status == JobStatus.PENDING, Job.run_at <= now
+        ids = await self._claim_jobs_where(session, now, [kind], due, limit)
+        await session.commit()
+        if not ids:
+            return []
+        metrics.SCHEDULER_CLAIMED.labels("jobs").inc(len(ids))
+        return list(
+            await session.scalars(
+                select(Job)
+                .where(Job.id.in_(ids))
+                .order_by(Job.run_at, Job.id)
+                .execution_options(populate_existing=True)
+            )
+        )
 
     async def _run_job(self, session: AsyncSession, job_id: int) -> None:
         job = await session.get(Job, job_id)

@@ -199,3 +199,40 @@ async def test_access_is_checked_for_each_learner_when_the_batch_goes(
     final = h.session.of_type(EditMessageText)[-1].text
     assert "3 of 6 delivered, 1 unreachable" in final, final
     assert "no longer enrolled (refunded or expired): 2" in final, final
+
+
+async def test_one_round_streams_past_the_claimed_batch(
+    app: App, harness: Harness, db: AsyncSession, clock: ManualClock
+) -> None:
+    """With SCHEDULER_BATCH at 2 the paid batch claims more as its sends go, so one round
+    sends all six; a free broadcast's message claimed along the way goes back untouched
+    (not counted as an attempt) and is sent once by its own path."""
+    h = harness
+    await confirm_paid(h, db, clock)
+    await h.click("Paid broadcast", CLEO)
+    await app.scheduler.run_once()  # the fan-out
+    now = clock.now()
+    free = Job(
+        kind=broadcast.BROADCAST_MESSAGE,
+        dedupe_key="bc999:1",
+        payload={"chat_id": LEARNERS[0].id, "text": "A free one", "protect": False},
+        run_at=now,
+        status="pending",
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
+    db.add(free)
+    await db.commit()
+    free_id = free.id
+    await db.close()
+    app.scheduler.config.batch_size = 2
+    await app.scheduler.run_once()
+    assert sorted(int(r.chat_id) for r in news(h)) == [u.id for u in LEARNERS]
+    back = await db.get(Job, free_id, populate_existing=True)
+    assert back is not None and back.status == "pending" and back.attempts == 0
+    assert not [r for r in h.session.of_type(SendMessage) if r.text == "A free one"]
+    await db.close()
+    await run_to_end(app, clock)
+    assert len([r for r in h.session.of_type(SendMessage) if r.text == "A free one"]) == 1
+    assert len(news(h)) == len(LEARNERS)  # and no paid message twice
