@@ -583,7 +583,10 @@ async def _refill(ctx: JobContext) -> list[Job]:
     """The next due paid messages (any paid broadcast's); a free broadcast's message
     claimed with them goes straight back to the queue for the one-by-one path."""
     assert ctx.claim is not None
-    more = await ctx.claim(BROADCAST_MESSAGE, REFILL)
+    # Never more than STREAM_SECONDS' worth at the paid cap: what is claimed must go out
+    # well within its lease, or another worker would claim it again.
+    limit = max(1, min(REFILL, int(ctx.sender.paid_per_second * STREAM_SECONDS)))
+    more = await ctx.claim(BROADCAST_MESSAGE, limit)
     others = [job.id for job in more if not _is_paid(job)]
     if others:
         await ctx.session.execute(
