@@ -579,6 +579,19 @@ async def _allowed(ctx: JobContext, jobs: list[Job]) -> set[int]:
     return allowed
 
 
+async def _still_claimed(ctx: JobContext, jobs: list[Job]) -> list[Job]:
+    """Those still ours to send: a Stop since the claim cancelled the others (their rows
+    stay cancelled and are not sent)."""
+    running = set(
+        await ctx.session.scalars(
+            select(Job.id).where(
+                Job.id.in_([job.id for job in jobs]), Job.status == JobStatus.RUNNING
+            )
+        )
+    )
+    return [job for job in jobs if job.id in running]
+
+
 async def _refill(ctx: JobContext) -> list[Job]:
     """The next due paid messages (any paid broadcast's); a free broadcast's message
     claimed with them goes straight back to the queue for the one-by-one path."""
@@ -608,8 +621,9 @@ async def send_paid_batch(ctx: JobContext, jobs: list[Job]) -> None:
     those in flight and those in the unflushed batch (at most IN_FLIGHT + FLUSH_EVERY);
     nothing else is sent twice and nothing is lost. Access is checked for CHECK_EVERY
     messages at a time in one query, just before they go (at 1000/s, well under a
-    second before). More are claimed as these go (REFILL, for STREAM_SECONDS). A Stop
-    takes effect from the next claim: at most REFILL + CHECK_EVERY more messages.
+    second before), with whether each is still claimed: a Stop (which cancels claimed
+    rows too) takes effect from the next CHECK_EVERY, only those in flight still go.
+    More are claimed as these go (REFILL, for STREAM_SECONDS).
     """
     sem = asyncio.Semaphore(IN_FLIGHT)
     tasks: set[asyncio.Task[_Outcome]] = set()
@@ -633,7 +647,9 @@ async def send_paid_batch(ctx: JobContext, jobs: list[Job]) -> None:
     until = ctx.clock.monotonic() + STREAM_SECONDS
     try:
         while queue:
-            chunk = [queue.popleft() for _ in range(min(CHECK_EVERY, len(queue)))]
+            chunk = await _still_claimed(
+                ctx, [queue.popleft() for _ in range(min(CHECK_EVERY, len(queue)))]
+            )
             allowed = await _allowed(ctx, chunk)
             for job in chunk:
                 if job.id not in allowed:

@@ -236,3 +236,41 @@ async def test_one_round_streams_past_the_claimed_batch(
     await run_to_end(app, clock)
     assert len([r for r in h.session.of_type(SendMessage) if r.text == "A free one"]) == 1
     assert len(news(h)) == len(LEARNERS)  # and no paid message twice
+
+
+async def test_a_stop_mid_batch_halts_the_claimed_rest(
+    app: App,
+    harness: Harness,
+    db: AsyncSession,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stop cancels rows the worker already claimed too; the paid batch re-reads them
+    before each CHECK_EVERY, so the rest of its batch is not sent."""
+    h = harness
+    await confirm_paid(h, db, clock)
+    await h.click("Paid broadcast", CLEO)
+    await app.scheduler.run_once()  # the fan-out
+    parent, _ = await rows(db)
+    monkeypatch.setattr(broadcast, "CHECK_EVERY", 2)
+    allowed = broadcast._allowed
+    calls = 0
+
+    async def stop_after_first(ctx, jobs):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        ours = await allowed(ctx, jobs)
+        if calls == 1:  # the creator presses Stop as the first two go out
+            result = await broadcast.stop(db, parent.id, CLEO.id, clock.now())
+            assert result.outcome == broadcast.StopOutcome.STOPPED
+            await db.commit()
+            await db.close()
+        return ours
+
+    monkeypatch.setattr(broadcast, "_allowed", stop_after_first)
+    await run_to_end(app, clock)
+    assert len(news(h)) == 2
+    _, children = await rows(db)
+    assert sorted(c.status for c in children) == ["cancelled"] * 4 + ["done"] * 2
+    final = h.session.of_type(EditMessageText)[-1].text
+    assert "stopped" in final.lower() and "4 cancelled" in final, final
