@@ -97,35 +97,21 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def worker_main(args: argparse.Namespace) -> None:
-    from aiogram import Bot
-    from aiogram.client.session.aiohttp import AiohttpSession
-    from aiogram.client.telegram import TelegramAPIServer
+    from scheduler_workers import close_sender, make_sender, run_until_done
 
     from bot.app import tune_gc
     from bot.scheduler import broadcast
     from bot.scheduler.jobs import JobRegistry
-    from bot.scheduler.sender import RateLimitedSender
     from bot.scheduler.worker import Scheduler, WorkerConfig
-    from bot.telegram.sender import TelegramSender
 
     tune_gc()  # as `python -m bot run` sets up its process
     engine = create_engine(args.db)
-    bot = Bot(args.token, session=AiohttpSession(api=TelegramAPIServer.from_base(args.api)))
-    limiter = None
-    if args.redis:
-        from redis.asyncio import Redis
-
-        from bot.scheduler.shared_limits import RedisLimiter
-
-        limiter = RedisLimiter(
-            Redis.from_url(args.redis),
-            per_second=args.free,
-            chat_interval=1.0,
-            group_interval=3.0,
-            bot_id=bot.id,
-        )
-    sender = RateLimitedSender(
-        TelegramSender(bot), per_second=args.free, paid_per_second=args.paid, limiter=limiter
+    sender = make_sender(
+        args.api,
+        args.token,
+        per_second=args.free,
+        paid_per_second=args.paid,
+        redis_url=args.redis,
     )
     registry = JobRegistry()
     broadcast.register(registry)
@@ -137,17 +123,11 @@ async def worker_main(args: argparse.Namespace) -> None:
         config=WorkerConfig(batch_size=args.batch, poll_interval=0.2),
     )
     await worker.recover()
-    idle = 0
     try:
-        while idle < 3 or await unfinished(sessionmaker) > 0:
-            idle = idle + 1 if await worker.run_once() == 0 else 0
-            if idle:
-                await asyncio.sleep(0.2)
+        await run_until_done(worker, lambda: unfinished(sessionmaker))
     finally:
-        await bot.session.close()
+        await close_sender(sender)
         await engine.dispose()
-        if limiter is not None:
-            await limiter.redis.aclose()
 
 
 async def unfinished(sessionmaker: Any) -> int:

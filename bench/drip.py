@@ -72,35 +72,17 @@ SCRIPT = str(Path(__file__).resolve())
 
 
 async def worker_main(args: argparse.Namespace) -> None:
-    from aiogram import Bot
-    from aiogram.client.session.aiohttp import AiohttpSession
-    from aiogram.client.telegram import TelegramAPIServer
+    from scheduler_workers import close_sender, make_sender, run_until_done
 
-    from bot.scheduler.sender import RateLimitedSender
     from bot.scheduler.worker import Scheduler, WorkerConfig
-    from bot.telegram.sender import TelegramSender
 
     engine = create_engine(args.db)
-    session = AiohttpSession(api=TelegramAPIServer.from_base(args.api))
-    bot = Bot(args.token, session=session)
-    limiter = None
-    if args.redis:
-        from redis.asyncio import Redis
-
-        from bot.scheduler.shared_limits import RedisLimiter
-
-        limiter = RedisLimiter(
-            Redis.from_url(args.redis),
-            per_second=args.rate,
-            chat_interval=args.chat_interval,
-            group_interval=3.0,
-            bot_id=bot.id,
-        )
-    sender = RateLimitedSender(
-        TelegramSender(bot),
+    sender = make_sender(
+        args.api,
+        args.token,
         per_second=args.rate,
         chat_interval=args.chat_interval,
-        limiter=limiter,
+        redis_url=args.redis,
     )
     sessionmaker = create_sessionmaker(engine)
     worker = Scheduler(
@@ -110,19 +92,11 @@ async def worker_main(args: argparse.Namespace) -> None:
     )
     await worker.acquire_worker_lock()  # a warm standby waits here for the worker to die
     await worker.recover()
-    idle = 0
     try:
-        # Done when nothing is left for anyone: a killed worker's rows come back to the
-        # others when its lease runs out.
-        while idle < 3 or await unfinished(sessionmaker) > 0:
-            idle = idle + 1 if await worker.run_once() == 0 else 0
-            if idle:
-                await asyncio.sleep(0.2)
+        await run_until_done(worker, lambda: unfinished(sessionmaker))
     finally:
-        await bot.session.close()
+        await close_sender(sender)
         await engine.dispose()
-        if limiter is not None:
-            await limiter.redis.aclose()
 
 
 async def unfinished(sessionmaker: Any) -> int:
