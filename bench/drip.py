@@ -250,10 +250,10 @@ async def run_mode(mode: str, args: argparse.Namespace, workers: int = 1) -> dic
     too_many = 0
     check_rate = server.check_rate
 
-    def counting_check_rate(chat: Any) -> None:
+    def counting_check_rate(chat: Any, paid: bool = False) -> None:
         nonlocal too_many
         try:
-            check_rate(chat)
+            check_rate(chat, paid)
         except ApiError as exc:
             if exc.code == 429:
                 too_many += 1
