@@ -31,7 +31,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -206,13 +205,10 @@ async def recorded_tenths(url: str) -> int:
 
 
 async def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
-    from sandbox.control import create_user
-    from sandbox.limits import RateLimits, SandboxConfig
-    from sandbox.server import ApiError, SandboxServer
+    from scheduler_workers import lost_and_duplicates, start_sandbox
 
     if workers > 1 and not args.db:
         raise SystemExit("--workers above 1 needs PostgreSQL: --db postgresql+asyncpg://...")
-    sys.path.insert(0, str(ROOT / "bench"))  # drip.py's helpers
     if args.db:
         from drip import postgres_database
 
@@ -221,11 +217,7 @@ async def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
     else:
         url = f"sqlite+aiosqlite:///{Path(tempfile.mkdtemp(prefix='lyceum-bc-')) / 'b.sqlite3'}"
     await seed(url, args.recipients)
-    config = SandboxConfig(limits=RateLimits(), latency=args.latency, validate_output=False)
-    server = SandboxServer(config)
-    api = await server.start("127.0.0.1", 0)
-    for i in range(args.recipients):
-        create_user(server, {"id": FIRST_UID + i}).started = True
+    server, api, tally = await start_sandbox(FIRST_UID, args.recipients, args.latency)
     server.set_bot_balance_tenths(args.recipients * 10)
     # The sandbox stands in for Telegram's servers, which do not stop the world to walk a
     # heap: no cycle collection in this process while the workers send (it keeps every
@@ -235,20 +227,6 @@ async def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
     gc.freeze()
     gc.disable()
 
-    accepted: list[float] = []
-    too_many = 0
-    check_rate = server.check_rate
-
-    def counting(chat: Any, paid: bool = False) -> None:
-        nonlocal too_many
-        try:
-            check_rate(chat, paid)
-        except ApiError as exc:
-            too_many += exc.code == 429
-            raise
-        accepted.append(time.monotonic())
-
-    server.check_rate = counting  # type: ignore[method-assign]
     # With shared limits the caps are the deployment's; without, split by hand.
     split = 1 if args.redis else workers
     share, free = str(args.paid / split), str(30.0 / split)
@@ -256,8 +234,9 @@ async def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         from drip import forget_limits
 
         await forget_limits(args.redis)
-    cmd = [sys.executable, SCRIPT, "--worker", "--db", url, "--api", api, "--token",
-           config.token, "--batch", str(args.batch), "--paid", share, "--free", free]  # fmt: skip
+    token = server.config.token
+    cmd = [sys.executable, SCRIPT, "--worker", "--db", url, "--api", api, "--token", token,
+           "--batch", str(args.batch), "--paid", share, "--free", free]  # fmt: skip
     if args.profile:
         cmd += ["--profile", args.profile]
     if args.redis:
@@ -289,13 +268,7 @@ async def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
     servers1, busy1 = servers_cpu(), busy_ticks()
     servers = {k: round(servers1[k] - servers0[k], 1) for k in servers1}
     busy = (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
-    per_user = [0] * args.recipients
-    for chat_id, chat in server.chats.items():
-        i = chat_id - FIRST_UID
-        if 0 <= i < args.recipients:
-            per_user[i] = sum(1 for m in chat.messages.values() if m.outgoing)
-    span = accepted[-1] - accepted[0] if len(accepted) > 1 else 0.0
-    rate = (len(accepted) - 1) / span if span else 0.0
+    rate, span = tally.rate()
     recorded = await recorded_tenths(url)
     if args.db:
         await postgres_database(args.db, pg_name, drop=True)
@@ -308,9 +281,8 @@ async def run(args: argparse.Namespace, workers: int) -> dict[str, Any]:
         "msgs_per_s": round(rate, 1),
         "ratio_to_1000": round(rate / 1000, 4),
         "seconds": round(span, 1),
-        "http_429": too_many,
-        "lost": sum(1 for c in per_user if c == 0),
-        "duplicates": sum(max(0, c - 1) for c in per_user),
+        "http_429": tally.too_many,
+        **lost_and_duplicates(tally.per_learner(FIRST_UID, args.recipients)),
         "stars_billed_by_sandbox": server.paid_broadcast_billed / 10,
         "stars_recorded_by_bot": recorded / 10,
         "shared_limits": bool(args.redis),

@@ -1,12 +1,15 @@
-"""What the scheduler benchmarks' worker processes share (bench/drip.py, bench/broadcast.py):
-the sender as a deployed worker has it (aiogram's Bot on the sandbox, the rate-limited
-sender, its limits in this process or shared in Redis) and the loop that runs a Scheduler
-until no work is left for anyone."""
+"""What the scheduler benchmarks share (bench/drip.py, bench/broadcast.py). In the worker
+processes: the sender as a deployed worker has it (aiogram's Bot on the sandbox, the
+rate-limited sender, its limits in this process or shared in Redis) and the loop that
+runs a Scheduler until no work is left for anyone. In the bench process: the sandbox
+with Telegram's limits and what it accepted, learner by learner."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -15,6 +18,9 @@ from aiogram.client.telegram import TelegramAPIServer
 from bot.scheduler.sender import RateLimitedSender
 from bot.scheduler.worker import Scheduler
 from bot.telegram.sender import TelegramSender
+from sandbox.control import create_user
+from sandbox.limits import RateLimits, SandboxConfig
+from sandbox.server import ApiError, SandboxServer
 
 
 def make_sender(
@@ -67,3 +73,57 @@ async def run_until_done(worker: Scheduler, unfinished: Callable[[], Awaitable[i
         idle = idle + 1 if await worker.run_once() == 0 else 0
         if idle:
             await asyncio.sleep(0.2)
+
+
+# --- the bench process: the sandbox standing in for Telegram ------------------------------
+
+
+class Tally:
+    """What the sandbox saw: when each message was accepted, how many 429s it answered,
+    and, at the end, how many messages each learner got."""
+
+    def __init__(self, server: SandboxServer) -> None:
+        self.server = server
+        self.accepted: list[float] = []
+        self.too_many = 0
+        check_rate = server.check_rate
+
+        def counting(chat: Any, paid: bool = False) -> None:
+            try:
+                check_rate(chat, paid)
+            except ApiError as exc:
+                self.too_many += exc.code == 429
+                raise
+            self.accepted.append(time.monotonic())
+
+        server.check_rate = counting  # type: ignore[method-assign]
+
+    def rate(self) -> tuple[float, float]:
+        """(messages a second from the first accepted to the last, that span in s)."""
+        span = self.accepted[-1] - self.accepted[0] if len(self.accepted) > 1 else 0.0
+        return ((len(self.accepted) - 1) / span if span else 0.0), span
+
+    def per_learner(self, first_uid: int, n: int) -> list[int]:
+        got = [0] * n
+        for chat_id, chat in self.server.chats.items():
+            if 0 <= chat_id - first_uid < n:
+                got[chat_id - first_uid] = sum(1 for m in chat.messages.values() if m.outgoing)
+        return got
+
+
+async def start_sandbox(first_uid: int, n: int, latency: float) -> tuple[SandboxServer, str, Tally]:
+    """The sandbox with Telegram's limits and `latency` a call, `n` learners who started
+    the bot (ids from `first_uid`), counting what it accepts."""
+    config = SandboxConfig(limits=RateLimits(), latency=latency, validate_output=False)
+    server = SandboxServer(config)
+    api = await server.start("127.0.0.1", 0)
+    for i in range(n):
+        create_user(server, {"id": first_uid + i}).started = True
+    return server, api, Tally(server)
+
+
+def lost_and_duplicates(per_learner: list[int]) -> dict[str, int]:
+    return {
+        "lost": sum(1 for c in per_learner if c == 0),
+        "duplicates": sum(max(0, c - 1) for c in per_learner),
+    }
