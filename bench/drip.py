@@ -224,9 +224,7 @@ async def forget_limits(redis_url: str) -> None:
 
 
 async def run_mode(mode: str, args: argparse.Namespace, workers: int = 1) -> dict[str, Any]:
-    from sandbox.control import create_user
-    from sandbox.limits import RateLimits, SandboxConfig
-    from sandbox.server import ApiError, SandboxServer
+    from scheduler_workers import lost_and_duplicates, start_sandbox
 
     if args.db:
         pg_name = f"lyceum_bench_drip_{os.getpid()}"
@@ -240,27 +238,7 @@ async def run_mode(mode: str, args: argparse.Namespace, workers: int = 1) -> dic
         await forget_limits(args.redis)
     await seed(url, args.n)
 
-    config = SandboxConfig(limits=RateLimits(), latency=args.latency, validate_output=False)
-    server = SandboxServer(config)
-    api = await server.start("127.0.0.1", 0)
-    for i in range(args.n):
-        create_user(server, {"id": FIRST_UID + i}).started = True
-
-    accepted: list[float] = []
-    too_many = 0
-    check_rate = server.check_rate
-
-    def counting_check_rate(chat: Any, paid: bool = False) -> None:
-        nonlocal too_many
-        try:
-            check_rate(chat, paid)
-        except ApiError as exc:
-            if exc.code == 429:
-                too_many += 1
-            raise
-        accepted.append(time.monotonic())
-
-    server.check_rate = counting_check_rate  # type: ignore[method-assign]
+    server, api, tally = await start_sandbox(FIRST_UID, args.n, args.latency)
 
     cmd = [
         sys.executable,
@@ -271,7 +249,7 @@ async def run_mode(mode: str, args: argparse.Namespace, workers: int = 1) -> dic
         "--api",
         api,
         "--token",
-        config.token,
+        server.config.token,
         "--rate",
         str(args.rate),
         "--batch",
@@ -322,12 +300,8 @@ async def run_mode(mode: str, args: argparse.Namespace, workers: int = 1) -> dic
                 await p.wait()
         await server.stop()
 
-    per_user = {uid: 0 for uid in range(FIRST_UID, FIRST_UID + args.n)}
-    for chat_id, chat in server.chats.items():
-        if chat_id in per_user:
-            per_user[chat_id] = sum(1 for m in chat.messages.values() if m.outgoing)
-    span = accepted[-1] - accepted[0] if len(accepted) > 1 else 0.0
-    rate = (len(accepted) - 1) / span if span else 0.0
+    accepted = tally.accepted
+    rate, span = tally.rate()
     # The longest silence around each kill: the new process starting (cold: mostly
     # importing aiogram) and recovering. The cost of the crash, not of the sender.
     gaps = [
@@ -356,9 +330,8 @@ async def run_mode(mode: str, args: argparse.Namespace, workers: int = 1) -> dic
         "restart_gaps_s": [round(g, 2) for g in gaps],
         "sends_per_s_while_up": round(up_rate, 2),
         "ratio_to_cap_while_up": round(up_rate / args.rate, 4),
-        "http_429": too_many,
-        "duplicates": sum(max(0, c - 1) for c in per_user.values()),
-        "lost": sum(1 for c in per_user.values() if c == 0),
+        "http_429": tally.too_many,
+        **lost_and_duplicates(tally.per_learner(FIRST_UID, args.n)),
         "kills": kills,
         # A warm standby only with one worker on SQLite (the worker lock); else cold.
         "restart": (
