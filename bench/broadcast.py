@@ -38,19 +38,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, insert, select  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from bot.config import Settings  # noqa: E402
 from bot.db import create_engine, create_sessionmaker  # noqa: E402
 from bot.migrate import upgrade  # noqa: E402
 from bot.models import (  # noqa: E402
-    Course,
-    Creator,
-    Entitlement,
     Job,
     JobStatus,
     ProductKind,
-    User,
 )
 
 FIRST_UID = 10_000_000
@@ -145,6 +141,8 @@ async def unfinished(sessionmaker: Any) -> int:
 
 
 async def seed(url: str, n: int) -> None:
+    from scheduler_workers import course_with_learners
+
     from bot.scheduler import broadcast
     from bot.scheduler.sender import Outgoing
 
@@ -153,31 +151,7 @@ async def seed(url: str, n: int) -> None:
     now = datetime.now(UTC)
     try:
         async with create_sessionmaker(engine)() as s:
-            s.add(User(id=1, first_name="Owner", referral_code="owner"))
-            await s.flush()
-            creator = Creator(user_id=1, display_name="Owner")
-            s.add(creator)
-            await s.flush()
-            course = Course(creator_id=creator.id, title="Bench course", published=True)
-            s.add(course)
-            await s.flush()
-            uids = [FIRST_UID + i for i in range(n)]
-            await s.execute(
-                insert(User),
-                [{"id": u, "first_name": f"L{u}", "referral_code": f"b{u}"} for u in uids],
-            )
-            await s.execute(
-                insert(Entitlement),
-                [
-                    {
-                        "user_id": u,
-                        "product_kind": ProductKind.COURSE,
-                        "product_id": course.id,
-                        "starts_at": now,
-                    }
-                    for u in uids
-                ],
-            )
+            course, uids = await course_with_learners(s, FIRST_UID, n, now)
             await broadcast.queue_to(
                 s,
                 recipients=uids,

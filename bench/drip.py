@@ -53,15 +53,10 @@ from sqlalchemy import func, insert, select  # noqa: E402
 from bot.db import create_engine, create_sessionmaker  # noqa: E402
 from bot.migrate import upgrade  # noqa: E402
 from bot.models import (  # noqa: E402
-    Course,
-    Creator,
     Delivery,
     DeliveryStatus,
     Enrollment,
-    Entitlement,
     Lesson,
-    ProductKind,
-    User,
 )
 
 FIRST_UID = 10_000_000
@@ -115,52 +110,17 @@ async def unfinished(sessionmaker: Any) -> int:
 
 
 async def seed(url: str, n: int) -> None:
+    from scheduler_workers import course_with_learners
+
     await upgrade(url)
     engine = create_engine(url)
     now = datetime.now(UTC)
     try:
         async with create_sessionmaker(engine)() as s:
-            owner = User(id=1, first_name="Owner", referral_code="owner")
-            s.add(owner)
-            await s.flush()
-            creator = Creator(user_id=1, display_name="Owner")
-            s.add(creator)
-            await s.flush()
-            course = Course(creator_id=creator.id, title="Bench course", published=True)
-            s.add(course)
-            await s.flush()
+            course, uids = await course_with_learners(s, FIRST_UID, n, now)
             lesson = Lesson(course_id=course.id, position=1, title="One", text="Lesson one")
             s.add(lesson)
             await s.flush()
-            uids = [FIRST_UID + i for i in range(n)]
-            # Quiet hours off (start == end): the bench must not depend on the hour it runs.
-            await s.execute(
-                insert(User),
-                [
-                    {
-                        "id": uid,
-                        "first_name": f"L{uid}",
-                        "referral_code": f"b{uid}",
-                        "interests": [],
-                        "quiet_start": 0,
-                        "quiet_end": 0,
-                    }
-                    for uid in uids
-                ],
-            )
-            # The worker sends a lesson only to someone entitled to the course.
-            await s.execute(
-                insert(Entitlement),
-                [
-                    {
-                        "user_id": uid,
-                        "product_kind": ProductKind.COURSE,
-                        "product_id": course.id,
-                        "starts_at": now,
-                    }
-                    for uid in uids
-                ],
-            )
             await s.execute(
                 insert(Enrollment),
                 [{"user_id": uid, "course_id": course.id, "started_at": now} for uid in uids],

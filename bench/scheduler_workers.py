@@ -1,20 +1,25 @@
 """What the scheduler benchmarks share (bench/drip.py, bench/broadcast.py). In the worker
 processes: the sender as a deployed worker has it (aiogram's Bot on the sandbox, the
 rate-limited sender, its limits in this process or shared in Redis) and the loop that
-runs a Scheduler until no work is left for anyone. In the bench process: the sandbox
-with Telegram's limits and what it accepted, learner by learner."""
+runs a Scheduler until no work is left for anyone. In the bench process: the course and
+its learners, the sandbox with Telegram's limits and what it accepted, learner by
+learner."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.models import Course, Creator, Entitlement, ProductKind, User
 from bot.scheduler.sender import RateLimitedSender
 from bot.scheduler.worker import Scheduler
 from bot.telegram.sender import TelegramSender
@@ -127,3 +132,46 @@ def lost_and_duplicates(per_learner: list[int]) -> dict[str, int]:
         "lost": sum(1 for c in per_learner if c == 0),
         "duplicates": sum(max(0, c - 1) for c in per_learner),
     }
+
+
+async def course_with_learners(
+    s: AsyncSession, first_uid: int, n: int, now: datetime
+) -> tuple[Course, list[int]]:
+    """One creator's published course and `n` learners entitled to it (ids from
+    `first_uid`), quiet hours off: a bench must not depend on the hour it runs."""
+    s.add(User(id=1, first_name="Owner", referral_code="owner"))
+    await s.flush()
+    creator = Creator(user_id=1, display_name="Owner")
+    s.add(creator)
+    await s.flush()
+    course = Course(creator_id=creator.id, title="Bench course", published=True)
+    s.add(course)
+    await s.flush()
+    uids = [first_uid + i for i in range(n)]
+    await s.execute(
+        insert(User),
+        [
+            {
+                "id": uid,
+                "first_name": f"L{uid}",
+                "referral_code": f"b{uid}",
+                "interests": [],
+                "quiet_start": 0,
+                "quiet_end": 0,
+            }
+            for uid in uids
+        ],
+    )
+    await s.execute(
+        insert(Entitlement),
+        [
+            {
+                "user_id": uid,
+                "product_kind": ProductKind.COURSE,
+                "product_id": course.id,
+                "starts_at": now,
+            }
+            for uid in uids
+        ],
+    )
+    return course, uids
