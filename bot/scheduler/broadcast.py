@@ -426,11 +426,12 @@ async def _fan_out(ctx: JobContext, job: Job, payload: dict[str, Any], now: date
 
 
 async def _any_access(ctx: JobContext, chat_id: int, check: dict[str, Any]) -> bool:
-    now = ctx.clock.now()
-    for product_id in check.get("ids") or ():
-        if await access.has_access(ctx.session, chat_id, str(check["kind"]), int(product_id), now):
-            return True
-    return False
+    """One learner's access (the one-by-one path): the rule `_allowed` applies to many."""
+    key = _access_key(check)
+    if key is None:
+        return True
+    holders = await access.holders(ctx.session, [chat_id], *key, ctx.clock.now())
+    return chat_id in holders
 
 
 async def send_one(ctx: JobContext, job: Job) -> datetime | None:
