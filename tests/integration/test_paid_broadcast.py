@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.models import Entitlement, Job, ProductKind, User
 from bot.scheduler import broadcast
 from bot.scheduler.clock import ManualClock
+from bot.scheduler.errors import Transient
 from bot.services import access
 from tests.integration.test_growth_messages import CLEO, T0, creator_with_course
 from tests.support.broadcasts import draft, enroll_all
@@ -274,3 +275,40 @@ async def test_a_stop_mid_batch_halts_the_claimed_rest(
     assert sorted(c.status for c in children) == ["cancelled"] * 4 + ["done"] * 2
     final = h.session.of_type(EditMessageText)[-1].text
     assert "stopped" in final.lower() and "4 cancelled" in final, final
+
+
+async def test_shared_limits_unreachable_puts_the_message_back(
+    app: App,
+    harness: Harness,
+    db: AsyncSession,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Redis gone when a slot is asked for: nothing is sent for that learner, the row
+    goes back to the queue with a later time (not failed, not lost); the rest go."""
+    h = harness
+    await confirm_paid(h, db, clock)
+    await h.click("Paid broadcast", CLEO)
+    await app.scheduler.run_once()  # the fan-out
+    sender = app.scheduler.sender
+    paid_slot = sender.paid_slot
+    calls = 0
+
+    async def unreachable_once(chat_id: int) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise Transient("rate limiter unreachable: connection refused")
+        return await paid_slot(chat_id)
+
+    monkeypatch.setattr(sender, "paid_slot", unreachable_once)
+    await app.scheduler.run_once()
+    assert len(news(h)) == len(LEARNERS) - 1
+    _, children = await rows(db)
+    back = [c for c in children if c.status == "pending"]
+    assert len(back) == 1 and "unreachable" in (back[0].last_error or "")
+    assert back[0].run_at > clock.now()
+    await run_to_end(app, clock)
+    clock.advance(seconds=60)
+    await run_to_end(app, clock)
+    assert sorted(int(r.chat_id) for r in news(h)) == [u.id for u in LEARNERS]  # once each
